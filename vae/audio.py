@@ -46,7 +46,9 @@ def _wav_truncation(path: Path) -> str | None:
             if chunk_id == b"data":
                 held = size - pos - 8
                 if chunk_size != 0xFFFFFFFF and chunk_size > held:
-                    return f"truncated: header declares {chunk_size} bytes of audio, file holds {held}"
+                    return (
+                        f"truncated: header declares {chunk_size} bytes of audio, file holds {held}"
+                    )
                 return None
             pos += 8 + chunk_size + (chunk_size & 1)
     return "truncated: no audio data chunk"

@@ -66,8 +66,14 @@ class FeatureConfig:
             ),
             (self.top_db > 0, f"top_db={self.top_db} must be positive"),
             (self.n_mels >= 0, f"n_mels={self.n_mels} must be 0 (linear) or a band count"),
-            (self.segment in SEGMENT_MODES, f"segment={self.segment!r} must be one of {SEGMENT_MODES}"),
-            (self.griffin_lim_iters >= 1, f"griffin_lim_iters={self.griffin_lim_iters} must be >= 1"),
+            (
+                self.segment in SEGMENT_MODES,
+                f"segment={self.segment!r} must be one of {SEGMENT_MODES}",
+            ),
+            (
+                self.griffin_lim_iters >= 1,
+                f"griffin_lim_iters={self.griffin_lim_iters} must be >= 1",
+            ),
             (
                 0 <= self.griffin_lim_momentum < 1,
                 f"griffin_lim_momentum={self.griffin_lim_momentum} must be in [0, 1)",
@@ -174,6 +180,11 @@ def _window(n_fft: int) -> torch.Tensor:
 def _reference(cfg: FeatureConfig) -> float:
     """STFT magnitude of a full-scale sine at a bin centre: the 0 dB point of every feature."""
     return float(_window(cfg.n_fft).sum()) / 2
+
+
+def magnitude_floor(cfg: FeatureConfig) -> float:
+    """The linear magnitude that maps to feature 0 (-top_db): quieter bins are not kept."""
+    return _reference(cfg) * 10 ** (-cfg.top_db / 20)
 
 
 @functools.lru_cache(maxsize=8)

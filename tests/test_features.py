@@ -1,0 +1,109 @@
+"""Feature extraction and inversion: shapes, ranges, global normalisation, Griffin-Lim."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from vae import features as F
+from vae.metrics import spectral_convergence
+
+
+def speechlike(cfg: F.FeatureConfig, seed: int = 0) -> np.ndarray:
+    """A harmonic tone with a moving pitch and an envelope: enough structure to invert."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(cfg.clip_samples) / cfg.sample_rate
+    f0 = 120 + 60 * np.sin(2 * np.pi * 1.5 * t) + rng.uniform(0, 40)
+    phase = 2 * np.pi * np.cumsum(f0) / cfg.sample_rate
+    wave = sum(np.sin(k * phase) / k for k in range(1, 8))
+    env = np.sin(np.pi * t / t[-1]) ** 2
+    return (wave * env).astype(np.float32)
+
+
+@pytest.mark.parametrize("name,shape", [("seed", (256, 64)), ("fsdd", (128, 128))])
+def test_preset_shapes(name, shape):
+    cfg = F.get_preset(name)
+    feats = F.waveform_to_features(speechlike(cfg), cfg)
+    assert tuple(feats.shape) == shape == cfg.shape
+    assert feats.min() >= 0 and feats.max() <= 1 and feats.max() > 0.8
+
+
+def test_music_preset_is_segmented():
+    cfg = F.get_preset("music")
+    assert cfg.segment == "chunks" and cfg.shape == (512, 256)
+    assert cfg.clip_seconds == pytest.approx(5.94, abs=0.001)
+
+
+def test_normalisation_is_global_not_per_file():
+    cfg = F.get_preset("fsdd")
+    wave = speechlike(cfg)
+    loud, quiet = F.waveform_to_features(wave, cfg), F.waveform_to_features(wave * 0.01, cfg)
+    torch.testing.assert_close(loud, quiet, atol=1e-4, rtol=0)  # each clip is peak-normalised
+    # A quiet band stays quiet relative to full scale: values are not stretched to [0, 1].
+    sine = np.sin(2 * np.pi * 1000 * np.arange(cfg.clip_samples) / cfg.sample_rate)
+    feats = F.waveform_to_features(sine.astype(np.float32), cfg)
+    assert feats.max() == pytest.approx(1.0, abs=0.01)
+    assert (feats[:, 5] < 0.5).float().mean() > 0.9  # most bins far below the tone
+
+
+def test_batched_equals_one_by_one():
+    cfg = F.get_preset("fsdd")
+    waves = np.stack([speechlike(cfg, s) for s in range(3)])
+    batch = F.waveform_to_features(waves, cfg)
+    for i in range(3):
+        torch.testing.assert_close(batch[i], F.waveform_to_features(waves[i], cfg))
+
+
+def test_features_to_magnitude_inverts_the_mapping():
+    cfg = F.get_preset("seed")
+    mag = F.stft_magnitude(torch.from_numpy(speechlike(cfg)), cfg)
+    mag = mag / mag.max() * 50  # keep it above the floor mostly
+    feats = F.magnitude_to_features(mag, cfg)
+    back = F.features_to_magnitude(feats, cfg)
+    keep = feats[:, :] > 0.01
+    torch.testing.assert_close(back[:-1][keep], mag[:-1][keep], rtol=1e-3, atol=1e-3)
+    assert torch.all(back[-1] == 0)  # the dropped Nyquist bin comes back silent
+
+
+@pytest.mark.parametrize("name", ["seed", "fsdd"])
+def test_griffin_lim_round_trip_beats_zero_phase(name):
+    cfg = F.get_preset(name)
+    waves = np.stack([speechlike(cfg, s) for s in range(4)])
+    feats = F.waveform_to_features(waves, cfg)
+    ref = F.features_to_magnitude(feats, cfg)
+    gl = F.stft_magnitude(F.features_to_waveform(feats, cfg), cfg)
+    zero = F.stft_magnitude(F.zero_phase_waveform(feats, cfg), cfg)
+    sc_gl, sc_zero = spectral_convergence(ref, gl), spectral_convergence(ref, zero)
+    assert sc_gl.median() < 0.15
+    assert sc_zero.median() > 3 * sc_gl.median()
+    assert F.features_to_waveform(feats, cfg).shape == (4, cfg.clip_samples)
+
+
+def test_griffin_lim_is_deterministic():
+    cfg = F.get_preset("fsdd")
+    feats = F.waveform_to_features(speechlike(cfg), cfg)
+    assert torch.equal(F.features_to_waveform(feats, cfg), F.features_to_waveform(feats, cfg))
+
+
+def test_mel_bins_round_trip_shape():
+    cfg = F.get_preset("fsdd").replace(n_mels=64)
+    feats = F.waveform_to_features(speechlike(cfg), cfg)
+    assert feats.shape == (64, cfg.n_frames)
+    wave = F.features_to_waveform(feats, cfg)
+    assert wave.shape == (cfg.clip_samples,) and torch.isfinite(wave).all()
+
+
+def test_config_validation_and_serialisation():
+    cfg = F.get_preset("fsdd")
+    assert F.FeatureConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.fingerprint() != cfg.replace(hop_length=32).fingerprint()
+    with pytest.raises(ValueError, match="hop_length=0"):
+        cfg.replace(hop_length=0)
+    with pytest.raises(ValueError, match="format_version 99"):
+        F.FeatureConfig.from_dict({**cfg.to_dict(), "format_version": 99})
+    with pytest.raises(ValueError, match="unknown feature config fields"):
+        F.FeatureConfig.from_dict({**cfg.to_dict(), "colour": "red"})
+    with pytest.raises(ValueError, match="unknown preset 'jazz'"):
+        F.get_preset("jazz")
+    assert dataclasses.is_dataclass(cfg)

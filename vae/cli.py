@@ -1,0 +1,398 @@
+"""``python -m vae``: every capability of the library, headless.
+
+Each command prints progress on long work, exits 0 on success and 1 with a one-line
+``error: ...`` otherwise (set VAE_DEBUG=1 for the traceback); bad files inside a batch are
+reported and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from vae import __version__
+from vae.features import PRESETS
+
+DESCRIPTION = """Sound VAE Studio: turn a folder of short clips into a VAE you can play with.
+
+typical run:
+  python -m vae preprocess CLIPS --out data/mine --preset fsdd
+  python -m vae train data/mine --out checkpoints/mine --epochs 30
+  python -m vae interpolate checkpoints/mine a.wav b.wav --steps 8 --out out/
+"""
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit code 1."""
+
+
+def _bar(desc: str, unit: str = "clip") -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    """A tqdm bar on stderr driven by progress(done, total) callbacks."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=True)
+
+    def update(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return update, bar.close
+
+
+def _feature_config(args: argparse.Namespace):
+    from vae.features import get_preset
+
+    cfg = get_preset(args.preset)
+    changes = {
+        "sample_rate": args.sample_rate,
+        "n_fft": args.n_fft,
+        "hop_length": args.hop,
+        "top_db": args.top_db,
+        "n_mels": args.n_mels,
+        "trim_db": args.trim_db,
+    }
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if args.clip_seconds is not None:
+        rate = changes.get("sample_rate", cfg.sample_rate)
+        changes["clip_samples"] = int(round(args.clip_seconds * rate))
+    return cfg.replace(**changes) if changes else cfg
+
+
+def cmd_preprocess(args: argparse.Namespace) -> int:
+    from vae.dataset import preprocess
+
+    cfg = _feature_config(args)
+    print(
+        f"features: {cfg.n_bins} bins x {cfg.n_frames} frames "
+        f"({cfg.clip_seconds:.3f} s at {cfg.sample_rate} Hz)",
+        file=sys.stderr,
+    )
+    update, close = _bar("preprocess", "file")
+    try:
+        summary = preprocess(
+            Path(args.src),
+            Path(args.out),
+            cfg,
+            labels=args.labels,
+            val_fraction=args.val_fraction,
+            seed=args.seed,
+            progress=update,
+        )
+    finally:
+        close()
+    for file, reason in summary.refused:
+        print(f"skipped {file}: {reason}", file=sys.stderr)
+    labels = ", ".join(f"{k}: {v}" for k, v in summary.per_label.items()) or "none"
+    print(
+        f"kept {summary.kept} clips, refused {len(summary.refused)} files "
+        f"in {summary.seconds:.1f} s -> {summary.out}\nclips per label: {labels}"
+    )
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from vae.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        beta=args.beta,
+        beta_warmup_epochs=args.beta_warmup_epochs,
+        free_bits=args.free_bits,
+        seed=args.seed,
+        device=args.device,
+    )
+    overrides: dict = {"conditional": args.conditional}
+    if args.latent_dim is not None:
+        overrides["latent_dim"] = args.latent_dim
+    if args.channels:
+        overrides["channels"] = tuple(int(c) for c in args.channels.split(","))
+    from tqdm import tqdm
+
+    bar = tqdm(file=sys.stderr, unit="batch", dynamic_ncols=True)
+
+    def progress(event: dict) -> None:
+        kind = event.get("event")
+        if kind == "batch":
+            bar.set_description(f"epoch {event['epoch']}/{args.epochs}")
+            bar.total = event["batches"]
+            bar.n = event["batch"]
+            bar.refresh()
+        elif kind == "epoch":
+            bar.write(
+                f"epoch {event['epoch']}: loss {event['train_loss']:.3f} "
+                f"(recon {event['train_recon']:.3f}, kl {event['train_kl']:.3f}) "
+                f"val {event['val_loss']:.3f} in {event['seconds']:.1f} s"
+            )
+        elif "message" in event:
+            bar.write(str(event["message"]))
+
+    try:
+        result = train(
+            Path(args.data),
+            Path(args.out),
+            train_config=cfg,
+            model_overrides=overrides,
+            resume=args.resume,
+            progress=progress,
+        )
+    finally:
+        bar.close()
+    print(f"checkpoint at epoch {result.epoch} -> {args.out}")
+    return 0
+
+
+def _synth(path: str):
+    from vae.inference import Synthesiser
+
+    return Synthesiser.load(path)
+
+
+def _write_clips(synth, feats, names: list[str], out: Path) -> list[Path]:
+    from vae.audio import write_wav
+
+    waves = synth.to_audio(feats)
+    written = []
+    for name, wave in zip(names, waves, strict=True):
+        written.append(write_wav(out / f"{name}.wav", wave, synth.config.sample_rate))
+    return written
+
+
+def _label_for_file(synth, path: Path, label: str | None) -> int:
+    """The label to condition on: the option, else an FSDD-style name, else an error."""
+    if not synth.conditional:
+        return -1
+    if label is not None:
+        return synth.label_index(label)
+    from vae.sources import label_for
+
+    try:
+        return synth.label_index(label_for(path, path.parent, "fsdd")[0])
+    except ValueError:
+        raise CliError(
+            f"{path}: this checkpoint is conditional on {synth.label_names}; pass --label"
+        ) from None
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from vae.audio import AudioError
+
+    synth, out = _synth(args.checkpoint), Path(args.out)
+    failures, done = 0, 0
+    update, close = _bar("reconstruct", "file")
+    for i, name in enumerate(args.audio):
+        path = Path(name)
+        try:
+            clip = synth.clip_from_file(path, _label_for_file(synth, path, args.label))
+            recon = synth.reconstruct(clip.features.unsqueeze(0), [clip.label])
+            _write_clips(synth, recon, [f"{path.stem}-recon"], out)
+            done += 1
+        except (AudioError, CliError, ValueError) as err:
+            failures += 1
+            print(f"skipped {path}: {err}", file=sys.stderr)
+        update(i + 1, len(args.audio))
+    close()
+    print(f"wrote {done} reconstructions to {out}" + (f", skipped {failures}" if failures else ""))
+    if done == 0:
+        raise CliError("no file could be reconstructed")
+    return 0
+
+
+def _clip_arg(synth, arg: str, data_dir: str | None, label: str | None):
+    """An interpolation end: an audio file, or a clip id of the checkpoint's dataset."""
+    import torch
+
+    path = Path(arg)
+    if path.is_file():
+        return synth.clip_from_file(path, _label_for_file(synth, path, label))
+    from vae.dataset import load_dataset
+    from vae.inference import Clip
+
+    root = data_dir or synth.checkpoint.dataset_info.get("path")
+    if not root or not Path(root).is_dir():
+        raise CliError(f"{arg}: not a file, and no dataset to look it up in (pass --data DIR)")
+    ds = load_dataset(root)
+    i = ds.index_of(arg)
+    feats = torch.from_numpy(ds.features[i].astype("float32"))
+    lab = synth.label_index(label) if label is not None else int(ds.label_indices[i])
+    return Clip(arg.replace("/", "_"), ds.waveforms[i], feats, lab)
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from vae.audio import crossfade_concat, write_wav
+
+    synth, out = _synth(args.checkpoint), Path(args.out)
+    a = _clip_arg(synth, args.a, args.data, args.label_a)
+    b = _clip_arg(synth, args.b, args.data, args.label_b)
+    _, feats = synth.interpolate(a, b, args.steps, "slerp" if args.slerp else "lerp")
+    width = len(str(args.steps - 1))
+    names = [f"step{i:0{width}d}" for i in range(args.steps)]
+    update, close = _bar("synthesise", "clip")
+    waves = []
+    for i in range(args.steps):
+        waves.append(synth.to_audio(feats[i]))
+        write_wav(out / f"{names[i]}.wav", waves[-1], synth.config.sample_rate)
+        update(i + 1, args.steps)
+    close()
+    fade = int(0.05 * synth.config.sample_rate)
+    morph = crossfade_concat([w / max(abs(w).max(), 1e-9) for w in waves], fade)
+    write_wav(out / "morph.wav", morph, synth.config.sample_rate)
+    print(f"wrote {args.steps} steps from {a.name} to {b.name} and morph.wav to {out}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    synth, out = _synth(args.checkpoint), Path(args.out)
+    if synth.conditional and args.label is None:
+        raise CliError(f"this checkpoint is conditional on {synth.label_names}; pass --label")
+    _, feats = synth.sample(args.n, args.label, args.temperature, args.seed)
+    prefix = f"sample-{args.label}-" if args.label is not None else "sample-"
+    width = len(str(args.n - 1))
+    names = [f"{prefix}{i:0{width}d}" for i in range(args.n)]
+    _write_clips(synth, feats, names, out)
+    print(f"wrote {args.n} samples to {out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from vae.dataset import load_dataset
+    from vae.evaluate import evaluate_reconstruction
+
+    synth, ds = _synth(args.checkpoint), load_dataset(args.data)
+    update, close = _bar("evaluate")
+    try:
+        report = evaluate_reconstruction(synth, ds, args.split, progress=update)
+    finally:
+        close()
+    report["checkpoint"] = str(args.checkpoint)
+    report["epoch"] = synth.checkpoint.epoch
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    m, g = report["model"], report["griffin_lim_only"]
+    print(f"{report['clips']} clips of split {report['split']!r} (epoch {report['epoch']})")
+    print(f"  model + Griffin-Lim: LSD {m['lsd_db']['median']:.2f} dB, SC {m['sc']['median']:.3f}")
+    print(f"  Griffin-Lim alone:   LSD {g['lsd_db']['median']:.2f} dB, SC {g['sc']['median']:.3f}")
+    return 0
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from vae.sources import make_demo_set
+
+    update, close = _bar("demo-data")
+    try:
+        out = make_demo_set(Path(args.out), args.per_class, seed=args.seed, progress=update)
+    finally:
+        close()
+    print(f"wrote the synthetic demo set to {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(prog="python -m vae", description=DESCRIPTION, formatter_class=fmt)
+    p.add_argument("--version", action="version", version=f"sound-vae-studio {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("preprocess", help="turn a folder of clips into a spectrogram dataset")
+    s.add_argument("src", help="folder of audio files (searched recursively)")
+    s.add_argument("--out", required=True, help="dataset folder to write (replaced atomically)")
+    s.add_argument("--preset", default="fsdd", choices=sorted(PRESETS), help="feature preset")
+    s.add_argument(
+        "--labels",
+        default="auto",
+        choices=["auto", "fsdd", "folder", "none"],
+        help="fsdd: {digit}_{speaker}_{i}.wav names; folder: sub-folder names; auto: guess",
+    )
+    s.add_argument("--val-fraction", type=float, default=0.1, help="share held out (per label)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the train/validation split")
+    g = s.add_argument_group("feature overrides (default: the preset's values)")
+    g.add_argument("--sample-rate", type=int, help="resample every clip to this rate (Hz)")
+    g.add_argument("--clip-seconds", type=float, help="length of one clip or segment")
+    g.add_argument("--n-fft", type=int, help="FFT size")
+    g.add_argument("--hop", type=int, help="samples between frames")
+    g.add_argument("--top-db", type=float, help="dynamic range kept below full scale (dB)")
+    g.add_argument("--n-mels", type=int, help="mel bands (0: linear frequency bins)")
+    g.add_argument("--trim-db", type=float, help="trim edges this far below the peak (dB)")
+    s.set_defaults(func=cmd_preprocess)
+
+    s = sub.add_parser("train", help="train a VAE on a preprocessed dataset")
+    s.add_argument("data", help="dataset folder written by preprocess")
+    s.add_argument("--out", required=True, help="checkpoint folder (saved after every epoch)")
+    s.add_argument("--epochs", type=int, default=30, help="total epochs (resume counts on)")
+    s.add_argument("--latent-dim", type=int, help="size of the latent code (default 16)")
+    s.add_argument("--channels", help="encoder channels per stage, e.g. 32,64,128,256")
+    s.add_argument("--beta", type=float, default=1.0, help="final weight of the KL term")
+    s.add_argument("--beta-warmup-epochs", type=int, default=5, help="epochs to ramp beta up")
+    s.add_argument("--free-bits", type=float, default=0.0, help="KL floor per latent dim (nats)")
+    s.add_argument("--batch-size", type=int, default=64, help="clips per step")
+    s.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    s.add_argument("--conditional", action="store_true", help="condition on the clip labels")
+    s.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    s.add_argument("--seed", type=int, default=0, help="seed of initialisation and shuffling")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("reconstruct", help="encode and decode audio files")
+    s.add_argument("checkpoint", help="checkpoint folder")
+    s.add_argument("audio", nargs="+", help="audio files")
+    s.add_argument("--out", required=True, help="folder for <name>-recon.wav files")
+    s.add_argument("--label", help="label to condition on (conditional models)")
+    s.set_defaults(func=cmd_reconstruct)
+
+    s = sub.add_parser("interpolate", help="morph clip A into clip B through the latent space")
+    s.add_argument("checkpoint", help="checkpoint folder")
+    s.add_argument("a", help="audio file or dataset clip id")
+    s.add_argument("b", help="audio file or dataset clip id")
+    s.add_argument("--steps", type=int, default=8, help="clips from A to B inclusive")
+    s.add_argument("--out", required=True, help="folder for step*.wav and morph.wav")
+    s.add_argument("--slerp", action="store_true", help="spherical instead of linear path")
+    s.add_argument("--data", help="dataset to look clip ids up in (default: the training set)")
+    s.add_argument("--label-a", help="label of A (conditional models)")
+    s.add_argument("--label-b", help="label of B (conditional models)")
+    s.set_defaults(func=cmd_interpolate)
+
+    s = sub.add_parser("sample", help="generate clips from the prior")
+    s.add_argument("checkpoint", help="checkpoint folder")
+    s.add_argument("--n", type=int, default=8, help="how many clips")
+    s.add_argument("--out", required=True, help="folder for sample-*.wav files")
+    s.add_argument("--label", help="label to generate (conditional models)")
+    s.add_argument("--temperature", type=float, default=1.0, help="scale of the prior noise")
+    s.add_argument("--seed", type=int, help="seed for repeatable samples")
+    s.set_defaults(func=cmd_sample)
+
+    s = sub.add_parser("evaluate", help="reconstruction figures on a dataset split")
+    s.add_argument("checkpoint", help="checkpoint folder")
+    s.add_argument("data", help="dataset folder")
+    s.add_argument("--split", default="val", choices=["train", "val", "all"], help="which clips")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("demo-data", help="write the offline synthetic demo set")
+    s.add_argument("out", help="folder to write")
+    s.add_argument("--per-class", type=int, default=40, help="clips per class")
+    s.add_argument("--seed", type=int, default=0, help="seed of the generator")
+    s.set_defaults(func=cmd_demo_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except (CliError, ValueError, OSError, RuntimeError) as err:
+        if os.environ.get("VAE_DEBUG"):
+            raise
+        text = str(err).strip().splitlines()
+        print(f"error: {text[0] if text else type(err).__name__}", file=sys.stderr)
+        return 1
