@@ -1,0 +1,59 @@
+"""What is on disk: the datasets and checkpoints a user has made, for pickers and listings."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA_ROOT = Path("data")
+CHECKPOINT_ROOT = Path("checkpoints")
+
+
+@dataclass(frozen=True)
+class Item:
+    """A dataset or checkpoint folder with the few facts a listing shows."""
+
+    path: Path
+    kind: str  # "dataset" or "checkpoint"
+    summary: str
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def list_datasets(root: Path = DATA_ROOT) -> list[Item]:
+    """Folders under ``root`` holding a preprocessed dataset, newest first."""
+    items = []
+    for cfg_path in sorted(Path(root).glob("*/config.json")):
+        folder = cfg_path.parent
+        info = _read_json(cfg_path)
+        if info is None or not (folder / "features.npy").is_file():
+            continue
+        counts = info.get("counts", {})
+        feats = info.get("feature_config", {})
+        summary = (
+            f"{counts.get('kept', '?')} clips, {len(info.get('label_names', []))} labels, "
+            f"{feats.get('sample_rate', '?')} Hz"
+        )
+        items.append(Item(folder, "dataset", summary))
+    return sorted(items, key=lambda i: i.path.stat().st_mtime, reverse=True)
+
+
+def list_checkpoints(root: Path = CHECKPOINT_ROOT) -> list[Item]:
+    """Folders under ``root`` holding a checkpoint, newest first."""
+    items = []
+    for cfg_path in sorted(Path(root).glob("*/config.json")):
+        folder = cfg_path.parent
+        info = _read_json(cfg_path)
+        if info is None or not (folder / "model.pt").is_file():
+            continue
+        model = info.get("model_config", {})
+        kind = "conditional" if model.get("n_labels") else "unconditional"
+        summary = f"epoch {info.get('epoch', '?')}, latent {model.get('latent_dim', '?')}, {kind}"
+        items.append(Item(folder, "checkpoint", summary))
+    return sorted(items, key=lambda i: i.path.stat().st_mtime, reverse=True)
