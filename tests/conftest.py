@@ -1,0 +1,80 @@
+"""Shared pytest fixtures. Each block says which tests it serves; add new blocks below."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vae.features import FeatureConfig
+
+# --- sources / dataset fixtures (tests/test_sources.py, tests/test_dataset.py) ---------------
+
+FSDD_RECORDINGS = Path(__file__).resolve().parents[1].parent / "shared/datasets/fsdd/recordings"
+
+
+@pytest.fixture(scope="session")
+def fsdd_recordings() -> Path:
+    """The real Free Spoken Digit recordings (read only, never copied); skip when absent."""
+    if not FSDD_RECORDINGS.is_dir() or not any(FSDD_RECORDINGS.glob("*.wav")):
+        pytest.skip(f"FSDD recordings not found at {FSDD_RECORDINGS}")
+    return FSDD_RECORDINGS
+
+
+@pytest.fixture(scope="session")
+def tiny_feature_config() -> FeatureConfig:
+    """A small, fast feature setting for 8 kHz test clips: 128 bins x 33 frames."""
+    return FeatureConfig(sample_rate=8000, clip_samples=4096, n_fft=256, hop_length=128)
+
+
+@pytest.fixture(scope="session")
+def demo_set_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic demo set (5 classes x 6 clips), built once per session; do not modify."""
+    from vae.sources import make_demo_set
+
+    return make_demo_set(tmp_path_factory.mktemp("demo") / "demo", n_per_class=6, seed=0)
+
+
+@pytest.fixture(scope="session")
+def demo_dataset_dir(
+    tmp_path_factory: pytest.TempPathFactory, demo_set_dir: Path, tiny_feature_config
+) -> Path:
+    """``demo_set_dir`` preprocessed with ``tiny_feature_config``; copy it before tampering."""
+    from vae.dataset import preprocess
+
+    out = tmp_path_factory.mktemp("datasets") / "demo"
+    preprocess(demo_set_dir, out, tiny_feature_config, val_fraction=0.2, seed=0)
+    return out
+
+
+@pytest.fixture
+def write_tone() -> Callable[..., Path]:
+    """Write a decaying harmonic tone to ``path`` with soundfile; returns the path.
+
+    Call as ``write_tone(path, seconds=0.5, sample_rate=8000, freq=440.0, channels=1,
+    subtype="PCM_16")``; the format follows the suffix (.wav, .flac, .ogg...).
+    """
+
+    def write(
+        path: Path,
+        seconds: float = 0.5,
+        sample_rate: int = 8000,
+        freq: float = 440.0,
+        channels: int = 1,
+        subtype: str = "PCM_16",
+    ) -> Path:
+        t = np.arange(int(seconds * sample_rate)) / sample_rate
+        wave = (
+            0.5
+            * np.exp(-3 * t)
+            * (np.sin(2 * np.pi * freq * t) + 0.3 * np.sin(6 * np.pi * freq * t))
+        )
+        data = np.stack([wave * (1 - 0.2 * c) for c in range(channels)], axis=1)  # (samples, ch)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), data.astype(np.float32), sample_rate, subtype=subtype)
+        return path
+
+    return write

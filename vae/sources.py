@@ -1,0 +1,215 @@
+"""Where clips come from: audio files under a folder, label rules, and a synthetic demo set.
+
+Labels come from one of :data:`LABEL_RULES`: ``fsdd`` reads ``{digit}_{speaker}_{i}.wav``
+names, ``folder`` uses the first sub-folder under the root, ``none`` leaves clips
+unlabelled, and ``auto`` picks the first that fits (:func:`resolve_label_rule`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from vae import audio
+
+Progress = Callable[[int, int], None]
+
+LABEL_RULES = ("auto", "fsdd", "folder", "none")
+FSDD_PATTERN = re.compile(r"^(\d+)_([A-Za-z0-9-]+)_(\d+)\.\w+$")
+
+DEMO_CLASSES = ("rising", "falling", "tone", "pulses", "noise")
+# name -> (pitch multiplier, harmonic brightness): each "speaker" has its own register and timbre.
+DEMO_SPEAKERS = {"ann": (1.25, 0.7), "bo": (1.0, 0.5), "cy": (0.8, 0.3)}
+DEMO_MARKER = "Sound VAE Studio synthetic demo set"
+
+
+def find_audio_files(root: Path) -> list[Path]:
+    """Every audio file under ``root`` (recursive, sorted); hidden files and folders skipped.
+
+    A file counts as audio when its lower-case suffix is in ``audio.AUDIO_EXTENSIONS``.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"{root}: not a folder; point the source at a folder of audio files")
+    found = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]  # prune hidden folders in place
+        for name in names:
+            path = Path(folder, name)
+            if (
+                not name.startswith(".")
+                and path.suffix.lower() in audio.AUDIO_EXTENSIONS
+                and path.is_file()
+            ):
+                found.append(path)
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def _check_rule(rule: str) -> None:
+    if rule not in LABEL_RULES:
+        raise ValueError(f"unknown label rule {rule!r}; choose one of {LABEL_RULES}")
+
+
+def resolve_label_rule(files: Sequence[Path], root: Path, rule: str = "auto") -> str:
+    """Turn ``auto`` into a concrete rule; any other rule is returned as given.
+
+    ``auto`` is ``fsdd`` when every file name follows ``{digit}_{speaker}_{i}.ext``, else
+    ``folder`` when every file lies in a sub-folder of ``root``, else ``none``.
+    """
+    _check_rule(rule)
+    if rule != "auto":
+        return rule
+    if files and all(FSDD_PATTERN.match(Path(f).name) for f in files):
+        return "fsdd"
+    if files and all(len(Path(f).relative_to(root).parts) > 1 for f in files):
+        return "folder"
+    return "none"
+
+
+def label_for(path: Path, root: Path, rule: str) -> tuple[str, str]:
+    """(label, speaker) of one file under ``root`` by a concrete rule (not ``auto``).
+
+    fsdd -> (digit, speaker); folder -> (first sub-folder name, ""); none -> ("", "").
+    Raises:
+        ValueError: ``fsdd`` and the name does not follow ``{digit}_{speaker}_{i}.wav``.
+    """
+    _check_rule(rule)
+    path = Path(path)
+    if rule == "fsdd":
+        match = FSDD_PATTERN.match(path.name)
+        if not match:
+            raise ValueError(
+                f"{path.name}: name does not follow {{digit}}_{{speaker}}_{{i}}.wav; "
+                "use --labels folder or --labels none"
+            )
+        return match.group(1), match.group(2)
+    if rule == "folder":
+        parts = path.relative_to(root).parts
+        return (parts[0] if len(parts) > 1 else ""), ""
+    if rule == "none":
+        return "", ""
+    raise ValueError("label rule 'auto' must be resolved first with resolve_label_rule")
+
+
+# ---------------------------------------------------------------------------- demo set
+
+
+def _harmonics(freq: np.ndarray, brightness: float, sample_rate: int) -> np.ndarray:
+    """A harmonic tone following the instantaneous frequency ``freq`` (samples,) in Hz."""
+    phase = 2 * np.pi * np.cumsum(freq) / sample_rate  # (samples,)
+    wave = np.zeros_like(freq)
+    for k in range(1, 7):
+        # Fade partials out as they near Nyquist: no aliasing, and no click where one stops.
+        fade = np.clip((0.45 * sample_rate - k * freq) / (0.05 * sample_rate), 0.0, 1.0)
+        wave += brightness ** (k - 1) * np.sin(k * phase) * fade
+    return wave
+
+
+def _band_noise(n: int, low: float, high: float, sample_rate: int, rng) -> np.ndarray:
+    """White noise kept only between ``low`` and ``high`` Hz (an FFT mask)."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1 / sample_rate)
+    spec[(freqs < low) | (freqs > high)] = 0
+    return np.fft.irfft(spec, n)
+
+
+def _demo_clip(kind: str, speaker: str, sample_rate: int, rng) -> np.ndarray:
+    """One synthetic clip (samples,) of class ``kind`` in the voice of ``speaker``."""
+    pitch, bright = DEMO_SPEAKERS[speaker]
+    sr = sample_rate
+    seconds = rng.uniform(0.4, 0.9)
+    t = np.arange(int(seconds * sr)) / sr  # (samples,)
+    top = 0.4 * sr  # keep every fundamental well below Nyquist at any rate
+    if kind == "rising":
+        f0, ratio = rng.uniform(180, 300) * pitch, rng.uniform(2.2, 3.0)
+        wave = _harmonics(np.minimum(f0 * ratio ** (t / seconds), top), bright, sr)
+    elif kind == "falling":
+        f0, ratio = rng.uniform(500, 800) * pitch, rng.uniform(2.2, 3.0)
+        wave = _harmonics(np.minimum(f0 * ratio ** (-t / seconds), top), bright, sr)
+    elif kind == "tone":
+        f0 = rng.uniform(200, 500) * pitch
+        wave = _harmonics(f0 * (1 + 0.01 * np.sin(2 * np.pi * 5 * t)), bright, sr)
+    elif kind == "pulses":
+        f0, rate = rng.uniform(300, 600) * pitch, rng.uniform(5, 9)
+        gate = (np.mod(t * rate, 1.0) < 0.4).astype(float)
+        gate = np.convolve(gate, np.hanning(int(0.01 * sr) + 1), mode="same")  # soften clicks
+        wave = _harmonics(np.full_like(t, f0), bright, sr) * gate
+    elif kind == "noise":
+        centre = min(rng.uniform(1200, 2400) * pitch, 0.35 * sr)
+        width = rng.uniform(400, 800)
+        wave = _band_noise(len(t), centre - width / 2, centre + width / 2, sr, rng)
+    else:
+        raise ValueError(f"unknown demo class {kind!r}; choose one of {DEMO_CLASSES}")
+    ramp = np.minimum(1.0, np.minimum(t / 0.015, (t[-1] - t) / 0.04))  # attack 15, release 40 ms
+    wave = wave * ramp / max(np.abs(wave).max(), 1e-9)
+    lead, tail = (int(rng.uniform(0, 0.15) * sr) for _ in range(2))
+    wave = np.pad(wave * rng.uniform(0.3, 0.9), (lead, tail))
+    return (wave + 3e-4 * rng.standard_normal(len(wave))).astype(np.float32)  # a faint floor
+
+
+def _clear_previous_demo(out: Path) -> None:
+    """Allow writing into ``out`` only if it is empty or an earlier demo set (emptied here)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a folder; choose another output folder")
+    readme = out / "README.txt"
+    is_demo = readme.is_file() and readme.read_text(errors="replace").startswith(DEMO_MARKER)
+    if not is_demo:
+        if any(out.iterdir()):
+            raise ValueError(
+                f"{out}: folder is not empty and is not a demo set; choose an empty folder"
+            )
+        return
+    for kind in DEMO_CLASSES:  # only files this function writes are removed
+        for old in (out / kind).glob(f"{kind}_*.wav"):
+            old.unlink()
+
+
+def make_demo_set(
+    out: Path,
+    n_per_class: int = 40,
+    sample_rate: int = 8000,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> Path:
+    """Write an offline synthetic labelled set: ``{class}/{class}_{speaker}_{i}.wav``.
+
+    Five classes that look different in a spectrogram (rising and falling chirps, a steady
+    tone, pulses, band-passed noise), three "speakers" of different pitch and timbre, random
+    duration (0.4-0.9 s), padding and level. The same seed gives byte-identical files; the
+    class sub-folders make the ``auto`` label rule resolve to ``folder``.
+
+    Returns:
+        ``out``, now holding len(DEMO_CLASSES) * n_per_class 16-bit mono WAVs and README.txt.
+    """
+    out = Path(out)
+    if n_per_class < 1:
+        raise ValueError(f"n_per_class={n_per_class} must be at least 1")
+    if sample_rate < 4000:
+        raise ValueError(f"sample_rate={sample_rate} must be at least 4000 Hz for the demo set")
+    _clear_previous_demo(out)
+    speakers = list(DEMO_SPEAKERS)
+    total, done = len(DEMO_CLASSES) * n_per_class, 0
+    for c, kind in enumerate(DEMO_CLASSES):
+        for i in range(n_per_class):
+            speaker = speakers[i % len(speakers)]
+            rng = np.random.default_rng([seed, c, i])  # per clip: independent of n_per_class
+            wave = _demo_clip(kind, speaker, sample_rate, rng)
+            audio.write_wav(out / kind / f"{kind}_{speaker}_{i}.wav", wave, sample_rate, False)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    readme = out / ".README.txt.tmp"
+    readme.write_text(
+        f"{DEMO_MARKER} (seed {seed}, {n_per_class} clips per class, {sample_rate} Hz).\n"
+        f"Classes (one sub-folder each): {', '.join(DEMO_CLASSES)}.\n"
+        f"Speakers (pitch and timbre): {', '.join(speakers)}.\n"
+        "Generated by vae.sources.make_demo_set; regenerate it rather than editing it.\n"
+    )
+    os.replace(readme, out / "README.txt")
+    return out
