@@ -1,0 +1,127 @@
+"""Crash-safe on-disk plumbing: folders built aside and renamed into place, streamed ``.npy``.
+
+A folder is built under a hidden sibling ``.NAME.tmp-<pid>-<hex>`` and swapped in by rename,
+so a kill leaves the old folder or the new one. Leftovers of dead processes are removed (or,
+for a swap cut between its two renames, the old folder is put back) by :func:`tidy_leftovers`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class NpyAppender:
+    """Append rows to a ``.npy`` file whose length is known only at the end.
+
+    Rows are written straight to disk, so memory stays bounded whatever the total; call
+    :meth:`close` to write the final shape (N, *row_shape) into the header.
+    """
+
+    def __init__(self, path: Path, dtype: Any, row_shape: tuple[int, ...]) -> None:
+        self.path, self.dtype, self.row_shape, self.rows = Path(path), np.dtype(dtype), row_shape, 0
+        self._file = self.path.open("wb")
+        self._file.write(self._header(0))
+        self._data_start = self._file.tell()
+
+    def _header(self, n: int) -> bytes:
+        buf = io.BytesIO()
+        descr = np.lib.format.dtype_to_descr(self.dtype)
+        header = {"descr": descr, "fortran_order": False, "shape": (n, *self.row_shape)}
+        np.lib.format.write_array_header_1_0(buf, header)
+        return buf.getvalue()
+
+    def append(self, block: np.ndarray) -> None:
+        """Append ``block`` of shape (rows, *row_shape)."""
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        if block.shape[1:] != self.row_shape:
+            raise ValueError(f"{self.path}: rows of shape {block.shape[1:]}, not {self.row_shape}")
+        self._file.write(block.tobytes())
+        self.rows += len(block)
+
+    def close(self) -> None:
+        """Write the final row count into the header (numpy pads headers to allow this)."""
+        if self._file.closed:
+            return
+        header = self._header(self.rows)
+        if len(header) == self._data_start:
+            self._file.seek(0)
+            self._file.write(header)
+            self._file.close()
+            return
+        self._file.close()  # the header outgrew numpy's padding: copy the data behind a new one
+        moved = self.path.with_name(self.path.name + ".part")
+        with self.path.open("rb") as old, moved.open("wb") as new:
+            new.write(header)
+            old.seek(self._data_start)
+            shutil.copyfileobj(old, new)
+        os.replace(moved, self.path)
+
+
+def temp_beside(out: Path, tag: str = "tmp") -> Path:
+    """A hidden path beside ``out`` naming this process: ``.NAME.<tag>-<pid>-<hex>``."""
+    return out.parent / f".{out.name}.{tag}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def tidy_leftovers(out: Path, marker: str) -> None:
+    """Clean up after runs that died while building or swapping ``out``.
+
+    A ``.old`` folder holding ``marker`` is renamed back to ``out`` when ``out`` is missing
+    (the swap was cut between its two renames); other leftovers of dead processes are
+    deleted. Leftovers of live processes (a run in progress) are left alone.
+    """
+    out = Path(out)
+    if not out.parent.is_dir():
+        return
+    pattern = re.compile(rf"^\.{re.escape(out.name)}\.(tmp|old)-(\d+)-[0-9a-f]+$")
+    for leftover in sorted(out.parent.iterdir()):
+        match = pattern.match(leftover.name)
+        if not match or _pid_alive(int(match.group(2))):
+            continue
+        if match.group(1) == "old" and not out.exists() and (leftover / marker).is_file():
+            os.rename(leftover, out)
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def swap_into_place(tmp: Path, out: Path) -> None:
+    """Rename the finished folder ``tmp`` to ``out``; an existing ``out`` is moved aside first
+    and deleted once the new one is in place."""
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    old = temp_beside(out, "old")
+    os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Write a UTF-8 CSV with a header row (the header is written even when rows is empty)."""
+    with Path(path).open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
