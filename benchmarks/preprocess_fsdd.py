@@ -23,6 +23,15 @@ from vae import dataset, features  # noqa: E402
 FSDD = ROOT.parent / "shared/datasets/fsdd/recordings"
 
 
+def _rss_mib() -> float:
+    """Current resident memory (Linux /proc), to separate the import baseline from the run."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--src", type=Path, default=FSDD)
@@ -33,6 +42,7 @@ def main() -> int:
         print(f"{args.src}: FSDD recordings not found; pass --src", file=sys.stderr)
         return 1
     cfg = features.get_preset(args.preset)
+    baseline = _rss_mib()  # torch + torchaudio alone
     print(
         f"preset {args.preset}: {cfg.shape[0]} x {cfg.shape[1]} at {cfg.sample_rate} Hz, "
         f"torch threads {torch.get_num_threads()}"
@@ -48,7 +58,10 @@ def main() -> int:
             )
         size = sum(p.stat().st_size for p in (Path(tmp) / "fsdd").iterdir())
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    print(f"dataset on disk {size / 2**20:.0f} MiB; peak RSS {peak_mib:.0f} MiB")
+    print(
+        f"dataset on disk {size / 2**20:.0f} MiB; peak RSS {peak_mib:.0f} MiB "
+        f"({baseline:.0f} MiB after imports, so {peak_mib - baseline:.0f} MiB for the work)"
+    )
     return 0
 
 

@@ -38,8 +38,10 @@ FEATURES_FILE, WAVEFORMS_FILE = "features.npy", "waveforms.npy"
 MANIFEST_FILE, CONFIG_FILE, ERRORS_FILE = "manifest.csv", "config.json", "errors.csv"
 MANIFEST_COLUMNS = ("id", "source", "label", "speaker", "start", "split")
 SPLITS = ("train", "val")
-BATCH_CLIPS = 256  # clips per batched STFT and per write
-READ_WINDOW = 64  # files read ahead at a time: bounds memory however long the files are
+# Samples per batched STFT and write: the STFT's temporaries take ~100 bytes per sample, so
+# 2**20 keeps them near 100 MiB (64 seed clips, 8 music segments) at full speed.
+BATCH_SAMPLES = 2**20
+READ_AHEAD = 8  # files read ahead of the writer: bounds memory however long the files are
 READ_WORKERS = 2  # soundfile and torch release the GIL: reading overlaps the batched STFT
 
 
@@ -113,17 +115,25 @@ def _read(
 
     Never raises: a bad file must not stop the batch.
     """
+
+    def reason(err: Exception) -> str:  # one line, without the file name errors.csv already has
+        text = " ".join(str(err).split()) or type(err).__name__
+        for prefix in (f"{path}: ", f"{path.name}: "):
+            text = text.removeprefix(prefix)
+        return text
+
     try:
         label, speaker = sources.label_for(path, src, rule)
     except ValueError as err:
-        return str(err)
+        return reason(err)
     try:
         clips = features.load_clips(path, cfg)
     except Exception as err:  # noqa: BLE001 - any failure is this file's, reported not raised
-        text = " ".join(str(err).split()) or type(err).__name__
-        prefix = f"{path}: "
-        reason = text[len(prefix) :] if text.startswith(prefix) else text
-        return reason if isinstance(err, audio.AudioError) else f"{type(err).__name__}: {reason}"
+        return (
+            reason(err)
+            if isinstance(err, audio.AudioError)
+            else f"{type(err).__name__}: {reason(err)}"
+        )
     loud = [(s, c) for s, c in clips if np.abs(c).max() >= audio.SILENCE_PEAK]
     return (label, speaker, loud) if loud else "silent after trimming"
 
@@ -199,12 +209,13 @@ def _build(
     progress: Progress | None,
 ) -> tuple[int, list[tuple[str, str]], dict[str, int]]:
     """Fill ``tmp`` with a complete dataset; returns (kept, refused, per_label)."""
-    feats_out = storage.NpyAppender(tmp / FEATURES_FILE, np.float16, cfg.shape)
-    waves_out = storage.NpyAppender(tmp / WAVEFORMS_FILE, np.float32, (cfg.clip_samples,))
     file_ids = _file_ids(files, src)
     rows: list[list[Any]] = []  # id, source, label, speaker, start
     refused: list[tuple[str, str]] = []
     pending: list[np.ndarray] = []
+    batch = max(1, BATCH_SAMPLES // cfg.clip_samples)
+    feats_out = storage.NpyAppender(tmp / FEATURES_FILE, np.float16, cfg.shape)
+    waves_out = storage.NpyAppender(tmp / WAVEFORMS_FILE, np.float32, (cfg.clip_samples,))
 
     def flush() -> None:
         waves = audio.peak_normalise(np.stack(pending))  # (batch, clip_samples)
@@ -216,30 +227,25 @@ def _build(
     def read(path: Path) -> tuple[str, str, list[tuple[int, np.ndarray]]] | str:
         return _read(path, src, cfg, rule)
 
-    with ThreadPoolExecutor(READ_WORKERS) as pool:
-        for first in range(0, len(files), READ_WINDOW):
-            window = files[first : first + READ_WINDOW]
-            for k, (path, result) in enumerate(
-                zip(window, pool.map(read, window), strict=True), first
-            ):
-                rel = path.relative_to(src).as_posix()
-                if isinstance(result, str):
-                    refused.append((rel, result))
-                else:
-                    label, speaker, clips = result
-                    for start, clip in clips:
-                        seg = start // cfg.clip_samples
-                        clip_id = file_ids[k] + (f"#{seg}" if seg else "")
-                        rows.append([clip_id, rel, label, speaker, start])
-                        pending.append(clip)
-                        if len(pending) >= BATCH_CLIPS:
-                            flush()
-                if progress is not None:
-                    progress(k + 1, len(files))
-    if pending:
-        flush()
-    feats_out.close()
-    waves_out.close()
+    with feats_out, waves_out, ThreadPoolExecutor(READ_WORKERS) as pool:
+        for k, (path, result) in enumerate(storage.read_ahead(pool, read, files, READ_AHEAD)):
+            rel = path.relative_to(src).as_posix()
+            if isinstance(result, str):
+                refused.append((rel, result))
+            else:
+                label, speaker, clips = result
+                for start, clip in clips:
+                    seg = start // cfg.clip_samples
+                    rows.append(
+                        [file_ids[k] + (f"#{seg}" if seg else ""), rel, label, speaker, start]
+                    )
+                    pending.append(clip)
+                    if len(pending) >= batch:
+                        flush()
+            if progress is not None:
+                progress(k + 1, len(files))
+        if pending:
+            flush()
     if not rows:
         first = f"; first: {refused[0][0]}: {refused[0][1]}" if refused else ""
         raise NoUsableAudio(
@@ -357,10 +363,8 @@ def load_dataset(path: Path) -> SpectrogramSet:
         ValueError: naming the folder and the fix, for any missing, unknown or mismatched part.
     """
     root = Path(path)
-    if not root.exists():
-        storage.tidy_leftovers(
-            root.absolute(), CONFIG_FILE
-        )  # a preprocess killed mid-swap leaves the old dataset aside
+    if not root.exists():  # a preprocess killed mid-swap may have left the old one aside
+        storage.tidy_leftovers(root.absolute(), CONFIG_FILE)
     fix = f"re-run `python -m vae preprocess SRC --out {root}`"
     if not root.is_dir():
         raise ValueError(f"{root}: no dataset folder here; {fix}")
@@ -384,10 +388,12 @@ def load_dataset(path: Path) -> SpectrogramSet:
         fingerprint = str(info["fingerprint"])
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{root / CONFIG_FILE}: bad or missing field ({err}); {fix}") from None
-    with (root / MANIFEST_FILE).open(newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        header = tuple(next(reader, ()))
-        rows = list(reader)
+    try:
+        with (root / MANIFEST_FILE).open(newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            header, rows = tuple(next(reader, ())), list(reader)
+    except (ValueError, csv.Error) as err:
+        raise ValueError(f"{root / MANIFEST_FILE}: unreadable ({err}); {fix}") from None
     if header != MANIFEST_COLUMNS or any(len(r) != len(MANIFEST_COLUMNS) for r in rows):
         raise ValueError(f"{root / MANIFEST_FILE}: expected columns {MANIFEST_COLUMNS}; {fix}")
     ids, srcs, labels, speakers, starts, splits = (

@@ -1,4 +1,5 @@
-"""Crash-safe on-disk plumbing: folders built aside and renamed into place, streamed ``.npy``.
+"""Crash-safe on-disk plumbing: folders built aside and renamed into place, streamed ``.npy``,
+and a bounded read-ahead over a thread pool.
 
 A folder is built under a hidden sibling ``.NAME.tmp-<pid>-<hex>`` and swapped in by rename,
 so a kill leaves the old folder or the new one. Leftovers of dead processes are removed (or,
@@ -13,7 +14,9 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,12 @@ class NpyAppender:
         self._file = self.path.open("wb")
         self._file.write(self._header(0))
         self._data_start = self._file.tell()
+
+    def __enter__(self) -> NpyAppender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _header(self, n: int) -> bytes:
         buf = io.BytesIO()
@@ -125,3 +134,21 @@ def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) 
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(rows)
+
+
+def read_ahead(
+    pool: Executor, fn: Callable[[Any], Any], items: Iterable[Any], ahead: int
+) -> Iterator[tuple[Any, Any]]:
+    """(item, fn(item)) in order, like ``pool.map``, but with at most ``ahead`` results waiting.
+
+    ``pool.map`` submits everything at once, so a slow consumer would hold every result.
+    """
+    waiting: deque = deque()
+    for item in items:
+        waiting.append((item, pool.submit(fn, item)))
+        if len(waiting) > ahead:
+            done, future = waiting.popleft()
+            yield done, future.result()
+    while waiting:
+        done, future = waiting.popleft()
+        yield done, future.result()
