@@ -1,0 +1,457 @@
+"""Checkpoint folders: save and load them atomically and safely.
+
+A checkpoint is a folder:
+    model.pt       {"format_version", "epoch", "model", "optimizer", "rng", ...}: tensors and
+                   plain values only, read back with ``torch.load(weights_only=True)``
+    config.json    feature, model and training configs, label names, dataset fingerprint
+    metrics.jsonl  one JSON object per line, appended by training
+    latents.npz    per-clip posterior means, label indices and ids (no pickles)
+Every file is written to a temp file in the same folder and renamed over the old one, so a
+kill at any moment leaves the previous version or the new one, never half a file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import platform
+import secrets
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vae.features import FeatureConfig
+from vae.model import ConvVAE, ModelConfig
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE, CONFIG_FILE = "model.pt", "config.json"
+METRICS_FILE, LATENTS_FILE = "metrics.jsonl", "latents.npz"
+LOCK_FILE = ".lock"
+# Settings that change how features sound back but not what they hold.
+SYNTHESIS_FIELDS = ("griffin_lim_iters", "griffin_lim_momentum")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder that cannot be used; the message names the folder and the fix."""
+
+
+# ------------------------------------------------------------------------------ atomic writes
+
+
+def _write_with(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> Path:
+    """Write through ``write(file)`` into a temp file beside ``path``, fsync, rename over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        with tmp.open("xb") as f:  # "x": never clobber; the mode honours the umask
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Replace ``path`` with ``data`` atomically (temp file in the same folder + os.replace)."""
+    return _write_with(path, lambda f: f.write(data))
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Replace ``path`` with UTF-8 ``text`` atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, data: Any) -> Path:
+    """Replace ``path`` with ``data`` as indented JSON atomically."""
+    return atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to ``path`` atomically."""
+    return _write_with(path, lambda f: torch.save(obj, f))
+
+
+def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
+    """Append one JSON line and fsync it, so a reader never sees a line that may vanish."""
+    with Path(path).open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """Records of a checkpoint's ``metrics.jsonl`` (folder or file); [] when absent.
+
+    A torn or garbled line (a writer killed mid-line) is skipped, not fatal.
+    """
+    path = Path(path)
+    path = path / METRICS_FILE if path.is_dir() else path
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+# ------------------------------------------------------------------------------ lock and metrics
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    return True
+
+
+def lock_owner(folder: str | Path) -> int | None:
+    """Pid of the live process training into ``folder`` (0: one starting up), else None."""
+    lock = Path(folder) / LOCK_FILE
+    try:
+        text = lock.read_text().strip()
+        age = time.time() - lock.stat().st_mtime
+    except OSError:
+        return None
+    if not text.isdigit():
+        return 0 if age < 10 else None  # an owner may be between its create and its write
+    return int(text) if _pid_alive(int(text)) else None
+
+
+class FolderLock:
+    """Exclusive use of a checkpoint folder: an O_EXCL ``.lock`` file holding the owner's pid.
+
+    A lock whose owner is dead is stale and taken over.
+    """
+
+    def __init__(self, folder: str | Path):
+        self.path = Path(folder) / LOCK_FILE
+
+    def __enter__(self) -> FolderLock:
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                pid = lock_owner(self.path.parent)
+                if pid is not None:
+                    raise ValueError(
+                        f"{self.path.parent}: training process {pid or '(starting)'} is writing "
+                        f"this checkpoint; wait for it or stop it, or choose another --out "
+                        f"(delete {self.path} if no such training runs)"
+                    ) from None
+                self.path.unlink(missing_ok=True)  # stale: its owner is dead
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()}\n")
+            return self
+        raise ValueError(f"{self.path}: could not take the lock; try again")
+
+    def __exit__(self, *exc: object) -> None:
+        if lock_owner(self.path.parent) == os.getpid():
+            self.path.unlink(missing_ok=True)
+
+
+def trim_metrics(out: str | Path, epoch: int) -> int:
+    """Drop metrics lines of epochs after ``epoch`` (from a killed run); returns lines dropped."""
+    file = Path(out) / METRICS_FILE
+    if not file.is_file():
+        return 0
+    lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
+    records = read_metrics(file)
+    keep = [r for r in records if int(r.get("epoch", 0)) <= epoch]
+    dropped = len(lines) - len(keep)
+    if dropped:
+        atomic_write_text(file, "".join(json.dumps(r) + "\n" for r in keep))
+    return dropped
+
+
+# ------------------------------------------------------------------------------ save / load
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint; ``model`` is in eval mode on the device asked for.
+
+    ``state`` is the raw model.pt dict (optimizer, rng, step...) for resuming.
+    """
+
+    path: Path
+    feature_config: FeatureConfig
+    model_config: ModelConfig
+    train_config: dict[str, Any]
+    label_names: list[str]
+    dataset_info: dict[str, Any]
+    epoch: int
+    model: ConvVAE
+    state: dict[str, Any] = field(repr=False)
+    config: dict[str, Any] = field(repr=False)
+
+
+def _versions() -> dict[str, str]:
+    import vae
+
+    return {
+        "vae": getattr(vae, "__version__", "0"),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain module under DistributedDataParallel and torch.compile wrappers."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
+
+
+def has_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` holds a checkpoint's weights or config."""
+    path = Path(path)
+    return (path / WEIGHTS_FILE).is_file() or (path / CONFIG_FILE).is_file()
+
+
+def save_checkpoint(
+    path: str | Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    epoch: int,
+    feature_config: FeatureConfig,
+    model_config: ModelConfig,
+    train_config: Any,
+    label_names: list[str],
+    dataset_info: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write model.pt, then config.json (each atomically); returns the folder.
+
+    Args:
+        train_config: a TrainConfig (anything with ``to_dict``) or a plain dict.
+        dataset_info: {"path": str, "fingerprint": str, ...} of the training data.
+        extra: more weights-only-safe entries for model.pt (rng states, step...).
+    """
+    path = Path(path)
+    state = {
+        "format_version": FORMAT_VERSION,
+        "epoch": int(epoch),
+        "model": _unwrap(model).state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else {},
+        "rng": torch.get_rng_state(),
+        **(extra or {}),
+    }
+    atomic_torch_save(state, path / WEIGHTS_FILE)
+    created = _now()
+    try:
+        created = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))["created"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    tc = train_config.to_dict() if hasattr(train_config, "to_dict") else dict(train_config or {})
+    config = {
+        "format_version": FORMAT_VERSION,
+        "feature_config": feature_config.to_dict(),
+        "model_config": model_config.to_dict(),
+        "train_config": tc,
+        "label_names": list(label_names),
+        "dataset": dict(dataset_info),
+        "epoch": int(epoch),
+        "created": created,
+        "updated": _now(),
+        "versions": _versions(),
+    }
+    atomic_write_json(path / CONFIG_FILE, config)  # after model.pt: its epoch is never ahead
+    return path
+
+
+def _fix(path: Path) -> str:
+    return f"train one with `python -m vae train DATA --out {path}`"
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's config.json as a dict, its format version checked."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: no checkpoint folder here; {_fix(path)}")
+    file = path / CONFIG_FILE
+    if not file.is_file():
+        raise CheckpointError(
+            f"{path}: incomplete checkpoint, missing {CONFIG_FILE} (training may have stopped "
+            f"before its first epoch ended); resume it or {_fix(path)}"
+        )
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise CheckpointError(f"{file}: not readable JSON ({err}); {_fix(path)}") from None
+    version = config.get("format_version") if isinstance(config, dict) else None
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{file}: checkpoint format_version {version!r} is not supported (this version "
+            f"reads {FORMAT_VERSION}); use the matching sound-vae-studio or {_fix(path)}"
+        )
+    return config
+
+
+def _load_weights(path: Path, device: str | torch.device) -> dict[str, Any]:
+    file = path / WEIGHTS_FILE
+    if not file.is_file():
+        raise CheckpointError(
+            f"{path}: incomplete checkpoint, missing {WEIGHTS_FILE}; {_fix(path)}"
+        )
+    corrupt = f"{file}: truncated or corrupt (%s); resume from an intact copy or retrain"
+    if not zipfile.is_zipfile(file):  # torch.save writes a zip archive; a cut one is not
+        raise CheckpointError(corrupt % "not a complete zip archive")
+    try:
+        state = torch.load(file, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as err:
+        # weights_only refuses any object that is not a tensor or a plain value: unpickling it
+        # could run code. Keep torch's one line that names the object.
+        why = [ln.strip() for ln in str(err).splitlines() if "WeightsUnpickler" in ln]
+        raise CheckpointError(
+            f"{file}: refused, it holds objects other than tensors and plain values "
+            f"({(why or ['weights_only'])[0][:160]}); only load checkpoints written by this tool"
+        ) from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
+        raise CheckpointError(corrupt % f"{type(err).__name__}: {str(err)[:120]}") from None
+    if not isinstance(state, dict) or "model" not in state or "epoch" not in state:
+        raise CheckpointError(f"{file}: not a sound-vae-studio weights file; {_fix(path)}")
+    if state.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{file}: weights format_version {state.get('format_version')!r} is not supported "
+            f"(this version reads {FORMAT_VERSION}); use the matching sound-vae-studio or retrain"
+        )
+    return state
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
+    """Rebuild the model of a checkpoint folder from its configs and weights (eval mode).
+
+    Raises:
+        CheckpointError: missing folder or files, unknown version, corrupt or unsafe weights,
+            weights that do not fit the model config.
+    """
+    path = Path(path)
+    config = read_config(path)
+    try:
+        feature_config = FeatureConfig.from_dict(config["feature_config"])
+        model_config = ModelConfig.from_dict(config["model_config"])
+        label_names = [str(n) for n in config.get("label_names", [])]
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path / CONFIG_FILE}: bad config ({err}); {_fix(path)}") from None
+    state = _load_weights(path, device)
+    model = ConvVAE(model_config)
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, TypeError, AttributeError) as err:
+        first = str(err).strip().splitlines()
+        raise CheckpointError(
+            f"{path / WEIGHTS_FILE}: weights do not fit the model in {CONFIG_FILE} "
+            f"({' '.join(first[:3])[:300]}); the folder mixes files of two runs: retrain"
+        ) from None
+    model.to(device).eval()
+    return Checkpoint(
+        path=path,
+        feature_config=feature_config,
+        model_config=model_config,
+        train_config=dict(config.get("train_config", {})),
+        label_names=label_names,
+        dataset_info=dict(config.get("dataset", {})),
+        epoch=int(state["epoch"]),
+        model=model,
+        state=state,
+        config=config,
+    )
+
+
+def feature_differences(a: FeatureConfig, b: FeatureConfig) -> list[str]:
+    """["field a -> b", ...] for the fields that change the features (not Griffin-Lim's)."""
+    da, db = a.to_dict(), b.to_dict()
+    return [
+        f"{k} {da[k]!r} vs {db.get(k)!r}"
+        for k in da
+        if k not in SYNTHESIS_FIELDS and da[k] != db.get(k)
+    ]
+
+
+def check_compatible(ckpt: Checkpoint, feature_config: FeatureConfig, what: str) -> None:
+    """Raise CheckpointError unless ``feature_config`` (of ``what``) matches the checkpoint's.
+
+    Griffin-Lim settings are ignored: they change synthesis, not the features.
+    """
+    diff = feature_differences(ckpt.feature_config, feature_config)
+    if diff:
+        raise CheckpointError(
+            f"checkpoint {ckpt.path} was trained with features "
+            f"{ckpt.feature_config.fingerprint()}; {what} uses {feature_config.fingerprint()} "
+            f"(checkpoint vs {what}: {', '.join(diff)}); re-preprocess with the checkpoint's "
+            "settings or train a new model"
+        )
+
+
+def list_checkpoints(root: str | Path) -> list[Path]:
+    """Checkpoint folders directly under ``root`` (those holding config.json), newest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if (p / CONFIG_FILE).is_file()]
+    return sorted(found, key=lambda p: (p / CONFIG_FILE).stat().st_mtime, reverse=True)
+
+
+# ------------------------------------------------------------------------------ latents
+
+
+def write_latents(path: str | Path, means: np.ndarray, labels: np.ndarray, ids: list[str]) -> Path:
+    """Write latents.npz into the checkpoint folder ``path`` atomically.
+
+    Args:
+        means: (N, latent_dim) posterior means. labels: (N,) label indices, -1 unlabelled.
+        ids: N clip ids, in dataset order.
+    """
+    means = np.asarray(means, dtype=np.float32)
+    labels = np.asarray(labels, dtype=np.int64)
+    id_array = np.asarray([str(i) for i in ids], dtype=np.str_)
+    if means.ndim != 2 or labels.shape != (len(means),) or id_array.shape != (len(means),):
+        raise ValueError(
+            f"latents of shapes means {means.shape}, labels {labels.shape}, ids "
+            f"{id_array.shape}: need (N, D), (N,), (N,)"
+        )
+    buf = io.BytesIO()
+    np.savez(buf, means=means, labels=labels, ids=id_array)
+    return atomic_write_bytes(Path(path) / LATENTS_FILE, buf.getvalue())
+
+
+def read_latents(path: str | Path) -> dict[str, np.ndarray]:
+    """{"means" (N, D) float32, "labels" (N,) int64, "ids" (N,) str} of a checkpoint folder."""
+    file = Path(path) / LATENTS_FILE
+    if not file.is_file():
+        raise CheckpointError(
+            f"{file}: missing; training writes it after each epoch: resume or retrain"
+        )
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            out = {k: data[k] for k in ("means", "labels", "ids")}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise CheckpointError(f"{file}: unreadable ({err}); resume or retrain to rewrite") from None
+    return out
