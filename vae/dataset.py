@@ -38,9 +38,10 @@ FEATURES_FILE, WAVEFORMS_FILE = "features.npy", "waveforms.npy"
 MANIFEST_FILE, CONFIG_FILE, ERRORS_FILE = "manifest.csv", "config.json", "errors.csv"
 MANIFEST_COLUMNS = ("id", "source", "label", "speaker", "start", "split")
 SPLITS = ("train", "val")
-# Samples per batched STFT and write: the STFT's temporaries take ~100 bytes per sample, so
-# 2**20 keeps them near 100 MiB (64 seed clips, 8 music segments) at full speed.
-BATCH_SAMPLES = 2**20
+# Budget of one batched STFT, in samples or STFT cells (whichever a clip has more of): the
+# temporaries take ~100 bytes each, so 2**20 keeps them near 100 MiB (64 seed or fsdd clips,
+# 8 music segments); larger batches were no faster on 2 cores.
+BATCH_BUDGET = 2**20
 READ_AHEAD = 8  # files read ahead of the writer: bounds memory however long the files are
 READ_WORKERS = 2  # soundfile and torch release the GIL: reading overlaps the batched STFT
 
@@ -213,7 +214,7 @@ def _build(
     rows: list[list[Any]] = []  # id, source, label, speaker, start
     refused: list[tuple[str, str]] = []
     pending: list[np.ndarray] = []
-    batch = max(1, BATCH_SAMPLES // cfg.clip_samples)
+    batch = max(1, BATCH_BUDGET // max(cfg.clip_samples, cfg.n_stft_bins * cfg.n_frames))
     feats_out = storage.NpyAppender(tmp / FEATURES_FILE, np.float16, cfg.shape)
     waves_out = storage.NpyAppender(tmp / WAVEFORMS_FILE, np.float32, (cfg.clip_samples,))
 
