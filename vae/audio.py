@@ -113,17 +113,23 @@ def peak_normalise(wave: np.ndarray, peak: float = PEAK) -> np.ndarray:
     return (wave * (peak / np.maximum(top, 1e-12))).astype(np.float32)
 
 
-def trim_silence(wave: np.ndarray, top_db: float, frame: int = 64) -> np.ndarray:
-    """Cut leading and trailing stretches quieter than ``top_db`` below the clip's peak."""
+def loud_bounds(wave: np.ndarray, top_db: float, frame: int = 64) -> tuple[int, int]:
+    """(start, stop) sample indices of the part louder than ``top_db`` below the peak."""
     env = np.abs(wave)
     n = len(env) // frame * frame
     if n == 0:
-        return wave
+        return 0, len(wave)
     frame_peak = env[:n].reshape(-1, frame).max(axis=1)  # (frames,)
     loud = np.flatnonzero(frame_peak >= env.max() * 10 ** (-top_db / 20))
     if len(loud) == 0:
-        return wave
-    return wave[loud[0] * frame : min(len(wave), (loud[-1] + 1) * frame)]
+        return 0, len(wave)
+    return int(loud[0] * frame), int(min(len(wave), (loud[-1] + 1) * frame))
+
+
+def trim_silence(wave: np.ndarray, top_db: float, frame: int = 64) -> np.ndarray:
+    """Cut leading and trailing stretches quieter than ``top_db`` below the clip's peak."""
+    start, stop = loud_bounds(wave, top_db, frame)
+    return wave[start:stop]
 
 
 def fit_length(wave: np.ndarray, n: int) -> np.ndarray:

@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -224,7 +225,10 @@ def waveform_to_features(waves: np.ndarray | torch.Tensor, cfg: FeatureConfig) -
 
     Clips must already be at ``cfg.sample_rate``; they are not trimmed or padded here.
     """
-    waves = torch.as_tensor(np.asarray(waves) if not torch.is_tensor(waves) else waves)
+    if not torch.is_tensor(waves):
+        waves = np.asarray(waves, dtype=np.float32)
+        # torch refuses to wrap read-only (memory-mapped) arrays without a warning: copy those.
+        waves = torch.from_numpy(waves if waves.flags.writeable else waves.copy())
     waves = waves.to(torch.float32)
     peak = waves.abs().amax(dim=-1, keepdim=True).clamp(min=1e-12)
     return magnitude_to_features(stft_magnitude(waves / peak, cfg), cfg)
@@ -297,17 +301,20 @@ def zero_phase_waveform(feats: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor
     )
 
 
-def load_clips(path, cfg: FeatureConfig) -> list[tuple[int, np.ndarray]]:
+def load_clips(path: str | Path, cfg: FeatureConfig) -> list[tuple[int, np.ndarray]]:
     """Read a file and shape it as the config says: [(start_sample, clip (clip_samples,))].
 
     "single" gives one clip (silence trimmed if asked, then cut or zero-padded at the end);
-    "chunks" gives consecutive segments. Raises AudioError for unusable files.
+    "chunks" gives consecutive segments. Starts count samples at ``cfg.sample_rate`` from the
+    beginning of the file. Raises AudioError for unusable files.
     """
     from vae import audio
 
     wave, _ = audio.read_audio(path, cfg.sample_rate)
+    offset = 0
     if cfg.trim_db is not None:
-        wave = audio.trim_silence(wave, cfg.trim_db)
+        offset, stop = audio.loud_bounds(wave, cfg.trim_db)
+        wave = wave[offset:stop]
     if cfg.segment == "chunks":
-        return audio.chunk(wave, cfg.clip_samples)
-    return [(0, audio.fit_length(wave, cfg.clip_samples))]
+        return [(offset + start, seg) for start, seg in audio.chunk(wave, cfg.clip_samples)]
+    return [(offset, audio.fit_length(wave, cfg.clip_samples))]
