@@ -1,0 +1,152 @@
+"""The CLI end to end on the synthetic demo set: every command, as a user runs it."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+# A tiny feature shape (64 x 64) and model so the whole chain runs in seconds on 2 cores.
+TINY_FEATURES = ["--sample-rate", "8000", "--clip-seconds", "0.504", "--n-fft", "128"]
+TINY_FEATURES += ["--hop", "64"]
+TINY_MODEL = ["--channels", "8,16,32", "--latent-dim", "4", "--batch-size", "16"]
+
+
+def vae(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "vae", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"vae {args} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> dict[str, Path]:
+    """Demo clips -> dataset -> a checkpoint trained for 2 epochs, shared by the tests below."""
+    root = tmp_path_factory.mktemp("cli")
+    clips, data, ckpt = root / "clips", root / "data", root / "ckpt"
+    vae("demo-data", clips, "--per-class", "12")
+    vae("preprocess", clips, "--out", data, *TINY_FEATURES)
+    vae("train", data, "--out", ckpt, "--epochs", "2", *TINY_MODEL)
+    return {"root": root, "clips": clips, "data": data, "ckpt": ckpt}
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    wave, sr = sf.read(path, dtype="float32")
+    return wave, sr
+
+
+def test_preprocess_and_train_write_the_contracted_files(workspace):
+    data, ckpt = workspace["data"], workspace["ckpt"]
+    for name in ["features.npy", "waveforms.npy", "manifest.csv", "config.json", "errors.csv"]:
+        assert (data / name).is_file(), name
+    feats = np.load(data / "features.npy", mmap_mode="r")
+    assert feats.shape[1:] == (64, 64) and feats.shape[0] >= 48
+    assert 0.0 <= float(feats.min()) and float(feats.max()) <= 1.0
+    lines = [json.loads(x) for x in (ckpt / "metrics.jsonl").read_text().splitlines()]
+    epochs = [x["epoch"] for x in lines if x.get("event") == "epoch"]
+    assert epochs == [1, 2]
+    for name in ["model.pt", "config.json", "latents.npz"]:
+        assert (ckpt / name).is_file(), name
+
+
+def test_interpolate_files_ends_are_reconstructions(workspace):
+    clips, ckpt, root = workspace["clips"], workspace["ckpt"], workspace["root"]
+    files = sorted(clips.rglob("*.wav"))
+    a, b = files[0], files[-1]
+    out = root / "morph"
+    vae("interpolate", ckpt, a, b, "--steps", "5", "--out", out)
+    steps = sorted(out.glob("step*.wav"))
+    assert [p.name for p in steps] == [f"step{i}.wav" for i in range(5)]
+    waves = [read_wav(p) for p in steps]
+    for wave, sr in waves:
+        assert sr == 8000 and len(wave) == 4032
+        assert np.isfinite(wave).all()
+        assert np.abs(wave).max() == pytest.approx(0.99, abs=0.01)
+    recon = root / "recon"
+    vae("reconstruct", ckpt, a, b, "--out", recon)
+    ra, _ = read_wav(recon / f"{a.stem}-recon.wav")
+    rb, _ = read_wav(recon / f"{b.stem}-recon.wav")
+    # Equal up to float noise of a batched decode, which Griffin-Lim's iterations amplify.
+    np.testing.assert_allclose(waves[0][0], ra, atol=0.02)
+    np.testing.assert_allclose(waves[-1][0], rb, atol=0.02)
+    assert np.corrcoef(waves[0][0], ra)[0, 1] > 0.999
+    assert not np.allclose(waves[2][0], ra, atol=0.05)  # the middle is something else
+    morph, _ = read_wav(out / "morph.wav")
+    assert len(morph) > 4 * 4032
+
+
+def test_interpolate_accepts_dataset_ids_and_slerp(workspace):
+    manifest = (workspace["data"] / "manifest.csv").read_text().splitlines()
+    ids = [line.split(",")[0] for line in manifest[1:]]
+    out = workspace["root"] / "ids"
+    vae("interpolate", workspace["ckpt"], ids[0], ids[-1], "--steps", "3", "--slerp", "--out", out)
+    assert len(list(out.glob("step*.wav"))) == 3
+    bad = vae("interpolate", workspace["ckpt"], "no-such-clip", ids[0], "--out", out, check=False)
+    assert bad.returncode != 0 and "no-such-clip" in bad.stderr
+
+
+def test_reconstruct_skips_bad_files_and_sample_writes_clips(workspace):
+    root, ckpt = workspace["root"], workspace["ckpt"]
+    junk = root / "junk.wav"
+    junk.write_text("not audio")
+    good = sorted(workspace["clips"].rglob("*.wav"))[3]
+    proc = vae("reconstruct", ckpt, junk, good, "--out", root / "r2")
+    assert "junk.wav" in proc.stderr and (root / "r2" / f"{good.stem}-recon.wav").is_file()
+    assert not (root / "r2" / "junk-recon.wav").exists()
+    only_bad = vae("reconstruct", ckpt, junk, "--out", root / "r3", check=False)
+    assert only_bad.returncode == 1 and only_bad.stderr.strip().splitlines()[-1].startswith("error")
+    vae("sample", ckpt, "--n", "3", "--out", root / "samples", "--seed", "1")
+    samples = sorted((root / "samples").glob("*.wav"))
+    assert len(samples) == 3
+    waves = [read_wav(p)[0] for p in samples]
+    assert all(np.isfinite(w).all() and len(w) == 4032 for w in waves)
+    assert not np.allclose(waves[0], waves[1])
+
+
+def test_evaluate_reports_figures(workspace):
+    proc = vae("evaluate", workspace["ckpt"], workspace["data"], "--json")
+    report = json.loads(proc.stdout)
+    assert report["split"] == "val" and report["clips"] >= 5 and report["epoch"] == 2
+    for part in ("model", "griffin_lim_only"):
+        for metric in ("lsd_db", "sc"):
+            value = report[part][metric]["median"]
+            assert np.isfinite(value) and value > 0
+    # Griffin-Lim alone is an upper bound on the quality of the model's round trip.
+    assert report["griffin_lim_only"]["sc"]["median"] < report["model"]["sc"]["median"]
+
+
+def test_no_usable_audio_exits_non_zero_with_one_line(tmp_path):
+    (tmp_path / "a.wav").write_bytes(b"")
+    (tmp_path / "b.wav").write_text("hello")
+    proc = vae("preprocess", tmp_path, "--out", tmp_path / "out", check=False)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error:") and str(tmp_path) in last
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "command,option",
+    [
+        ("preprocess", "--preset"),
+        ("train", "--latent-dim"),
+        ("reconstruct", "--out"),
+        ("interpolate", "--slerp"),
+        ("sample", "--temperature"),
+        ("evaluate", "--json"),
+        ("demo-data", "--per-class"),
+    ],
+)
+def test_every_command_has_help(command, option):
+    proc = vae(command, "--help")
+    assert option in proc.stdout and "usage: python -m vae" in proc.stdout
