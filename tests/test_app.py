@@ -20,7 +20,8 @@ def test_home_page_lists_datasets_and_suggests_next_step(tmp_path, monkeypatch):
     ds = tmp_path / "data" / "mine"
     ds.mkdir(parents=True)
     (ds / "features.npy").write_bytes(b"")
-    info = {"counts": {"kept": 12}, "label_names": ["a", "b"], "feature_config": {"sample_rate": 8000}}
+    info = {"counts": {"kept": 12}, "label_names": ["a", "b"]}
+    info["feature_config"] = {"sample_rate": 8000}
     (ds / "config.json").write_text(json.dumps(info))
     at.run()
     assert "Datasets (1)" in [h.value for h in at.subheader]
