@@ -232,11 +232,13 @@ def test_sigkill_mid_epoch_then_resume(data: Path, tmp_path: Path) -> None:
     assert killed.epoch == epochs[-1] == 1
     assert ck.read_latents(out)["means"].shape == (40, 4)
     assert (out / ".lock").exists()  # left behind by the dead process: stale
+    (out / ".model.pt.999-dead.tmp").write_bytes(b"half a file")  # as if killed mid-write
 
     cfg = TrainConfig(epochs=4, batch_size=2, beta_warmup_epochs=2, threads=1, log_every=1)
     result = train(data, out, train_config=cfg, resume=True)
     assert result.epoch == 4 and [r["epoch"] for r in result.history] == [2, 3, 4]
     assert [r["epoch"] for r in _epochs(out)] == [1, 2, 3, 4]
+    assert not list(out.glob(".*.tmp")) and not (out / ".lock").exists()
     steps = [r["step"] for r in ck.read_metrics(out) if r["event"] == "step"]
     assert steps == list(range(1, 4 * 15 + 1))  # 30 train clips / batch 2: 15 steps an epoch
     # The kill cost time only: the result is that of an uninterrupted run.
@@ -244,3 +246,23 @@ def test_sigkill_mid_epoch_then_resume(data: Path, tmp_path: Path) -> None:
     train(data, tmp_path / "whole", train_config=cfg, model_overrides=TINY)
     whole = ck.load_checkpoint(tmp_path / "whole").model.state_dict()
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+def test_sigterm_stops_cleanly(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ck"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(data), str(out)], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(r["epoch"] == 2 and r["event"] == "step" for r in ck.read_metrics(out)):
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0  # train() returned: a clean stop, not a kill
+    finally:
+        proc.kill()
+        proc.wait()
+    assert ck.load_checkpoint(out).epoch == 1
+    assert [r["epoch"] for r in _epochs(out)] == [1]
+    assert not (out / ".lock").exists()

@@ -3,8 +3,8 @@
 No I/O here: the config travels inside every checkpoint, and ``ConvVAE(config)`` rebuilds the
 network from it. Features are (B, bins, frames) in [0, 1]; the model pads them up to a multiple
 of ``2 ** len(channels)`` on the way in and crops its output back, so any FeatureConfig shape
-works. A conditional model (``n_labels > 0``) sees a label embedding as extra input channels
-in the encoder and appended to the code in the decoder.
+works. A conditional model (``n_labels > 0``) sees a label embedding in the encoder (a
+per-channel shift after the first stage) and appended to the code in the decoder.
 """
 
 from __future__ import annotations
@@ -131,7 +131,12 @@ class ConvVAE(nn.Module):
         cond = config.label_dim if config.conditional else 0
         self.label_embedding = nn.Embedding(config.n_labels, cond) if cond else None
 
-        stages, width = [], 1 + cond
+        # The label enters the encoder as a per-channel shift after the first stage's norm. A
+        # broadcast label map concatenated to the input would be a constant per-channel offset
+        # after the first convolution, which the GroupNorm then removes (bar the border); it
+        # would also cost a convolution over label_dim extra channels at full resolution.
+        self.label_to_input = nn.Linear(cond, ch[0], bias=False) if cond else None
+        stages, width = [], 1
         for c in ch:
             stages.append(_stage(nn.Conv2d(width, c, 3, stride=2, padding=1), c))
             width = c
@@ -197,9 +202,12 @@ class ConvVAE(nn.Module):
         h = F.pad(x.unsqueeze(1), (0, wp - x.shape[2], 0, hp - x.shape[1]))  # (B, 1, Hp, Wp)
         emb = self._embed(labels, x.shape[0], x.device)
         if emb is not None:
-            maps = emb[:, :, None, None].expand(-1, -1, hp, wp)  # (B, label_dim, Hp, Wp)
-            h = torch.cat([h, maps], dim=1)  # (B, 1 + label_dim, Hp, Wp)
-        h = self.encoder(h).flatten(1)  # (B, C * h * w)
+            conv, norm, act = self.encoder[0]
+            bias = self.label_to_input(emb.to(h.dtype))[:, :, None, None]  # (B, C0, 1, 1)
+            h = self.encoder[1:](act(norm(conv(h)) + bias))
+        else:
+            h = self.encoder(h)
+        h = h.flatten(1)  # (B, C * h * w)
         mu, logvar = self.to_stats(h).chunk(2, dim=1)  # (B, D) each
         # A floor and ceiling on the variance keep exp() finite early in training.
         return mu, logvar.clamp(-30.0, 20.0)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -209,7 +211,7 @@ def _prepare_out(out: Path, resume: bool, emit: Progress) -> bool:
             )
         return True
     ours = {ck.LOCK_FILE, ck.METRICS_FILE, ck.LATENTS_FILE}
-    foreign = [p.name for p in out.iterdir() if p.name not in ours and not p.name.endswith(".tmp")]
+    foreign = [p.name for p in out.iterdir() if p.name not in ours]
     if foreign:
         raise ValueError(
             f"{out}: exists and is not a checkpoint folder (holds {', '.join(sorted(foreign)[:3])})"
@@ -220,6 +222,12 @@ def _prepare_out(out: Path, resume: bool, emit: Progress) -> bool:
     for name in (ck.METRICS_FILE, ck.LATENTS_FILE):  # leftovers of a run killed in epoch 1
         (out / name).unlink(missing_ok=True)
     return False
+
+
+def _tidy(out: Path) -> None:
+    """Remove temp files of writers killed mid-write (we hold the lock: none is alive)."""
+    for tmp in out.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 def train(
@@ -243,6 +251,7 @@ def train(
         progress: called with small dicts: {"event": "start" | "batch" | "epoch" | "note" |
             "stopped" | "done", ...}.
         should_stop: polled between batches; True stops, keeping the last finished epoch.
+            SIGTERM does the same when training runs in the main thread.
     Raises:
         ValueError: bad arguments, a busy or foreign ``out_dir``, a dataset that cannot train.
         CheckpointError: resuming a checkpoint made from other data or features.
@@ -251,11 +260,17 @@ def train(
     started = time.perf_counter()
     out = Path(out_dir)
     emit: Progress = progress or (lambda event: None)
-    stop: Callable[[], bool] = should_stop or (lambda: False)
+    asked = should_stop or (lambda: False)
+    terminated: list[int] = []
+
+    def stop() -> bool:
+        return bool(terminated) or asked()
+
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: is a file, not a checkpoint folder; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     with ck.FolderLock(out):
+        _tidy(out)
         found = _prepare_out(out, resume, emit)
         ds = load_dataset(Path(data_dir))
         ckpt = ck.load_checkpoint(out) if found else None
@@ -264,11 +279,32 @@ def train(
         old_threads = torch.get_num_threads()
         if device.type == "cpu":
             torch.set_num_threads(cfg.threads or _cpu_count())
+        # SIGTERM (the app's Stop, `kill`) stops at the next batch like should_stop does.
+        main = threading.current_thread() is threading.main_thread()
+        old_handler = (
+            signal.signal(signal.SIGTERM, lambda *_: terminated.append(1)) if main else None
+        )
         try:
             run = _Run(ds, out, ckpt, cfg, model_overrides, device, emit, stop)
             return run.run(started)
         finally:
             torch.set_num_threads(old_threads)
+            if main:
+                signal.signal(signal.SIGTERM, old_handler)
+
+
+def _ignored_overrides(cfg: ModelConfig, overrides: dict[str, Any] | None) -> list[str]:
+    """["name=value", ...] of the overrides that differ from a resumed model's config."""
+    o = dict(overrides or {})
+    if o.get("size") in MODEL_SIZES and o.get("channels") is None:
+        o["channels"] = MODEL_SIZES[o.pop("size")]
+    have = {"latent_dim": cfg.latent_dim, "channels": cfg.channels, "label_dim": cfg.label_dim}
+    have["conditional"] = cfg.conditional
+    return [
+        f"{k}={v}"
+        for k, v in o.items()
+        if k in have and v is not None and (tuple(v) if k == "channels" else v) != have[k]
+    ]
 
 
 def _restore(
@@ -288,8 +324,10 @@ def _restore(
             f"{ds.fingerprint}: resume with the same dataset or train a new model"
         )
     ck.check_compatible(ckpt, ds.config, f"dataset {ds.root}")
-    if overrides and build_model_config(ds, overrides)[0] != ckpt.model_config:
-        emit({"event": "note", "message": "resuming keeps the checkpoint's model settings"})
+    ignored = _ignored_overrides(ckpt.model_config, overrides)
+    if ignored:
+        note = f"resuming keeps the checkpoint's model; ignoring {', '.join(ignored)}"
+        emit({"event": "note", "message": note})
     dropped = ck.trim_metrics(out, ckpt.epoch)
     if dropped:
         note = f"dropped {dropped} metrics lines after epoch {ckpt.epoch} (an unfinished run)"
