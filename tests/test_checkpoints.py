@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -208,26 +205,6 @@ def test_metrics_reader_skips_torn_lines_and_trim_drops_later_epochs(tmp_path: P
     assert ck.trim_metrics(tmp_path, 2) == 3
     assert [r["epoch"] for r in ck.read_metrics(tmp_path)] == [1, 1, 2, 2]
     assert ck.trim_metrics(tmp_path, 2) == 0
-
-
-def test_folder_lock(tmp_path: Path) -> None:
-    assert ck.lock_owner(tmp_path) is None
-    with ck.FolderLock(tmp_path):
-        assert ck.lock_owner(tmp_path) == os.getpid()
-        with pytest.raises(ValueError, match=r"training process \d+ is writing"):
-            with ck.FolderLock(tmp_path):
-                pass
-    assert not (tmp_path / ".lock").exists()
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    (tmp_path / ".lock").write_text(dead)
-    assert ck.lock_owner(tmp_path) is None  # its owner is dead
-    with ck.FolderLock(tmp_path):  # so the lock is taken over
-        assert ck.lock_owner(tmp_path) == os.getpid()
 
 
 def test_list_checkpoints(tmp_path: Path) -> None:

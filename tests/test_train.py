@@ -15,12 +15,12 @@ import pytest
 import torch
 
 from vae import checkpoints as ck
-from vae import train as train_module
+from vae import loop
 from vae.checkpoints import CheckpointError
 from vae.dataset import load_dataset, preprocess
 from vae.features import FeatureConfig
 from vae.sources import make_demo_set
-from vae.train import TrainConfig, TrainingDiverged, train
+from vae.train import FolderLock, TrainConfig, TrainingDiverged, lock_owner, train
 
 ROOT = Path(__file__).resolve().parents[1]
 # 8 kHz, 4032 samples, n_fft 128, hop 64 -> 64 bins x 64 frames.
@@ -152,14 +152,17 @@ def test_stop_keeps_the_last_finished_epoch(data: Path, tmp_path: Path) -> None:
 
 def test_divergence_stops_with_a_clear_error(data: Path, tmp_path: Path, monkeypatch) -> None:
     train(data, tmp_path / "ck", train_config=_cfg(1), model_overrides=TINY)
-    real = train_module.vae_loss
+    real = loop.vae_loss
 
     def nan_loss(*args, **kw):
         out = real(*args, **kw)
         return {**out, "loss": out["loss"] * float("nan")}
 
-    monkeypatch.setattr(train_module, "vae_loss", nan_loss)
-    with pytest.raises(TrainingDiverged, match="epoch 2, batch 1.*checkpoint of epoch 1"):
+    monkeypatch.setattr(loop, "vae_loss", nan_loss)
+    with pytest.raises(
+        TrainingDiverged,
+        match="batch 1 at epoch 2; the checkpoint of epoch 1 .* resume it with a lower --lr",
+    ):
         train(data, tmp_path / "ck", train_config=_cfg(3), resume=True)
     assert ck.load_checkpoint(tmp_path / "ck").epoch == 1
     assert not (tmp_path / "ck" / ".lock").exists()
@@ -183,6 +186,26 @@ def test_bad_overrides_and_devices(data: Path, tmp_path: Path) -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU"):
             train(data, tmp_path / "b", train_config=_cfg(1, device="cuda"))
+
+
+def test_folder_lock(tmp_path: Path) -> None:
+    assert lock_owner(tmp_path) is None
+    with FolderLock(tmp_path):
+        assert lock_owner(tmp_path) == os.getpid()
+        with pytest.raises(ValueError, match=r"training process \d+ is writing"):
+            with FolderLock(tmp_path):
+                pass
+    assert not (tmp_path / ".lock").exists()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (tmp_path / ".lock").write_text(dead)
+    assert lock_owner(tmp_path) is None  # its owner is dead
+    with FolderLock(tmp_path):  # so the lock is taken over
+        assert lock_owner(tmp_path) == os.getpid()
 
 
 def test_lock_refuses_a_second_trainer(data: Path, tmp_path: Path) -> None:

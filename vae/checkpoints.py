@@ -18,7 +18,6 @@ import os
 import pickle
 import platform
 import secrets
-import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +34,6 @@ from vae.model import ConvVAE, ModelConfig
 FORMAT_VERSION = 1
 WEIGHTS_FILE, CONFIG_FILE = "model.pt", "config.json"
 METRICS_FILE, LATENTS_FILE = "metrics.jsonl", "latents.npz"
-LOCK_FILE = ".lock"
 # Settings that change how features sound back but not what they hold.
 SYNTHESIS_FIELDS = ("griffin_lim_iters", "griffin_lim_momentum")
 
@@ -112,65 +110,6 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-# ------------------------------------------------------------------------------ lock and metrics
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, owned by someone else
-    return True
-
-
-def lock_owner(folder: str | Path) -> int | None:
-    """Pid of the live process training into ``folder`` (0: one starting up), else None."""
-    lock = Path(folder) / LOCK_FILE
-    try:
-        text = lock.read_text().strip()
-        age = time.time() - lock.stat().st_mtime
-    except OSError:
-        return None
-    if not text.isdigit():
-        return 0 if age < 10 else None  # an owner may be between its create and its write
-    return int(text) if _pid_alive(int(text)) else None
-
-
-class FolderLock:
-    """Exclusive use of a checkpoint folder: an O_EXCL ``.lock`` file holding the owner's pid.
-
-    A lock whose owner is dead is stale and taken over.
-    """
-
-    def __init__(self, folder: str | Path):
-        self.path = Path(folder) / LOCK_FILE
-
-    def __enter__(self) -> FolderLock:
-        for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                pid = lock_owner(self.path.parent)
-                if pid is not None:
-                    raise ValueError(
-                        f"{self.path.parent}: training process {pid or '(starting)'} is writing "
-                        f"this checkpoint; wait for it or stop it, or choose another --out "
-                        f"(delete {self.path} if no such training runs)"
-                    ) from None
-                self.path.unlink(missing_ok=True)  # stale: its owner is dead
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(f"{os.getpid()}\n")
-            return self
-        raise ValueError(f"{self.path}: could not take the lock; try again")
-
-    def __exit__(self, *exc: object) -> None:
-        if lock_owner(self.path.parent) == os.getpid():
-            self.path.unlink(missing_ok=True)
-
-
 def trim_metrics(out: str | Path, epoch: int) -> int:
     """Drop metrics lines of epochs after ``epoch`` (from a killed run); returns lines dropped."""
     file = Path(out) / METRICS_FILE
@@ -218,7 +157,8 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """The time now, UTC, ISO 8601 to the second."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
@@ -264,7 +204,7 @@ def save_checkpoint(
         **(extra or {}),
     }
     atomic_torch_save(state, path / WEIGHTS_FILE)
-    created = _now()
+    created = utc_now()
     try:
         created = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))["created"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -279,7 +219,7 @@ def save_checkpoint(
         "dataset": dict(dataset_info),
         "epoch": int(epoch),
         "created": created,
-        "updated": _now(),
+        "updated": utc_now(),
         "versions": _versions(),
     }
     atomic_write_json(path / CONFIG_FILE, config)  # after model.pt: its epoch is never ahead

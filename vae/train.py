@@ -1,42 +1,37 @@
-"""The training loop shared by the CLI and the app: loss, beta warm-up, validation, metrics,
-stop and resume.
+"""Training, the one function both faces call: configs, the folder lock, resume, stop.
 
-One call to :func:`train` trains a ConvVAE on a preprocessed dataset and keeps a checkpoint
-folder up to date after every epoch: a line in metrics.jsonl, then model.pt, config.json and
-latents.npz (each written atomically). A kill at any moment loses at most the epoch in
-progress; ``resume=True`` continues from the last finished one. Everything random is seeded:
-the shuffle order is a function of (seed, epoch) and the sampling noise comes from the global
-torch RNG whose state is saved in model.pt, so a resumed run repeats an uninterrupted one.
+:func:`train` trains a ConvVAE on a preprocessed dataset and keeps a checkpoint folder up to
+date after every epoch (the epoch loop itself is :class:`vae.loop.Trainer`): a line in
+metrics.jsonl, then model.pt, config.json and latents.npz, each written atomically. A kill at
+any moment loses at most the epoch in progress; ``resume=True`` continues from the last
+finished one. Everything random is seeded: the shuffle order is a function of (seed, epoch)
+and the sampling noise comes from the global torch RNG whose state is saved in model.pt, so a
+resumed run repeats an uninterrupted one exactly.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from vae import checkpoints as ck
-from vae.dataset import SpectrogramSet, load_dataset, load_split_tensor
-from vae.model import MODEL_SIZES, ConvVAE, ModelConfig, count_parameters, vae_loss
+from vae.dataset import SpectrogramSet, load_dataset
+from vae.loop import Progress, Trainer, TrainingDiverged
+from vae.model import MODEL_SIZES, ModelConfig
 
-Progress = Callable[[dict[str, Any]], None]
+__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "FolderLock", "lock_owner", "train"]
+
+LOCK_FILE = ".lock"
 OVERRIDE_KEYS = ("latent_dim", "channels", "size", "conditional", "label_dim")
-EVAL_BATCH = 256
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +113,65 @@ class TrainResult:
     seconds: float
 
 
+# ------------------------------------------------------------------------------ folder lock
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    return True
+
+
+def lock_owner(folder: str | Path) -> int | None:
+    """Pid of the live process training into ``folder`` (0: one starting up), else None."""
+    lock = Path(folder) / LOCK_FILE
+    try:
+        text = lock.read_text().strip()
+        age = time.time() - lock.stat().st_mtime
+    except OSError:
+        return None
+    if not text.isdigit():
+        return 0 if age < 10 else None  # an owner may be between its create and its write
+    return int(text) if _pid_alive(int(text)) else None
+
+
+class FolderLock:
+    """Exclusive use of a checkpoint folder: an O_EXCL ``.lock`` file holding the owner's pid.
+
+    A lock whose owner is dead is stale and taken over.
+    """
+
+    def __init__(self, folder: str | Path):
+        self.path = Path(folder) / LOCK_FILE
+
+    def __enter__(self) -> FolderLock:
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                pid = lock_owner(self.path.parent)
+                if pid is not None:
+                    raise ValueError(
+                        f"{self.path.parent}: training process {pid or '(starting)'} is writing "
+                        f"this checkpoint; wait for it or stop it, or choose another --out "
+                        f"(delete {self.path} if no such training runs)"
+                    ) from None
+                self.path.unlink(missing_ok=True)  # stale: its owner is dead
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()}\n")
+            return self
+        raise ValueError(f"{self.path}: could not take the lock; try again")
+
+    def __exit__(self, *exc: object) -> None:
+        if lock_owner(self.path.parent) == os.getpid():
+            self.path.unlink(missing_ok=True)
+
+
 # ------------------------------------------------------------------------------ helpers
 
 
@@ -135,10 +189,6 @@ def _cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def build_model_config(
@@ -175,32 +225,6 @@ def build_model_config(
     return cfg, list(ds.label_names)
 
 
-@torch.no_grad()
-def _evaluate(
-    model: ConvVAE,
-    x: torch.Tensor,
-    y: torch.Tensor | None,
-    beta: float,
-    free_bits: float,
-    device: torch.device,
-) -> tuple[dict[str, float], torch.Tensor]:
-    """Mean per-clip losses over (x, y) in eval mode, and the posterior means (n, D) on cpu."""
-    model.eval()
-    sums, means = torch.zeros(3, dtype=torch.float64), []
-    for i in range(0, len(x), EVAL_BATCH):
-        xb = x[i : i + EVAL_BATCH].to(device)
-        yb = y[i : i + EVAL_BATCH].to(device) if y is not None else None
-        recon, mu, logvar = model(xb, yb)
-        out = vae_loss(recon, xb, mu, logvar, beta, free_bits)
-        sums += torch.stack(
-            [out[k].detach().double().cpu() for k in ("loss", "recon", "kl")]
-        ) * len(xb)
-        means.append(mu.float().cpu())
-    n = max(len(x), 1)
-    stats = {k: float(v) / n for k, v in zip(("loss", "recon", "kl"), sums, strict=True)}
-    return stats, torch.cat(means) if means else torch.zeros(0, model.config.latent_dim)
-
-
 def _prepare_out(out: Path, resume: bool, emit: Progress) -> bool:
     """Check ``out`` against ``resume``; True when a checkpoint is there to resume."""
     if ck.has_checkpoint(out):
@@ -210,7 +234,7 @@ def _prepare_out(out: Path, resume: bool, emit: Progress) -> bool:
                 "another --out"
             )
         return True
-    ours = {ck.LOCK_FILE, ck.METRICS_FILE, ck.LATENTS_FILE}
+    ours = {LOCK_FILE, ck.METRICS_FILE, ck.LATENTS_FILE}
     foreign = [p.name for p in out.iterdir() if p.name not in ours]
     if foreign:
         raise ValueError(
@@ -269,7 +293,7 @@ def train(
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: is a file, not a checkpoint folder; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    with ck.FolderLock(out):
+    with FolderLock(out):
         _tidy(out)
         found = _prepare_out(out, resume, emit)
         ds = load_dataset(Path(data_dir))
@@ -285,12 +309,17 @@ def train(
             signal.signal(signal.SIGTERM, lambda *_: terminated.append(1)) if main else None
         )
         try:
-            run = _Run(ds, out, ckpt, cfg, model_overrides, device, emit, stop)
-            return run.run(started)
+            model_config, label_names = _restore(ckpt, ds, out, model_overrides, emit)
+            trainer = Trainer(ds, out, cfg, model_config, label_names, device, emit, stop,
+                              resume=ckpt.state if ckpt else None)  # fmt: skip
+            last, history, stopped = trainer.run()
         finally:
             torch.set_num_threads(old_threads)
-            if main:
-                signal.signal(signal.SIGTERM, old_handler)
+            if main:  # None: a handler not set from Python; give back the default
+                signal.signal(signal.SIGTERM, old_handler or signal.SIG_DFL)
+    seconds = time.perf_counter() - started
+    emit({"event": "done", "epoch": last, "stopped": stopped, "seconds": seconds})
+    return TrainResult(out, last, history, stopped, seconds)
 
 
 def _ignored_overrides(cfg: ModelConfig, overrides: dict[str, Any] | None) -> list[str]:
@@ -333,168 +362,3 @@ def _restore(
         note = f"dropped {dropped} metrics lines after epoch {ckpt.epoch} (an unfinished run)"
         emit({"event": "note", "message": note})
     return ckpt.model_config, ckpt.label_names
-
-
-class _Run:
-    """State of one training run: data in memory, model, optimizer, where to write."""
-
-    def __init__(self, ds, out, ckpt, cfg, overrides, device, emit, stop) -> None:
-        self.ds, self.out, self.cfg, self.device, self.emit, self.stop = (
-            ds, out, cfg, device, emit, stop
-        )  # fmt: skip
-        torch.manual_seed(cfg.seed)
-        self.model_config, self.label_names = _restore(ckpt, ds, out, overrides, emit)
-        self.model = ConvVAE(self.model_config).to(device)
-        self.opt = torch.optim.AdamW(
-            self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
-        )
-        self.start = 1
-        if ckpt is not None:
-            self.start = ckpt.epoch + 1
-            self.model.load_state_dict(ckpt.state["model"])
-            self.opt.load_state_dict(ckpt.state["optimizer"])
-            for group in self.opt.param_groups:  # a resumed run may change them
-                group["lr"], group["weight_decay"] = cfg.lr, cfg.weight_decay
-            torch.set_rng_state(ckpt.state["rng"].cpu())
-            if device.type == "cuda" and "cuda_rng" in ckpt.state:
-                torch.cuda.set_rng_state(ckpt.state["cuda_rng"].cpu(), device)
-        # Whole splits in memory: (n, bins, frames) float32 and (n,) label indices.
-        self.parts = {s: load_split_tensor(ds, s) for s in ("train", "val")}
-        self.n = len(self.parts["train"][0])
-        if self.n == 0:
-            raise ValueError(f"{ds.root}: no clips in the train split; preprocess more clips")
-        self.batches = math.ceil(self.n / cfg.batch_size)
-        self.n_val = len(self.parts["val"][0])
-        self.dataset_info = {
-            "path": str(Path(ds.root).absolute()),
-            "fingerprint": ds.fingerprint,
-            "train_clips": self.n,
-            "val_clips": self.n_val,
-        }
-
-    def _labels(self, y: torch.Tensor) -> torch.Tensor | None:
-        return y.to(self.device) if self.model_config.conditional else None
-
-    def train_epoch(self, epoch: int) -> tuple[list[float], float] | None:
-        """One pass over the train split; (mean loss, recon, kl) and the last beta, or None
-        when stopped."""
-        cfg, bs, batches = self.cfg, self.cfg.batch_size, self.batches
-        x_train, y_train = self.parts["train"]
-        self.model.train()
-        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        order = torch.randperm(self.n, generator=gen)
-        sums, beta = torch.zeros(3, dtype=torch.float64), cfg.beta
-        for b in range(batches):
-            if self.stop():
-                return None
-            idx = order[b * bs : (b + 1) * bs]
-            x = x_train[idx].to(self.device)  # (B, bins, frames)
-            beta = cfg.beta_at(epoch, b, batches)
-            recon, mu, logvar = self.model(x, self._labels(y_train[idx]))
-            losses = vae_loss(recon, x, mu, logvar, beta, cfg.free_bits)
-            values = torch.stack([losses[k].detach() for k in ("loss", "recon", "kl")])
-            values = values.double().cpu()  # (3,) loss, recon, kl
-            if not torch.isfinite(values).all():
-                raise TrainingDiverged(
-                    f"loss became {values[0].item()} at epoch {epoch}, batch {b + 1}; the "
-                    f"checkpoint of epoch {epoch - 1} in {self.out} is kept: resume with a "
-                    f"lower --lr (now {cfg.lr}) or a longer beta warm-up"
-                )
-            self.opt.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            norm = torch.nn.utils.clip_grad_norm_(
-                self.model.parameters(), cfg.grad_clip or math.inf
-            )
-            self.opt.step()
-            sums += values * len(idx)
-            loss, recon_v, kl = values.tolist()
-            step = (epoch - 1) * batches + b + 1
-            if cfg.log_every and step % cfg.log_every == 0:
-                line = {"event": "step", "epoch": epoch, "batch": b + 1, "step": step}
-                line.update(loss=loss, recon=recon_v, kl=kl, beta=beta, grad_norm=float(norm))
-                ck.append_jsonl(self.out / ck.METRICS_FILE, line)
-            self.emit(
-                {"event": "batch", "epoch": epoch, "batch": b + 1, "batches": batches, "loss": loss}
-            )
-        return (sums / self.n).tolist(), beta
-
-    def finish_epoch(self, epoch: int, train_stats: list[float], beta: float, t0: float) -> dict:
-        """Validate, log the epoch, save the checkpoint and the latents; returns the record."""
-        x_val, y_val = self.parts["val"]
-        val, _ = _evaluate(
-            self.model, x_val, self._labels(y_val), beta, self.cfg.free_bits, self.device
-        )
-        if self.n_val and not all(math.isfinite(v) for v in val.values()):
-            raise TrainingDiverged(
-                f"validation loss became {val['loss']} at epoch {epoch}; the checkpoint of "
-                f"epoch {epoch - 1} in {self.out} is kept"
-            )
-        record = {"event": "epoch", "epoch": epoch}
-        for i, key in enumerate(("loss", "recon", "kl")):
-            record[f"train_{key}"] = train_stats[i]
-        for key in ("loss", "recon", "kl"):
-            record[f"val_{key}"] = val[key] if self.n_val else None
-        record.update(beta=beta, lr=self.opt.param_groups[0]["lr"])
-        record.update(seconds=time.perf_counter() - t0, time=_now())
-        ck.append_jsonl(self.out / ck.METRICS_FILE, record)  # then model.pt, then config.json
-        extra = {"step": epoch * self.batches, "rng": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            extra["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        ck.save_checkpoint(
-            self.out,
-            model=self.model,
-            optimizer=self.opt,
-            epoch=epoch,
-            feature_config=self.ds.config,
-            model_config=self.model_config,
-            train_config=self.cfg,
-            label_names=self.label_names,
-            dataset_info=self.dataset_info,
-            extra=extra,
-        )
-        self.write_latents()
-        return record
-
-    def write_latents(self) -> None:
-        """latents.npz: posterior means of every clip in dataset order."""
-        means = np.zeros((len(self.ds), self.model_config.latent_dim), np.float32)
-        for split, (x, y) in self.parts.items():
-            _, mu = _evaluate(self.model, x, self._labels(y), 0.0, 0.0, self.device)
-            means[self.ds.split_indices(split)] = mu.numpy()  # (n_split, D)
-        ck.write_latents(self.out, means, self.ds.label_indices, self.ds.ids)
-
-    def run(self, started: float) -> TrainResult:
-        cfg, emit = self.cfg, self.emit
-        emit(
-            {
-                "event": "start",
-                "epoch": self.start,
-                "epochs": cfg.epochs,
-                "batches": self.batches,
-                "train_clips": self.n,
-                "val_clips": self.n_val,
-                "device": str(self.device),
-                "parameters": count_parameters(self.model),
-            }
-        )
-        if self.start > cfg.epochs:
-            note = f"already trained {self.start - 1} of {cfg.epochs} epochs"
-            emit({"event": "note", "message": note})
-        history: list[dict[str, Any]] = []
-        last, stopped = self.start - 1, False
-        for epoch in range(self.start, cfg.epochs + 1):
-            t0 = time.perf_counter()
-            done = self.train_epoch(epoch)
-            if done is None:
-                stopped = True
-                note = f"stopped; the checkpoint of epoch {last} is kept in {self.out}"
-                emit({"event": "stopped", "epoch": last, "message": note})
-                break
-            history.append(self.finish_epoch(epoch, *done, t0))
-            last = epoch
-            emit(history[-1])
-        if last > 0 and not (self.out / ck.LATENTS_FILE).is_file():
-            self.write_latents()  # a run killed between config.json and latents.npz
-        seconds = time.perf_counter() - started
-        emit({"event": "done", "epoch": last, "stopped": stopped, "seconds": seconds})
-        return TrainResult(self.out, last, history, stopped, seconds)
