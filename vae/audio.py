@@ -80,7 +80,8 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
         raise AudioError(f"{path}: contains NaN or infinite samples")
     wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if np.abs(wave).max() < SILENCE_PEAK:
-        raise AudioError(f"{path}: silent (peak below -80 dBFS)")
+        mixed = " after mixing its channels to mono" if data.shape[1] > 1 else ""
+        raise AudioError(f"{path}: silent{mixed} (peak below -80 dBFS)")
     if sample_rate is not None and sr != sample_rate:
         wave = resample(wave, sr, sample_rate)
         sr = sample_rate
@@ -115,11 +116,11 @@ def peak_normalise(wave: np.ndarray, peak: float = PEAK) -> np.ndarray:
 
 def loud_bounds(wave: np.ndarray, top_db: float, frame: int = 64) -> tuple[int, int]:
     """(start, stop) sample indices of the part louder than ``top_db`` below the peak."""
+    if len(wave) == 0:
+        return 0, 0
     env = np.abs(wave)
-    n = len(env) // frame * frame
-    if n == 0:
-        return 0, len(wave)
-    frame_peak = env[:n].reshape(-1, frame).max(axis=1)  # (frames,)
+    env = np.pad(env, (0, -len(env) % frame))  # the last partial frame counts too
+    frame_peak = env.reshape(-1, frame).max(axis=1)  # (frames,)
     loud = np.flatnonzero(frame_peak >= env.max() * 10 ** (-top_db / 20))
     if len(loud) == 0:
         return 0, len(wave)

@@ -8,6 +8,7 @@ reported and skipped.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from vae import __version__
 from vae.features import PRESETS
+from vae.model import MODEL_SIZES
 
 DESCRIPTION = """Sound VAE Studio: turn a folder of short clips into a VAE you can play with.
 
@@ -96,40 +98,60 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from vae.train import TrainConfig, train
+TRAIN_OPTIONS = {  # CLI option -> TrainConfig field; None defaults mean "not given"
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "beta": "beta",
+    "beta_warmup_epochs": "beta_warmup_epochs",
+    "free_bits": "free_bits",
+    "seed": "seed",
+    "device": "device",
+}
 
-    cfg = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        beta=args.beta,
-        beta_warmup_epochs=args.beta_warmup_epochs,
-        free_bits=args.free_bits,
-        seed=args.seed,
-        device=args.device,
-    )
+
+def _train_config(args: argparse.Namespace):
+    """Options given on the command line over the stored config (resume) or the defaults."""
+    from vae.checkpoints import has_checkpoint, read_config
+    from vae.train import TrainConfig
+
+    base = TrainConfig()
+    if args.resume and has_checkpoint(args.out):
+        base = TrainConfig.from_dict(read_config(args.out)["train_config"])
+    given = {f: getattr(args, o) for o, f in TRAIN_OPTIONS.items() if getattr(args, o) is not None}
+    return dataclasses.replace(base, **given)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from vae.train import train
+
+    cfg = _train_config(args)
     overrides: dict = {"conditional": args.conditional}
     if args.latent_dim is not None:
         overrides["latent_dim"] = args.latent_dim
+    if args.size is not None:
+        overrides["size"] = args.size
     if args.channels:
         overrides["channels"] = tuple(int(c) for c in args.channels.split(","))
     from tqdm import tqdm
 
     bar = tqdm(file=sys.stderr, unit="batch", dynamic_ncols=True)
+    shown = {"epoch": None}
 
     def progress(event: dict) -> None:
         kind = event.get("event")
         if kind == "batch":
-            bar.set_description(f"epoch {event['epoch']}/{args.epochs}")
-            bar.total = event["batches"]
-            bar.n = event["batch"]
-            bar.refresh()
+            if shown["epoch"] != event["epoch"]:  # a fresh bar (and ETA) for every epoch
+                shown["epoch"] = event["epoch"]
+                bar.reset(total=event["batches"])
+                bar.set_description(f"epoch {event['epoch']}/{cfg.epochs}", refresh=False)
+            bar.update(event["batch"] - bar.n)
         elif kind == "epoch":
+            val = event.get("val_loss")
             bar.write(
-                f"epoch {event['epoch']}: loss {event['train_loss']:.3f} "
+                f"epoch {event['epoch']}/{cfg.epochs}: loss {event['train_loss']:.3f} "
                 f"(recon {event['train_recon']:.3f}, kl {event['train_kl']:.3f}) "
-                f"val {event['val_loss']:.3f} in {event['seconds']:.1f} s"
+                f"val {'-' if val is None else f'{val:.3f}'} in {event['seconds']:.1f} s"
             )
         elif "message" in event:
             bar.write(str(event["message"]))
@@ -326,18 +348,19 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train a VAE on a preprocessed dataset")
     s.add_argument("data", help="dataset folder written by preprocess")
     s.add_argument("--out", required=True, help="checkpoint folder (saved after every epoch)")
-    s.add_argument("--epochs", type=int, default=30, help="total epochs (resume counts on)")
+    s.add_argument("--epochs", type=int, help="total epochs, resume counting on (default 30)")
     s.add_argument("--latent-dim", type=int, help="size of the latent code (default 16)")
-    s.add_argument("--channels", help="encoder channels per stage, e.g. 32,64,128,256")
-    s.add_argument("--beta", type=float, default=1.0, help="final weight of the KL term")
-    s.add_argument("--beta-warmup-epochs", type=int, default=5, help="epochs to ramp beta up")
-    s.add_argument("--free-bits", type=float, default=0.0, help="KL floor per latent dim (nats)")
-    s.add_argument("--batch-size", type=int, default=64, help="clips per step")
-    s.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    s.add_argument("--size", choices=list(MODEL_SIZES), help="model size (default small)")
+    s.add_argument("--channels", help="encoder channels per stage, e.g. 16,32,64,128")
+    s.add_argument("--beta", type=float, help="final weight of the KL term (default 1.0)")
+    s.add_argument("--beta-warmup-epochs", type=float, help="epochs to ramp beta up (default 5)")
+    s.add_argument("--free-bits", type=float, help="KL floor per latent dim, nats (default 0)")
+    s.add_argument("--batch-size", type=int, help="clips per step (default 64)")
+    s.add_argument("--lr", type=float, help="learning rate (default 0.001)")
     s.add_argument("--conditional", action="store_true", help="condition on the clip labels")
     s.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
-    s.add_argument("--seed", type=int, default=0, help="seed of initialisation and shuffling")
-    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where")
+    s.add_argument("--seed", type=int, help="seed of initialisation and shuffling (default 0)")
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], help="auto: a GPU if any")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("reconstruct", help="encode and decode audio files")

@@ -126,10 +126,12 @@ class FeatureConfig:
         return cls(**data)
 
     def fingerprint(self) -> str:
-        """A short stable string that changes whenever the features would change."""
+        """A short stable string that changes whenever the stored features would change."""
         import hashlib
 
-        text = json.dumps(self.to_dict(), sort_keys=True)
+        # Griffin-Lim settings change how features become sound, not the features themselves.
+        data = {k: v for k, v in self.to_dict().items() if not k.startswith("griffin_lim")}
+        text = json.dumps(data, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def replace(self, **changes: Any) -> FeatureConfig:
