@@ -135,7 +135,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides["channels"] = tuple(int(c) for c in args.channels.split(","))
     from tqdm import tqdm
 
-    bar = tqdm(file=sys.stderr, unit="batch", dynamic_ncols=True)
+    bar = tqdm(file=sys.stderr, unit="batch", dynamic_ncols=True, delay=0.5)
     shown = {"epoch": None}
 
     def progress(event: dict) -> None:

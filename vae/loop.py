@@ -57,6 +57,19 @@ def evaluate(
     return stats, torch.cat(means) if means else torch.zeros(0, model.config.latent_dim)
 
 
+@torch.no_grad()
+def encode_means(
+    model: ConvVAE, x: torch.Tensor, y: torch.Tensor | None, device: torch.device
+) -> torch.Tensor:
+    """Posterior means (n, D) on the cpu of clips ``x`` (n, bins, frames); encoder only."""
+    model.eval()
+    means = [torch.zeros(0, model.config.latent_dim)]
+    for i in range(0, len(x), EVAL_BATCH):
+        yb = y[i : i + EVAL_BATCH].to(device) if y is not None else None
+        means.append(model.encode(x[i : i + EVAL_BATCH].to(device), yb)[0].float().cpu())
+    return torch.cat(means)
+
+
 class Trainer:
     """A run in progress: splits in memory, model, optimizer, the checkpoint folder it keeps.
 
@@ -200,7 +213,7 @@ class Trainer:
         """latents.npz: posterior means of every clip in dataset order."""
         means = np.zeros((len(self.ds), self.model_config.latent_dim), np.float32)
         for split, (x, y) in self.parts.items():
-            _, mu = evaluate(self.model, x, self._labels(y), 0.0, 0.0, self.device)
+            mu = encode_means(self.model, x, self._labels(y), self.device)
             means[self.ds.split_indices(split)] = mu.numpy()  # (n_split, D)
         ck.write_latents(self.out, means, self.ds.label_indices, self.ds.ids)
 
