@@ -81,7 +81,8 @@ def temp_beside(out: Path, tag: str = "tmp") -> Path:
     return out.parent / f".{out.name}.{tag}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (so its lock or temp files are not stale)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -104,7 +105,7 @@ def tidy_leftovers(out: Path, marker: str) -> None:
     pattern = re.compile(rf"^\.{re.escape(out.name)}\.(tmp|old)-(\d+)-[0-9a-f]+$")
     for leftover in sorted(out.parent.iterdir()):
         match = pattern.match(leftover.name)
-        if not match or _pid_alive(int(match.group(2))):
+        if not match or pid_alive(int(match.group(2))):
             continue
         if match.group(1) == "old" and not out.exists() and (leftover / marker).is_file():
             os.rename(leftover, out)

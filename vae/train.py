@@ -27,6 +27,7 @@ from vae import checkpoints as ck
 from vae.dataset import SpectrogramSet, load_dataset
 from vae.loop import Progress, Trainer, TrainingDiverged
 from vae.model import MODEL_SIZES, ModelConfig
+from vae.storage import pid_alive
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "FolderLock", "lock_owner", "train"]
 
@@ -116,16 +117,6 @@ class TrainResult:
 # ------------------------------------------------------------------------------ folder lock
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, owned by someone else
-    return True
-
-
 def lock_owner(folder: str | Path) -> int | None:
     """Pid of the live process training into ``folder`` (0: one starting up), else None."""
     lock = Path(folder) / LOCK_FILE
@@ -136,7 +127,7 @@ def lock_owner(folder: str | Path) -> int | None:
         return None
     if not text.isdigit():
         return 0 if age < 10 else None  # an owner may be between its create and its write
-    return int(text) if _pid_alive(int(text)) else None
+    return int(text) if pid_alive(int(text)) else None
 
 
 class FolderLock:
