@@ -221,7 +221,9 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             print(f"skipped {path}: {err}", file=sys.stderr)
         update(i + 1, len(args.audio))
     close()
-    print(f"wrote {done} reconstructions to {out}" + (f", skipped {failures}" if failures else ""))
+    plural = "s" if done != 1 else ""
+    skipped = f", skipped {failures}" if failures else ""
+    print(f"wrote {done} reconstruction{plural} to {out}{skipped}")
     if done == 0:
         raise CliError("no file could be reconstructed")
     return 0
