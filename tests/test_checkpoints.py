@@ -53,7 +53,7 @@ def test_atomic_writes_replace_whole_files_and_leave_no_temp(tmp_path: Path) -> 
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        ck._write_with(target, failing)
+        ck.write_atomically(target, failing)
     assert target.read_text() == "second"
     assert sorted(p.name for p in target.parent.iterdir()) == ["f.txt"]
     ck.atomic_torch_save({"w": torch.ones(2)}, tmp_path / "t.pt")

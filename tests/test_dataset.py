@@ -70,7 +70,7 @@ def test_demo_dataset_manifest_and_config(demo_dataset_dir: Path, demo_set_dir: 
     assert info["counts"]["files"] == 30
     assert info["counts"]["per_label"] == {name: 6 for name in ds.label_names}
     assert info["counts"]["per_split"] == {"train": 25, "val": 5}
-    assert set(info["versions"]) == {"vae", "torch", "torchaudio", "numpy"}
+    assert set(info["versions"]) == {"vae", "torch", "torchaudio", "numpy", "python"}
     assert ds.fingerprint == dataset.dataset_fingerprint(ds.config, ds.ids)
     assert (demo_dataset_dir / "errors.csv").read_text() == "file,reason\n"
     assert _rows(demo_dataset_dir / "manifest.csv")[0].keys() == set(dataset.MANIFEST_COLUMNS)

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import functools
 import io
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -155,26 +153,11 @@ def chunk(wave: np.ndarray, n: int, min_fraction: float = 0.5) -> list[tuple[int
     return out
 
 
-def _atomic_target(path: Path) -> tuple[int, str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-
-
 def write_wav(path: str | Path, wave: np.ndarray, sample_rate: int, normalise: bool = True) -> Path:
     """Write a mono 16-bit WAV atomically; peak-normalised unless ``normalise`` is False."""
-    path = Path(path)
-    wave = np.nan_to_num(np.asarray(wave, np.float32).reshape(-1))
-    if normalise:
-        wave = peak_normalise(wave)
-    fd, tmp = _atomic_target(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            sf.write(f, np.clip(wave, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from vae.storage import atomic_write_bytes
+
+    return atomic_write_bytes(path, wav_bytes(wave, sample_rate, normalise))
 
 
 def wav_bytes(wave: np.ndarray, sample_rate: int, normalise: bool = True) -> bytes:

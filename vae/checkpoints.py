@@ -16,10 +16,7 @@ import io
 import json
 import os
 import pickle
-import platform
-import secrets
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +27,13 @@ import torch
 
 from vae.features import FeatureConfig
 from vae.model import ConvVAE, ModelConfig
+from vae.storage import (  # noqa: F401  (re-exported: the checkpoint API writes with these)
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    versions,
+    write_atomically,
+)
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE, CONFIG_FILE = "model.pt", "config.json"
@@ -45,41 +49,9 @@ class CheckpointError(ValueError):
 # ------------------------------------------------------------------------------ atomic writes
 
 
-def _write_with(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> Path:
-    """Write through ``write(file)`` into a temp file beside ``path``, fsync, rename over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        with tmp.open("xb") as f:  # "x": never clobber; the mode honours the umask
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Replace ``path`` with ``data`` atomically (temp file in the same folder + os.replace)."""
-    return _write_with(path, lambda f: f.write(data))
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Replace ``path`` with UTF-8 ``text`` atomically."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | Path, data: Any) -> Path:
-    """Replace ``path`` with ``data`` as indented JSON atomically."""
-    return atomic_write_text(path, json.dumps(data, indent=2) + "\n")
-
-
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` to ``path`` atomically."""
-    return _write_with(path, lambda f: torch.save(obj, f))
+    return write_atomically(path, lambda f: torch.save(obj, f))
 
 
 def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
@@ -146,17 +118,6 @@ class Checkpoint:
     config: dict[str, Any] = field(repr=False)
 
 
-def _versions() -> dict[str, str]:
-    import vae
-
-    return {
-        "vae": getattr(vae, "__version__", "0"),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
-
-
 def utc_now() -> str:
     """The time now, UTC, ISO 8601 to the second."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -220,7 +181,7 @@ def save_checkpoint(
         "epoch": int(epoch),
         "created": created,
         "updated": utc_now(),
-        "versions": _versions(),
+        "versions": versions(),
     }
     atomic_write_json(path / CONFIG_FILE, config)  # after model.pt: its epoch is never ahead
     return path

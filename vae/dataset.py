@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchaudio
 
 from vae import audio, features, sources, storage
 from vae.features import FeatureConfig
@@ -137,17 +136,6 @@ def _read(
         )
     loud = [(s, c) for s, c in clips if np.abs(c).max() >= audio.SILENCE_PEAK]
     return (label, speaker, loud) if loud else "silent after trimming"
-
-
-def _versions() -> dict[str, str]:
-    import vae
-
-    return {
-        "vae": getattr(vae, "__version__", "0"),
-        "torch": torch.__version__,
-        "torchaudio": torchaudio.__version__,
-        "numpy": np.__version__,
-    }
 
 
 def preprocess(
@@ -281,7 +269,7 @@ def _build(
             "per_label": per_label,
             "per_split": {name: splits.count(name) for name in SPLITS},
         },
-        "versions": _versions(),
+        "versions": storage.versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "fingerprint": dataset_fingerprint(cfg, ids),
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 import secrets
@@ -153,3 +154,56 @@ def read_ahead(
     while waiting:
         done, future = waiting.popleft()
         yield done, future.result()
+
+
+# ------------------------------------------------------------------------------ atomic files
+
+
+def write_atomically(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> Path:
+    """Write through ``write(file)`` into a temp file beside ``path``, fsync, rename over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        with tmp.open("xb") as f:  # "x": never clobber; the mode honours the umask
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Replace ``path`` with ``data`` atomically (temp file in the same folder + os.replace)."""
+    return write_atomically(path, lambda f: f.write(data))
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Replace ``path`` with UTF-8 ``text`` atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, data: Any) -> Path:
+    """Replace ``path`` with ``data`` as indented JSON atomically."""
+    return atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def versions() -> dict[str, str]:
+    """Versions of what made a file, recorded in every config.json."""
+    import platform
+
+    import torch
+    import torchaudio
+
+    import vae
+
+    return {
+        "vae": vae.__version__,
+        "torch": torch.__version__,
+        "torchaudio": torchaudio.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
