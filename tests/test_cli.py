@@ -150,3 +150,19 @@ def test_no_usable_audio_exits_non_zero_with_one_line(tmp_path):
 def test_every_command_has_help(command, option):
     proc = vae(command, "--help")
     assert option in proc.stdout and "usage: python -m vae" in proc.stdout
+
+
+def test_resume_keeps_the_stored_settings_and_counts_on(workspace, tmp_path):
+    import shutil
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(workspace["ckpt"], ckpt)
+    vae("train", workspace["data"], "--out", ckpt, "--epochs", "3", "--resume")
+    config = json.loads((ckpt / "config.json").read_text())
+    assert config["epoch"] == 3
+    assert config["train_config"]["batch_size"] == 16  # from the first run, not the default
+    assert config["model_config"]["channels"] == [8, 16, 32]
+    lines = [json.loads(x) for x in (ckpt / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines if x["event"] == "epoch"] == [1, 2, 3]
+    again = vae("train", workspace["data"], "--out", ckpt, "--epochs", "3", check=False)
+    assert again.returncode == 1 and "--resume" in again.stderr
