@@ -407,3 +407,18 @@ def test_fsdd_slice_labels_and_speakers(tmp_path: Path, fsdd_recordings: Path) -
     assert ds.features.shape == (100, *cfg.shape) == (100, 128, 128)
     # trimmed speech fills the start of the clip: the first frames are not silent
     assert float(np.asarray(ds.features[:, :, :4], dtype=np.float32).mean()) > 0.3
+
+
+def test_ids_count_segments_not_samples_after_a_long_silence(tmp_path: Path, write_tone) -> None:
+    """A clip trimmed from late in its file keeps a plain id; its start is where it began."""
+    tone = write_tone(tmp_path / "t.wav", seconds=0.3, sample_rate=8000)
+    wave, _ = audio.read_audio(tone)
+    late = np.concatenate([np.zeros(12000, np.float32), wave])
+    audio.write_wav(tmp_path / "src" / "late.wav", late, 8000)
+    cfg = features.FeatureConfig(
+        sample_rate=8000, clip_samples=4096, n_fft=256, hop_length=128, trim_db=40.0
+    )
+    summary = preprocess(tmp_path / "src", tmp_path / "ds", cfg, labels="none")
+    ds = load_dataset(summary.out)
+    assert ds.ids == ["late"]
+    assert 11900 <= int(ds.starts[0]) <= 12000

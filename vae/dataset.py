@@ -110,8 +110,8 @@ def assign_splits(
 
 def _read(
     path: Path, src: Path, cfg: FeatureConfig, rule: str
-) -> tuple[str, str, list[tuple[int, np.ndarray]]] | str:
-    """(label, speaker, [(start, clip (clip_samples,))]) of one file, or why it is refused.
+) -> tuple[str, str, list[tuple[int, int, np.ndarray]]] | str:
+    """(label, speaker, [(segment, start, clip (clip_samples,))]) of one file, or why not.
 
     Never raises: a bad file must not stop the batch.
     """
@@ -134,7 +134,7 @@ def _read(
             if isinstance(err, audio.AudioError)
             else f"{type(err).__name__}: {reason(err)}"
         )
-    loud = [(s, c) for s, c in clips if np.abs(c).max() >= audio.SILENCE_PEAK]
+    loud = [(k, s, c) for k, (s, c) in enumerate(clips) if np.abs(c).max() >= audio.SILENCE_PEAK]
     return (label, speaker, loud) if loud else "silent after trimming"
 
 
@@ -213,7 +213,7 @@ def _build(
         feats_out.append(feats.numpy().astype(np.float16))
         pending.clear()
 
-    def read(path: Path) -> tuple[str, str, list[tuple[int, np.ndarray]]] | str:
+    def read(path: Path) -> tuple[str, str, list[tuple[int, int, np.ndarray]]] | str:
         return _read(path, src, cfg, rule)
 
     with feats_out, waves_out, ThreadPoolExecutor(READ_WORKERS) as pool:
@@ -223,8 +223,7 @@ def _build(
                 refused.append((rel, result))
             else:
                 label, speaker, clips = result
-                for start, clip in clips:
-                    seg = start // cfg.clip_samples
+                for seg, start, clip in clips:  # start: sample in the file
                     rows.append(
                         [file_ids[k] + (f"#{seg}" if seg else ""), rel, label, speaker, start]
                     )
