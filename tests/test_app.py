@@ -27,3 +27,11 @@ def test_home_page_lists_datasets_and_suggests_next_step(tmp_path, monkeypatch):
     assert "Datasets (1)" in [h.value for h in at.subheader]
     assert any("12 clips, 2 labels, 8000 Hz" in m.value for m in at.markdown)
     assert "python -m vae train data/mine" in at.code[0].value
+
+
+def test_app_entry_opens_on_home(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    at = streamlit_testing.AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Sound VAE Studio"
