@@ -36,13 +36,12 @@ def _bar(desc: str, unit: str = "clip") -> tuple[Callable[[int, int], None], Cal
     """A tqdm bar on stderr driven by progress(done, total) callbacks."""
     from tqdm import tqdm
 
-    bar = tqdm(desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=True)
+    bar = tqdm(desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, delay=0.5)
 
     def update(done: int, total: int) -> None:
         if bar.total != total:
             bar.total = total
-        bar.n = done
-        bar.refresh()
+        bar.update(done - bar.n)  # shown once the work has taken half a second
 
     return update, bar.close
 
