@@ -186,7 +186,7 @@ def _write_clips(synth, feats, names: list[str], out: Path) -> list[Path]:
     return written
 
 
-def _label_for_file(synth, path: Path, label: str | None) -> int:
+def _label_for_file(synth, path: Path, label: str | None, option: str = "--label") -> int:
     """The label to condition on: the option, else an FSDD-style name, else an error."""
     if not synth.conditional:
         return -1
@@ -198,7 +198,7 @@ def _label_for_file(synth, path: Path, label: str | None) -> int:
         return synth.label_index(label_for(path, path.parent, "fsdd")[0])
     except ValueError:
         raise CliError(
-            f"{path}: this checkpoint is conditional on {synth.label_names}; pass --label"
+            f"{path}: this checkpoint is conditional on {synth.label_names}; pass {option}"
         ) from None
 
 
@@ -228,13 +228,13 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
-def _clip_arg(synth, arg: str, data_dir: str | None, label: str | None):
+def _clip_arg(synth, arg: str, data_dir: str | None, label: str | None, option: str):
     """An interpolation end: an audio file, or a clip id of the checkpoint's dataset."""
     import torch
 
     path = Path(arg)
     if path.is_file():
-        return synth.clip_from_file(path, _label_for_file(synth, path, label))
+        return synth.clip_from_file(path, _label_for_file(synth, path, label, option))
     from vae.dataset import load_dataset
     from vae.inference import Clip
 
@@ -252,8 +252,8 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     from vae.audio import crossfade_concat, write_wav
 
     synth, out = _synth(args.checkpoint), Path(args.out)
-    a = _clip_arg(synth, args.a, args.data, args.label_a)
-    b = _clip_arg(synth, args.b, args.data, args.label_b)
+    a = _clip_arg(synth, args.a, args.data, args.label_a, "--label-a")
+    b = _clip_arg(synth, args.b, args.data, args.label_b, "--label-b")
     _, feats = synth.interpolate(a, b, args.steps, "slerp" if args.slerp else "lerp")
     width = len(str(args.steps - 1))
     names = [f"step{i:0{width}d}" for i in range(args.steps)]
