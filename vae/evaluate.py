@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from vae import features as F
+from vae.checkpoints import check_compatible
 from vae.dataset import SpectrogramSet
 from vae.inference import Synthesiser
 from vae.metrics import log_spectral_distance, spectral_convergence
@@ -42,11 +43,7 @@ def evaluate_reconstruction(
          "griffin_lim_only": {"lsd_db": {...}, "sc": {...}}} with median/mean/p90 each.
     """
     cfg = synth.config
-    if cfg.fingerprint() != ds.config.fingerprint():
-        raise ValueError(
-            f"dataset {ds.root} was preprocessed with other features than the checkpoint; "
-            "re-run preprocess with the checkpoint's settings"
-        )
+    check_compatible(synth.checkpoint, ds.config, f"dataset {ds.root}")
     idx = ds.split_indices(split)
     if len(idx) == 0:
         raise ValueError(f"dataset {ds.root} has no clips in split {split!r}")
