@@ -233,17 +233,23 @@ train(sys.argv[1], sys.argv[2], train_config=cfg, model_overrides={"channels": (
 """
 
 
-def test_sigkill_mid_epoch_then_resume(data: Path, tmp_path: Path) -> None:
-    out = tmp_path / "ck"
+def _train_until_epoch_2(data: Path, out: Path) -> subprocess.Popen:
+    """Start KILL_SCRIPT in a subprocess; return once epoch 1's checkpoint is complete."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(data), str(out)], env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        # A step line of epoch 2 comes after epoch 1's checkpoint is complete.
+        if any(r["epoch"] == 2 and r["event"] == "step" for r in ck.read_metrics(out)):
+            break
+        time.sleep(0.02)
+    return proc
+
+
+def test_sigkill_mid_epoch_then_resume(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ck"
+    proc = _train_until_epoch_2(data, out)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            # A step line of epoch 2 comes after epoch 1's checkpoint is complete.
-            if any(r["epoch"] == 2 and r["event"] == "step" for r in ck.read_metrics(out)):
-                break
-            time.sleep(0.02)
         assert proc.poll() is None, "training ended before it could be killed"
         os.kill(proc.pid, signal.SIGKILL)
     finally:
@@ -273,14 +279,8 @@ def test_sigkill_mid_epoch_then_resume(data: Path, tmp_path: Path) -> None:
 
 def test_sigterm_stops_cleanly(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "ck"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(data), str(out)], env=env)
+    proc = _train_until_epoch_2(data, out)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if any(r["epoch"] == 2 and r["event"] == "step" for r in ck.read_metrics(out)):
-                break
-            time.sleep(0.02)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0  # train() returned: a clean stop, not a kill
     finally:

@@ -14,10 +14,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vae import __version__
 from vae.features import PRESETS
 from vae.model import MODEL_SIZES
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DESCRIPTION = """Sound VAE Studio: turn a folder of short clips into a VAE you can play with.
 
@@ -176,14 +180,14 @@ def _synth(path: str):
     return Synthesiser.load(path)
 
 
-def _write_clips(synth, feats, names: list[str], out: Path) -> list[Path]:
+def _write_clips(synth, feats, names: list[str], out: Path) -> np.ndarray:
+    """Griffin-Lim over the batch, one peak-normalised WAV per name; returns the waves."""
     from vae.audio import write_wav
 
-    waves = synth.to_audio(feats)
-    written = []
+    waves = synth.to_audio(feats)  # (n, clip_samples)
     for name, wave in zip(names, waves, strict=True):
-        written.append(write_wav(out / f"{name}.wav", wave, synth.config.sample_rate))
-    return written
+        write_wav(out / f"{name}.wav", wave, synth.config.sample_rate)
+    return waves
 
 
 def _label_for_file(synth, path: Path, label: str | None, option: str = "--label") -> int:
@@ -249,7 +253,7 @@ def _clip_arg(synth, arg: str, data_dir: str | None, label: str | None, option: 
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    from vae.audio import crossfade_concat, write_wav
+    from vae.audio import crossfade_concat, peak_normalise, write_wav
 
     synth, out = _synth(args.checkpoint), Path(args.out)
     a = _clip_arg(synth, args.a, args.data, args.label_a, "--label-a")
@@ -257,15 +261,8 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     _, feats = synth.interpolate(a, b, args.steps, "slerp" if args.slerp else "lerp")
     width = len(str(args.steps - 1))
     names = [f"step{i:0{width}d}" for i in range(args.steps)]
-    update, close = _bar("synthesise", "clip")
-    waves = []
-    for i in range(args.steps):
-        waves.append(synth.to_audio(feats[i]))
-        write_wav(out / f"{names[i]}.wav", waves[-1], synth.config.sample_rate)
-        update(i + 1, args.steps)
-    close()
-    fade = int(0.05 * synth.config.sample_rate)
-    morph = crossfade_concat([w / max(abs(w).max(), 1e-9) for w in waves], fade)
+    waves = peak_normalise(_write_clips(synth, feats, names, out))
+    morph = crossfade_concat(list(waves), int(0.05 * synth.config.sample_rate))
     write_wav(out / "morph.wav", morph, synth.config.sample_rate)
     print(f"wrote {args.steps} steps from {a.name} to {b.name} and morph.wav to {out}")
     return 0

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from vae import features as F
+from vae.audio import peak_normalise
 from vae.checkpoints import Checkpoint, load_checkpoint
 from vae.latent import interpolation_path
 
@@ -64,8 +65,6 @@ class Synthesiser:
     def clip_from_file(self, path: str | Path, label: str | int | None = None) -> Clip:
         """The first clip of an audio file, shaped as the checkpoint's features expect."""
         _, wave = F.load_clips(path, self.config)[0]
-        from vae.audio import peak_normalise
-
         wave = peak_normalise(wave)
         feats = F.waveform_to_features(wave, self.config)  # (bins, frames)
         return Clip(Path(path).stem, wave, feats, self.label_index(label))
