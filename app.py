@@ -1,7 +1,28 @@
-"""Sound VAE Studio: the Streamlit face of the ``vae`` library (``streamlit run app.py``)."""
+"""Sound VAE Studio: the Streamlit face of the ``vae`` library (``streamlit run app.py``).
+
+Every page is listed here; the sidebar with the current dataset and checkpoint is drawn once
+here, so it is on every page. The pages live in ``app_pages/``, not ``pages/``: Streamlit
+1.67 still runs the first script run of a server (and every AppTest run) in the old
+"pages/ folder" mode when a ``pages/`` folder sits beside the main script, which would show
+a page without this navigation and sidebar.
+"""
+
+from pathlib import Path
 
 import streamlit as st
 
-st.set_page_config(page_title="Sound VAE Studio", layout="wide")
-pages = [st.Page("pages/home.py", title="Home", default=True)]
-st.navigation(pages).run()
+from ui.state import sidebar
+
+HERE = Path(__file__).resolve().parent  # so the app runs from any working directory
+st.set_page_config(page_title="Sound VAE Studio", page_icon=":material/graphic_eq:", layout="wide")
+PAGES = [
+    st.Page(HERE / "app_pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page(HERE / "app_pages/dataset.py", title="Dataset", icon=":material/folder_open:"),
+    st.Page(HERE / "app_pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page(HERE / "app_pages/explore.py", title="Explore", icon=":material/scatter_plot:"),
+    st.Page(HERE / "app_pages/interpolate.py", title="Interpolate", icon=":material/linear_scale:"),
+    st.Page(HERE / "app_pages/synthesise.py", title="Synthesise", icon=":material/tune:"),
+]
+page = st.navigation(PAGES)
+sidebar()
+page.run()

@@ -78,3 +78,26 @@ def write_tone() -> Callable[..., Path]:
         return path
 
     return write
+
+
+# --- app fixtures (tests/test_app*.py, tests/test_page_*.py) ----------------------------------
+
+
+@pytest.fixture(scope="session")
+def studio_root(tmp_path_factory: pytest.TempPathFactory, demo_set_dir: Path) -> Path:
+    """A workspace as the app sees it from its working directory: ``data/demo`` (the demo
+    set, 5 labels, 128 x 33 features) and ``checkpoints/demo`` (a tiny conditional VAE
+    trained 2 epochs on it). Shared by the page tests: copy it before writing into it."""
+    from vae.dataset import preprocess
+    from vae.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("studio")
+    cfg = FeatureConfig(sample_rate=8000, clip_samples=4096, n_fft=256, hop_length=128)
+    preprocess(demo_set_dir, root / "data" / "demo", cfg, val_fraction=0.2, seed=0)
+    train(
+        root / "data" / "demo",
+        root / "checkpoints" / "demo",
+        train_config=TrainConfig(epochs=2, batch_size=8, log_every=1, device="cpu", threads=1),
+        model_overrides={"channels": (8, 16), "latent_dim": 4, "conditional": True},
+    )
+    return root

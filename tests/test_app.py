@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_home_page_lists_datasets_and_suggests_next_step(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    at = streamlit_testing.AppTest.from_file(str(ROOT / "pages/home.py"), default_timeout=60)
+    at = streamlit_testing.AppTest.from_file(str(ROOT / "app_pages/home.py"), default_timeout=60)
     at.run()
     assert not at.exception
     assert "Datasets (0)" in [h.value for h in at.subheader]

@@ -1,0 +1,166 @@
+"""Plotly figures for the pages: spectrograms, waveforms, loss curves, the latent map.
+
+Pure functions from arrays to figures (no Streamlit), so they are easy to test and reuse.
+Spectrogram panels share one colour scale: the features are already in [0, 1] (0 = the
+floor ``-top_db`` dB, 1 = full scale), so the same colour means the same level everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from vae.features import FeatureConfig
+
+LOSS_TERMS = (("loss", "total"), ("recon", "reconstruction"), ("kl", "KL"))
+COLOURS = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)  # fmt: skip
+
+
+def _axes(cfg: FeatureConfig, bins: int, frames: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """Frame times (s), bin centres (Hz, or mel band numbers) and the y-axis title."""
+    times = np.arange(frames) * cfg.hop_length / cfg.sample_rate
+    if cfg.n_mels:
+        return times, np.arange(bins), "mel band"
+    return times, np.arange(bins) * cfg.sample_rate / cfg.n_fft, "Hz"
+
+
+def _db(cfg: FeatureConfig) -> str:
+    return f"0 = -{cfg.top_db:g} dB, 1 = full scale"
+
+
+def spectrograms(
+    panels: Sequence[tuple[str, np.ndarray]],
+    cfg: FeatureConfig,
+    difference: bool = False,
+    height: int = 280,
+) -> go.Figure:
+    """Spectrograms (bins, frames) side by side on one colour scale.
+
+    With ``difference`` the last panel is the first minus the second on a diverging scale:
+    red where the second (a reconstruction) is too quiet, blue where it is too loud.
+    """
+    titles = [title for title, _ in panels] + (["difference (1st - 2nd)"] if difference else [])
+    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, shared_yaxes=True,
+                        horizontal_spacing=0.03)  # fmt: skip
+    for col, (_, feats) in enumerate(panels, start=1):
+        feats = np.asarray(feats, dtype=np.float32)  # (bins, frames)
+        x, y, unit = _axes(cfg, *feats.shape)
+        fig.add_trace(go.Heatmap(z=feats, x=x, y=y, coloraxis="coloraxis",
+                                 hovertemplate="%{x:.2f} s, %{y:.0f}: %{z:.2f}<extra></extra>"),
+                      row=1, col=col)  # fmt: skip
+        fig.update_xaxes(title_text="s", row=1, col=col)
+    if difference:
+        diff = np.asarray(panels[0][1], np.float32) - np.asarray(panels[1][1], np.float32)
+        x, y, unit = _axes(cfg, *diff.shape)
+        fig.add_trace(go.Heatmap(z=diff, x=x, y=y, coloraxis="coloraxis2"), row=1, col=len(titles))
+        fig.update_xaxes(title_text="s", row=1, col=len(titles))
+        fig.update_layout(coloraxis2=dict(colorscale="RdBu", cmid=0, cmin=-1, cmax=1,
+                                          colorbar=dict(x=1.08, title="diff")))  # fmt: skip
+    fig.update_yaxes(title_text=unit, row=1, col=1)
+    fig.update_layout(
+        coloraxis=dict(colorscale="Magma", cmin=0, cmax=1, colorbar=dict(title="level")),
+        height=height, margin=dict(l=10, r=10, t=30, b=10),
+    )  # fmt: skip
+    fig.update_layout(meta={"scale": _db(cfg)})
+    return fig
+
+
+def waveform(wave: np.ndarray, sample_rate: int, height: int = 160) -> go.Figure:
+    """A waveform (samples,) against time, decimated to at most ~4,000 points."""
+    wave = np.asarray(wave, dtype=np.float32)
+    step = max(1, len(wave) // 4000)
+    t = np.arange(0, len(wave), step) / sample_rate
+    fig = go.Figure(go.Scatter(x=t, y=wave[::step], mode="lines", line=dict(width=1)))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10),
+                      xaxis_title="s", yaxis=dict(range=[-1, 1]))  # fmt: skip
+    return fig
+
+
+def loss_curves(records: Sequence[dict]) -> go.Figure:
+    """Total, reconstruction and KL per epoch for train and validation, one panel each.
+
+    ``records`` are metrics.jsonl lines; epoch lines draw the curves, step lines (if any)
+    draw a faint train trace so the chart moves within the first epoch too.
+    """
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[title for _, title in LOSS_TERMS])
+    epochs = [r for r in records if r.get("event") == "epoch"]
+    steps = [r for r in records if r.get("event") == "step"]
+    per_epoch = max((r.get("batch", 0) for r in steps), default=1) or 1
+    for col, (key, _) in enumerate(LOSS_TERMS, start=1):
+        if steps:
+            x = [(r["epoch"] - 1) + r["batch"] / per_epoch for r in steps]
+            fig.add_trace(go.Scatter(x=x, y=[r[key] for r in steps], name="train (steps)",
+                                     mode="lines", line=dict(color=COLOURS[0], width=1),
+                                     opacity=0.35, legendgroup="steps", showlegend=col == 1),
+                          row=1, col=col)  # fmt: skip
+        for split, colour in (("train", COLOURS[0]), ("val", COLOURS[1])):
+            pts = [(r["epoch"], r.get(f"{split}_{key}")) for r in epochs]
+            pts = [(e, v) for e, v in pts if v is not None]
+            fig.add_trace(go.Scatter(x=[e for e, _ in pts], y=[v for _, v in pts], name=split,
+                                     mode="lines+markers", line=dict(color=colour),
+                                     legendgroup=split, showlegend=col == 1),
+                          row=1, col=col)  # fmt: skip
+        fig.update_xaxes(title_text="epoch", row=1, col=col)
+    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10))
+    return fig
+
+
+def latent_map(
+    coords: np.ndarray,
+    ids: Sequence[str],
+    groups: Sequence[str],
+    colour_title: str,
+    selected: Sequence[str] = (),
+    extra: Sequence[tuple[str, np.ndarray]] = (),
+    path: np.ndarray | None = None,
+    height: int = 520,
+) -> go.Figure:
+    """Scatter of 2-D latent coordinates (N, 2), one trace per group for the legend.
+
+    Every point carries its clip id in ``customdata``, so a click names the clip whatever
+    trace it is in. ``selected`` ids are ringed; ``extra`` points (name, (2,)) such as an
+    uploaded clip are drawn as stars; ``path`` (K, 2) draws an interpolation path.
+    """
+    coords = np.asarray(coords, dtype=np.float32)
+    ids, groups = np.asarray(ids), np.asarray([str(g) for g in groups])
+    fig = go.Figure()
+    for i, group in enumerate(sorted(set(groups.tolist()), key=_natural)):
+        mask = groups == group
+        fig.add_trace(go.Scatter(
+            x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=group,
+            customdata=ids[mask], marker=dict(size=7, color=COLOURS[i % len(COLOURS)],
+                                              opacity=0.75),
+            hovertemplate="%{customdata}<extra>" + group + "</extra>",
+        ))  # fmt: skip
+    if len(selected):
+        where = {clip_id: i for i, clip_id in enumerate(ids.tolist())}
+        rows = [where[s] for s in selected if s in where]
+        fig.add_trace(go.Scatter(
+            x=coords[rows, 0], y=coords[rows, 1], mode="markers+text", name="selected",
+            text=[ids[r] for r in rows], textposition="top center", customdata=ids[rows],
+            marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(width=2, color="black")),
+        ))  # fmt: skip
+    if path is not None and len(path):
+        fig.add_trace(go.Scatter(x=path[:, 0], y=path[:, 1], mode="lines+markers",
+                                 name="path", line=dict(color="black", dash="dot"),
+                                 marker=dict(size=5, color="black")))  # fmt: skip
+    for name, point in extra:
+        fig.add_trace(go.Scatter(x=[point[0]], y=[point[1]], mode="markers+text", name=name,
+                                 text=[name], textposition="bottom center", customdata=[name],
+                                 marker=dict(size=18, symbol="star", color="gold",
+                                             line=dict(width=1, color="black"))))  # fmt: skip
+    fig.update_layout(height=height, legend_title_text=colour_title, dragmode="pan",
+                      margin=dict(l=10, r=10, t=10, b=10), clickmode="event+select")  # fmt: skip
+    return fig
+
+
+def _natural(text: str) -> tuple:
+    return (0, int(text), "") if text.isdigit() else (1, 0, text)

@@ -1,0 +1,99 @@
+"""What the user is working on: the current dataset and checkpoint, shown on every page.
+
+The choice lives in ``st.session_state`` under keys of our own, so it survives page switches
+(a keyed widget's value is dropped when its page is left) and stays per browser session.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from vae.workspace import Item, list_checkpoints, list_datasets
+
+DATASET = "studio.dataset"
+CHECKPOINT = "studio.checkpoint"
+
+
+def _pick(items: list[Item], key: str) -> Path | None:
+    """The stored choice when it is still on disk, else the newest item (or None)."""
+    stored = st.session_state.get(key)
+    paths = [str(item.path) for item in items]
+    if stored in paths:
+        return Path(stored)
+    return items[0].path if items else None
+
+
+def select(key: str, path: str | Path | None) -> None:
+    """Make ``path`` the current dataset (``DATASET``) or checkpoint (``CHECKPOINT``)."""
+    st.session_state[key] = None if path is None else str(path)
+
+
+def current_dataset() -> Path | None:
+    """The chosen dataset folder, or the newest one on disk, or None."""
+    return _pick(list_datasets(), DATASET)
+
+
+def current_checkpoint() -> Path | None:
+    """The chosen checkpoint folder, or the newest one on disk, or None."""
+    return _pick(list_checkpoints(), CHECKPOINT)
+
+
+def _picker(title: str, items: list[Item], key: str, empty: str) -> None:
+    if not items:
+        st.sidebar.caption(f"{title}: {empty}")
+        return
+    paths = [str(item.path) for item in items]
+    summaries = {str(item.path): item.summary for item in items}
+    current = _pick(items, key)
+    st.sidebar.selectbox(
+        title,
+        paths,
+        index=paths.index(str(current)),
+        key=f"sidebar.{key}",
+        help="\n".join(f"{p}: {s}" for p, s in summaries.items()),
+        on_change=lambda: select(key, st.session_state[f"sidebar.{key}"]),
+    )
+    st.sidebar.caption(summaries[str(current)])
+
+
+def sidebar() -> None:
+    """The dataset and checkpoint pickers drawn on every page by ``app.py``."""
+    st.sidebar.header("Workspace")
+    _picker("Dataset", list_datasets(), DATASET, "none yet (make one on the Dataset page)")
+    _picker("Checkpoint", list_checkpoints(), CHECKPOINT, "none yet (train one on the Train page)")
+
+
+def require_dataset() -> Path:
+    """The current dataset, or an explanation and a stopped page."""
+    path = current_dataset()
+    if path is None:
+        st.info("No dataset yet: make one on the **Dataset** page.")
+        st.stop()
+    return path
+
+
+def require_checkpoint() -> Path:
+    """The current checkpoint, or an explanation and a stopped page."""
+    path = current_checkpoint()
+    if path is None:
+        st.info("No checkpoint yet: train one on the **Train** page.")
+        st.stop()
+    return path
+
+
+# Clips picked on the Explore map (ids, most recent last): Interpolate offers the last two
+# as A and B. Written only through ``remember_selection``.
+SELECTED = "studio.selected"
+
+
+def remember_selection(clip_id: str, keep: int = 2) -> None:
+    """Add ``clip_id`` to the map selection, keeping the last ``keep`` distinct ids."""
+    chosen = [c for c in st.session_state.get(SELECTED, []) if c != clip_id] + [clip_id]
+    st.session_state[SELECTED] = chosen[-keep:]
+
+
+def selected_clips() -> list[str]:
+    """Clip ids picked on the map, most recent last."""
+    return list(st.session_state.get(SELECTED, []))
