@@ -167,7 +167,8 @@ class Trainer:
             loss, recon_v, kl = values.tolist()
             step = (epoch - 1) * batches + b + 1
             if cfg.log_every and step % cfg.log_every == 0:
-                line = {"event": "step", "epoch": epoch, "batch": b + 1, "step": step}
+                line = {"event": "step", "epoch": epoch, "batch": b + 1, "batches": batches}
+                line["step"] = step
                 line.update(loss=loss, recon=recon_v, kl=kl, beta=beta, grad_norm=float(norm))
                 ck.append_jsonl(self.out / ck.METRICS_FILE, line)
             self.emit(

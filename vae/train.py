@@ -32,6 +32,8 @@ from vae.storage import pid_alive
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "FolderLock", "lock_owner", "train"]
 
 LOCK_FILE = ".lock"
+# Written beside a run by vae.jobs (the app's launcher): part of a checkpoint folder, not foreign.
+JOB_FILES = ("job.json", "train.log")
 OVERRIDE_KEYS = ("latent_dim", "channels", "size", "conditional", "label_dim")
 
 
@@ -225,7 +227,7 @@ def _prepare_out(out: Path, resume: bool, emit: Progress) -> bool:
                 "another --out"
             )
         return True
-    ours = {LOCK_FILE, ck.METRICS_FILE, ck.LATENTS_FILE}
+    ours = {LOCK_FILE, ck.METRICS_FILE, ck.LATENTS_FILE, *JOB_FILES}
     foreign = [p.name for p in out.iterdir() if p.name not in ours]
     if foreign:
         raise ValueError(

@@ -1,0 +1,140 @@
+"""Training as a background job (vae.jobs) with real ``python -m vae train`` subprocesses on the
+tiny demo dataset: start, follow, refuse a second run, stop, resume, report a failed run."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vae import checkpoints as ck
+from vae import jobs
+from vae.train import lock_owner
+
+TINY = jobs.JobOptions(channels=(8, 16), latent_dim=4, batch_size=8)
+LONG = jobs.JobOptions(epochs=100_000, channels=(8, 16), latent_dim=4, batch_size=8)
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_runs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[subprocess.Popen]]:
+    """Kill every run a test started, whatever happened to it; yields a list for children a
+    test takes out of ``jobs._CHILDREN`` (to play a process that did not start them)."""
+    children: dict[str, subprocess.Popen] = {}
+    monkeypatch.setattr(jobs, "_CHILDREN", children)
+    taken: list[subprocess.Popen] = []
+    yield taken
+    for child in [*children.values(), *taken]:
+        if child.poll() is None:
+            child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+
+
+def _epochs(out: Path) -> list[int]:
+    return [r["epoch"] for r in ck.read_metrics(out) if r["event"] == "epoch"]
+
+
+def _until(out: Path, ready, timeout: float = 120) -> jobs.TrainingStatus:
+    """Poll status until ``ready(status)`` holds; fail with the status after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    current = jobs.status(out)
+    while not ready(current):
+        assert time.monotonic() < deadline, f"gave up waiting: {current}"
+        time.sleep(0.05)
+        current = jobs.status(out)
+    return current
+
+
+def test_command_line_carries_the_options(tmp_path: Path) -> None:
+    options = jobs.JobOptions(epochs=3, lr=0.002, channels=(8, 16), conditional=True, size="tiny")
+    argv = jobs.command(tmp_path / "data", tmp_path / "ck", options, resume=True)
+    assert argv[1:5] == ["-m", "vae", "train", str(tmp_path / "data")]
+    joined = " ".join(argv)
+    for part in ("--out " + str(tmp_path / "ck"), "--epochs 3", "--lr 0.002", "--size tiny",
+                 "--channels 8,16", "--conditional", "--resume"):  # fmt: skip
+        assert part in joined
+    assert "--beta" not in joined  # not given: the CLI default (or the stored value) holds
+
+
+def test_bad_options_are_refused_before_starting(demo_dataset_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="lr=0.0 must be positive"):
+        jobs.start(demo_dataset_dir, tmp_path / "ck", jobs.JobOptions(lr=0.0))
+    with pytest.raises(ValueError, match="channels"):
+        jobs.start(demo_dataset_dir, tmp_path / "ck", jobs.JobOptions(channels=(8, 0)))
+    assert not (tmp_path / "ck").exists() and not jobs._CHILDREN
+
+
+def test_start_follow_stop_resume(
+    demo_dataset_dir: Path, tmp_path: Path, no_leftover_runs: list[subprocess.Popen]
+) -> None:
+    out = tmp_path / "ck"
+    first = jobs.start(demo_dataset_dir, out, LONG)
+    assert first.running and first.pid and first.epochs == 100_000 and first.epoch == 0
+    job = json.loads((out / jobs.JOB_FILE).read_text())
+    assert job["pid"] == first.pid and job["data"] == str(demo_dataset_dir.absolute())
+    assert job["command"][job["command"].index("--channels") + 1] == "8,16"
+
+    # Another process (a reloaded app) sees the run from disk alone, not as its parent.
+    no_leftover_runs.append(jobs._CHILDREN.pop(str(out.absolute())))
+    running = _until(out, lambda s: s.epoch >= 2)
+    assert running.running and running.pid == first.pid == lock_owner(out)
+    assert running.seconds_per_epoch > 0 and running.eta > 0 and 0 < running.fraction < 1
+    assert [r["epoch"] for r in running.records if r["event"] == "epoch"][:2] == [1, 2]
+    assert jobs.running_under(tmp_path) == [out]
+
+    with pytest.raises(ValueError, match=f"training process {first.pid} is already writing"):
+        jobs.start(demo_dataset_dir, out, LONG)
+    assert jobs.stop(out) == first.pid
+    stopped = _until(out, lambda s: not s.running, timeout=60)
+    assert no_leftover_runs[0].wait(timeout=10) == 0  # a clean stop, not a kill
+    assert stopped.state == "stopped" and stopped.error is None
+    kept = ck.read_config(out)["epoch"]
+    assert kept == stopped.epoch == _epochs(out)[-1] >= 2
+    assert lock_owner(out) is None and jobs.stop(out) is None and jobs.running_under(tmp_path) == []
+
+    with pytest.raises(ValueError, match="already holds a checkpoint .* resume it"):
+        jobs.start(demo_dataset_dir, out, TINY)
+    resumed = jobs.start(demo_dataset_dir, out, jobs.JobOptions(epochs=kept + 2), resume=True)
+    assert resumed.running and resumed.epochs == kept + 2
+    done = jobs.wait(out, timeout=120)
+    assert done.state == "done" and done.returncode == 0 and done.error is None
+    assert _epochs(out) == list(range(1, kept + 3))  # continued from the kept epoch
+    assert ck.read_config(out)["epoch"] == kept + 2 == done.epoch
+    assert json.loads((out / jobs.JOB_FILE).read_text())["returncode"] == 0
+
+
+def test_failed_run_reports_its_error_line(demo_dataset_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ck"
+    jobs.start(tmp_path / "no-such-dataset", out, TINY)
+    failed = jobs.wait(out, timeout=120)
+    assert failed.state == "failed" and failed.returncode == 1 and failed.epoch == 0
+    assert failed.error.startswith(f"{tmp_path / 'no-such-dataset'}: no dataset folder here")
+    assert str(out / jobs.LOG_FILE) in failed.error
+    # The folder is not spoilt: a good run starts there (job.json and train.log are ours).
+    jobs.start(demo_dataset_dir, out, jobs.JobOptions(epochs=1, batch_size=8, latent_dim=4))
+    assert jobs.wait(out, timeout=120).state == "done" and _epochs(out) == [1]
+
+
+def test_killed_run_is_failed_and_resumable(demo_dataset_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ck"
+    pid = jobs.start(demo_dataset_dir, out, LONG).pid
+    _until(out, lambda s: s.epoch >= 1)
+    jobs._CHILDREN[str(out.absolute())].send_signal(signal.SIGKILL)
+    failed = _until(out, lambda s: not s.running, timeout=30)
+    assert failed.state == "failed" and failed.returncode == -signal.SIGKILL
+    assert "signal 9" in failed.error and "resume it" in failed.error
+    assert jobs.start(demo_dataset_dir, out, jobs.JobOptions(epochs=1), resume=True).pid != pid
+    assert jobs.wait(out, timeout=120).state == "done"
+
+
+def test_status_of_a_folder_without_job(studio_root: Path, tmp_path: Path) -> None:
+    idle = jobs.status(studio_root / "checkpoints" / "demo")  # trained in-process, no job.json
+    assert idle.state == "idle" and idle.epoch == idle.epochs == 2 and not idle.running
+    assert idle.data == studio_root / "data" / "demo"
+    assert jobs.checkpoint_dataset(studio_root / "checkpoints" / "demo") == idle.data
+    assert jobs.status(tmp_path / "nothing").state == "idle"
+    assert jobs.running_under(tmp_path / "nowhere") == []

@@ -1,0 +1,367 @@
+"""Training as a background job: start ``python -m vae train`` detached, follow it from disk.
+
+The app never trains in its own process: a crash of the run cannot take the app down, and
+everything a page shows is read back from the checkpoint folder, so a reloaded page (a new
+session, even a restarted app) re-attaches to a run in progress. Beside the checkpoint this
+module keeps two files (``vae.train.JOB_FILES``):
+
+    job.json   what was started: pid, command, dataset, epoch total, start time and, once
+               a parent process saw it end, its exit code (written atomically)
+    train.log  the run's stdout and stderr; its last ``error: ...`` line says why a run failed
+
+Stop is SIGTERM: training finishes the batch in hand and exits, keeping the checkpoint of the
+last finished epoch, which ``start(..., resume=True)`` continues.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vae import checkpoints as ck
+from vae.storage import atomic_write_json, pid_alive
+from vae.train import JOB_FILES, TrainConfig, lock_owner
+
+JOB_FILE, LOG_FILE = JOB_FILES
+JOB_VERSION = 1
+ROOT = Path(__file__).resolve().parents[1]  # on the child's PYTHONPATH: any cwd works
+
+# Runs this process started, by folder: polled so that a finished child is reaped (a zombie
+# would look alive to os.kill(pid, 0)) and its exit code is recorded in job.json.
+_CHILDREN: dict[str, subprocess.Popen] = {}
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """The ``python -m vae train`` options a job passes; None leaves the CLI's default (or, on
+    resume, the checkpoint's stored value)."""
+
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    beta: float | None = None
+    beta_warmup_epochs: float | None = None
+    free_bits: float | None = None
+    latent_dim: int | None = None
+    size: str | None = None
+    channels: tuple[int, ...] | None = None
+    conditional: bool = False
+    seed: int | None = None
+    device: str | None = None
+
+    def check(self) -> None:
+        """Raise ValueError for a bad value now, not as a failed run a few seconds later."""
+        given = {
+            k: getattr(self, k)
+            for k in ("epochs", "batch_size", "lr", "beta", "beta_warmup_epochs", "free_bits")
+            if getattr(self, k) is not None
+        }
+        TrainConfig(**given)
+        if self.latent_dim is not None and self.latent_dim < 1:
+            raise ValueError(f"latent_dim={self.latent_dim} must be at least 1, e.g. 16")
+        if self.channels is not None and (not self.channels or min(self.channels) < 1):
+            raise ValueError(f"channels={self.channels} must be positive numbers, e.g. 16,32,64")
+
+    def arguments(self) -> list[str]:
+        """The options as command-line arguments."""
+        args: list[str] = []
+        for name in ("epochs", "batch_size", "lr", "beta", "beta_warmup_epochs", "free_bits",
+                     "latent_dim", "size", "seed", "device"):  # fmt: skip
+            value = getattr(self, name)
+            if value is not None:
+                args += [f"--{name.replace('_', '-')}", str(value)]
+        if self.channels is not None:
+            args += ["--channels", ",".join(str(int(c)) for c in self.channels)]
+        if self.conditional:
+            args.append("--conditional")
+        return args
+
+
+@dataclass(frozen=True)
+class TrainingStatus:
+    """A checkpoint folder's training as read from disk.
+
+    state: "idle" (no job here), "running", "done", "stopped" (before its epoch total) or
+    "failed" (``error`` says why). ``epoch`` is the last finished epoch; ``batch`` of
+    ``batches`` is the latest logged step of the epoch in progress; ``eta`` in seconds.
+    """
+
+    folder: Path
+    state: str
+    pid: int | None = None
+    epoch: int = 0
+    epochs: int | None = None
+    batch: int | None = None
+    batches: int | None = None
+    seconds_per_epoch: float | None = None
+    eta: float | None = None
+    returncode: int | None = None
+    error: str | None = None
+    data: Path | None = None
+    records: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    @property
+    def fraction(self) -> float:
+        """Share of the epoch total done, counting the epoch in progress; 0 when unknown."""
+        if not self.epochs:
+            return 0.0
+        part = self.batch / self.batches if self.batch and self.batches else 0.0
+        return min(1.0, (self.epoch + part) / self.epochs)
+
+
+# ------------------------------------------------------------------------------ starting
+
+
+def command(data: str | Path, out: str | Path, options: JobOptions, resume: bool) -> list[str]:
+    """argv of the run: ``python -m vae train DATA --out OUT [options] [--resume]``."""
+    argv = [sys.executable, "-m", "vae", "train", str(data), "--out", str(out)]
+    return argv + options.arguments() + (["--resume"] if resume else [])
+
+
+def read_job(out: str | Path) -> dict[str, Any]:
+    """The folder's job.json, or {} when there is none or it is unreadable."""
+    try:
+        job = json.loads((Path(out) / JOB_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return job if isinstance(job, dict) and job.get("format_version") == JOB_VERSION else {}
+
+
+def _is_training(pid: int) -> bool:
+    """Whether ``pid`` is a live (not zombie) ``vae train`` process; a recycled pid is not."""
+    if pid <= 0 or not pid_alive(pid):
+        return False
+    proc = Path(f"/proc/{pid}")
+    if not proc.is_dir():  # not Linux: trust the signal check
+        return True
+    try:
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        argv = (proc / "cmdline").read_bytes().split(b"\0")
+    except (OSError, IndexError):
+        return False
+    return state != "Z" and b"vae" in argv and b"train" in argv
+
+
+def _owner(out: Path, job: dict[str, Any]) -> int | None:
+    """Pid of the live run in ``out``: the lock's owner, or a job still starting up."""
+    for child in list(_CHILDREN.values()):
+        child.poll()  # reap whatever has ended, so it no longer looks alive
+    child = _CHILDREN.get(str(out))
+    if child is not None and child.returncode is None and child.pid == job.get("pid"):
+        return child.pid  # ours and not ended (maybe not even exec'd yet)
+    pid = lock_owner(out)
+    if pid and _is_training(pid):
+        return pid
+    job_pid = int(job.get("pid") or 0)
+    if job.get("returncode") is None and _is_training(job_pid):
+        return job_pid  # before the lock (importing torch), or ``pid == 0``: starting
+    return None
+
+
+def start(
+    data: str | Path, out: str | Path, options: JobOptions, resume: bool = False
+) -> TrainingStatus:
+    """Start training ``data`` into ``out`` in a detached process and return at once.
+
+    Raises:
+        ValueError: a bad option, a folder that is busy, or (without ``resume``) one that
+            already holds a checkpoint; the message says what to do instead.
+    """
+    data, out = Path(data).absolute(), Path(out).absolute()
+    options.check()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: is a file, not a checkpoint folder; choose another name")
+    pid = _owner(out, read_job(out))
+    if pid is not None:
+        raise ValueError(
+            f"{out}: training process {pid} is already writing this checkpoint; wait for it to "
+            "finish or stop it, or choose another checkpoint folder"
+        )
+    if not resume and ck.has_checkpoint(out):
+        epoch = ck.read_config(out).get("epoch", "?")
+        raise ValueError(
+            f"{out}: already holds a checkpoint (epoch {epoch}); resume it to train on, or "
+            "choose another checkpoint folder"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    if not ck.has_checkpoint(out):  # leftovers of a run that died in epoch 1
+        (out / ck.METRICS_FILE).unlink(missing_ok=True)
+    argv = command(data, out, options, resume)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    with (out / LOG_FILE).open("w", encoding="utf-8") as log:
+        child = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            env=env, cwd=ROOT, start_new_session=True,  # Ctrl-C on the app spares the run
+        )  # fmt: skip
+    _CHILDREN[str(out)] = child
+    epochs = options.epochs
+    if epochs is None and resume and ck.has_checkpoint(out):
+        epochs = ck.read_config(out).get("train_config", {}).get("epochs")
+    job = {"format_version": JOB_VERSION, "pid": child.pid, "command": argv, "data": str(data)}
+    job.update(epochs=epochs or TrainConfig().epochs, resume=resume, started=time.time())
+    job.update(started_at=ck.utc_now(), returncode=None)
+    atomic_write_json(out / JOB_FILE, job)
+    return status(out)
+
+
+def stop(out: str | Path) -> int | None:
+    """Ask the run in ``out`` to stop (SIGTERM): it finishes the batch in hand and exits,
+    keeping the checkpoint of its last finished epoch. Returns its pid, or None if none ran."""
+    out = Path(out).absolute()
+    job = read_job(out)
+    pid = _owner(out, job)
+    if pid is None:
+        return None
+    if job:
+        atomic_write_json(out / JOB_FILE, {**job, "stop_requested": True})
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:  # ended meanwhile
+        return None
+    return pid
+
+
+def wait(out: str | Path, timeout: float) -> TrainingStatus:
+    """Poll ``status(out)`` until the run is no longer running or ``timeout`` s have passed."""
+    deadline = time.monotonic() + timeout
+    current = status(out)
+    while current.running and time.monotonic() < deadline:
+        time.sleep(0.1)
+        current = status(out)
+    return current
+
+
+def running_under(root: str | Path) -> list[Path]:
+    """Checkpoint folders under ``root`` with a live training run, by name."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return [
+        folder
+        for folder in sorted(p for p in root.iterdir() if p.is_dir())
+        if _owner(folder.absolute(), read_job(folder)) is not None
+    ]
+
+
+def checkpoint_dataset(out: str | Path) -> Path | None:
+    """The dataset folder a checkpoint was trained on (to resume on the same data)."""
+    if not ck.has_checkpoint(out):
+        return None
+    try:
+        path = ck.read_config(out).get("dataset", {}).get("path")
+    except (OSError, ValueError):
+        return None
+    return Path(path) if path and Path(path).is_dir() else None
+
+
+# ------------------------------------------------------------------------------ following
+
+
+def _log_lines(out: Path) -> list[str]:
+    """train.log's lines, progress-bar redraws (carriage returns) split apart."""
+    try:
+        text = (out / LOG_FILE).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
+
+
+def _error_line(lines: list[str]) -> str | None:
+    """The run's own reason (``error: ...``), else a traceback's last line."""
+    for line in reversed(lines):
+        at = line.find("error: ")  # a progress bar's last redraw may precede it on its line
+        if at == 0 or (at > 0 and not line[at - 1].isalnum()):
+            return line[at + len("error: ") :].strip()
+    if any(line.startswith("Traceback") for line in lines):
+        return lines[-1]
+    return None
+
+
+def _ended(
+    out: Path, job: dict[str, Any], epoch: int, epochs: int | None
+) -> tuple[str, str | None, int | None]:
+    """(state, error, exit code) of a run that is no longer alive."""
+    child = _CHILDREN.get(str(out))
+    code = job.get("returncode")
+    if child is not None and child.pid == job.get("pid") and child.poll() is not None:
+        code = child.returncode
+        if job.get("returncode") != code:  # so other sessions and processes learn it too
+            atomic_write_json(out / JOB_FILE, {**job, "returncode": code})
+    lines = _log_lines(out)
+    error = _error_line(lines)
+    finished = any("checkpoint at epoch" in line for line in lines)
+    if error is None and (code == 0 or (code is None and finished)):
+        return ("done" if epochs is None or epoch >= epochs else "stopped"), None, code
+    if error is None and job.get("stop_requested") and (code is None or code < 0):
+        return "stopped", None, code  # stopped while starting up, before its handler was set
+    if error is None:
+        how = "unknown" if code is None else f"signal {-code}" if code < 0 else f"exit {code}"
+        error = f"the training process ended without finishing ({how})"
+    kept = f"; the checkpoint of epoch {epoch} is kept: resume it" if epoch else ""
+    return "failed", f"{error}{kept} (log: {out / LOG_FILE})", code
+
+
+def status(out: str | Path) -> TrainingStatus:
+    """What the run in ``out`` is doing, read from its files (any process can ask)."""
+    out = Path(out).absolute()
+    job = read_job(out)
+    pid = _owner(out, job)
+    records = ck.read_metrics(out)
+    epochs_done = [r for r in records if r.get("event") == "epoch"]
+    epoch = int(epochs_done[-1]["epoch"]) if epochs_done else 0
+    config: dict[str, Any] = {}
+    if ck.has_checkpoint(out):
+        try:
+            config = ck.read_config(out)
+        except (OSError, ValueError):
+            config = {}
+    epochs = job.get("epochs") or config.get("train_config", {}).get("epochs")
+    data = job.get("data") or config.get("dataset", {}).get("path")
+    steps = [r for r in records if r.get("event") == "step" and int(r.get("epoch", 0)) > epoch]
+    batch = int(steps[-1]["batch"]) if steps and pid is not None else None
+    batches = int(steps[-1]["batches"]) if steps and "batches" in steps[-1] else None
+    recent = [float(r["seconds"]) for r in epochs_done[-5:] if r.get("seconds") is not None]
+    per_epoch = sum(recent) / len(recent) if recent else None
+    common = dict(folder=out, epoch=epoch, epochs=epochs, batch=batch, batches=batches,
+                  seconds_per_epoch=per_epoch, data=Path(data) if data else None,
+                  records=records)  # fmt: skip
+    if pid is not None:
+        eta = _eta(epoch, epochs, batch, batches, per_epoch, job.get("started"))
+        return TrainingStatus(state="running", pid=pid, eta=eta, **common)
+    if not job:
+        return TrainingStatus(state="idle", **common)
+    state, error, code = _ended(out, job, epoch, epochs)
+    return TrainingStatus(state=state, returncode=code, error=error, **common)
+
+
+def _eta(
+    epoch: int,
+    epochs: int | None,
+    batch: int | None,
+    batches: int | None,
+    per_epoch: float | None,
+    started: float | None,
+) -> float | None:
+    """Seconds left: epochs to go times the recent epoch time (in epoch 1: the pace so far)."""
+    if not epochs:
+        return None
+    part = batch / batches if batch and batches else 0.0
+    left = max(0.0, epochs - epoch - part)
+    if per_epoch is None:
+        if not part or not started:
+            return None
+        per_epoch = (time.time() - float(started)) / part  # includes start-up: an upper bound
+    return left * per_epoch if math.isfinite(per_epoch) else None
