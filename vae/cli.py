@@ -315,6 +315,29 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fetch_fsdd(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from vae.fsdd import fetch_fsdd
+
+    bar = tqdm(desc="fetch-fsdd", unit="B", unit_scale=True, unit_divisor=1024,
+               file=sys.stderr, dynamic_ncols=True, delay=0.5)  # fmt: skip
+
+    def update(done: int, total: int) -> None:
+        if total and bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        summary, got = fetch_fsdd(Path(args.out), args.url, args.sha256, progress=update)
+    finally:
+        bar.close()
+    check = "verified" if got.verified else "not verified (no checksum known; pass --sha256)"
+    print(f"downloaded {got.bytes} bytes, SHA-256 {got.sha256} {check}", file=sys.stderr)
+    print(f"wrote {len(summary.kept)} recordings to {summary.target}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(prog="python -m vae", description=DESCRIPTION, formatter_class=fmt)
@@ -401,6 +424,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--per-class", type=int, default=40, help="clips per class")
     s.add_argument("--seed", type=int, default=0, help="seed of the generator")
     s.set_defaults(func=cmd_demo_data)
+
+    s = sub.add_parser("fetch-fsdd", help="download the Free Spoken Digit Dataset recordings")
+    s.add_argument("out", help="folder for the {digit}_{speaker}_{i}.wav recordings")
+    s.add_argument("--url", help="archive URL (default: the v1.0.9 release; env VAE_FSDD_URL)")
+    s.add_argument("--sha256", help="expected SHA-256 of the archive (env VAE_FSDD_SHA256)")
+    s.set_defaults(func=cmd_fetch_fsdd)
     return p
 
 
