@@ -1,6 +1,140 @@
-"""Interpolate page (being built)."""
+"""Interpolate: morph clip A into clip B through latent space, and download the morph."""
 
 import streamlit as st
 
+from ui import cache, figures, state, widgets
+from vae.audio import wav_bytes
+from vae.latent import to_directions
+
+MORPH = "interp.morph"  # (file name, WAV bytes) of the last morph made
+ANY = "any label"
+
+checkpoint = state.require_checkpoint()
+with widgets.user_errors():
+    synth = cache.synthesiser(checkpoint)
+ds = cache.companion_dataset(checkpoint, synth)
+
+
+def _use_map_selection() -> None:
+    picked = state.selected_clips()
+    for side, clip_id in zip(("a", "b"), picked[-2:] if len(picked) > 1 else picked, strict=False):
+        st.session_state[f"interp-{side}-source"] = "dataset clip"
+        st.session_state[f"interp-{side}-label"] = ANY
+        st.session_state[f"interp-{side}-clip"] = clip_id
+
+
+def choose_end(side: str, column, fallback: int):
+    """Widgets for one end of the path; returns its Clip or None when not chosen yet."""
+    with column:
+        st.subheader(f"Clip {side.upper()}")
+        sources = (["dataset clip"] if ds is not None else []) + ["upload"]
+        source = st.radio("From", sources, key=f"interp-{side}-source", horizontal=True)
+        if source == "upload":
+            upload = st.file_uploader(
+                "Audio file",
+                key=f"interp-{side}-upload",
+                type=["wav", "flac", "ogg", "aiff", "mp3"],
+            )
+            label = None
+            if synth.conditional:
+                label = st.selectbox("Its label", synth.label_names, key=f"interp-{side}-ulabel")
+            if upload is None:
+                st.caption("Upload a clip, or pick one from the dataset.")
+                return None
+            with widgets.user_errors():
+                return widgets.clip_from_upload(synth, upload, label)
+        label = st.selectbox("Label", [ANY, *ds.label_names], key=f"interp-{side}-label")
+        ids = [i for i, lab in zip(ds.ids, ds.labels, strict=True) if label in (ANY, lab)]
+        st.session_state.setdefault(f"interp-{side}-clip", ids[min(fallback, len(ids) - 1)])
+        if st.session_state[f"interp-{side}-clip"] not in ids:
+            st.session_state[f"interp-{side}-clip"] = ids[0]
+        clip_id = st.selectbox("Clip", ids, key=f"interp-{side}-clip")
+        with widgets.user_errors():
+            return synth.clip_from_dataset(ds, clip_id)
+
+
 st.title("Interpolate")
-st.info("This page is being built.")
+st.caption(
+    "Encode two clips, walk the straight (lerp) or spherical (slerp) path between their "
+    "codes, and decode each point. A conditional model's label moves from A's to B's too."
+)
+if ds is None:
+    st.info("No dataset with this checkpoint's features is on disk: upload both clips.")
+elif state.selected_clips():
+    st.button(
+        "Use the clips picked on the Explore map", key="interp-use-map", on_click=_use_map_selection
+    )
+col_a, col_b = st.columns(2)
+a = choose_end("a", col_a, 0)
+b = choose_end("b", col_b, len(ds) - 1 if ds is not None else 0)
+if a is None or b is None:
+    st.stop()
+
+alpha_col, mode_col = st.columns([3, 1])
+alpha = alpha_col.slider("α: 0 is A, 1 is B", 0.0, 1.0, 0.5, 0.05, key="interp-alpha")
+mode = mode_col.radio("Path", ["lerp", "slerp"], key="interp-mode", horizontal=True)
+with widgets.user_errors():
+    code, mix = synth.blend(a, b, alpha, mode)  # (D,), (bins, frames)
+    mix_wave = synth.to_audio(mix)
+panels = [
+    (f"A: {a.name}", a.features.numpy()),
+    (f"mix, α = {alpha:.2f}", mix.numpy()),
+    (f"B: {b.name}", b.features.numpy()),
+]
+st.plotly_chart(figures.spectrograms(panels, synth.config), key="interp-spectrograms")
+sr = synth.config.sample_rate
+for column, (caption, wave) in zip(
+    st.columns(3),
+    [("A", a.wave), (f"mix at α = {alpha:.2f}", mix_wave), ("B", b.wave)],
+    strict=True,
+):
+    with column:
+        widgets.play(wave, sr, caption)
+
+st.subheader("The path on the latent map")
+latents = None
+try:
+    latents = cache.latents(checkpoint)
+except ValueError as err:
+    st.caption(f"No map: {err}")
+if latents is not None and synth.latent_dim > 1:
+    centre, axes, spread = cache.directions(checkpoint, synth.latent_dim, 2)
+    path_codes, _ = synth.interpolate(a, b, 9, mode)
+    names = synth.label_names
+    groups = [names[i] if 0 <= i < len(names) else "unlabelled" for i in latents["labels"]]
+    fig = figures.latent_map(
+        to_directions(latents["means"], centre, axes, spread),
+        latents["ids"],
+        groups,
+        "label",
+        extra=[("mix", to_directions(code.numpy(), centre, axes, spread))],
+        path=to_directions(path_codes.numpy(), centre, axes, spread),
+        height=420,
+    )
+    fig.update_layout(xaxis_title="PC 1 (sd)", yaxis_title="PC 2 (sd)")
+    st.plotly_chart(fig, key="interp-map")
+
+st.subheader("Download a morph")
+steps = st.number_input(
+    "Steps from A to B",
+    3,
+    64,
+    8,
+    key="interp-steps",
+    help="clips decoded along the path, crossfaded 50 ms into one WAV",
+)
+if st.button("Make the morph", key="interp-morph", icon=":material/graphic_eq:"):
+    with st.spinner(f"Decoding {steps} steps..."), widgets.user_errors():
+        _, morph = synth.morph(a, b, int(steps), mode)
+    name = f"morph-{a.name}-to-{b.name}-{mode}-{steps}.wav"
+    st.session_state[MORPH] = (name, wav_bytes(morph, sr), len(morph) / sr)
+if MORPH in st.session_state:
+    name, data, seconds = st.session_state[MORPH]
+    st.audio(data, format="audio/wav")
+    st.download_button(
+        f"Download {name} ({seconds:.1f} s)",
+        data,
+        file_name=name,
+        mime="audio/wav",
+        key="interp-download",
+    )

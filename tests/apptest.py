@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
+import numpy as np
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,3 +26,28 @@ def open_page(page: str, timeout: float = 120, **state) -> AppTest:
         at.switch_page(f"app_pages/{page}.py")
         at.run()
     return at
+
+
+def chart_traces(at: AppTest, key: str) -> list[dict]:
+    """The traces of the plotly chart with widget ``key`` on the page, with every typed
+    array (plotly's ``{"dtype", "bdata", "shape"}``) decoded to a numpy array."""
+    for element in at.get("plotly_chart"):
+        if key in element.proto.id:
+            return [_decode(trace) for trace in json.loads(element.proto.spec)["data"]]
+    raise AssertionError(f"no plotly chart with key {key!r} on the page")
+
+
+def _decode(value):
+    if isinstance(value, dict) and "bdata" in value:
+        array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        if "shape" in value:
+            array = array.reshape([int(n) for n in str(value["shape"]).split(",")])
+        return array
+    if isinstance(value, dict):
+        return {k: _decode(v) for k, v in value.items()}
+    return value
+
+
+def audio_urls(at: AppTest) -> list[str]:
+    """Media URLs of the page's audio players: a new sound gets a new URL (a content hash)."""
+    return [element.proto.url for element in at.get("audio")]

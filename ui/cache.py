@@ -16,6 +16,7 @@ import torch
 from vae.checkpoints import CONFIG_FILE, LATENTS_FILE, read_latents
 from vae.dataset import SpectrogramSet, load_dataset
 from vae.inference import Synthesiser
+from vae.latent import principal_directions
 
 # One clip's decode + Griffin-Lim is small work: extra threads only spin under contention.
 torch.set_num_threads(1)
@@ -56,3 +57,39 @@ def latents(path: str | Path) -> dict[str, np.ndarray]:
     """The checkpoint's latents.npz: means (N, D), labels (N,), ids (N,)."""
     path = Path(path)
     return _latents(str(path), _stamp(path / LATENTS_FILE))
+
+
+@st.cache_resource(max_entries=8)
+def _directions(path: str, stamp: float, latent_dim: int, k: int) -> tuple[np.ndarray, ...]:
+    if stamp:
+        means = read_latents(path)["means"]
+        if len(means) > 1:
+            return principal_directions(means, k)
+    # No latents yet: the prior's own axes, centred at 0 with unit spread.
+    k = min(k, latent_dim)
+    eye = np.eye(latent_dim, dtype=np.float32)
+    return np.zeros(latent_dim, np.float32), eye[:k], np.ones(k, np.float32)
+
+
+def directions(path: str | Path, latent_dim: int, k: int) -> tuple[np.ndarray, ...]:
+    """(centre (D,), directions (k, D), spread (k,)) of the checkpoint's latent means,
+    or of the prior when it has no latents.npz."""
+    path = Path(path)
+    return _directions(str(path), _stamp(path / LATENTS_FILE), latent_dim, k)
+
+
+def companion_dataset(checkpoint: str | Path, synth: Synthesiser) -> SpectrogramSet | None:
+    """A dataset whose clips this checkpoint can take: the current one when its features
+    match, else the one it was trained on when still on disk, else None."""
+    from ui.state import current_dataset
+
+    wanted = synth.config.fingerprint()
+    for path in (current_dataset(), synth.checkpoint.dataset_info.get("path")):
+        if path and (Path(path) / "config.json").is_file():
+            try:
+                ds = dataset(path)
+            except (OSError, ValueError):
+                continue
+            if ds.config.fingerprint() == wanted:
+                return ds
+    return None

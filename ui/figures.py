@@ -17,9 +17,17 @@ from vae.features import FeatureConfig
 
 LOSS_TERMS = (("loss", "total"), ("recon", "reconstruction"), ("kl", "KL"))
 COLOURS = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-)  # fmt: skip
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 
 
 def _axes(cfg: FeatureConfig, bins: int, frames: int) -> tuple[np.ndarray, np.ndarray, str]:
@@ -46,27 +54,40 @@ def spectrograms(
     red where the second (a reconstruction) is too quiet, blue where it is too loud.
     """
     titles = [title for title, _ in panels] + (["difference (1st - 2nd)"] if difference else [])
-    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, shared_yaxes=True,
-                        horizontal_spacing=0.03)  # fmt: skip
+    fig = make_subplots(
+        rows=1, cols=len(titles), subplot_titles=titles, shared_yaxes=True, horizontal_spacing=0.03
+    )
     for col, (_, feats) in enumerate(panels, start=1):
         feats = np.asarray(feats, dtype=np.float32)  # (bins, frames)
         x, y, unit = _axes(cfg, *feats.shape)
-        fig.add_trace(go.Heatmap(z=feats, x=x, y=y, coloraxis="coloraxis",
-                                 hovertemplate="%{x:.2f} s, %{y:.0f}: %{z:.2f}<extra></extra>"),
-                      row=1, col=col)  # fmt: skip
+        fig.add_trace(
+            go.Heatmap(
+                z=feats,
+                x=x,
+                y=y,
+                coloraxis="coloraxis",
+                hovertemplate="%{x:.2f} s, %{y:.0f}: %{z:.2f}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
         fig.update_xaxes(title_text="s", row=1, col=col)
     if difference:
         diff = np.asarray(panels[0][1], np.float32) - np.asarray(panels[1][1], np.float32)
         x, y, unit = _axes(cfg, *diff.shape)
         fig.add_trace(go.Heatmap(z=diff, x=x, y=y, coloraxis="coloraxis2"), row=1, col=len(titles))
         fig.update_xaxes(title_text="s", row=1, col=len(titles))
-        fig.update_layout(coloraxis2=dict(colorscale="RdBu", cmid=0, cmin=-1, cmax=1,
-                                          colorbar=dict(x=1.08, title="diff")))  # fmt: skip
+        fig.update_layout(
+            coloraxis2=dict(
+                colorscale="RdBu", cmid=0, cmin=-1, cmax=1, colorbar=dict(x=1.08, title="diff")
+            )
+        )
     fig.update_yaxes(title_text=unit, row=1, col=1)
     fig.update_layout(
         coloraxis=dict(colorscale="Magma", cmin=0, cmax=1, colorbar=dict(title="level")),
-        height=height, margin=dict(l=10, r=10, t=30, b=10),
-    )  # fmt: skip
+        height=height,
+        margin=dict(l=10, r=10, t=30, b=10),
+    )
     fig.update_layout(meta={"scale": _db(cfg)})
     return fig
 
@@ -77,8 +98,12 @@ def waveform(wave: np.ndarray, sample_rate: int, height: int = 160) -> go.Figure
     step = max(1, len(wave) // 4000)
     t = np.arange(0, len(wave), step) / sample_rate
     fig = go.Figure(go.Scatter(x=t, y=wave[::step], mode="lines", line=dict(width=1)))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10),
-                      xaxis_title="s", yaxis=dict(range=[-1, 1]))  # fmt: skip
+    fig.update_layout(
+        height=height,
+        margin=dict(l=10, r=10, t=10, b=10),
+        xaxis_title="s",
+        yaxis=dict(range=[-1, 1]),
+    )
     return fig
 
 
@@ -95,17 +120,36 @@ def loss_curves(records: Sequence[dict]) -> go.Figure:
     for col, (key, _) in enumerate(LOSS_TERMS, start=1):
         if steps:
             x = [(r["epoch"] - 1) + r["batch"] / per_epoch for r in steps]
-            fig.add_trace(go.Scatter(x=x, y=[r[key] for r in steps], name="train (steps)",
-                                     mode="lines", line=dict(color=COLOURS[0], width=1),
-                                     opacity=0.35, legendgroup="steps", showlegend=col == 1),
-                          row=1, col=col)  # fmt: skip
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=[r[key] for r in steps],
+                    name="train (steps)",
+                    mode="lines",
+                    line=dict(color=COLOURS[0], width=1),
+                    opacity=0.35,
+                    legendgroup="steps",
+                    showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
+            )
         for split, colour in (("train", COLOURS[0]), ("val", COLOURS[1])):
             pts = [(r["epoch"], r.get(f"{split}_{key}")) for r in epochs]
             pts = [(e, v) for e, v in pts if v is not None]
-            fig.add_trace(go.Scatter(x=[e for e, _ in pts], y=[v for _, v in pts], name=split,
-                                     mode="lines+markers", line=dict(color=colour),
-                                     legendgroup=split, showlegend=col == 1),
-                          row=1, col=col)  # fmt: skip
+            fig.add_trace(
+                go.Scatter(
+                    x=[e for e, _ in pts],
+                    y=[v for _, v in pts],
+                    name=split,
+                    mode="lines+markers",
+                    line=dict(color=colour),
+                    legendgroup=split,
+                    showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
+            )
         fig.update_xaxes(title_text="epoch", row=1, col=col)
     fig.update_yaxes(type="log", row=1, col=1)
     fig.update_yaxes(type="log", row=1, col=2)
@@ -134,31 +178,65 @@ def latent_map(
     fig = go.Figure()
     for i, group in enumerate(sorted(set(groups.tolist()), key=_natural)):
         mask = groups == group
-        fig.add_trace(go.Scatter(
-            x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=group,
-            customdata=ids[mask], marker=dict(size=7, color=COLOURS[i % len(COLOURS)],
-                                              opacity=0.75),
-            hovertemplate="%{customdata}<extra>" + group + "</extra>",
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=coords[mask, 0],
+                y=coords[mask, 1],
+                mode="markers",
+                name=group,
+                customdata=ids[mask],
+                marker=dict(size=7, color=COLOURS[i % len(COLOURS)], opacity=0.75),
+                hovertemplate="%{customdata}<extra>" + group + "</extra>",
+            )
+        )
     if len(selected):
         where = {clip_id: i for i, clip_id in enumerate(ids.tolist())}
         rows = [where[s] for s in selected if s in where]
-        fig.add_trace(go.Scatter(
-            x=coords[rows, 0], y=coords[rows, 1], mode="markers+text", name="selected",
-            text=[ids[r] for r in rows], textposition="top center", customdata=ids[rows],
-            marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(width=2, color="black")),
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=coords[rows, 0],
+                y=coords[rows, 1],
+                mode="markers+text",
+                name="selected",
+                text=[ids[r] for r in rows],
+                textposition="top center",
+                customdata=ids[rows],
+                marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(width=2, color="black")),
+            )
+        )
     if path is not None and len(path):
-        fig.add_trace(go.Scatter(x=path[:, 0], y=path[:, 1], mode="lines+markers",
-                                 name="path", line=dict(color="black", dash="dot"),
-                                 marker=dict(size=5, color="black")))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=path[:, 0],
+                y=path[:, 1],
+                mode="lines+markers",
+                name="path",
+                line=dict(color="black", dash="dot"),
+                marker=dict(size=5, color="black"),
+            )
+        )
     for name, point in extra:
-        fig.add_trace(go.Scatter(x=[point[0]], y=[point[1]], mode="markers+text", name=name,
-                                 text=[name], textposition="bottom center", customdata=[name],
-                                 marker=dict(size=18, symbol="star", color="gold",
-                                             line=dict(width=1, color="black"))))  # fmt: skip
-    fig.update_layout(height=height, legend_title_text=colour_title, dragmode="pan",
-                      margin=dict(l=10, r=10, t=10, b=10), clickmode="event+select")  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=[point[0]],
+                y=[point[1]],
+                mode="markers+text",
+                name=name,
+                text=[name],
+                textposition="bottom center",
+                customdata=[name],
+                marker=dict(
+                    size=18, symbol="star", color="gold", line=dict(width=1, color="black")
+                ),
+            )
+        )
+    fig.update_layout(
+        height=height,
+        legend_title_text=colour_title,
+        dragmode="pan",
+        margin=dict(l=10, r=10, t=10, b=10),
+        clickmode="event+select",
+    )
     return fig
 
 

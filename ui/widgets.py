@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from vae.audio import wav_bytes
+from vae.inference import Clip, Synthesiser
 
 
 def play(wave: np.ndarray, sample_rate: int, caption: str | None = None) -> None:
@@ -34,3 +39,18 @@ def user_errors(stop: bool = True) -> Iterator[None]:
         st.error(str(err))
         if stop:
             st.stop()
+
+
+def clip_from_upload(synth: Synthesiser, upload: UploadedFile, label: str | None = None) -> Clip:
+    """An uploaded audio file as a clip the checkpoint takes (read through a temp file,
+    since the audio reader wants a path with the right suffix)."""
+    suffix = Path(upload.name).suffix.lower() or ".wav"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        path.write_bytes(upload.getvalue())
+        try:
+            clip = synth.clip_from_file(path, label)
+        except (ValueError, OSError) as err:  # name the upload, not our temp file
+            message = str(err).replace(str(path), upload.name)
+            raise ValueError(f"{message}; upload a WAV, FLAC or OGG file") from None
+    return dataclasses.replace(clip, name=Path(upload.name).stem)

@@ -234,35 +234,27 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
 def _clip_arg(synth, arg: str, data_dir: str | None, label: str | None, option: str):
     """An interpolation end: an audio file, or a clip id of the checkpoint's dataset."""
-    import torch
-
     path = Path(arg)
     if path.is_file():
         return synth.clip_from_file(path, _label_for_file(synth, path, label, option))
     from vae.dataset import load_dataset
-    from vae.inference import Clip
 
     root = data_dir or synth.checkpoint.dataset_info.get("path")
     if not root or not Path(root).is_dir():
         raise CliError(f"{arg}: not a file, and no dataset to look it up in (pass --data DIR)")
-    ds = load_dataset(root)
-    i = ds.index_of(arg)
-    feats = torch.from_numpy(ds.features[i].astype("float32"))
-    lab = synth.label_index(label) if label is not None else int(ds.label_indices[i])
-    return Clip(arg.replace("/", "_"), ds.waveforms[i], feats, lab)
+    return synth.clip_from_dataset(load_dataset(root), arg, label)
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    from vae.audio import crossfade_concat, peak_normalise, write_wav
+    from vae.audio import write_wav
 
     synth, out = _synth(args.checkpoint), Path(args.out)
     a = _clip_arg(synth, args.a, args.data, args.label_a, "--label-a")
     b = _clip_arg(synth, args.b, args.data, args.label_b, "--label-b")
-    _, feats = synth.interpolate(a, b, args.steps, "slerp" if args.slerp else "lerp")
+    waves, morph = synth.morph(a, b, args.steps, "slerp" if args.slerp else "lerp")
     width = len(str(args.steps - 1))
-    names = [f"step{i:0{width}d}" for i in range(args.steps)]
-    waves = peak_normalise(_write_clips(synth, feats, names, out))
-    morph = crossfade_concat(list(waves), int(0.05 * synth.config.sample_rate))
+    for i, wave in enumerate(waves):
+        write_wav(out / f"step{i:0{width}d}.wav", wave, synth.config.sample_rate)
     write_wav(out / "morph.wav", morph, synth.config.sample_rate)
     print(f"wrote {args.steps} steps from {a.name} to {b.name} and morph.wav to {out}")
     return 0

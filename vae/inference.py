@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from vae import features as F
-from vae.audio import peak_normalise
+from vae.audio import crossfade_concat, peak_normalise
 from vae.checkpoints import Checkpoint, load_checkpoint
-from vae.latent import interpolation_path
+from vae.dataset import SpectrogramSet
+from vae.latent import INTERPOLATION_MODES, interpolation_path, lerp, slerp
 
 Labels = torch.Tensor | list[int] | None
 
@@ -69,6 +70,26 @@ class Synthesiser:
         feats = F.waveform_to_features(wave, self.config)  # (bins, frames)
         return Clip(Path(path).stem, wave, feats, self.label_index(label))
 
+    def clip_from_dataset(
+        self, ds: SpectrogramSet, clip_id: str, label: str | int | None = None
+    ) -> Clip:
+        """A preprocessed clip by id; its own label unless ``label`` overrides it.
+
+        Raises:
+            ValueError: the id is not in ``ds`` (naming close ids), or ``ds`` was made with
+                other feature settings than this checkpoint.
+        """
+        if ds.config.fingerprint() != self.config.fingerprint():
+            raise ValueError(
+                f"{ds.root}: its features differ from this checkpoint's; pick the dataset the "
+                "checkpoint was trained on, or preprocess with its settings"
+            )
+        i = ds.index_of(clip_id)
+        feats = torch.from_numpy(np.asarray(ds.features[i], dtype=np.float32))  # (bins, frames)
+        own = ds.labels[i] if self.conditional else None
+        index = self.label_index(label if label is not None else own)
+        return Clip(clip_id.replace("/", "_"), np.asarray(ds.waveforms[i]), feats, index)
+
     def _labels(self, labels: Labels, n: int) -> torch.Tensor | None:
         if not self.conditional:
             return None
@@ -100,6 +121,19 @@ class Synthesiser:
         """Encode to the posterior mean and decode: (B, bins, frames) -> (B, bins, frames)."""
         return self.decode(self.encode(feats, labels), labels)
 
+    def _codes(self, a: Clip, b: Clip) -> tuple[torch.Tensor, torch.Tensor]:
+        za = self.encode(a.features.unsqueeze(0), [a.label])[0]
+        zb = self.encode(b.features.unsqueeze(0), [b.label])[0]
+        return za.cpu(), zb.cpu()
+
+    def _mixed_labels(self, a: Clip, b: Clip, t: torch.Tensor) -> torch.Tensor | None:
+        """Soft labels (K, n_labels) moving from A's label to B's at fractions ``t`` (K,)."""
+        if not self.conditional:
+            return None
+        eye = torch.eye(len(self.label_names))
+        t = t.unsqueeze(-1)  # (K, 1)
+        return eye[a.label] * (1 - t) + eye[b.label] * t
+
     def interpolate(
         self,
         a: Clip,
@@ -115,15 +149,41 @@ class Synthesiser:
         Returns:
             (codes (steps, latent_dim), features (steps, bins, frames))
         """
-        za = self.encode(a.features.unsqueeze(0), [a.label])[0]
-        zb = self.encode(b.features.unsqueeze(0), [b.label])[0]
-        path = interpolation_path(za.cpu(), zb.cpu(), steps, mode)  # (steps, D)
-        labels = None
-        if self.conditional:
-            t = torch.linspace(0.0, 1.0, steps).unsqueeze(-1)  # (steps, 1)
-            eye = torch.eye(len(self.label_names))
-            labels = eye[a.label] * (1 - t) + eye[b.label] * t  # (steps, n_labels)
+        za, zb = self._codes(a, b)
+        path = interpolation_path(za, zb, steps, mode)  # (steps, D)
+        labels = self._mixed_labels(a, b, torch.linspace(0.0, 1.0, steps))
         return path, self.decode(path, labels)
+
+    def blend(
+        self, a: Clip, b: Clip, alpha: float, mode: str = "lerp"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The point at fraction ``alpha`` (0 = A, 1 = B) of the path from ``a`` to ``b``.
+
+        Returns:
+            (code (latent_dim,), features (bins, frames))
+        """
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha={alpha} must lie in [0, 1] (0 is clip A, 1 is clip B)")
+        za, zb = self._codes(a, b)
+        fn = slerp if mode == "slerp" else lerp
+        if mode not in INTERPOLATION_MODES:
+            raise ValueError(f"mode={mode!r}: choose one of {INTERPOLATION_MODES}")
+        z = fn(za.unsqueeze(0), zb.unsqueeze(0), torch.tensor([[alpha]]))  # (1, D)
+        labels = self._mixed_labels(a, b, torch.tensor([alpha]))
+        return z[0], self.decode(z, labels)[0]
+
+    def morph(
+        self, a: Clip, b: Clip, steps: int, mode: str = "lerp", fade_seconds: float = 0.05
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Audio of every step from ``a`` to ``b`` and all of them crossfaded into one clip.
+
+        Returns:
+            (steps (steps, clip_samples) peak-normalised, morph (samples,))
+        """
+        _, feats = self.interpolate(a, b, steps, mode)
+        waves = peak_normalise(self.to_audio(feats))  # (steps, clip_samples)
+        fade = int(fade_seconds * self.config.sample_rate)
+        return waves, crossfade_concat(list(waves), fade)
 
     def sample(
         self,

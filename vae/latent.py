@@ -59,3 +59,26 @@ def principal_directions(means: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
     k = min(k, vt.shape[0])
     spread = s[:k] / np.sqrt(max(len(means) - 1, 1))
     return centre.astype(np.float32), vt[:k].astype(np.float32), spread.astype(np.float32)
+
+
+def along_directions(
+    centre: np.ndarray, directions: np.ndarray, spread: np.ndarray, amounts: np.ndarray
+) -> np.ndarray:
+    """The code ``centre + sum_k amounts[k] * spread[k] * directions[k]``.
+
+    Args:
+        centre (D,), directions (k, D), spread (k,): from :func:`principal_directions`.
+        amounts (k,): how far along each direction, in standard deviations of the data.
+    Returns:
+        (D,) float32 code.
+    """
+    amounts = np.asarray(amounts, dtype=np.float32)
+    return (centre + (amounts * spread) @ directions).astype(np.float32)
+
+
+def to_directions(
+    code: np.ndarray, centre: np.ndarray, directions: np.ndarray, spread: np.ndarray
+) -> np.ndarray:
+    """Inverse of :func:`along_directions` for the part of ``code`` (D,) the directions span:
+    (k,) amounts in standard deviations."""
+    return ((np.asarray(code, np.float32) - centre) @ directions.T) / np.maximum(spread, 1e-8)

@@ -1,0 +1,118 @@
+"""Interpolate page (AppTest): pick A and B, drag α, see the path, download the morph."""
+
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.apptest import audio_urls, chart_traces, open_page
+from vae.dataset import load_dataset
+from vae.inference import Synthesiser
+
+
+def panels(at) -> list[np.ndarray]:
+    """The A | mix | B spectrograms (bins, frames) on the page."""
+    return [t["z"] for t in chart_traces(at, "interp-spectrograms")]
+
+
+@pytest.fixture
+def at(studio_root, monkeypatch):
+    monkeypatch.chdir(studio_root)
+    page = open_page("interpolate")
+    assert not page.exception
+    return page
+
+
+def test_opens_with_two_dataset_clips_and_their_mix(at):
+    a, b = at.selectbox(key="interp-a-clip").value, at.selectbox(key="interp-b-clip").value
+    assert a != b
+    spectra = panels(at)
+    assert [s.shape for s in spectra] == [(128, 33)] * 3
+    assert len(audio_urls(at)) == 3  # A, mix, B
+    assert at.slider(key="interp-alpha").value == 0.5
+
+
+def test_dragging_alpha_moves_the_mix_from_a_to_b(studio_root, at):
+    synth = Synthesiser.load(studio_root / "checkpoints" / "demo")
+    ds = load_dataset(studio_root / "data" / "demo")
+    ends = [at.selectbox(key=f"interp-{side}-clip").value for side in "ab"]
+    a, b = (synth.clip_from_dataset(ds, clip_id) for clip_id in ends)
+    recon_a = synth.reconstruct(a.features[None], [a.label])[0].numpy()
+    recon_b = synth.reconstruct(b.features[None], [b.label])[0].numpy()
+    mid, sounds = panels(at)[1], audio_urls(at)
+    at.slider(key="interp-alpha").set_value(0.0).run()
+    np.testing.assert_allclose(panels(at)[1], recon_a, atol=1e-4)  # α = 0: A's reconstruction
+    at.slider(key="interp-alpha").set_value(1.0).run()
+    np.testing.assert_allclose(panels(at)[1], recon_b, atol=1e-4)  # α = 1: B's
+    assert np.abs(mid - recon_a).max() > 0.01 and np.abs(mid - recon_b).max() > 0.01
+    assert audio_urls(at)[1] != sounds[1] and audio_urls(at)[0] == sounds[0]
+    at.radio(key="interp-mode").set_value("slerp").run()
+    assert not at.exception
+    np.testing.assert_allclose(panels(at)[1], recon_b, atol=1e-4)  # slerp ends at B too
+
+
+def test_the_path_is_drawn_on_the_map_from_a_to_b(at):
+    traces = {t.get("name"): t for t in chart_traces(at, "interp-map")}
+    ids = np.concatenate([t["customdata"] for n, t in traces.items() if n not in ("path", "mix")])
+    assert len(ids) == 30
+    path = np.stack([traces["path"]["x"], traces["path"]["y"]], axis=1)
+    assert path.shape == (9, 2)
+    mix = np.array([traces["mix"]["x"][0], traces["mix"]["y"][0]])
+    np.testing.assert_allclose(mix, path[4], atol=1e-4)  # α = 0.5 sits mid-path
+
+
+def test_label_filter_and_map_selection_choose_the_ends(at):
+    at.selectbox(key="interp-a-label").set_value("tone").run()
+    assert at.selectbox(key="interp-a-clip").value.startswith("tone/")
+    assert all(o.startswith("tone/") for o in at.selectbox(key="interp-a-clip").options)
+    at.session_state["studio.selected"] = ["rising/rising_bo_1", "noise/noise_cy_2"]
+    at.run()
+    at.button(key="interp-use-map").click().run()
+    assert at.selectbox(key="interp-a-clip").value == "rising/rising_bo_1"
+    assert at.selectbox(key="interp-b-clip").value == "noise/noise_cy_2"
+
+
+def test_make_morph_offers_a_wav_of_every_step_crossfaded(at):
+    at.number_input(key="interp-steps").set_value(5).run()
+    at.button(key="interp-morph").click().run()
+    assert not at.exception
+    name, data, seconds = at.session_state["interp.morph"]
+    wave, sr = sf.read(io.BytesIO(data))
+    n, fade = 4096, int(0.05 * 8000)
+    assert sr == 8000 and len(wave) == 5 * n - 4 * fade
+    assert seconds == pytest.approx(len(wave) / 8000)
+    assert name.endswith("-lerp-5.wav")
+    assert at.get("download_button")[0].proto.label.startswith("Download morph-")
+
+
+def test_without_the_dataset_both_ends_come_from_uploads(studio_root, tmp_path, monkeypatch):
+    shutil.copytree(studio_root / "checkpoints", tmp_path / "checkpoints")
+    config = tmp_path / "checkpoints" / "demo" / "config.json"
+    info = json.loads(config.read_text())
+    info["dataset"]["path"] = str(tmp_path / "deleted")  # the training data is gone
+    config.write_text(json.dumps(info))
+    monkeypatch.chdir(tmp_path)
+    at = open_page("interpolate")
+    assert not at.exception
+    assert at.radio(key="interp-a-source").options == ["upload"]
+    assert "upload both clips" in at.info[0].value
+    assert not at.get("audio")  # nothing to play until both ends are uploaded
+
+
+def test_an_uploaded_clip_can_be_an_end_and_bad_uploads_say_why(at, write_tone, tmp_path):
+    wav = write_tone(tmp_path / "my-tone.wav", seconds=0.6, sample_rate=16000, freq=330.0)
+    at.radio(key="interp-a-source").set_value("upload").run()
+    assert at.selectbox(key="interp-a-ulabel").options[0] == "falling"
+    at.file_uploader(key="interp-a-upload").upload("my-tone.wav", wav.read_bytes(), "audio/wav")
+    at.run()
+    assert not at.exception and not at.error
+    assert chart_traces(at, "interp-spectrograms")[0]["z"].shape == (128, 33)
+    assert len(audio_urls(at)) == 3
+    at.file_uploader(key="interp-a-upload").upload("broken.wav", b"RIFF0000WAVEjunk", "audio/wav")
+    at.run()
+    assert [e.value for e in at.error] == [
+        "broken.wav: truncated: no audio data chunk; upload a WAV, FLAC or OGG file"
+    ]
