@@ -6,7 +6,10 @@ the full round trip, not only what the decoder output looks like.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+from vae import features as F
 
 
 def spectral_convergence(ref: torch.Tensor, est: torch.Tensor) -> torch.Tensor:
@@ -27,3 +30,36 @@ def log_spectral_distance(ref: torch.Tensor, est: torch.Tensor, floor: float) ->
     db_est = 20 * torch.log10(est.clamp(min=floor))
     per_frame = ((db_ref - db_est) ** 2).mean(dim=-2).sqrt()  # (..., frames)
     return per_frame.mean(dim=-1)
+
+
+def clip_metrics(
+    ref_feats: torch.Tensor | np.ndarray,
+    est_feats: torch.Tensor | np.ndarray,
+    cfg: F.FeatureConfig,
+    est_wave: torch.Tensor | np.ndarray | None = None,
+) -> dict[str, float]:
+    """Spectral convergence and log-spectral distance (dB) of one clip, for a page to show.
+
+    The reference is the magnitude its features (bins, frames) stand for. The estimate is
+    the STFT of ``est_wave`` (clip_samples,) when given, i.e. what is heard after Griffin-Lim
+    (the figures ``evaluate_reconstruction`` reports for the model), else the magnitude of
+    ``est_feats`` (bins, frames), i.e. the decoder alone.
+
+    Returns:
+        {"spectral_convergence": float, "log_spectral_distance_db": float}
+    """
+    ref = F.features_to_magnitude(torch.as_tensor(np.asarray(ref_feats, np.float32)), cfg)
+    if est_wave is not None:
+        wave = torch.as_tensor(np.asarray(est_wave, np.float32))  # (clip_samples,)
+        est = F.stft_magnitude(wave, cfg)
+    else:
+        est = F.features_to_magnitude(torch.as_tensor(np.asarray(est_feats, np.float32)), cfg)
+    if est.shape != ref.shape:
+        raise ValueError(
+            f"estimate of shape {tuple(est.shape)} does not match the reference "
+            f"{tuple(ref.shape)}: give features and audio made with the same FeatureConfig"
+        )
+    return {
+        "spectral_convergence": float(spectral_convergence(ref, est)),
+        "log_spectral_distance_db": float(log_spectral_distance(ref, est, F.magnitude_floor(cfg))),
+    }

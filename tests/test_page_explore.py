@@ -1,0 +1,251 @@
+"""Explore page (AppTest on the studio_root workspace) and the per-clip metrics it shows."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import math
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from tests.apptest import open_page
+from vae.checkpoints import read_latents
+from vae.features import FeatureConfig
+from vae.metrics import clip_metrics
+
+SELECTED = "studio.selected"
+
+
+def _map(at) -> list[dict]:
+    """The latent map's traces (plotly JSON)."""
+    charts = [c for c in at.get("plotly_chart") if c.key == "explore-map"]
+    assert len(charts) == 1
+    return json.loads(charts[0].proto.spec)["data"]
+
+
+def _clip_traces(traces: list[dict]) -> list[dict]:
+    """Traces of the clips (one per colour group), without the ring and the star."""
+    return [t for t in traces if t["name"] != "selected" and not t["name"].startswith("yours")]
+
+
+def _values(value) -> np.ndarray:
+    """A plotly JSON array: a list, or numpy's bytes as {"dtype", "bdata"} (base64)."""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value)
+
+
+def _coords(traces: list[dict]) -> dict[str, tuple[float, float]]:
+    """Clip id -> (x, y) over the clip traces."""
+    out = {}
+    for t in _clip_traces(traces):
+        ids, xs, ys = _values(t["customdata"]), _values(t["x"]), _values(t["y"])
+        out.update({str(c): (float(x), float(y)) for c, x, y in zip(ids, xs, ys, strict=True)})
+    return out
+
+
+def _heatmap_counts(at) -> list[int]:
+    """Heatmaps in each spectrogram figure on the page (the map excluded)."""
+    figs = [
+        json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart") if c.key != "explore-map"
+    ]
+    return [sum(t["type"] == "heatmap" for t in fig) for fig in figs]
+
+
+def _metric_values(at) -> dict[str, float]:
+    return {m.label: float(m.value.split()[0]) for m in at.metric}
+
+
+@pytest.fixture
+def explore_at(studio_root, monkeypatch):
+    """The Explore page opened in the demo workspace (read only)."""
+    monkeypatch.chdir(studio_root)
+
+    def opener(**state):
+        at = open_page("explore", **state)
+        assert not at.exception, at.exception
+        return at
+
+    return opener
+
+
+@pytest.fixture(scope="module")
+def demo_ids(studio_root) -> list[str]:
+    return [str(i) for i in read_latents(studio_root / "checkpoints" / "demo")["ids"]]
+
+
+def test_map_draws_every_clip_and_picking_one_plays_original_and_reconstruction(
+    explore_at, demo_ids
+):
+    at = explore_at()
+    traces = _map(at)
+    assert sorted(_coords(traces)) == sorted(demo_ids) and len(demo_ids) == 30
+    assert len(_clip_traces(traces)) == 5  # coloured by the 5 labels
+    assert all(math.isfinite(v) for xy in _coords(traces).values() for v in xy)
+    assert len(at.get("audio")) == 0 and not at.metric  # nothing picked yet
+
+    pick = demo_ids[7]
+    at.selectbox(key="explore-clip").set_value(pick).run()
+    assert not at.exception
+    assert at.session_state[SELECTED] == [pick]  # Interpolate reads it from here
+    assert len(at.get("audio")) == 2
+    assert _heatmap_counts(at) == [3]  # original, reconstruction, difference
+    values = _metric_values(at)
+    assert set(values) == {"Spectral convergence", "Log-spectral distance"}
+    assert all(math.isfinite(v) and v > 0 for v in values.values())
+    ring = [t for t in _map(at) if t["name"] == "selected"]
+    assert ring and _values(ring[0]["customdata"]).tolist() == [pick]
+
+
+def test_a_clip_chosen_on_the_map_is_shown(explore_at, demo_ids):
+    """AppTest cannot click plotly: seed the selection the map callback writes."""
+    at = explore_at(**{SELECTED: [demo_ids[0], demo_ids[3]]})
+    assert at.selectbox(key="explore-clip").value == demo_ids[3]  # the latest pick
+    assert demo_ids[3] in at.subheader[0].value
+    assert len(at.get("audio")) == 2 and _heatmap_counts(at) == [3]
+    assert any("Interpolate" in c.value and demo_ids[0] in c.value for c in at.caption)
+
+
+def _click(at, customdata) -> None:
+    """Send a map click as the browser does: the chart's selection JSON as its widget value.
+
+    AppTest has no API for plotly selections, so this adds one widget state by hand
+    (private ``_tree`` / ``_run``): it is the only way to run the page's on_select callback.
+    """
+    chart = [c for c in at.get("plotly_chart") if c.key == "explore-map"][0]
+    states = at._tree.get_widget_states()
+    state = states.widgets.add()
+    state.id = chart.proto.id
+    point = {"curve_number": 0, "point_number": 0, "point_index": 0, "x": 0.0, "y": 0.0}
+    selection = {"points": [{**point, "customdata": customdata}], "point_indices": [0]}
+    state.string_value = json.dumps({"selection": {**selection, "box": [], "lasso": []}})
+    at._run(states)
+    assert not at.exception
+
+
+def test_a_click_on_the_map_selects_that_clip(explore_at, demo_ids):
+    at = explore_at()
+    _click(at, demo_ids[11])
+    assert at.session_state[SELECTED] == [demo_ids[11]]
+    assert at.selectbox(key="explore-clip").value == demo_ids[11]  # the picker follows
+    assert len(at.get("audio")) == 2
+    _click(at, [demo_ids[2]])  # customdata may come wrapped in a list
+    assert at.session_state[SELECTED] == [demo_ids[11], demo_ids[2]]
+    _click(at, "yours: my tone")  # the upload's star is not a dataset clip
+    assert at.session_state[SELECTED] == [demo_ids[11], demo_ids[2]]
+
+
+def test_tsne_moves_the_points(explore_at, demo_ids):
+    at = explore_at()
+    pca = _coords(_map(at))
+    at.radio(key="explore-method").set_value("tsne").run()
+    assert not at.exception
+    tsne = _coords(_map(at))
+    assert sorted(tsne) == sorted(demo_ids)
+    moved = [np.hypot(pca[c][0] - tsne[c][0], pca[c][1] - tsne[c][1]) for c in demo_ids]
+    assert np.median(moved) > 1e-3
+    layout = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
+    assert layout["xaxis"]["title"]["text"] == "t-SNE 1"
+
+
+def test_colour_by_speaker_when_the_dataset_names_speakers(studio_root, tmp_path, monkeypatch):
+    """The demo set's folder labels name no speakers: only "label" is offered. Its file
+    names do ({class}_{speaker}_{i}); write them into a copy's manifest, as FSDD's has."""
+    monkeypatch.chdir(studio_root)
+    assert open_page("explore").radio(key="explore-colour").options == ["label"]
+
+    root = tmp_path / "studio"
+    shutil.copytree(studio_root, root)
+    manifest = root / "data" / "demo" / "manifest.csv"
+    with manifest.open(newline="") as f:
+        rows = list(csv.reader(f))
+    for row in rows[1:]:  # id, source, label, speaker, start, split
+        row[3] = row[0].split("/")[-1].split("_")[1]
+    with manifest.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    # ui.cache keys a dataset on its relative path and config.json's time, which copytree
+    # kept: make it new, as a re-preprocess would.
+    config = root / "data" / "demo" / "config.json"
+    os.utime(config, (config.stat().st_atime, config.stat().st_mtime + 10))
+    monkeypatch.chdir(root)
+    at = open_page("explore")
+    at.radio(key="explore-colour").set_value("speaker").run()
+    assert not at.exception
+    groups = _clip_traces(_map(at))
+    assert sorted(t["name"] for t in groups) == ["ann", "bo", "cy"]
+    assert sum(len(_values(t["customdata"])) for t in groups) == 30
+
+
+def test_an_uploaded_clip_is_encoded_and_placed_on_the_map(explore_at, write_tone, tmp_path):
+    at = explore_at()
+    wav = write_tone(tmp_path / "my tone.wav", seconds=0.6, freq=330.0).read_bytes()
+    label = at.selectbox(key="explore-upload-label").options[2]
+    at.selectbox(key="explore-upload-label").set_value(label)
+    at.file_uploader(key="explore-upload").set_value(("my tone.wav", wav, "audio/wav")).run()
+    assert not at.exception and not at.error
+    star = [t for t in _map(at) if t["name"].startswith("yours")]
+    assert len(star) == 1 and star[0]["marker"]["symbol"] == "star"
+    x, y = _values(star[0]["x"])[0], _values(star[0]["y"])[0]
+    clips = np.array(list(_coords(_map(at)).values()))
+    assert clips[:, 0].min() - 10 < x < clips[:, 0].max() + 10  # on the map, not far off
+    assert clips[:, 1].min() - 10 < y < clips[:, 1].max() + 10
+    assert len(at.get("audio")) == 2  # the upload and its reconstruction
+    assert _heatmap_counts(at) == [3]
+    assert "my tone.wav" in at.subheader[-1].value
+
+
+def test_an_unreadable_upload_says_what_to_upload(explore_at):
+    at = explore_at()
+    at.file_uploader(key="explore-upload").set_value(("notes.wav", b"not audio", "audio/wav"))
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1
+    assert "notes.wav" in at.error[0].value and "upload a WAV" in at.error[0].value
+    assert "/tmp" not in at.error[0].value
+    assert len(_clip_traces(_map(at))) == 5  # the map still draws
+
+
+def test_without_the_dataset_the_map_draws_and_reconstructions_play(
+    studio_root, tmp_path, monkeypatch, demo_ids
+):
+    root = tmp_path / "studio"
+    shutil.copytree(studio_root / "checkpoints", root / "checkpoints")
+    monkeypatch.chdir(root)
+    at = open_page("explore", **{SELECTED: [demo_ids[5]]})
+    assert not at.exception
+    assert sorted(_coords(_map(at))) == sorted(demo_ids)
+    assert len(at.get("audio")) == 1  # the reconstruction, decoded from the stored mean
+    assert any("preprocess the dataset to hear originals" in c.value for c in at.caption)
+    assert _heatmap_counts(at) == [1]
+    assert at.radio(key="explore-colour").options == ["label"]
+
+
+def test_a_missing_latents_file_is_an_error_with_the_fix(studio_root, tmp_path, monkeypatch):
+    root = tmp_path / "studio"
+    shutil.copytree(studio_root / "checkpoints", root / "checkpoints")
+    (root / "checkpoints" / "demo" / "latents.npz").unlink()
+    monkeypatch.chdir(root)
+    at = open_page("explore")
+    assert not at.exception
+    assert "latents.npz: missing" in at.error[0].value and "retrain" in at.error[0].value
+
+
+def test_clip_metrics_are_zero_for_a_perfect_copy_and_grow_with_error():
+    cfg = FeatureConfig(sample_rate=8000, clip_samples=4096, n_fft=256, hop_length=128)
+    feats = torch.rand(*cfg.shape)  # (bins, frames)
+    same = clip_metrics(feats, feats, cfg)
+    assert same == {"spectral_convergence": 0.0, "log_spectral_distance_db": 0.0}
+    near = clip_metrics(feats, (feats - 0.02).clamp(0, 1), cfg)
+    far = clip_metrics(feats, (feats - 0.2).clamp(0, 1), cfg)
+    assert 0 < near["spectral_convergence"] < far["spectral_convergence"]
+    assert 0 < near["log_spectral_distance_db"] < far["log_spectral_distance_db"]
+    wave = torch.randn(cfg.clip_samples).numpy()
+    heard = clip_metrics(feats, feats, cfg, est_wave=wave)  # judged on the audio instead
+    assert heard["spectral_convergence"] > 0.1
+    with pytest.raises(ValueError, match="same FeatureConfig"):
+        clip_metrics(feats, feats[:, :10], cfg)
