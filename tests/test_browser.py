@@ -1,0 +1,219 @@
+"""End to end in a real browser: a person goes from nothing to a morph.
+
+Starts ``streamlit run app.py`` on 127.0.0.1 in an empty workspace and drives Debian's
+chromium through Playwright: generate the demo set, preprocess it, train one epoch and see
+the loss chart draw, click a point on the Explore map and get audio, drag α on Interpolate
+and get a new spectrogram, move a Synthesise slider. Screenshots of every page land in
+``test-artifacts/screenshots/`` (git-ignored; the README's come from here).
+Skips, with the reason, where Playwright or /usr/bin/chromium is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+if not CHROMIUM.is_file():
+    pytest.skip(f"no browser at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``streamlit run app.py`` in an empty workspace; yields its URL."""
+    workspace = tmp_path_factory.mktemp("browser-workspace")
+    port = free_port()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    log = open(SHOTS.parent / "streamlit.log", "w")  # noqa: SIM115 (closed below)
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ROOT / "app.py"),
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(cmd, cwd=workspace, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError(f"streamlit did not start; see {log.name}") from None
+            time.sleep(0.3)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+    # a training the test left behind must not outlive it
+    subprocess.run(["pkill", "-f", f"vae train {workspace}"], check=False)
+    shutil.rmtree(workspace, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def page(server: str):
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        tab = browser.new_page(viewport={"width": 1500, "height": 1000})
+        tab.set_default_timeout(60_000)
+        tab.goto(server)
+        yield tab
+        browser.close()
+
+
+def key(name: str) -> str:
+    """CSS selector of the element Streamlit wraps a widget with ``key=name`` in."""
+    return ".st-key-" + "".join(c if c.isalnum() or c in "_-" else "-" for c in name)
+
+
+def settle(page, timeout: float = 60) -> None:
+    """Wait until the script run is over (Streamlit's running indicator is gone)."""
+    page.wait_for_timeout(300)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+        timeout=timeout * 1000,
+    )
+
+
+def go(page, title: str) -> None:
+    """Click a page in the sidebar navigation, as a person would."""
+    page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
+    page.wait_for_selector(f"h1:has-text('{title}')")
+    settle(page)
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_a_person_goes_from_nothing_to_a_morph(page):
+    page.wait_for_selector("h1:has-text('Sound VAE Studio')")
+    settle(page)
+    shot(page, "home")
+
+    # Dataset: generate the demo set, see the preview, preprocess
+    go(page, "Dataset")
+    page.get_by_role("tab", name="Generate demo set").click()
+    clips = page.locator(f"{key('dataset.demo_n')} input")
+    clips.fill("12")
+    clips.press("Enter")
+    settle(page)
+    page.locator(f"{key('dataset.demo')} button").click()
+    page.wait_for_selector(f"{key('dataset.spec_fig')} .js-plotly-plot")
+    page.wait_for_selector("[data-testid='stAudio']")
+    settle(page)
+    page.locator(f"{key('dataset.preprocess')} button").click()
+    page.wait_for_selector("text=it is now the current dataset", timeout=120_000)
+    settle(page)
+    shot(page, "dataset")
+
+    # Train: one epoch, and the loss chart draws its first validation point
+    go(page, "Train")
+    epochs = page.locator(f"{key('train-epochs')} input")
+    epochs.fill("1")
+    epochs.press("Enter")
+    settle(page)
+    page.locator(f"{key('train-start')} button").click()
+    chart = page.locator(f"{key('train-loss')} .js-plotly-plot")
+    chart.wait_for(timeout=120_000)
+    # the validation trace gets a marker once the epoch is done
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('.st-key-train-loss .scatterlayer .trace')]
+                 .some(t => t.querySelectorAll('.point').length > 0)""",
+        timeout=180_000,
+    )
+    page.wait_for_selector("text=Training finished", timeout=180_000)
+    settle(page)
+    shot(page, "train")
+
+    # Explore: click a point on the map, get the original and its reconstruction
+    go(page, "Explore")
+    page.wait_for_selector(f"{key('explore-map')} .scatterlayer .point")
+    audio_before = page.locator("[data-testid='stAudio']").count()
+    point = page.locator(f"{key('explore-map')} .scatterlayer .point").nth(3)
+    box = point.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_function(
+        f"() => document.querySelectorAll(\"[data-testid='stAudio']\").length >= "
+        f"{max(2, audio_before + 1)}"
+    )
+    settle(page)
+    shot(page, "explore")
+
+    # Interpolate: drag α and get a new mix spectrogram
+    go(page, "Interpolate")
+    spectra = page.locator(f"{key('interp-spectrograms')} .js-plotly-plot")
+    spectra.wait_for()
+    page.wait_for_selector("text=mix, α = 0.50")
+    before = spectra.screenshot()
+    thumb = page.locator(f"{key('interp-alpha')} [role='slider']")
+    box = thumb.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 400, box["y"] + box["height"] / 2, steps=8)
+    page.mouse.up()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.st-key-interp-spectrograms text')]"
+        ".some(t => t.textContent.startsWith('mix, α = ') && !t.textContent.endsWith('0.50'))"
+    )
+    settle(page)
+    assert spectra.screenshot() != before
+    shot(page, "interpolate")
+
+    # Synthesise: a slider move redraws the spectrogram
+    go(page, "Synthesise")
+    spectrum = page.locator(f"{key('synth-spectrogram')} .js-plotly-plot")
+    spectrum.wait_for()
+    before = spectrum.screenshot()
+    thumb = page.locator(f"{key('synth-dir-0')} [role='slider']")
+    thumb.focus()
+    for _ in range(20):
+        thumb.press("ArrowRight")
+    settle(page)
+    page.wait_for_timeout(500)
+    assert spectrum.screenshot() != before
+    shot(page, "synthesise")
