@@ -1,37 +1,52 @@
-"""The Streamlit app loads and lists what is on disk (AppTest, a real Streamlit runtime)."""
+"""The app entry and Home page (AppTest, a real Streamlit runtime): what is on disk, the
+current choice in the sidebar, and the next step."""
 
 import json
-from pathlib import Path
+import os
+import shutil
 
-import pytest
-
-streamlit_testing = pytest.importorskip("streamlit.testing.v1")
-ROOT = Path(__file__).resolve().parents[1]
+from tests.apptest import open_page
 
 
-def test_home_page_lists_datasets_and_suggests_next_step(tmp_path, monkeypatch):
+def test_empty_workspace_points_to_the_dataset_page(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    at = streamlit_testing.AppTest.from_file(str(ROOT / "app_pages/home.py"), default_timeout=60)
-    at.run()
+    at = open_page("home")
     assert not at.exception
+    assert at.title[0].value == "Sound VAE Studio"
     assert "Datasets (0)" in [h.value for h in at.subheader]
-    assert "demo-data" in at.code[0].value
+    assert at.info[0].value.startswith("No dataset yet")
+    assert "python -m vae demo-data" in at.code[0].value
+    captions = [c.value for c in at.sidebar.caption]
+    assert captions[0].startswith("Dataset: none yet")
 
+
+def test_a_dataset_without_a_model_suggests_training(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     ds = tmp_path / "data" / "mine"
     ds.mkdir(parents=True)
     (ds / "features.npy").write_bytes(b"")
     info = {"counts": {"kept": 12}, "label_names": ["a", "b"]}
     info["feature_config"] = {"sample_rate": 8000}
     (ds / "config.json").write_text(json.dumps(info))
-    at.run()
+    at = open_page("home")
     assert "Datasets (1)" in [h.value for h in at.subheader]
-    assert any("12 clips, 2 labels, 8000 Hz" in m.value for m in at.markdown)
+    assert any("12 clips, 2 labels, 8000 Hz ← current" in m.value for m in at.markdown)
+    assert "data/mine" in at.info[0].value
     assert "python -m vae train data/mine" in at.code[0].value
 
 
-def test_app_entry_opens_on_home(tmp_path, monkeypatch):
-    monkeypatch.chdir(ROOT)
-    at = streamlit_testing.AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.run()
-    assert not at.exception
-    assert at.title[0].value == "Sound VAE Studio"
+def test_sidebar_switches_the_current_checkpoint_on_every_page(studio_root, tmp_path, monkeypatch):
+    shutil.copytree(studio_root, tmp_path / "ws")
+    second = tmp_path / "ws" / "checkpoints" / "older"
+    shutil.copytree(tmp_path / "ws" / "checkpoints" / "demo", second)
+    os.utime(second / "config.json", (1, 1))  # older: listed second
+    monkeypatch.chdir(tmp_path / "ws")
+    at = open_page("home")
+    picker = at.sidebar.selectbox(key="sidebar.studio.checkpoint")
+    assert picker.options == ["checkpoints/demo", "checkpoints/older"]
+    assert "checkpoints/demo" in at.success[0].value
+    picker.set_value("checkpoints/older").run()
+    assert "checkpoints/older" in at.success[0].value
+    at.switch_page("app_pages/synthesise.py").run()  # the choice survives a page switch
+    assert at.sidebar.selectbox(key="sidebar.studio.checkpoint").value == "checkpoints/older"
+    assert at.session_state["studio.checkpoint"] == "checkpoints/older"
