@@ -33,7 +33,7 @@ def _synthesiser(path: str, stamp: float) -> Synthesiser:
 
 def synthesiser(path: str | Path) -> Synthesiser:
     """The checkpoint at ``path`` ready to encode, decode and sample (CPU, eval mode)."""
-    path = Path(path)
+    path = Path(path).resolve()  # absolute: two workspaces in one process never share
     return _synthesiser(str(path), _stamp(path / CONFIG_FILE))
 
 
@@ -44,7 +44,7 @@ def _dataset(path: str, stamp: float) -> SpectrogramSet:
 
 def dataset(path: str | Path) -> SpectrogramSet:
     """The preprocessed dataset at ``path``, memory-mapped."""
-    path = Path(path)
+    path = Path(path).resolve()
     return _dataset(str(path), _stamp(path / "config.json"))
 
 
@@ -55,7 +55,7 @@ def _latents(path: str, stamp: float) -> dict[str, np.ndarray]:
 
 def latents(path: str | Path) -> dict[str, np.ndarray]:
     """The checkpoint's latents.npz: means (N, D), labels (N,), ids (N,)."""
-    path = Path(path)
+    path = Path(path).resolve()
     return _latents(str(path), _stamp(path / LATENTS_FILE))
 
 
@@ -74,7 +74,7 @@ def _directions(path: str, stamp: float, latent_dim: int, k: int) -> tuple[np.nd
 def directions(path: str | Path, latent_dim: int, k: int) -> tuple[np.ndarray, ...]:
     """(centre (D,), directions (k, D), spread (k,)) of the checkpoint's latent means,
     or of the prior when it has no latents.npz."""
-    path = Path(path)
+    path = Path(path).resolve()
     return _directions(str(path), _stamp(path / LATENTS_FILE), latent_dim, k)
 
 
