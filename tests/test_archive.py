@@ -112,7 +112,7 @@ def test_tar_refuses_links_and_devices(tmp_path, write_tone):
     path = tmp_path / "set.tar.gz"
     path.write_bytes(buf.getvalue())
     summary = archive.extract_archive(path, tmp_path / "out")
-    assert summary.kept == ("set/ok.wav",)
+    assert summary.kept == ("ok.wav",)  # the single wrapper folder "set" is lifted
     reasons = dict(summary.skipped)
     assert reasons == {
         "set/link.wav": "link",
@@ -120,6 +120,14 @@ def test_tar_refuses_links_and_devices(tmp_path, write_tone):
         "set/dev.wav": "device or special file",
     }
     assert not any(p.is_symlink() for p in (tmp_path / "out").rglob("*"))
+
+
+def test_a_single_wrapper_folder_is_lifted_so_labels_come_first(tmp_path, write_tone):
+    wav = _wav(write_tone, tmp_path)
+    data = _zip({"set/set/a.wav": wav, "set/other/b.wav": wav, "set/c.wav": wav})
+    summary = archive.save_uploads([("set.zip", data)], tmp_path / "out")
+    assert sorted(summary.kept) == ["c.wav", "other/b.wav", "set/a.wav"]
+    assert _files(tmp_path / "out") == [archive.MARKER, "c.wav", "other/b.wav", "set/a.wav"]
 
 
 def test_zip_symlink_entry_is_refused(tmp_path, write_tone):

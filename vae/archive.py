@@ -240,6 +240,19 @@ def _unpack(data: BinaryIO, origin: str, size: int, sink: _Sink, select: Select 
         ) from None
 
 
+def _hoist_wrapper(root: Path, kept: list[str]) -> list[str]:
+    """A zipped folder wraps everything in one top folder: lift its contents to ``root``, so
+    the sub-folders under it (the labels) are the first level, as in a folder on disk."""
+    tops = list(root.iterdir())
+    if len(tops) != 1 or not tops[0].is_dir():
+        return kept
+    wrapper = tops[0].rename(root / f".wrapper-{tops[0].name}")  # no clash with its children
+    for child in wrapper.iterdir():
+        child.rename(root / child.name)
+    wrapper.rmdir()
+    return [PurePosixPath(k).relative_to(tops[0].name).as_posix() for k in kept]
+
+
 def _build(target: Path, origin: str, fill: Callable[[_Sink], None], limits: Limits):
     """Fill a temp folder beside ``target`` through ``fill`` and swap it into place."""
     target = Path(target)
@@ -262,13 +275,14 @@ def _build(target: Path, origin: str, fill: Callable[[_Sink], None], limits: Lim
                 + (f"; skipped {why}" if why else "")
                 + "; choose files or an archive of clips"
             )
+        kept = _hoist_wrapper(tmp, sink.kept)
         record = {"format_version": 1, "origin": origin, "kept": len(sink.kept),
                   "skipped": sink.skipped}  # fmt: skip
         (tmp / MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         storage.swap_into_place(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return ImportSummary(target, tuple(sink.kept), tuple(sink.skipped), sink.written)
+    return ImportSummary(target, tuple(kept), tuple(sink.skipped), sink.written)
 
 
 def extract_archive(
