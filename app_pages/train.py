@@ -1,6 +1,240 @@
-"""Train page (being built)."""
+"""Train: set a model up, start training in the background, watch it learn, stop or resume.
 
+Training runs in its own process (``vae.jobs`` starts ``python -m vae train``); this page only
+starts, stops and follows it through the checkpoint folder. So a reloaded page (a new session)
+re-attaches to a run in progress, and a crashed run leaves the app standing.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
 import streamlit as st
+import torch
+
+from ui import cache, figures, state, widgets
+from vae import jobs
+from vae.checkpoints import CONFIG_FILE, has_checkpoint
+from vae.model import MODEL_SIZES
+from vae.workspace import CHECKPOINT_ROOT
+
+FOLDER = "train.folder"  # our own session keys: survive leaving the page
+FOLLOW = "train.follow"  # the folder of a run this session saw running, to act when it ends
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+CLIPS = 3  # fixed validation clips reconstructed after every epoch
+POLL_S = 1.0  # the live view rereads the run's files this often while it trains
+
+
+def _fresh_name(dataset: Path | None) -> str:
+    base = f"{dataset.name if dataset else 'model'}-vae"
+    names = [base] + [f"{base}-{i}" for i in range(2, 1000)]
+    return next(n for n in names if not (CHECKPOINT_ROOT / n).exists())
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return "under a second"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _reconstructions(folder: str, data: str, stamp: float) -> tuple:
+    """(feature config, epoch, [(id, original (bins, frames), reconstruction, original wave,
+    reconstructed wave)]) for the first validation clips; ``stamp`` (config.json's mtime)
+    makes a new epoch's checkpoint a new entry."""
+    synth, ds = cache.synthesiser(folder), cache.dataset(data)
+    if ds.config.fingerprint() != synth.config.fingerprint():
+        raise ValueError(f"{data}: not the features of checkpoint {folder}; pick its dataset")
+    rows = ds.split_indices("val")[:CLIPS]
+    rows = rows if len(rows) else ds.split_indices("train")[:CLIPS]
+    feats = torch.from_numpy(ds.features[rows].astype(np.float32))  # (n, bins, frames)
+    labels = torch.from_numpy(ds.label_indices[rows]) if synth.conditional else None
+    recon = synth.reconstruct(feats, labels)  # (n, bins, frames)
+    waves = synth.to_audio(recon)  # (n, clip_samples)
+    clips = [
+        (ds.ids[r], feats[i].numpy(), recon[i].numpy(), np.asarray(ds.waveforms[r]), waves[i])
+        for i, r in enumerate(rows)
+    ]
+    return synth.config, synth.checkpoint.epoch, clips
+
+
+def _progress(run: jobs.TrainingStatus) -> None:
+    text = f"Epoch {run.epoch}/{run.epochs or '?'}"
+    if run.batch and run.batches:
+        text += f" · batch {run.batch}/{run.batches} of epoch {run.epoch + 1}"
+    if run.running:
+        text += f" · ETA {_duration(run.eta)}" if run.eta is not None else " · ETA after a step"
+    elif run.seconds_per_epoch:
+        text += f" · {run.seconds_per_epoch:.1f} s an epoch"
+    st.progress(run.fraction, text=text)
+    if run.running:
+        st.caption(
+            f"Training process {run.pid or '(starting)'} writes `{run.folder}`; this view "
+            f"refreshes every {POLL_S:g} s. Closing the tab does not stop it: Stop does."
+        )
+    elif run.state == "done":
+        st.success(f"Finished {run.epoch} epochs: explore `{run.folder}` on the other pages.")
+    elif run.state == "stopped":
+        st.info(
+            f"Stopped after epoch {run.epoch}; its checkpoint is kept. To train on, set Epochs "
+            f"above {run.epoch} and press Resume."
+        )
+    elif run.state == "failed":
+        st.error(f"Training failed: {run.error}")
+
+
+def _show_reconstructions(run: jobs.TrainingStatus, data: Path | None) -> None:
+    if not has_checkpoint(run.folder) or data is None:
+        st.caption("Reconstructions of a few validation clips appear after the first epoch.")
+        return
+    try:
+        stamp = (run.folder / CONFIG_FILE).stat().st_mtime
+        cfg, epoch, clips = _reconstructions(str(run.folder), str(data), stamp)
+    except (OSError, ValueError) as err:  # e.g. another dataset, or a checkpoint mid-swap
+        st.warning(f"No reconstructions: {err}")
+        return
+    st.subheader(f"Reconstructions after epoch {epoch}")
+    for i, (clip_id, original, recon, wave, recon_wave) in enumerate(clips):
+        panels = [(f"original {clip_id}", original), ("reconstruction", recon)]
+        left, right = st.columns([3, 1])
+        left.plotly_chart(figures.spectrograms(panels, cfg, height=220), key=f"train-recon-{i}")
+        with right:
+            widgets.play(wave, cfg.sample_rate, "original")
+            widgets.play(recon_wave, cfg.sample_rate, "reconstruction")
+
+
+def live(folder: Path, fallback_data: Path | None) -> None:
+    """The run's progress, loss curves and reconstructions, reread from disk."""
+    run = jobs.status(folder)
+    if not run.running and st.session_state.get(FOLLOW) == str(folder):
+        st.rerun(scope="app")  # it ended: the full run makes it current and redraws the buttons
+    if run.state == "idle" and not run.records:
+        st.caption(f"Nothing trained in `{folder}` yet: set the parameters and press Start.")
+        return
+    _progress(run)
+    st.plotly_chart(figures.loss_curves(run.records), key="train-loss")
+    data = run.data if run.data and run.data.is_dir() else fallback_data
+    _show_reconstructions(run, data)
+
+
+# ------------------------------------------------------------------------------ inputs
+dataset = state.current_dataset()
+active = jobs.running_under(CHECKPOINT_ROOT)  # found on disk: a new session re-attaches
 
 st.title("Train")
-st.info("This page is being built.")
+if dataset is None and not active:
+    st.info("No dataset yet: make one on the **Dataset** page.")
+    st.stop()
+
+label_names: list[str] = []
+if dataset is not None:
+    with widgets.user_errors():
+        ds = cache.dataset(dataset)
+    label_names = ds.label_names
+    st.caption(f"Dataset `{dataset}`: {len(ds)} clips, {len(label_names)} labels.")
+
+default = st.session_state.get(FOLDER) or (active[0].name if active else _fresh_name(dataset))
+name = st.text_input(
+    "Checkpoint folder",
+    value=default,
+    key="train-folder",
+    help=f"A folder under {CHECKPOINT_ROOT}/; it is saved after every epoch.",
+).strip()
+if not NAME.fullmatch(name):
+    st.error(f"{name!r} is not a folder name: use letters, digits, '-', '_' and '.' only.")
+    st.stop()
+st.session_state[FOLDER] = name
+folder = CHECKPOINT_ROOT / name
+others = [p.name for p in active if p.name != name]
+if others:
+    st.info(f"Training also runs in {', '.join(others)}: type its name above to follow it.")
+
+# fmt: off
+with st.expander("Model and training parameters", expanded=not has_checkpoint(folder)):
+    model_col, train_col, kl_col = st.columns(3)
+    sizes = list(MODEL_SIZES)
+    size = model_col.selectbox("Model size", sizes, index=sizes.index("small"), key="train-size",
+                               help="Channels per encoder stage: bigger learns more, slower.")
+    latent_dim = model_col.number_input("Latent dimensions", 1, 512, 16, key="train-latent",
+                                        help="Size of the code each clip is squeezed into.")
+    conditional = bool(label_names) and model_col.checkbox(
+        "Conditional on the labels", key="train-conditional",
+        help="Give the model each clip's label, so that you can ask it for one (say a 7).")
+    epochs = train_col.number_input("Epochs", 1, 100_000, 30, key="train-epochs",
+                                    help="Total passes over the data; Resume trains up to it.")
+    batch_size = train_col.number_input("Batch size", 1, 4096, 64, key="train-batch",
+                                        help="Clips per step: larger is smoother, needs memory.")
+    lr = train_col.number_input("Learning rate", 1e-6, 1.0, 1e-3, step=1e-4, format="%g",
+                                key="train-lr", help="AdamW step; lower it if the loss blows up.")
+    beta = kl_col.number_input("Beta (KL weight)", 0.0, 100.0, 1.0, step=0.1, key="train-beta",
+                               help="Higher: a smoother latent space, blurrier sound.")
+    warmup = kl_col.number_input("Beta warm-up (epochs)", 0.0, 1000.0, 5.0, step=1.0,
+                                 key="train-warmup", help="Beta rises from 0 over these epochs.")
+    free_bits = kl_col.number_input("Free bits (nats)", 0.0, 10.0, 0.0, step=0.1,
+                                    key="train-free",
+                                    help="KL floor per latent dimension, against collapse.")
+    channels_text = st.text_input("Channels (advanced)", key="train-channels",
+                                  help="e.g. 8,16: encoder channels per stage; overrides the size.")
+    device = st.selectbox("Device", ["auto", "cpu", "cuda"], key="train-device",
+                          help="auto: a GPU when there is one.")
+
+start_col, stop_col, resume_col, _ = st.columns([1, 1, 1, 3])
+run = jobs.status(folder)
+start = start_col.button("Start", key="train-start", type="primary", disabled=run.running,
+                         help="Train a new model into the folder.")
+stop = stop_col.button("Stop", key="train-stop", disabled=not run.running,
+                       help="Stop after the batch in hand; the last finished epoch is kept.")
+resume = resume_col.button("Resume", key="train-resume",
+                           disabled=run.running or not has_checkpoint(folder),
+                           help="Continue the folder's checkpoint up to Epochs.")
+
+# ------------------------------------------------------------------------------ work
+train_options = dict(epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
+                     beta=float(beta), beta_warmup_epochs=float(warmup),
+                     free_bits=float(free_bits), device=device)
+# fmt: on
+if start:
+    with widgets.user_errors(stop=False):
+        if dataset is None:
+            raise ValueError("No dataset chosen: pick one in the sidebar or make one first.")
+        try:
+            channels = tuple(int(c) for c in channels_text.split(",")) if channels_text else None
+        except ValueError:
+            raise ValueError(f"Channels {channels_text!r}: write numbers like 8,16,32") from None
+        model = dict(size=size, latent_dim=int(latent_dim), channels=channels)
+        options = jobs.JobOptions(conditional=conditional, **model, **train_options)
+        jobs.start(dataset, folder, options)
+        st.rerun()  # the buttons and the live view follow the new run
+if stop:
+    if jobs.stop(folder) is None:
+        st.warning(f"No training runs in `{folder}`.")
+    else:
+        st.toast("Stopping after the batch in hand...")
+if resume:
+    with widgets.user_errors(stop=False):
+        done = jobs.status(folder).epoch
+        if int(epochs) <= done:
+            raise ValueError(
+                f"{folder} has trained {done} epochs: set Epochs above {done} to train on."
+            )
+        data = jobs.checkpoint_dataset(folder) or dataset
+        if data is None:
+            raise ValueError(f"{folder}: its dataset is gone; pick one in the sidebar.")
+        jobs.start(data, folder, jobs.JobOptions(**train_options), resume=True)
+        st.rerun()
+
+run = jobs.status(folder)
+if run.running:
+    st.session_state[FOLLOW] = str(folder)
+elif st.session_state.get(FOLLOW) == str(folder):  # the run this session followed has ended
+    del st.session_state[FOLLOW]
+    if has_checkpoint(folder):
+        state.select(state.CHECKPOINT, folder)
+    st.rerun()  # the sidebar and the buttons show the new state
+
+# ------------------------------------------------------------------------------ render
+st.fragment(live, run_every=POLL_S if run.running else None)(folder, dataset)

@@ -1,0 +1,195 @@
+"""The Train page in AppTest (the real app.py): start a tiny run and watch its curves and
+reconstructions, stop and resume it, re-attach to a run started elsewhere, and show every
+error a user can cause as st.error with its fix. Runs are real ``python -m vae train``
+processes on a copy of the studio workspace."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.apptest import open_page
+from vae import checkpoints as ck
+from vae import jobs
+
+pytest.importorskip("streamlit.testing.v1")
+
+
+@pytest.fixture
+def workspace(studio_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private copy of the studio workspace as the working directory; every training run
+    started in it is killed afterwards, whatever the test did."""
+    root = tmp_path / "studio"
+    shutil.copytree(studio_root, root)
+    monkeypatch.chdir(root)
+    yield root
+    for child in list(jobs._CHILDREN.values()):
+        if child.poll() is None:
+            child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    jobs._CHILDREN.clear()
+
+
+def _set_tiny(at, epochs: int, name: str | None = None) -> None:
+    """Parameters that train in well under a second an epoch on the 128 x 33 demo features."""
+    if name is not None:
+        at.text_input(key="train-folder").set_value(name)
+    at.text_input(key="train-channels").set_value("8,16")
+    at.number_input(key="train-latent").set_value(4)
+    at.number_input(key="train-batch").set_value(8)
+    at.number_input(key="train-epochs").set_value(epochs)
+
+
+def _poll(at, ready: Callable[[], bool], timeout: float = 120) -> None:
+    """Rerun the page (as its live view would) until ``ready()``; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        at.run()
+        assert not at.exception, at.exception
+        if ready():
+            return
+        assert time.monotonic() < deadline, f"gave up: {[p.proto.text for p in _progress(at)]}"
+        time.sleep(0.3)
+
+
+def _progress(at) -> list:
+    return list(at.get("progress"))
+
+
+def _traces(at, key: str) -> list[dict]:
+    charts = [c for c in at.get("plotly_chart") if c.proto.id.endswith(key)]
+    assert charts, f"no chart {key}"
+    return json.loads(charts[0].proto.spec)["data"]
+
+
+def _val_epochs(at) -> list[int]:
+    """Epochs of the validation curve (its first panel) in the loss chart."""
+    return [trace["x"] for trace in _traces(at, "train-loss") if trace["name"] == "val"][0]
+
+
+def _epochs(folder: Path) -> list[int]:
+    return [r["epoch"] for r in ck.read_metrics(folder) if r["event"] == "epoch"]
+
+
+def test_start_shows_curves_reconstructions_and_selects_the_checkpoint(workspace: Path) -> None:
+    at = open_page("train")
+    assert not at.exception
+    assert at.text_input(key="train-folder").value == "demo-vae"  # a fresh name
+    assert any("Nothing trained" in c.value for c in at.caption)
+    _set_tiny(at, epochs=3)
+    at.button(key="train-start").click()
+    at.run()
+    assert not at.error and not at.exception
+    _poll(at, lambda: bool(at.success))
+
+    folder = Path("checkpoints/demo-vae")
+    assert _epochs(folder) == [1, 2, 3]
+    assert _val_epochs(at) == [1, 2, 3]
+    val = [t for t in _traces(at, "train-loss") if t["name"] == "val"][0]
+    assert len(val["y"]) == 3 and all(v > 0 for v in val["y"])
+    assert _progress(at)[0].proto.text.startswith("Epoch 3/3")
+    assert "Finished 3 epochs" in at.success[0].value
+    assert "Reconstructions after epoch 3" in [s.value for s in at.subheader]
+    assert len(at.get("audio")) == 6  # 3 validation clips: original and reconstruction
+    assert len([c for c in at.get("plotly_chart") if "train-recon-" in c.proto.id]) == 3
+    assert at.session_state["studio.checkpoint"] == str(folder)  # now the current checkpoint
+    assert ck.read_config(folder)["model_config"]["channels"] == [8, 16]
+    assert ck.read_config(folder)["model_config"]["latent_dim"] == 4
+
+
+def test_stop_leaves_a_checkpoint_and_resume_continues(workspace: Path) -> None:
+    at = open_page("train")
+    _set_tiny(at, epochs=100_000, name="long")
+    at.button(key="train-start").click()
+    folder = Path("checkpoints/long")
+    _poll(at, lambda: len(_epochs(folder)) >= 2)
+    assert _progress(at) and "ETA" in _progress(at)[0].proto.text
+    assert not at.button(key="train-stop").disabled and at.button(key="train-start").disabled
+
+    at.button(key="train-stop").click()
+    _poll(at, lambda: any("Stopped after epoch" in i.value for i in at.info), timeout=60)
+    kept = ck.read_config(folder)["epoch"]
+    assert kept >= 2 and _epochs(folder) == list(range(1, kept + 1))
+    assert f"Stopped after epoch {kept}" in [i.value for i in at.info][-1]
+    assert at.session_state["studio.checkpoint"] == str(folder)
+
+    at.number_input(key="train-epochs").set_value(kept + 2)
+    at.button(key="train-resume").click()
+    _poll(at, lambda: bool(at.success))
+    assert _epochs(folder) == list(range(1, kept + 3))  # continued from the kept epoch
+    assert _val_epochs(at) == list(range(1, kept + 3))
+    assert f"Finished {kept + 2} epochs" in at.success[0].value
+
+
+def test_a_new_session_reattaches_to_a_running_training(workspace: Path) -> None:
+    options = jobs.JobOptions(epochs=100_000, channels=(8, 16), latent_dim=4, batch_size=8)
+    pid = jobs.start(Path("data/demo"), Path("checkpoints/background"), options).pid
+    # As after an app restart: this process is not the run's parent, only its files tell.
+    child = jobs._CHILDREN.pop(str(Path("checkpoints/background").absolute()))
+    try:
+        _follow_and_stop_from_a_new_session(pid)
+    finally:
+        if child.poll() is None:
+            child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+
+
+def _follow_and_stop_from_a_new_session(pid: int) -> None:
+    at = open_page("train")  # a fresh session: nothing in its session_state about the run
+    assert not at.exception
+    assert at.text_input(key="train-folder").value == "background"
+    assert any(f"Training process {pid}" in c.value for c in at.caption)
+    assert not at.button(key="train-stop").disabled
+    _poll(at, lambda: bool(_val_epochs(at)))
+    assert _val_epochs(at)[0] == 1
+
+    at.button(key="train-stop").click()
+    _poll(at, lambda: any("Stopped after epoch" in i.value for i in at.info), timeout=60)
+    assert jobs.status(Path("checkpoints/background")).state == "stopped"
+
+
+def test_user_errors_show_the_fix(workspace: Path, tmp_path: Path) -> None:
+    at = open_page("train")
+    at.text_input(key="train-folder").set_value("demo")  # holds the shipped checkpoint
+    at.run()
+    at.button(key="train-start").click()
+    at.run()
+    assert "already holds a checkpoint (epoch 2); resume it" in at.error[0].value
+    at.number_input(key="train-epochs").set_value(2)
+    at.button(key="train-resume").click()
+    at.run()
+    assert "has trained 2 epochs: set Epochs above 2" in at.error[0].value
+
+    at.text_input(key="train-folder").set_value("../outside")
+    at.run()
+    assert "is not a folder name" in at.error[0].value
+
+    at.text_input(key="train-folder").set_value("fresh")
+    at.run()
+    at.text_input(key="train-channels").set_value("8,x")
+    at.run()
+    at.button(key="train-start").click()
+    at.run()
+    assert "write numbers like 8,16,32" in at.error[0].value
+    assert not Path("checkpoints/fresh").exists()
+
+    # A run that failed: its own error line, not a traceback.
+    jobs.start(Path("data/nope"), Path("checkpoints/broken"), jobs.JobOptions(epochs=1))
+    assert jobs.wait(Path("checkpoints/broken"), timeout=120).state == "failed"
+    at.text_input(key="train-folder").set_value("broken")
+    at.run()
+    assert not at.exception
+    assert "Training failed:" in at.error[0].value and "no dataset folder here" in at.error[0].value
+
+
+def test_no_dataset_says_where_to_make_one(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    at = open_page("train")
+    assert not at.exception
+    assert "No dataset yet" in at.info[0].value
