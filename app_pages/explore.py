@@ -3,13 +3,10 @@
 Order: title, guard, inputs, work, render (the inputs come after the guard because their
 choices come from the checkpoint and its dataset). The map draws from the checkpoint's
 latents.npz alone; originals and metrics need the dataset it was trained on, recognised by
-its fingerprint.
+its fingerprint (the current dataset, else the one at the path the checkpoint records).
 """
 
 from __future__ import annotations
-
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -17,45 +14,20 @@ import torch
 
 from ui import cache
 from ui.figures import latent_map, spectrograms
-from ui.state import current_dataset, remember_selection, require_checkpoint, selected_clips
-from ui.widgets import play, user_errors
+from ui.state import remember_selection, require_checkpoint, selected_clips
+from ui.widgets import clip_from_upload, play, user_errors
 from vae.checkpoints import LATENTS_FILE
-from vae.dataset import SpectrogramSet
-from vae.inference import Clip, Synthesiser
+from vae.inference import Synthesiser
 from vae.metrics import clip_metrics
 from vae.projection import METHOD_NAMES, Projection, project
 
 MAP_KEY, CLIP_KEY, UPLOAD_KEY = "explore-map", "explore-clip", "explore-upload"
-AUDIO_HINT = "upload a WAV, FLAC, OGG or MP3 clip"
 
 
 @st.cache_resource(max_entries=8, show_spinner="Projecting the latent means...")
 def _projection(path: str, stamp: float, method: str) -> Projection:
     """One map per checkpoint, latents.npz version (``stamp``) and method: t-SNE takes seconds."""
     return project(cache.latents(path)["means"], method, seed=0)
-
-
-def _training_dataset(synth: Synthesiser) -> SpectrogramSet | None:
-    """The current dataset when it is the one the checkpoint was trained on, else None."""
-    path = current_dataset()
-    if path is None:
-        return None
-    try:
-        ds = cache.dataset(path)
-    except (OSError, ValueError):
-        return None
-    return ds if ds.fingerprint == synth.checkpoint.dataset_info.get("fingerprint") else None
-
-
-def _upload_clip(upload, synth: Synthesiser, label: str | None) -> Clip:
-    """The uploaded file as a clip; the audio layer reads paths, so it goes through a temp copy."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / Path(upload.name).name
-        path.write_bytes(upload.getvalue())
-        try:
-            return synth.clip_from_file(path, label)
-        except ValueError as err:  # AudioError names the temp copy: name the upload instead
-            raise ValueError(f"{str(err).replace(str(path), upload.name)}; {AUDIO_HINT}") from None
 
 
 def _show_pair(name: str, synth: Synthesiser, original: tuple | None, recon: torch.Tensor) -> None:
@@ -96,7 +68,7 @@ ckpt = require_checkpoint()
 with user_errors():
     synth = cache.synthesiser(ckpt)
     lat = cache.latents(ckpt)
-ds = _training_dataset(synth)
+ds = cache.companion_dataset(ckpt, synth, same_clips=True)
 ids = [str(i) for i in lat["ids"]]
 names = synth.label_names
 labels = [names[i] if 0 <= i < len(names) else "unlabelled" for i in lat["labels"].tolist()]
@@ -151,7 +123,7 @@ groups = ds.speakers if colour == "speaker" and has_speakers else labels
 mine = None
 if upload is not None:
     with user_errors(stop=False):
-        clip = _upload_clip(upload, synth, upload_label)
+        clip = clip_from_upload(synth, upload, upload_label)
         z = synth.encode(clip.features.unsqueeze(0), [clip.label])  # (1, D)
         mine = (clip, z, proj.transform(z.numpy())[0])
 

@@ -51,3 +51,12 @@ def _decode(value):
 def audio_urls(at: AppTest) -> list[str]:
     """Media URLs of the page's audio players: a new sound gets a new URL (a content hash)."""
     return [element.proto.url for element in at.get("audio")]
+
+
+def forget_training_data(checkpoint: Path) -> None:
+    """Point a (copied) checkpoint's record of its training data at a folder that is gone,
+    as when the dataset was deleted or the checkpoint came from another machine."""
+    config = checkpoint / "config.json"
+    info = json.loads(config.read_text())
+    info["dataset"]["path"] = str(checkpoint.parent / "deleted-dataset")
+    config.write_text(json.dumps(info))

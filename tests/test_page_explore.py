@@ -6,14 +6,13 @@ import base64
 import csv
 import json
 import math
-import os
 import shutil
 
 import numpy as np
 import pytest
 import torch
 
-from tests.apptest import open_page
+from tests.apptest import forget_training_data, open_page
 from vae.checkpoints import read_latents
 from vae.features import FeatureConfig
 from vae.metrics import clip_metrics
@@ -168,10 +167,6 @@ def test_colour_by_speaker_when_the_dataset_names_speakers(studio_root, tmp_path
         row[3] = row[0].split("/")[-1].split("_")[1]
     with manifest.open("w", newline="") as f:
         csv.writer(f).writerows(rows)
-    # ui.cache keys a dataset on its relative path and config.json's time, which copytree
-    # kept: make it new, as a re-preprocess would.
-    config = root / "data" / "demo" / "config.json"
-    os.utime(config, (config.stat().st_atime, config.stat().st_mtime + 10))
     monkeypatch.chdir(root)
     at = open_page("explore")
     at.radio(key="explore-colour").set_value("speaker").run()
@@ -215,6 +210,7 @@ def test_without_the_dataset_the_map_draws_and_reconstructions_play(
 ):
     root = tmp_path / "studio"
     shutil.copytree(studio_root / "checkpoints", root / "checkpoints")
+    forget_training_data(root / "checkpoints" / "demo")
     monkeypatch.chdir(root)
     at = open_page("explore", **{SELECTED: [demo_ids[5]]})
     assert not at.exception

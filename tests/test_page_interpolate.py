@@ -1,14 +1,13 @@
 """Interpolate page (AppTest): pick A and B, drag α, see the path, download the morph."""
 
 import io
-import json
 import shutil
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.apptest import audio_urls, chart_traces, open_page
+from tests.apptest import audio_urls, chart_traces, forget_training_data, open_page
 from vae.dataset import load_dataset
 from vae.inference import Synthesiser
 
@@ -90,10 +89,7 @@ def test_make_morph_offers_a_wav_of_every_step_crossfaded(at):
 
 def test_without_the_dataset_both_ends_come_from_uploads(studio_root, tmp_path, monkeypatch):
     shutil.copytree(studio_root / "checkpoints", tmp_path / "checkpoints")
-    config = tmp_path / "checkpoints" / "demo" / "config.json"
-    info = json.loads(config.read_text())
-    info["dataset"]["path"] = str(tmp_path / "deleted")  # the training data is gone
-    config.write_text(json.dumps(info))
+    forget_training_data(tmp_path / "checkpoints" / "demo")
     monkeypatch.chdir(tmp_path)
     at = open_page("interpolate")
     assert not at.exception

@@ -78,18 +78,27 @@ def directions(path: str | Path, latent_dim: int, k: int) -> tuple[np.ndarray, .
     return _directions(str(path), _stamp(path / LATENTS_FILE), latent_dim, k)
 
 
-def companion_dataset(checkpoint: str | Path, synth: Synthesiser) -> SpectrogramSet | None:
-    """A dataset whose clips this checkpoint can take: the current one when its features
-    match, else the one it was trained on when still on disk, else None."""
+def companion_dataset(
+    checkpoint: str | Path, synth: Synthesiser, same_clips: bool = False
+) -> SpectrogramSet | None:
+    """A dataset for this checkpoint: the current one, else the one it was trained on
+    when still on disk, else None.
+
+    Args:
+        same_clips: demand the very dataset it was trained on (its fingerprint: features,
+            clip ids and order), as latents.npz rows do; else any with the same features.
+    """
     from ui.state import current_dataset
 
-    wanted = synth.config.fingerprint()
-    for path in (current_dataset(), synth.checkpoint.dataset_info.get("path")):
+    info = synth.checkpoint.dataset_info
+    for path in (current_dataset(), info.get("path")):
         if path and (Path(path) / "config.json").is_file():
             try:
                 ds = dataset(path)
             except (OSError, ValueError):
                 continue
-            if ds.config.fingerprint() == wanted:
+            if same_clips and ds.fingerprint == info.get("fingerprint"):
+                return ds
+            if not same_clips and ds.config.fingerprint() == synth.config.fingerprint():
                 return ds
     return None
