@@ -90,7 +90,7 @@ def _choose(path: Path) -> None:
     st.session_state["dataset.name"] = path.name
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+@st.cache_data(show_spinner=False, max_entries=8, ttl=60)  # files added in sub-folders
 def _audio_files(folder: str, stamp: int) -> list[str]:
     return [p.relative_to(folder).as_posix() for p in sources.find_audio_files(Path(folder))]
 

@@ -91,6 +91,18 @@ def test_demo_set_preview_follows_the_parameters_and_preprocess_selects_it(tmp_p
     }  # fmt: skip
     assert all("file" not in f.value.columns for f in at.dataframe)  # nothing refused
 
+    assert not at.warning  # no refused files, and no widget-state warnings either
+
+    at.number_input(key="dataset.top_db").set_value(60.0).run()
+    at.switch_page("app_pages/home.py").run()  # widget values are dropped on the way...
+    at.switch_page("app_pages/dataset.py").run()  # ...and restored from the page's own keys
+    assert at.number_input(key="dataset.top_db").value == 60.0
+    assert at.number_input(key="dataset.hop").value == 64
+    assert at.selectbox(key="dataset.preset").value == "fsdd"
+    assert at.selectbox(key="dataset.n_fft").value == 256
+    assert "Kept 20 clips from 20 files" in _texts(at.success)
+    assert _spectrogram(at).shape == (128, 128)
+
     at.text_input(key="dataset.name").set_value("../escape").run()
     at.button(key="dataset.preprocess").click().run()
     assert "is not a usable folder name" in _texts(at.error)
