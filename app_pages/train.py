@@ -184,13 +184,13 @@ with st.expander("Model and training parameters", expanded=not has_checkpoint(fo
 
 start_col, stop_col, resume_col, _ = st.columns([1, 1, 1, 3])
 run = jobs.status(folder)
-start = start_col.button("Start", key="train-start", type="primary", disabled=run.running,
-                         help="Train a new model into the folder.")
-stop = stop_col.button("Stop", key="train-stop", disabled=not run.running,
-                       help="Stop after the batch in hand; the last finished epoch is kept.")
+# No help= on these: Streamlit then draws each button twice, which breaks browser selectors.
+start = start_col.button("Start", key="train-start", type="primary", disabled=run.running)
+stop = stop_col.button("Stop", key="train-stop", disabled=not run.running)
 resume = resume_col.button("Resume", key="train-resume",
-                           disabled=run.running or not has_checkpoint(folder),
-                           help="Continue the folder's checkpoint up to Epochs.")
+                           disabled=run.running or not has_checkpoint(folder))
+st.caption("Start trains a new model into the folder. Stop ends after the batch in hand, "
+           "keeping the last finished epoch. Resume trains that checkpoint on up to Epochs.")
 
 # ------------------------------------------------------------------------------ work
 train_options = dict(epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),

@@ -138,3 +138,22 @@ def test_status_of_a_folder_without_job(studio_root: Path, tmp_path: Path) -> No
     assert jobs.checkpoint_dataset(studio_root / "checkpoints" / "demo") == idle.data
     assert jobs.status(tmp_path / "nothing").state == "idle"
     assert jobs.running_under(tmp_path / "nowhere") == []
+
+
+def test_status_of_a_run_another_process_started(tmp_path: Path) -> None:
+    """Only the files speak: exit code unknown, the log's last line says it finished."""
+    out = tmp_path / "ck"
+    out.mkdir()
+    for epoch in range(1, 11):  # tiny epochs (0.05 s) that took 2 s each with saving
+        stamp = f"2026-01-01T00:00:{2 * epoch:02d}+00:00"
+        line = {"event": "epoch", "epoch": epoch, "val_loss": 1.0, "seconds": 0.05, "time": stamp}
+        ck.append_jsonl(out / ck.METRICS_FILE, line)
+    job = {"format_version": jobs.JOB_VERSION, "pid": 999_999_999, "epochs": 20}
+    (out / jobs.JOB_FILE).write_text(json.dumps({**job, "returncode": None, "started": 0}))
+    (out / jobs.LOG_FILE).write_text("epoch 10/20: 100%|###| 3/3\rcheckpoint at epoch 10 -> ck\n")
+    stopped = jobs.status(out)
+    assert stopped.state == "stopped" and stopped.epoch == 10 and stopped.epochs == 20
+    assert stopped.seconds_per_epoch == 2.0 and stopped.fraction == 0.5
+    (out / jobs.LOG_FILE).write_text("epoch 1/20: 0%|   | 0/3\rerror: out of memory\n")
+    failed = jobs.status(out)
+    assert failed.state == "failed" and failed.error.startswith("out of memory; the checkpoint")

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -333,8 +334,7 @@ def status(out: str | Path) -> TrainingStatus:
     steps = [r for r in records if r.get("event") == "step" and int(r.get("epoch", 0)) > epoch]
     batch = int(steps[-1]["batch"]) if steps and pid is not None else None
     batches = int(steps[-1]["batches"]) if steps and "batches" in steps[-1] else None
-    recent = [float(r["seconds"]) for r in epochs_done[-5:] if r.get("seconds") is not None]
-    per_epoch = sum(recent) / len(recent) if recent else None
+    per_epoch = _seconds_per_epoch(epochs_done, job.get("started"))
     common = dict(folder=out, epoch=epoch, epochs=epochs, batch=batch, batches=batches,
                   seconds_per_epoch=per_epoch, data=Path(data) if data else None,
                   records=records)  # fmt: skip
@@ -345,6 +345,25 @@ def status(out: str | Path) -> TrainingStatus:
         return TrainingStatus(state="idle", **common)
     state, error, code = _ended(out, job, epoch, epochs)
     return TrainingStatus(state=state, returncode=code, error=error, **common)
+
+
+def _seconds_per_epoch(epochs_done: list[dict[str, Any]], started: float | None) -> float | None:
+    """Recent seconds per epoch. An epoch record's ``seconds`` leaves out saving the
+    checkpoint, which dominates tiny epochs, so the wall-clock pace between this run's recent
+    records wins when it is longer (their times are whole seconds: only over 5 s or more)."""
+    recent = [float(r["seconds"]) for r in epochs_done[-5:] if r.get("seconds") is not None]
+    measured = sum(recent) / len(recent) if recent else None
+    stamps = []
+    for record in epochs_done[-20:]:
+        try:
+            stamps.append(datetime.fromisoformat(record["time"]).timestamp())
+        except (KeyError, TypeError, ValueError):
+            continue
+    stamps = [t for t in stamps if started is None or t >= float(started) - 1]
+    if len(stamps) >= 2 and stamps[-1] - stamps[0] >= 5:
+        wall = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
+        return max(wall, measured or 0.0)
+    return measured
 
 
 def _eta(
