@@ -77,7 +77,8 @@ def _progress(run: jobs.TrainingStatus) -> None:
             f"refreshes every {POLL_S:g} s. Closing the tab does not stop it: Stop does."
         )
     elif run.state == "done":
-        st.success(f"Finished {run.epoch} epochs: explore `{run.folder}` on the other pages.")
+        epochs = f"{run.epoch} epoch{'s' if run.epoch != 1 else ''}"
+        st.success(f"Finished {epochs}: explore `{run.folder}` on the other pages.")
     elif run.state == "stopped":
         st.info(
             f"Stopped after epoch {run.epoch}; its checkpoint is kept. To train on, set Epochs "

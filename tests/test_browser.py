@@ -6,6 +6,10 @@ the loss chart draw, click a point on the Explore map and get audio, drag α on 
 and get a new spectrogram, move a Synthesise slider. Screenshots of every page land in
 ``test-artifacts/screenshots/`` (git-ignored; the README's come from here).
 Skips, with the reason, where Playwright or /usr/bin/chromium is missing.
+
+``VAE_BROWSER_CLIPS`` (demo clips per class, default 12) and ``VAE_BROWSER_EPOCHS``
+(default 1) make a longer run whose screenshots show a trained model (the README's:
+``VAE_BROWSER_CLIPS=40 VAE_BROWSER_EPOCHS=40 .venv/bin/python -m pytest tests/test_browser.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 SHOTS = ROOT / "test-artifacts" / "screenshots"
+CLIPS = int(os.environ.get("VAE_BROWSER_CLIPS", "12"))
+EPOCHS = int(os.environ.get("VAE_BROWSER_EPOCHS", "1"))
 BROWSER_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -98,7 +104,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def page(server: str):
     with playwright_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
-        tab = browser.new_page(viewport={"width": 1500, "height": 1000})
+        tab = browser.new_page(viewport={"width": 1500, "height": 1300})
         tab.set_default_timeout(60_000)
         tab.goto(server)
         yield tab
@@ -139,7 +145,7 @@ def test_a_person_goes_from_nothing_to_a_morph(page):
     go(page, "Dataset")
     page.get_by_role("tab", name="Generate demo set").click()
     clips = page.locator(f"{key('dataset.demo_n')} input")
-    clips.fill("12")
+    clips.fill(str(CLIPS))
     clips.press("Enter")
     settle(page)
     page.locator(f"{key('dataset.demo')} button").click()
@@ -151,14 +157,14 @@ def test_a_person_goes_from_nothing_to_a_morph(page):
     settle(page)
     shot(page, "dataset")
 
-    # Train: one epoch, and the loss chart draws its first validation point
+    # Train: one epoch (or EPOCHS), and the loss chart draws its first validation point
     go(page, "Train")
     epochs = page.locator(f"{key('train-epochs')} input")
-    epochs.fill("1")
+    epochs.fill(str(EPOCHS))
     epochs.press("Enter")
     settle(page)
     page.locator(f"{key('train-start')} button").click()
-    chart = page.locator(f"{key('train-loss')} .js-plotly-plot")
+    chart = page.locator(f"{key('train-loss')} .js-plotly-plot").first
     chart.wait_for(timeout=120_000)
     # the validation trace gets a marker once the epoch is done
     page.wait_for_function(
@@ -166,7 +172,7 @@ def test_a_person_goes_from_nothing_to_a_morph(page):
                  .some(t => t.querySelectorAll('.point').length > 0)""",
         timeout=180_000,
     )
-    page.wait_for_selector("text=Training finished", timeout=180_000)
+    page.wait_for_selector(f"text=Finished {EPOCHS} epoch", timeout=180_000 + 20_000 * EPOCHS)
     settle(page)
     shot(page, "train")
 
@@ -190,11 +196,11 @@ def test_a_person_goes_from_nothing_to_a_morph(page):
     spectra.wait_for()
     page.wait_for_selector("text=mix, α = 0.50")
     before = spectra.screenshot()
-    thumb = page.locator(f"{key('interp-alpha')} [role='slider']")
+    thumb = page.locator(f"{key('interp-alpha')} [data-testid='stSliderThumbValue']").locator("..")
     box = thumb.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.mouse.down()
-    page.mouse.move(box["x"] + 400, box["y"] + box["height"] / 2, steps=8)
+    page.mouse.move(box["x"] + 150, box["y"] + box["height"] / 2, steps=8)
     page.mouse.up()
     page.wait_for_function(
         "() => [...document.querySelectorAll('.st-key-interp-spectrograms text')]"
@@ -209,7 +215,7 @@ def test_a_person_goes_from_nothing_to_a_morph(page):
     spectrum = page.locator(f"{key('synth-spectrogram')} .js-plotly-plot")
     spectrum.wait_for()
     before = spectrum.screenshot()
-    thumb = page.locator(f"{key('synth-dir-0')} [role='slider']")
+    thumb = page.locator(f"{key('synth-dir-0')} input[type='range']")
     thumb.focus()
     for _ in range(20):
         thumb.press("ArrowRight")

@@ -11,10 +11,17 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import hex_to_rgb, sequential
 from plotly.subplots import make_subplots
 
 from vae.features import FeatureConfig
 
+# Magma, written as rgb(): Streamlit's frontend swaps colours "#000001".."#0000NN" for its
+# theme colours, and Magma's first stop is "#000004", so silence drew pink.
+MAGMA = sequential.Magma
+LEVELS = [
+    [i / (len(MAGMA) - 1), "rgb({}, {}, {})".format(*hex_to_rgb(c))] for i, c in enumerate(MAGMA)
+]
 LOSS_TERMS = (("loss", "total"), ("recon", "reconstruction"), ("kl", "KL"))
 COLOURS = (
     "#1f77b4",
@@ -84,7 +91,7 @@ def spectrograms(
         )
     fig.update_yaxes(title_text=unit, row=1, col=1)
     fig.update_layout(
-        coloraxis=dict(colorscale="Magma", cmin=0, cmax=1, colorbar=dict(title="level")),
+        coloraxis=dict(colorscale=LEVELS, cmin=0, cmax=1, colorbar=dict(title="level")),
         height=height,
         margin=dict(l=10, r=10, t=30, b=10),
     )
