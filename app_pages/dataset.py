@@ -32,26 +32,68 @@ PRESET_NOTES = {
 }
 PARAMS = ("sample_rate", "clip_seconds", "n_fft", "hop", "top_db", "n_mels", "trim_db")
 NUMBERS = {  # parameter -> (label, min, max, step, the one-line explanation)
-    "sample_rate": ("Sample rate (Hz)", 1000, 96000, 1000,
-                    "Every clip is resampled to this; 8,000 suits speech, 22,050 music."),
-    "clip_seconds": ("Clip length (s)", 0.05, 60.0, 0.05,
-                     "Longer files are cut (or cut into segments), shorter ones padded."),
-    "hop": ("Hop (samples)", 1, 8192, 16,
-            "Samples between frames: smaller gives more frames and better phase."),
-    "top_db": ("Dynamic range (dB)", 10.0, 160.0, 5.0,
-               "Levels this far below full scale, and quieter, all map to 0."),
-    "n_mels": ("Mel bands", 0, 512, 8,
-               "0 keeps linear frequency bins; a count (e.g. 128) uses the mel scale."),
-    "trim_db": ("Trim silence (dB)", 0.0, 100.0, 5.0,
-                "Cut leading and trailing audio this far below the peak; 0 keeps all."),
-}  # fmt: skip
+    "sample_rate": (
+        "Sample rate (Hz)",
+        1000,
+        96000,
+        1000,
+        "Every clip is resampled to this; 8,000 suits speech, 22,050 music.",
+    ),
+    "clip_seconds": (
+        "Clip length (s)",
+        0.05,
+        60.0,
+        0.05,
+        "Longer files are cut (or cut into segments), shorter ones padded.",
+    ),
+    "hop": (
+        "Hop (samples)",
+        1,
+        8192,
+        16,
+        "Samples between frames: smaller gives more frames and better phase.",
+    ),
+    "top_db": (
+        "Dynamic range (dB)",
+        10.0,
+        160.0,
+        5.0,
+        "Levels this far below full scale, and quieter, all map to 0.",
+    ),
+    "n_mels": (
+        "Mel bands",
+        0,
+        512,
+        8,
+        "0 keeps linear frequency bins; a count (e.g. 128) uses the mel scale.",
+    ),
+    "trim_db": (
+        "Trim silence (dB)",
+        0.0,
+        100.0,
+        5.0,
+        "Cut leading and trailing audio this far below the peak; 0 keeps all.",
+    ),
+}
 
 
 def _preset_values(name: str) -> dict[str, object]:
     cfg = PRESETS[name]
-    values = dict(zip(PARAMS, (cfg.sample_rate, round(cfg.clip_seconds, 4), cfg.n_fft,
-                               cfg.hop_length, float(cfg.top_db), cfg.n_mels,
-                               float(cfg.trim_db or 0.0)), strict=True))  # fmt: skip
+    values = dict(
+        zip(
+            PARAMS,
+            (
+                cfg.sample_rate,
+                round(cfg.clip_seconds, 4),
+                cfg.n_fft,
+                cfg.hop_length,
+                float(cfg.top_db),
+                cfg.n_mels,
+                float(cfg.trim_db or 0.0),
+            ),
+            strict=True,
+        )
+    )
     return {f"dataset.{k}": v for k, v in values.items()}
 
 
@@ -102,25 +144,36 @@ folder_tab, upload_tab, fsdd_tab, demo_tab = st.tabs(
     ["Folder on disk", "Upload files or a zip", "Download FSDD", "Generate demo set"]
 )
 with folder_tab:
-    folder = st.text_input("Folder of clips", key="dataset.folder", placeholder="/path/to/clips",
-                           help="Searched recursively for audio files "
-                                f"({', '.join(audio.AUDIO_EXTENSIONS)}); sub-folders can be "
-                                "the labels.")  # fmt: skip
+    folder = st.text_input(
+        "Folder of clips",
+        key="dataset.folder",
+        placeholder="/path/to/clips",
+        help="Searched recursively for audio files "
+        f"({', '.join(audio.AUDIO_EXTENSIONS)}); sub-folders can be "
+        "the labels.",
+    )
     use_folder = st.button("Use this folder", key="dataset.use_folder")
 with upload_tab:
-    uploads = st.file_uploader("Audio files, or a zip / tar.gz of them", key="dataset.upload",
-                               accept_multiple_files=True)  # fmt: skip
-    st.caption(f"Up to {MAX_UPLOAD_MB} MB per file (`server.maxUploadSize` in "
-               "`.streamlit/config.toml`). Archives are unpacked safely: entries that would "
-               "leave the folder, links and non-audio files are skipped and listed.")  # fmt: skip
+    uploads = st.file_uploader(
+        "Audio files, or a zip / tar.gz of them", key="dataset.upload", accept_multiple_files=True
+    )
+    st.caption(
+        f"Up to {MAX_UPLOAD_MB} MB per file (`server.maxUploadSize` in "
+        "`.streamlit/config.toml`). Archives are unpacked safely: entries that would "
+        "leave the folder, links and non-audio files are skipped and listed."
+    )
     do_import = st.button("Import", key="dataset.import", disabled=not uploads)
 with fsdd_tab:
-    st.caption("The Free Spoken Digit Dataset v1.0.9 from GitHub: 2,500 recordings of the "
-               "digits 0-9 by 5 speakers at 8 kHz (12 MB, checked by SHA-256).")  # fmt: skip
+    st.caption(
+        "The Free Spoken Digit Dataset v1.0.9 from GitHub: 2,500 recordings of the "
+        "digits 0-9 by 5 speakers at 8 kHz (12 MB, checked by SHA-256)."
+    )
     do_fsdd = st.button("Download FSDD", key="dataset.fsdd")
 with demo_tab:
-    st.caption(f"Offline synthetic clips: {len(sources.DEMO_CLASSES)} classes "
-               f"({', '.join(sources.DEMO_CLASSES)}) in 3 'voices', 8 kHz.")  # fmt: skip
+    st.caption(
+        f"Offline synthetic clips: {len(sources.DEMO_CLASSES)} classes "
+        f"({', '.join(sources.DEMO_CLASSES)}) in 3 'voices', 8 kHz."
+    )
     per_class = st.number_input("Clips per class", 2, 500, 40, key="dataset.demo_n")
     do_demo = st.button("Generate demo set", key="dataset.demo")
 
@@ -132,18 +185,23 @@ with user_errors():
         _choose(path)
     if do_import:
         with st.spinner("Unpacking the upload..."):
-            done = archive.save_uploads([(f.name, f.getvalue()) for f in uploads],
-                                        SOURCES_ROOT / "upload")  # fmt: skip
-        st.session_state[IMPORTED] = {"target": str(done.target), "kept": len(done.kept),
-                                      "skipped": list(done.skipped)}  # fmt: skip
+            done = archive.save_uploads(
+                [(f.name, f.getvalue()) for f in uploads], SOURCES_ROOT / "upload"
+            )
+        st.session_state[IMPORTED] = {
+            "target": str(done.target),
+            "kept": len(done.kept),
+            "skipped": list(done.skipped),
+        }
         _choose(done.target)
     if do_fsdd:
         bar = _progress("Downloading FSDD:", 2**20, " MB")
         done, _ = fsdd.fetch_fsdd(SOURCES_ROOT / "fsdd", progress=bar)
         _choose(done.target)
     if do_demo:
-        made = sources.make_demo_set(SOURCES_ROOT / "demo", int(per_class),
-                                     progress=_progress("Generating clips:"))  # fmt: skip
+        made = sources.make_demo_set(
+            SOURCES_ROOT / "demo", int(per_class), progress=_progress("Generating clips:")
+        )
         _choose(made)
 
 source = st.session_state.get(SOURCE)
@@ -155,43 +213,73 @@ files = _audio_files(str(source), source.stat().st_mtime_ns)
 st.markdown(f"**Source:** `{source}` ({len(files)} audio files)")
 imported = st.session_state.get(IMPORTED)
 if imported and imported["target"] == str(source) and imported["skipped"]:
-    st.warning(f"Imported {imported['kept']} files; skipped {len(imported['skipped'])} "
-               "(below). Fix or remove them and upload again if they should be in.")  # fmt: skip
-    st.dataframe(pd.DataFrame(imported["skipped"], columns=["entry", "reason"]),
-                 key="dataset.skipped", hide_index=True)  # fmt: skip
+    st.warning(
+        f"Imported {imported['kept']} files; skipped {len(imported['skipped'])} "
+        "(below). Fix or remove them and upload again if they should be in."
+    )
+    st.dataframe(
+        pd.DataFrame(imported["skipped"], columns=["entry", "reason"]),
+        key="dataset.skipped",
+        hide_index=True,
+    )
 
 # ---------------------------------------------------------------------------- features
 st.subheader("Features")
 _restore_settings()
-st.selectbox("Preset", list(PRESETS), key="dataset.preset", on_change=_reset_to_preset,
-             help="A starting point; changing it resets the values below.")  # fmt: skip
+st.selectbox(
+    "Preset",
+    list(PRESETS),
+    key="dataset.preset",
+    on_change=_reset_to_preset,
+    help="A starting point; changing it resets the values below.",
+)
 st.caption(PRESET_NOTES.get(st.session_state["dataset.preset"], ""))
 cols = st.columns(4)
 for i, (param, (label, low, high, step, text)) in enumerate(NUMBERS.items()):
-    cols[i % 4].number_input(label, low, high, step=step, key=f"dataset.{param}", help=text,
-                             format="%.3f" if param == "clip_seconds" else None)  # fmt: skip
-cols[2].selectbox("FFT size", N_FFTS, key="dataset.n_fft",
-                  help="Samples per analysis window: larger gives finer frequency bins, "
-                       "blurrier timing.")  # fmt: skip
-cols[3].selectbox("Labels", sources.LABEL_RULES, key="dataset.labels",
-                  help="fsdd: {digit}_{speaker}_{i}.wav names; folder: sub-folder names; "
-                       "none: unlabelled; auto: the first that fits.")  # fmt: skip
+    cols[i % 4].number_input(
+        label,
+        low,
+        high,
+        step=step,
+        key=f"dataset.{param}",
+        help=text,
+        format="%.3f" if param == "clip_seconds" else None,
+    )
+cols[2].selectbox(
+    "FFT size",
+    N_FFTS,
+    key="dataset.n_fft",
+    help="Samples per analysis window: larger gives finer frequency bins, blurrier timing.",
+)
+cols[3].selectbox(
+    "Labels",
+    sources.LABEL_RULES,
+    key="dataset.labels",
+    help="fsdd: {digit}_{speaker}_{i}.wav names; folder: sub-folder names; "
+    "none: unlabelled; auto: the first that fits.",
+)
 ss = st.session_state
-st.session_state[SETTINGS] = {k: ss[k] for k in ["dataset.preset", "dataset.labels",
-                                                 *(f"dataset.{p}" for p in PARAMS)]}  # fmt: skip
+st.session_state[SETTINGS] = {
+    k: ss[k] for k in ["dataset.preset", "dataset.labels", *(f"dataset.{p}" for p in PARAMS)]
+}
 try:
     rate = int(ss["dataset.sample_rate"])
     cfg = PRESETS[ss["dataset.preset"]].replace(
-        sample_rate=rate, clip_samples=int(round(ss["dataset.clip_seconds"] * rate)),
-        n_fft=int(ss["dataset.n_fft"]), hop_length=int(ss["dataset.hop"]),
-        top_db=float(ss["dataset.top_db"]), n_mels=int(ss["dataset.n_mels"]),
+        sample_rate=rate,
+        clip_samples=int(round(ss["dataset.clip_seconds"] * rate)),
+        n_fft=int(ss["dataset.n_fft"]),
+        hop_length=int(ss["dataset.hop"]),
+        top_db=float(ss["dataset.top_db"]),
+        n_mels=int(ss["dataset.n_mels"]),
         trim_db=float(ss["dataset.trim_db"]) or None,
-    )  # fmt: skip
+    )
 except ValueError as err:
     st.error(f"Feature settings: {err}. Change that value above, or pick a preset again.")
     st.stop()
-st.caption(f"Each clip becomes {cfg.n_bins} bins x {cfg.n_frames} frames "
-           f"({cfg.clip_seconds:.3f} s at {cfg.sample_rate} Hz).")  # fmt: skip
+st.caption(
+    f"Each clip becomes {cfg.n_bins} bins x {cfg.n_frames} frames "
+    f"({cfg.clip_seconds:.3f} s at {cfg.sample_rate} Hz)."
+)
 
 # ---------------------------------------------------------------------------- preview
 st.subheader("Preview")
@@ -222,20 +310,32 @@ name = st.text_input(
 if st.button("Preprocess", key="dataset.preprocess", type="primary"):
     with user_errors():
         out = DATA_ROOT / archive.folder_name(name)
-        done = preprocess(source, out, cfg, labels=ss["dataset.labels"],
-                          progress=_progress("Preprocessing files:"))  # fmt: skip
-        ss[SUMMARY] = {"out": str(out), "kept": done.kept, "files": done.files,
-                       "seconds": done.seconds, "per_label": done.per_label,
-                       "refused": len(done.refused)}  # fmt: skip
+        done = preprocess(
+            source,
+            out,
+            cfg,
+            labels=ss["dataset.labels"],
+            progress=_progress("Preprocessing files:"),
+        )
+        ss[SUMMARY] = {
+            "out": str(out),
+            "kept": done.kept,
+            "files": done.files,
+            "seconds": done.seconds,
+            "per_label": done.per_label,
+            "refused": len(done.refused),
+        }
         state.select(state.DATASET, out)
         st.rerun()  # the sidebar lists the new dataset
 
 summary = ss.get(SUMMARY)
 if summary:
     out = Path(summary["out"])
-    st.success(f"Kept {summary['kept']} clips from {summary['files']} files in "
-               f"{summary['seconds']:.1f} s -> `{out}`; it is now the current dataset "
-               "(train it on the **Train** page).")  # fmt: skip
+    st.success(
+        f"Kept {summary['kept']} clips from {summary['files']} files in "
+        f"{summary['seconds']:.1f} s -> `{out}`; it is now the current dataset "
+        "(train it on the **Train** page)."
+    )
     if summary["per_label"]:
         per_label = pd.DataFrame(list(summary["per_label"].items()), columns=["label", "clips"])
         st.dataframe(per_label, key="dataset.per_label", hide_index=True)

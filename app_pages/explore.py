@@ -50,11 +50,17 @@ def _show_pair(name: str, synth: Synthesiser, original: tuple | None, recon: tor
     st.plotly_chart(spectrograms(panels, cfg, difference=True), key=f"spec-{name}")
     scores = clip_metrics(original[1], recon, cfg, est_wave=recon_wave)
     sc, lsd = st.columns(2)
-    sc.metric("Spectral convergence", f"{scores['spectral_convergence']:.3f}",
-              help="||original - reconstruction|| / ||original|| of the STFT magnitudes of "
-                   "what you hear; lower is better")  # fmt: skip
-    lsd.metric("Log-spectral distance", f"{scores['log_spectral_distance_db']:.2f} dB",
-               help="RMS dB difference per frame, averaged; lower is better")  # fmt: skip
+    sc.metric(
+        "Spectral convergence",
+        f"{scores['spectral_convergence']:.3f}",
+        help="||original - reconstruction|| / ||original|| of the STFT magnitudes of "
+        "what you hear; lower is better",
+    )
+    lsd.metric(
+        "Log-spectral distance",
+        f"{scores['log_spectral_distance_db']:.2f} dB",
+        help="RMS dB difference per frame, averaged; lower is better",
+    )
 
 
 st.title("Explore")
@@ -101,19 +107,35 @@ if current is not None and st.session_state.get(CLIP_KEY) != current:
 controls, upload_col = st.columns([3, 2])
 with controls:
     method_col, colour_col = st.columns(2)
-    method = method_col.radio("Projection", list(METHOD_NAMES), format_func=METHOD_NAMES.get,
-                              horizontal=True, key="explore-method")  # fmt: skip
+    method = method_col.radio(
+        "Projection",
+        list(METHOD_NAMES),
+        format_func=METHOD_NAMES.get,
+        horizontal=True,
+        key="explore-method",
+    )
     has_speakers = ds is not None and any(ds.speakers)  # folder labels name no speakers
-    colour = colour_col.radio("Colour by", ["label", "speaker"] if has_speakers else ["label"],
-                              horizontal=True, key="explore-colour")  # fmt: skip
-    st.selectbox("Clip", ids, index=None, key=CLIP_KEY, on_change=_on_pick,
-                 placeholder="click a point on the map or pick a clip id")  # fmt: skip
+    colour = colour_col.radio(
+        "Colour by",
+        ["label", "speaker"] if has_speakers else ["label"],
+        horizontal=True,
+        key="explore-colour",
+    )
+    st.selectbox(
+        "Clip",
+        ids,
+        index=None,
+        key=CLIP_KEY,
+        on_change=_on_pick,
+        placeholder="click a point on the map or pick a clip id",
+    )
 with upload_col:
     upload = st.file_uploader("Place a clip of your own", key=UPLOAD_KEY)
     upload_label = None
     if synth.conditional:
-        upload_label = st.selectbox("Its label (the model is conditional)", names,
-                                    key="explore-upload-label")  # fmt: skip
+        upload_label = st.selectbox(
+            "Its label (the model is conditional)", names, key="explore-upload-label"
+        )
 
 # ---- work
 with user_errors():

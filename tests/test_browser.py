@@ -125,6 +125,12 @@ def settle(page, timeout: float = 60) -> None:
     )
 
 
+def one(page, selector: str):
+    """The element matching ``selector`` once a rerun's stale copy of it is gone."""
+    page.wait_for_function(f"() => document.querySelectorAll({selector!r}).length === 1")
+    return page.locator(selector)
+
+
 def go(page, title: str) -> None:
     """Click a page in the sidebar navigation, as a person would."""
     page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
@@ -192,10 +198,8 @@ def test_a_person_goes_from_nothing_to_a_morph(page):
 
     # Interpolate: drag α and get a new mix spectrogram
     go(page, "Interpolate")
-    spectra = page.locator(f"{key('interp-spectrograms')} .js-plotly-plot")
-    spectra.wait_for()
     page.wait_for_selector("text=mix, α = 0.50")
-    before = spectra.screenshot()
+    before = one(page, f"{key('interp-spectrograms')} .js-plotly-plot").screenshot()
     thumb = page.locator(f"{key('interp-alpha')} [data-testid='stSliderThumbValue']").locator("..")
     box = thumb.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
@@ -207,19 +211,17 @@ def test_a_person_goes_from_nothing_to_a_morph(page):
         ".some(t => t.textContent.startsWith('mix, α = ') && !t.textContent.endsWith('0.50'))"
     )
     settle(page)
-    assert spectra.screenshot() != before
+    assert one(page, f"{key('interp-spectrograms')} .js-plotly-plot").screenshot() != before
     shot(page, "interpolate")
 
     # Synthesise: a slider move redraws the spectrogram
     go(page, "Synthesise")
-    spectrum = page.locator(f"{key('synth-spectrogram')} .js-plotly-plot")
-    spectrum.wait_for()
-    before = spectrum.screenshot()
+    before = one(page, f"{key('synth-spectrogram')} .js-plotly-plot").screenshot()
     thumb = page.locator(f"{key('synth-dir-0')} input[type='range']")
     thumb.focus()
     for _ in range(20):
         thumb.press("ArrowRight")
     settle(page)
     page.wait_for_timeout(500)
-    assert spectrum.screenshot() != before
+    assert one(page, f"{key('synth-spectrogram')} .js-plotly-plot").screenshot() != before
     shot(page, "synthesise")

@@ -58,7 +58,7 @@ def spectrograms(
     """Spectrograms (bins, frames) side by side on one colour scale.
 
     With ``difference`` the last panel is the first minus the second on a diverging scale:
-    red where the second (a reconstruction) is too quiet, blue where it is too loud.
+    blue where the second (a reconstruction) is too quiet, red where it is too loud.
     """
     titles = [title for title, _ in panels] + (["difference (1st - 2nd)"] if difference else [])
     fig = make_subplots(
