@@ -60,7 +60,7 @@ def test_demo_dataset_manifest_and_config(demo_dataset_dir: Path, demo_set_dir: 
     assert ds.sources == [f.relative_to(demo_set_dir).as_posix() for f in files]
     assert ds.ids == [s.removesuffix(".wav") for s in ds.sources]
     assert ds.labels == [s.split("/")[0] for s in ds.sources]
-    assert set(ds.speakers) == {""} and ds.starts.tolist() == [0] * 30
+    assert set(ds.speakers) == {"ann", "bo", "cy"} and ds.starts.tolist() == [0] * 30
     assert ds.label_names == sorted(sources.DEMO_CLASSES)
     assert [ds.label_names[i] for i in ds.label_indices] == ds.labels
     info = ds.info

@@ -72,6 +72,9 @@ def test_label_for_each_rule(tmp_path: Path) -> None:
     assert sources.label_for(tmp_path / "s" / "10_a-b_1.wav", tmp_path, "fsdd") == ("10", "a-b")
     assert sources.label_for(tmp_path / "dog" / "x" / "1.wav", tmp_path, "folder") == ("dog", "")
     assert sources.label_for(tmp_path / "top.wav", tmp_path, "folder") == ("", "")
+    rising = tmp_path / "rising" / "rising_ann_3.wav"  # the demo set: speakers in the names
+    assert sources.label_for(rising, tmp_path, "folder") == ("rising", "ann")
+    assert sources.label_for(tmp_path / "dog" / "my_dog.wav", tmp_path, "folder") == ("dog", "")
     assert sources.label_for(tmp_path / "7_jackson_32.wav", tmp_path, "none") == ("", "")
     with pytest.raises(ValueError, match="resolve"):
         sources.label_for(tmp_path / "7_jackson_32.wav", tmp_path, "auto")

@@ -20,6 +20,8 @@ Progress = Callable[[int, int], None]
 
 LABEL_RULES = ("auto", "fsdd", "folder", "none")
 FSDD_PATTERN = re.compile(r"^(\d+)_([A-Za-z0-9-]+)_(\d+)\.\w+$")
+# {anything}_{speaker}_{i}.ext inside a label folder (the demo set, FSDD sorted into folders)
+SPEAKER_PATTERN = re.compile(r"^[^_]+_([A-Za-z0-9-]+)_\d+\.\w+$")
 
 DEMO_CLASSES = ("rising", "falling", "tone", "pulses", "noise")
 # name -> (pitch multiplier, harmonic brightness): each "speaker" has its own register and timbre.
@@ -73,7 +75,8 @@ def resolve_label_rule(files: Sequence[Path], root: Path, rule: str = "auto") ->
 def label_for(path: Path, root: Path, rule: str) -> tuple[str, str]:
     """(label, speaker) of one file under ``root`` by a concrete rule (not ``auto``).
 
-    fsdd -> (digit, speaker); folder -> (first sub-folder name, ""); none -> ("", "").
+    fsdd -> (digit, speaker); folder -> (first sub-folder name, the speaker when the name
+    reads ``{anything}_{speaker}_{i}.ext``, else ""); none -> ("", "").
     Raises:
         ValueError: ``fsdd`` and the name does not follow ``{digit}_{speaker}_{i}.wav``.
     """
@@ -89,7 +92,8 @@ def label_for(path: Path, root: Path, rule: str) -> tuple[str, str]:
         return match.group(1), match.group(2)
     if rule == "folder":
         parts = path.relative_to(root).parts
-        return (parts[0] if len(parts) > 1 else ""), ""
+        speaker = SPEAKER_PATTERN.match(path.name)
+        return (parts[0] if len(parts) > 1 else ""), speaker.group(1) if speaker else ""
     if rule == "none":
         return "", ""
     raise ValueError("label rule 'auto' must be resolved first with resolve_label_rule")
