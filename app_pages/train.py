@@ -44,13 +44,12 @@ def _duration(seconds: float) -> str:
 @st.cache_data(max_entries=16, show_spinner=False)
 def _reconstructions(folder: str, data: str, stamp: float) -> tuple:
     """(feature config, epoch, [(id, original (bins, frames), reconstruction, original wave,
-    reconstructed wave)]) for the first validation clips; ``stamp`` (config.json's mtime)
-    makes a new epoch's checkpoint a new entry."""
+    reconstructed wave)]) for a few validation clips of different labels; ``stamp``
+    (config.json's mtime) makes a new epoch's checkpoint a new entry."""
     synth, ds = cache.synthesiser(folder), cache.dataset(data)
     if ds.config.fingerprint() != synth.config.fingerprint():
         raise ValueError(f"{data}: not the features of checkpoint {folder}; pick its dataset")
-    rows = ds.split_indices("val")[:CLIPS]
-    rows = rows if len(rows) else ds.split_indices("train")[:CLIPS]
+    rows = ds.showcase(CLIPS, "val")  # a clip of each of the first labels
     feats = torch.from_numpy(ds.features[rows].astype(np.float32))  # (n, bins, frames)
     labels = torch.from_numpy(ds.label_indices[rows]) if synth.conditional else None
     recon = synth.reconstruct(feats, labels)  # (n, bins, frames)

@@ -422,3 +422,13 @@ def test_ids_count_segments_not_samples_after_a_long_silence(tmp_path: Path, wri
     ds = load_dataset(summary.out)
     assert ds.ids == ["late"]
     assert 11900 <= int(ds.starts[0]) <= 12000
+
+
+def test_showcase_picks_one_clip_per_label_first(demo_dataset_dir: Path) -> None:
+    ds = load_dataset(demo_dataset_dir)
+    rows = ds.showcase(3, "val")
+    assert len(set(ds.labels[r] for r in rows)) == 3
+    assert all(ds.splits[r] == "val" for r in rows)
+    every = ds.showcase(100, "val")
+    assert sorted(every.tolist()) == ds.split_indices("val").tolist()  # then the rest, once
+    assert [ds.labels[r] for r in every[:5]] == ds.label_names  # a round of every label first

@@ -318,6 +318,19 @@ class SpectrogramSet:
             raise ValueError(f"unknown split {name!r}; choose one of {SPLITS + ('all',)}")
         return np.array([i for i, s in enumerate(self.splits) if s == name], dtype=np.int64)
 
+    def showcase(self, n: int, split: str = "val") -> np.ndarray:
+        """Up to ``n`` clip indices of ``split`` (all clips when it is empty) with as many
+        labels as possible: the first clip of each label in turn, then the next ones."""
+        rows = self.split_indices(split)
+        rows = rows if len(rows) else self.split_indices("all")
+        labels = self.label_indices[rows]
+        rank = np.zeros(len(rows), dtype=np.int64)  # how many earlier clips share the label
+        for label in np.unique(labels):
+            mine = labels == label
+            rank[mine] = np.arange(mine.sum())
+        order = np.lexsort((labels, rank))  # first of every label, then second of every...
+        return rows[order[:n]]
+
     @functools.cached_property
     def _position(self) -> dict[str, int]:
         return {clip_id: i for i, clip_id in enumerate(self.ids)}
