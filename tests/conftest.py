@@ -101,3 +101,19 @@ def studio_root(tmp_path_factory: pytest.TempPathFactory, demo_set_dir: Path) ->
         model_overrides={"channels": (8, 16), "latent_dim": 4, "conditional": True},
     )
     return root
+
+
+@pytest.fixture
+def studio_page(studio_root: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
+    """Open a page of the app in the ``studio_root`` workspace (read only), checked to run
+    without an exception: ``studio_page("explore", **session_state)``."""
+    from tests.apptest import open_page
+
+    monkeypatch.chdir(studio_root)
+
+    def opener(page: str, **state: object):
+        at = open_page(page, **state)
+        assert not at.exception, at.exception
+        return at
+
+    return opener

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 import shutil
@@ -60,16 +61,9 @@ def _metric_values(at) -> dict[str, float]:
 
 
 @pytest.fixture
-def explore_at(studio_root, monkeypatch):
+def explore_at(studio_page):
     """The Explore page opened in the demo workspace (read only)."""
-    monkeypatch.chdir(studio_root)
-
-    def opener(**state):
-        at = open_page("explore", **state)
-        assert not at.exception, at.exception
-        return at
-
-    return opener
+    return functools.partial(studio_page, "explore")
 
 
 @pytest.fixture(scope="module")

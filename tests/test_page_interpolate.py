@@ -18,11 +18,8 @@ def panels(at) -> list[np.ndarray]:
 
 
 @pytest.fixture
-def at(studio_root, monkeypatch):
-    monkeypatch.chdir(studio_root)
-    page = open_page("interpolate")
-    assert not page.exception
-    return page
+def at(studio_page):
+    return studio_page("interpolate")
 
 
 def test_opens_with_two_dataset_clips_and_their_mix(at):

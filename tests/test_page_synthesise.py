@@ -13,11 +13,8 @@ def spectrogram(at) -> np.ndarray:
 
 
 @pytest.fixture
-def at(studio_root, monkeypatch):
-    monkeypatch.chdir(studio_root)
-    page = open_page("synthesise")
-    assert not page.exception
-    return page
+def at(studio_page):
+    return studio_page("synthesise")
 
 
 def test_opens_on_the_centre_with_one_slider_per_direction(at):
