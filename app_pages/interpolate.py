@@ -9,6 +9,7 @@ from vae.latent import to_directions
 MORPH = "interp.morph"  # (file name, WAV bytes) of the last morph made
 ANY = "any label"
 
+st.title("Interpolate")
 checkpoint = state.require_checkpoint()
 with widgets.user_errors():
     synth = cache.synthesiser(checkpoint)
@@ -53,7 +54,6 @@ def choose_end(side: str, column, fallback: int):
             return synth.clip_from_dataset(ds, clip_id)
 
 
-st.title("Interpolate")
 st.caption(
     "Encode two clips, walk the straight (lerp) or spherical (slerp) path between their "
     "codes, and decode each point. A conditional model's label moves from A's to B's too."

@@ -9,6 +9,7 @@ from vae.latent import along_directions, to_directions
 RANGE = 3.0  # sliders reach this many standard deviations of the data either side
 AMOUNTS, RESIDUAL, DRAWS = "synth.amounts", "synth.residual", "synth.draws"
 
+st.title("Synthesise")
 checkpoint = state.require_checkpoint()
 with widgets.user_errors():
     synth = cache.synthesiser(checkpoint)
@@ -38,7 +39,6 @@ def _reset() -> None:
     _set_code(centre.copy())
 
 
-st.title("Synthesise")
 st.caption(
     "Every slider move decodes a new spectrogram and turns it into sound with Griffin-Lim. "
     "The main directions are the principal axes of the training clips' codes, in standard "

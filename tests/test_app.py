@@ -5,6 +5,8 @@ import json
 import os
 import shutil
 
+import pytest
+
 from tests.apptest import open_page
 
 
@@ -50,3 +52,35 @@ def test_sidebar_switches_the_current_checkpoint_on_every_page(studio_root, tmp_
     at.switch_page("app_pages/synthesise.py").run()  # the choice survives a page switch
     assert at.sidebar.selectbox(key="sidebar.studio.checkpoint").value == "checkpoints/older"
     assert at.session_state["studio.checkpoint"] == "checkpoints/older"
+
+
+PAGES = ["home", "dataset", "train", "explore", "interpolate", "synthesise"]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_opens_in_an_empty_workspace_with_the_next_step(page, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    at = open_page(page)
+    assert not at.exception and not at.error
+    assert at.title[0].value == {"home": "Sound VAE Studio"}.get(page, page.capitalize())
+    if page in ("train", "explore", "interpolate", "synthesise"):
+        assert at.info[0].value.startswith("No ")  # what is missing and where to make it
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_opens_on_the_demo_workspace(page, studio_page):
+    at = studio_page(page)
+    assert not at.error
+    assert at.sidebar.selectbox(key="sidebar.studio.checkpoint").value == "checkpoints/demo"
+
+
+def test_a_broken_checkpoint_is_an_error_with_the_fix_on_every_model_page(
+    studio_root, tmp_path, monkeypatch
+):
+    shutil.copytree(studio_root, tmp_path / "ws")
+    (tmp_path / "ws" / "checkpoints" / "demo" / "model.pt").write_bytes(b"truncated")
+    monkeypatch.chdir(tmp_path / "ws")
+    for page in ("explore", "interpolate", "synthesise"):
+        at = open_page(page)
+        assert not at.exception, page
+        assert "model.pt" in at.error[0].value, page
