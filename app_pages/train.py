@@ -16,7 +16,7 @@ import torch
 
 from ui import cache, figures, state, widgets
 from vae import jobs
-from vae.checkpoints import CONFIG_FILE, has_checkpoint
+from vae.checkpoints import CONFIG_FILE, has_checkpoint, pack_checkpoint
 from vae.model import MODEL_SIZES
 from vae.workspace import CHECKPOINT_ROOT
 
@@ -87,6 +87,12 @@ def _progress(run: jobs.TrainingStatus) -> None:
         st.error(f"Training failed: {run.error}")
 
 
+@st.cache_data(max_entries=2, show_spinner=False)
+def _packed(folder: str, stamp: float) -> bytes:
+    """The checkpoint as zip bytes; ``stamp`` (config.json's mtime) keys each saved epoch."""
+    return pack_checkpoint(folder)
+
+
 def _show_reconstructions(run: jobs.TrainingStatus, data: Path | None) -> None:
     if not has_checkpoint(run.folder) or data is None:
         st.caption("Reconstructions of a few validation clips appear after the first epoch.")
@@ -116,6 +122,16 @@ def live(folder: Path, fallback_data: Path | None) -> None:
         st.caption(f"Nothing trained in `{folder}` yet: set the parameters and press Start.")
         return
     _progress(run)
+    if not run.running and has_checkpoint(folder):
+        stamp = (folder / CONFIG_FILE).stat().st_mtime
+        st.download_button(
+            f"Download checkpoint {folder.name}.zip",
+            _packed(str(folder), stamp),
+            file_name=f"{folder.name}.zip",
+            mime="application/zip",
+            key="train-download",
+            icon=":material/download:",
+        )
     st.plotly_chart(figures.loss_curves(run.records), key="train-loss")
     data = run.data if run.data and run.data.is_dir() else fallback_data
     _show_reconstructions(run, data)

@@ -213,3 +213,25 @@ def test_list_checkpoints(tmp_path: Path) -> None:
     (tmp_path / "not-a-checkpoint").mkdir()
     assert ck.list_checkpoints(tmp_path) == [tmp_path / "one"]
     assert ck.list_checkpoints(tmp_path / "missing") == []
+
+
+def test_pack_checkpoint_zips_what_loading_needs(studio_root, tmp_path):
+    import zipfile
+
+    from vae.checkpoints import CheckpointError, load_checkpoint, pack_checkpoint
+
+    data = pack_checkpoint(studio_root / "checkpoints" / "demo")
+    zip_path = tmp_path / "demo.zip"
+    zip_path.write_bytes(data)
+    with zipfile.ZipFile(zip_path) as zf:
+        names = sorted(zf.namelist())
+        zf.extractall(tmp_path / "unzipped")
+    assert names == [
+        f"demo/{n}" for n in sorted(["config.json", "latents.npz", "metrics.jsonl", "model.pt"])
+    ]
+    loaded = load_checkpoint(tmp_path / "unzipped" / "demo")
+    original = load_checkpoint(studio_root / "checkpoints" / "demo")
+    for key, value in original.model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[key], value)
+    with pytest.raises(CheckpointError, match="no checkpoint here yet"):
+        pack_checkpoint(tmp_path)

@@ -101,6 +101,8 @@ def test_start_shows_curves_reconstructions_and_selects_the_checkpoint(workspace
     assert at.session_state["studio.checkpoint"] == str(folder)  # now the current checkpoint
     assert ck.read_config(folder)["model_config"]["channels"] == [8, 16]
     assert ck.read_config(folder)["model_config"]["latent_dim"] == 4
+    download = at.get("download_button")[0].proto
+    assert download.label == "Download checkpoint demo-vae.zip"
 
 
 def test_stop_leaves_a_checkpoint_and_resume_continues(workspace: Path) -> None:

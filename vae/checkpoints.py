@@ -356,3 +356,17 @@ def read_latents(path: str | Path) -> dict[str, np.ndarray]:
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise CheckpointError(f"{file}: unreadable ({err}); resume or retrain to rewrite") from None
     return out
+
+
+def pack_checkpoint(path: str | Path) -> bytes:
+    """The checkpoint folder as zip bytes for a download: weights, config, metrics and
+    latents (what :func:`load_checkpoint` needs, unzipped into a folder of its own)."""
+    path = Path(path)
+    if not has_checkpoint(path):
+        raise CheckpointError(f"{path}: no checkpoint here yet; train at least one epoch")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in (WEIGHTS_FILE, CONFIG_FILE, METRICS_FILE, LATENTS_FILE):
+            if (path / name).is_file():
+                zf.write(path / name, f"{path.name}/{name}")
+    return buf.getvalue()
