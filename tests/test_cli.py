@@ -166,3 +166,50 @@ def test_resume_keeps_the_stored_settings_and_counts_on(workspace, tmp_path):
     assert [x["epoch"] for x in lines if x["event"] == "epoch"] == [1, 2, 3]
     again = vae("train", workspace["data"], "--out", ckpt, "--epochs", "3", check=False)
     assert again.returncode == 1 and "--resume" in again.stderr
+
+
+def test_preprocess_takes_a_zip_and_unpacks_it_safely(workspace, tmp_path):
+    import zipfile
+
+    clips = sorted(workspace["clips"].rglob("*.wav"))[:12]
+    archive = tmp_path / "clips.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for clip in clips:
+            zf.write(clip, f"clips/{clip.parent.name}/{clip.name}")
+        zf.writestr("../evil.wav", clips[0].read_bytes())
+    out = tmp_path / "data"
+    proc = vae("preprocess", archive, "--out", out, *TINY_FEATURES)
+    assert "kept 12 clips" in proc.stdout
+    assert "evil.wav" in proc.stderr  # named as skipped, with the reason
+    assert not (tmp_path.parent / "evil.wav").exists() and not (tmp_path / "evil.wav").exists()
+    labels = {row.split(",")[2] for row in (out / "manifest.csv").read_text().splitlines()[1:]}
+    assert labels == {clip.parent.name for clip in clips}  # the zip's folders are the labels
+
+
+def test_decode_writes_the_point_the_synthesise_sliders_name(workspace, tmp_path):
+    ckpt = workspace["ckpt"]
+    centre = vae("decode", ckpt, "--out", tmp_path / "centre.wav")
+    moved = vae("decode", ckpt, "--out", tmp_path / "moved.wav", "--along", "1=2.5")
+    raw = vae("decode", ckpt, "--out", tmp_path / "raw.wav", "--z", "0,0,0,1")
+    a, sr = read_wav(tmp_path / "centre.wav")
+    b, _ = read_wav(tmp_path / "moved.wav")
+    assert sr == 8000 and a.shape == b.shape == (4032,)
+    assert np.abs(a - b).max() > 0.01
+    assert "+0.00, +0.00, +0.00, +1.00" in raw.stdout
+    assert centre.stdout != moved.stdout  # the codes differ
+    bad = vae("decode", ckpt, "--out", tmp_path / "x.wav", "--along", "9=1", check=False)
+    assert bad.returncode == 1 and "DIRECTION in 1..4" in bad.stderr
+    bad = vae("decode", ckpt, "--out", tmp_path / "x.wav", "--z", "1,2", check=False)
+    assert bad.returncode == 1 and "code has 4" in bad.stderr
+
+
+def test_map_writes_every_clip_with_coordinates(workspace, tmp_path):
+    out = tmp_path / "map.csv"
+    vae("map", workspace["ckpt"], "--out", out, "--method", "tsne")
+    rows = out.read_text().splitlines()
+    assert rows[0] == "id,label,x,y"
+    ids = [r.split(",")[0] for r in rows[1:]]
+    manifest = (workspace["data"] / "manifest.csv").read_text().splitlines()[1:]
+    assert sorted(ids) == sorted(r.split(",")[0] for r in manifest)
+    coords = np.array([[float(v) for v in r.split(",")[2:]] for r in rows[1:]])
+    assert coords.shape == (len(ids), 2) and np.isfinite(coords).all() and coords.std() > 0

@@ -16,7 +16,7 @@ import torch
 from vae.checkpoints import CONFIG_FILE, LATENTS_FILE, read_latents
 from vae.dataset import SpectrogramSet, load_dataset
 from vae.inference import Synthesiser
-from vae.latent import principal_directions
+from vae.latent import latent_axes
 
 # One clip's decode + Griffin-Lim is small work: extra threads only spin under contention.
 torch.set_num_threads(1)
@@ -61,14 +61,7 @@ def latents(path: str | Path) -> dict[str, np.ndarray]:
 
 @st.cache_resource(max_entries=8)
 def _directions(path: str, stamp: float, latent_dim: int, k: int) -> tuple[np.ndarray, ...]:
-    if stamp:
-        means = read_latents(path)["means"]
-        if len(means) > 1:
-            return principal_directions(means, k)
-    # No latents yet: the prior's own axes, centred at 0 with unit spread.
-    k = min(k, latent_dim)
-    eye = np.eye(latent_dim, dtype=np.float32)
-    return np.zeros(latent_dim, np.float32), eye[:k], np.ones(k, np.float32)
+    return latent_axes(read_latents(path)["means"] if stamp else None, latent_dim, k)
 
 
 def directions(path: str | Path, latent_dim: int, k: int) -> tuple[np.ndarray, ...]:

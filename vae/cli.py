@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -70,18 +71,36 @@ def _feature_config(args: argparse.Namespace):
 
 
 def cmd_preprocess(args: argparse.Namespace) -> int:
-    from vae.dataset import preprocess
-
     cfg = _feature_config(args)
     print(
         f"features: {cfg.n_bins} bins x {cfg.n_frames} frames "
         f"({cfg.clip_seconds:.3f} s at {cfg.sample_rate} Hz)",
         file=sys.stderr,
     )
+    with tempfile.TemporaryDirectory(prefix="vae-unpacked-") as tmp:
+        return _preprocess(args, cfg, _unpacked(Path(args.src), Path(tmp) / "clips"))
+
+
+def _unpacked(src: Path, target: Path) -> Path:
+    """``src`` itself, or for a zip / tar(.gz) file its audio unpacked safely into ``target``."""
+    from vae import archive
+
+    if not (src.is_file() and archive.is_archive(src.name)):
+        return src
+    done = archive.extract_archive(src, target)
+    for name, reason in done.skipped:
+        print(f"skipped {src.name}:{name}: {reason}", file=sys.stderr)
+    print(f"unpacked {len(done.kept)} audio files from {src}", file=sys.stderr)
+    return done.target
+
+
+def _preprocess(args: argparse.Namespace, cfg, src: Path) -> int:
+    from vae.dataset import preprocess
+
     update, close = _bar("preprocess", "file")
     try:
         summary = preprocess(
-            Path(args.src),
+            src,
             Path(args.out),
             cfg,
             labels=args.labels,
@@ -273,6 +292,62 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _axes(synth, k: int):
+    """The checkpoint's slider axes (as the Synthesise page's): its latents, else the prior."""
+    from vae.checkpoints import LATENTS_FILE, read_latents
+    from vae.latent import latent_axes
+
+    has = (synth.checkpoint.path / LATENTS_FILE).is_file()
+    return latent_axes(
+        read_latents(synth.checkpoint.path)["means"] if has else None, synth.latent_dim, k
+    )
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from vae.audio import write_wav
+    from vae.latent import along_directions, parse_amounts
+
+    synth, out = _synth(args.checkpoint), Path(args.out)
+    if synth.conditional and args.label is None:
+        raise CliError(f"this checkpoint is conditional on {synth.label_names}; pass --label")
+    if args.z is not None:
+        z = np.array([float(v) for v in args.z.split(",")], np.float32)
+        if z.shape != (synth.latent_dim,):
+            raise CliError(
+                f"--z has {len(z)} values; this checkpoint's code has {synth.latent_dim}"
+            )
+    else:
+        centre, dirs, spread = _axes(synth, min(8, synth.latent_dim))
+        z = along_directions(centre, dirs, spread, parse_amounts(args.along or "", len(dirs)))
+    labels = [synth.label_index(args.label)] if synth.conditional else None
+    feats = synth.decode(z[None, :], labels)  # (1, bins, frames)
+    write_wav(out, synth.to_audio(feats)[0], synth.config.sample_rate)
+    print(f"wrote {out} from code " + ", ".join(f"{v:+.2f}" for v in z))
+    return 0
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    from vae.checkpoints import read_latents
+    from vae.projection import project
+    from vae.storage import write_csv
+
+    synth = _synth(args.checkpoint)
+    latents = read_latents(args.checkpoint)
+    proj = project(latents["means"], args.method, seed=args.seed)
+    names = synth.label_names
+    rows = [
+        (clip_id, names[label] if 0 <= label < len(names) else "", f"{x:.5f}", f"{y:.5f}")
+        for clip_id, label, (x, y) in zip(
+            latents["ids"], latents["labels"], proj.coords, strict=True
+        )
+    ]
+    write_csv(Path(args.out), ("id", "label", "x", "y"), rows)
+    print(f"wrote {len(rows)} points ({args.method}) to {args.out}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from vae.dataset import load_dataset
     from vae.evaluate import evaluate_reconstruction
@@ -312,8 +387,15 @@ def cmd_fetch_fsdd(args: argparse.Namespace) -> int:
 
     from vae.fsdd import fetch_fsdd
 
-    bar = tqdm(desc="fetch-fsdd", unit="B", unit_scale=True, unit_divisor=1024,
-               file=sys.stderr, dynamic_ncols=True, delay=0.5)  # fmt: skip
+    bar = tqdm(
+        desc="fetch-fsdd",
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        delay=0.5,
+    )
 
     def update(done: int, total: int) -> None:
         if total and bar.total != total:
@@ -337,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("preprocess", help="turn a folder of clips into a spectrogram dataset")
-    s.add_argument("src", help="folder of audio files (searched recursively)")
+    s.add_argument("src", help="folder of audio files (searched recursively), or a zip / tar.gz")
     s.add_argument("--out", required=True, help="dataset folder to write (replaced atomically)")
     s.add_argument("--preset", default="fsdd", choices=sorted(PRESETS), help="feature preset")
     s.add_argument(
@@ -403,6 +485,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--temperature", type=float, default=1.0, help="scale of the prior noise")
     s.add_argument("--seed", type=int, help="seed for repeatable samples")
     s.set_defaults(func=cmd_sample)
+
+    s = sub.add_parser("decode", help="decode one point of the latent space to a WAV")
+    s.add_argument("checkpoint", help="checkpoint folder")
+    s.add_argument("--out", required=True, help="WAV file to write")
+    s.add_argument(
+        "--along",
+        help="DIRECTION=AMOUNT,... in standard deviations along the main "
+        "directions of the latent space, e.g. 1=2.0,3=-1 (the Synthesise sliders)",
+    )
+    s.add_argument("--z", help="the raw code instead, D comma-separated values")
+    s.add_argument("--label", help="label to generate (conditional models)")
+    s.set_defaults(func=cmd_decode)
+
+    s = sub.add_parser("map", help="2-D coordinates of every clip's latent mean (the Explore map)")
+    s.add_argument("checkpoint", help="checkpoint folder")
+    s.add_argument("--out", required=True, help="CSV file to write: id, label, x, y")
+    s.add_argument("--method", default="pca", choices=["pca", "tsne"], help="projection")
+    s.add_argument("--seed", type=int, default=0, help="seed of t-SNE")
+    s.set_defaults(func=cmd_map)
 
     s = sub.add_parser("evaluate", help="reconstruction figures on a dataset split")
     s.add_argument("checkpoint", help="checkpoint folder")

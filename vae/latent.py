@@ -82,3 +82,32 @@ def to_directions(
     """Inverse of :func:`along_directions` for the part of ``code`` (D,) the directions span:
     (k,) amounts in standard deviations."""
     return ((np.asarray(code, np.float32) - centre) @ directions.T) / np.maximum(spread, 1e-8)
+
+
+def latent_axes(
+    means: np.ndarray | None, latent_dim: int, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The axes sliders move along: the top ``k`` principal directions of a checkpoint's
+    latent means (N, D), or without them (None, or a single clip) the prior's own axes,
+    centred at 0 with unit spread. Returns as :func:`principal_directions`."""
+    if means is not None and len(means) > 1:
+        return principal_directions(np.asarray(means, dtype=np.float32), k)
+    eye = np.eye(latent_dim, dtype=np.float32)[: min(k, latent_dim)]
+    return np.zeros(latent_dim, np.float32), eye, np.ones(len(eye), np.float32)
+
+
+def parse_amounts(text: str, k: int) -> np.ndarray:
+    """``"1=2.0,3=-1"`` (1-based direction = standard deviations) -> amounts (k,)."""
+    amounts = np.zeros(k, np.float32)
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        index, sep, value = part.partition("=")
+        try:
+            i, amount = int(index), float(value)
+        except ValueError:
+            i, amount, sep = 0, 0.0, ""
+        if not sep or not 1 <= i <= k:
+            raise ValueError(
+                f"{part!r}: write DIRECTION=AMOUNT with DIRECTION in 1..{k}, e.g. 1=2.0"
+            )
+        amounts[i - 1] = amount
+    return amounts

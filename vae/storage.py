@@ -131,11 +131,12 @@ def swap_into_place(tmp: Path, out: Path) -> None:
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Write a UTF-8 CSV with a header row (the header is written even when rows is empty)."""
-    with Path(path).open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
+    """Write a UTF-8 CSV with a header row (even when rows is empty), atomically."""
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
 
 
 def read_ahead(
