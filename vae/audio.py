@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,9 @@ import torchaudio
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3")
 PEAK = 0.99  # target peak of every written or normalised clip: just under full scale
 MIN_SECONDS = 0.01  # shorter than this is not a clip, whatever its header says
+# Files up to this size are read in one go and decoded from memory (no second open); larger
+# ones stream through soundfile, their header checked from the first HEADER_BYTES.
+WHOLE_FILE_BYTES, HEADER_BYTES = 32 * 2**20, 2**16
 SILENCE_PEAK = 1e-4  # -80 dBFS: a clip whose loudest sample is below this is silent
 
 
@@ -27,29 +32,57 @@ class AudioError(ValueError):
     """A file that cannot be used as audio; the message names the file and the reason."""
 
 
-def _wav_truncation(path: Path) -> str | None:
-    """Return a reason if a RIFF/WAVE file declares more audio than it holds, else None.
+@dataclass(frozen=True)
+class _WavLayout:
+    """Where a RIFF/WAVE file keeps its samples, from its chunk headers."""
+
+    format_tag: int
+    channels: int
+    sample_rate: int
+    bits: int
+    data_start: int
+    data_bytes: int
+
+
+def _wav_layout(raw: bytes, size: int) -> _WavLayout | str | None:
+    """The layout of a RIFF/WAVE file from its first bytes ``raw`` and its ``size``, a reason
+    it is truncated, or None when it is not RIFF/WAVE, has no fmt chunk before its data, or
+    its chunk headers lie beyond ``raw`` (then soundfile decides).
 
     libsndfile quietly reads what is there, so a cut-off download would pass unnoticed.
     """
-    size = path.stat().st_size
-    with path.open("rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+    if len(raw) < 12 or raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
+        return None
+    pos, fmt = 12, None
+    while pos + 8 <= size:
+        if pos + 8 > len(raw):
             return None
-        pos = 12
-        while pos + 8 <= size:
-            f.seek(pos)
-            chunk_id, chunk_size = struct.unpack("<4sI", f.read(8))
-            if chunk_id == b"data":
-                held = size - pos - 8
-                if chunk_size != 0xFFFFFFFF and chunk_size > held:
-                    return (
-                        f"truncated: header declares {chunk_size} bytes of audio, file holds {held}"
-                    )
+        chunk_id, chunk_size = struct.unpack_from("<4sI", raw, pos)
+        if chunk_id == b"fmt " and chunk_size >= 16 and pos + 24 <= size:
+            fmt = struct.unpack_from("<HHIIHH", raw, pos + 8)  # tag, ch, rate, _, _, bits
+        if chunk_id == b"data":
+            held = size - pos - 8
+            if chunk_size != 0xFFFFFFFF and chunk_size > held:
+                return f"truncated: header declares {chunk_size} bytes of audio, file holds {held}"
+            if fmt is None:
                 return None
-            pos += 8 + chunk_size + (chunk_size & 1)
+            tag, channels, rate, _, _, bits = fmt
+            return _WavLayout(tag, channels, rate, bits, pos + 8, min(chunk_size, held))
+        pos += 8 + chunk_size + (chunk_size & 1)
     return "truncated: no audio data chunk"
+
+
+def _plain_pcm16(raw: bytes, layout: _WavLayout) -> tuple[np.ndarray, int] | None:
+    """(samples, channels) float32 of a plain 16-bit PCM WAV, decoded as libsndfile does
+    (x / 32768), or None for any other encoding. Reading FSDD this way, without soundfile's
+    per-file set-up, cut the cost of reading a file by two thirds."""
+    if layout.format_tag != 1 or layout.bits != 16 or not 0 < layout.channels <= 64:
+        return None
+    if layout.sample_rate <= 0:
+        return None
+    frames = layout.data_bytes // (2 * layout.channels)
+    ints = np.frombuffer(raw, "<i2", frames * layout.channels, layout.data_start)
+    return (ints.astype(np.float32) / 32768.0).reshape(frames, layout.channels), layout.sample_rate
 
 
 def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
@@ -63,15 +96,24 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: no such file")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
-    reason = _wav_truncation(path)
-    if reason:
-        raise AudioError(f"{path}: {reason}")
-    try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (samples, channels)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(f"{path}: not readable audio ({_short(err)})") from None
+    whole = size <= WHOLE_FILE_BYTES
+    with path.open("rb") as f:
+        raw = f.read() if whole else f.read(HEADER_BYTES)
+    layout = _wav_layout(raw, size)
+    if isinstance(layout, str):
+        raise AudioError(f"{path}: {layout}")
+    decoded = _plain_pcm16(raw, layout) if whole and layout is not None else None
+    if decoded is not None:
+        data, sr = decoded
+    else:
+        source = io.BytesIO(raw) if whole else str(path)
+        try:
+            data, sr = sf.read(source, dtype="float32", always_2d=True)  # (samples, channels)
+        except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+            raise AudioError(f"{path}: not readable audio ({_short(err)})") from None
     if data.shape[0] < MIN_SECONDS * sr:
         raise AudioError(f"{path}: too short ({data.shape[0]} samples at {sr} Hz)")
     if not np.isfinite(data).all():
@@ -104,6 +146,33 @@ def resample(wave: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
     with torch.no_grad():
         out = _resampler(int(orig_sr), int(new_sr))(torch.from_numpy(np.asarray(wave, np.float32)))
     return out.numpy()
+
+
+def resample_many(waves: list[np.ndarray], orig_sr: int, new_sr: int) -> list[np.ndarray]:
+    """Resample several waves (samples,) with one convolution: the same output as
+    :func:`resample` on each, at a fraction of the per-call cost for short clips.
+
+    The waves are laid end to end with zero gaps wider than the filter, each starting on
+    the resampler's period (a multiple of ``orig_sr / gcd``), so each lands on whole output
+    samples and no filter tap reaches a neighbour.
+    """
+    if orig_sr == new_sr or len(waves) < 2:
+        return [resample(w, orig_sr, new_sr) for w in waves]
+    step = int(orig_sr) // math.gcd(int(orig_sr), int(new_sr))  # input period of the phases
+    out_step = int(new_sr) // math.gcd(int(orig_sr), int(new_sr))
+    gap = -(-(2 * _resampler(int(orig_sr), int(new_sr)).width + step) // step) * step
+    starts, pos = [], 0
+    for w in waves:
+        starts.append(pos)
+        pos += -(-(len(w) + gap) // step) * step  # next start: past the gap, on the period
+    line = np.zeros(pos, np.float32)
+    for start, w in zip(starts, waves, strict=True):
+        line[start : start + len(w)] = w
+    joined = resample(line, orig_sr, new_sr)  # (pos * new / orig,)
+    return [
+        joined[s // step * out_step : s // step * out_step + -(-len(w) * new_sr // orig_sr)]
+        for s, w in zip(starts, waves, strict=True)
+    ]
 
 
 def peak_normalise(wave: np.ndarray, peak: float = PEAK) -> np.ndarray:

@@ -41,6 +41,8 @@ def _bar(desc: str, unit: str = "clip") -> tuple[Callable[[int, int], None], Cal
     """A tqdm bar on stderr driven by progress(done, total) callbacks."""
     from tqdm import tqdm
 
+    # No monitor thread: preprocessing forks its workers only from a single-threaded process.
+    tqdm.monitor_interval = 0
     bar = tqdm(desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, delay=0.5)
 
     def update(done: int, total: int) -> None:

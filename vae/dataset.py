@@ -14,6 +14,7 @@ import difflib
 import functools
 import hashlib
 import json
+import os
 import re
 import shutil
 import time
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vae import audio, features, sources, storage
+from vae import audio, features, parallel, sources, storage
 from vae.features import FeatureConfig
 from vae.sources import Progress
 
@@ -76,14 +77,18 @@ def dataset_fingerprint(cfg: FeatureConfig, ids: Sequence[str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _file_ids(files: Sequence[Path], root: Path) -> list[str]:
+def _relative(files: Sequence[Path], root: Path) -> list[str]:
+    """POSIX paths of ``files`` relative to ``root`` (string work: pathlib's relative_to
+    cost a tenth of preprocessing FSDD)."""
+    prefix = len(str(root).rstrip(os.sep)) + 1
+    return [str(f)[prefix:].replace(os.sep, "/") for f in files]
+
+
+def _file_ids(rels: Sequence[str]) -> list[str]:
     """Relative path without suffix; files that would share one keep their suffix."""
-    stems = [f.relative_to(root).with_suffix("").as_posix() for f in files]
+    stems = [r.rsplit(".", 1)[0] if "." in r.rsplit("/", 1)[-1] else r for r in rels]
     shared = {s for s, n in Counter(stems).items() if n > 1}
-    return [
-        f.relative_to(root).as_posix() if s in shared else s
-        for f, s in zip(files, stems, strict=True)
-    ]
+    return [r if s in shared else s for r, s in zip(rels, stems, strict=True)]
 
 
 def assign_splits(
@@ -108,34 +113,57 @@ def assign_splits(
     return ["val" if g in val else "train" for g in groups]
 
 
-def _read(
-    path: Path, src: Path, cfg: FeatureConfig, rule: str
-) -> tuple[str, str, list[tuple[int, int, np.ndarray]]] | str:
-    """(label, speaker, [(segment, start, clip (clip_samples,))]) of one file, or why not.
+Clips = list[tuple[int, int, np.ndarray]]  # (segment, start sample, clip (clip_samples,))
+
+
+def _reason(path: Path, err: Exception, expected: bool = False) -> str:
+    """One line, without the file name errors.csv already has; an unexpected error keeps
+    its type's name."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    for prefix in (f"{path}: ", f"{path.name}: "):
+        text = text.removeprefix(prefix)
+    return (
+        text if expected or isinstance(err, audio.AudioError) else f"{type(err).__name__}: {text}"
+    )
+
+
+def read_source(
+    path: Path, src: Path, cfg: FeatureConfig, rule: str, native: bool = False
+) -> tuple[str, str, np.ndarray, int] | str:
+    """(label, speaker, wave (samples,), rate) of one file, or why not. The wave is at
+    ``cfg.sample_rate`` unless ``native`` (the caller then resamples, in a batch).
 
     Never raises: a bad file must not stop the batch.
     """
-
-    def reason(err: Exception) -> str:  # one line, without the file name errors.csv already has
-        text = " ".join(str(err).split()) or type(err).__name__
-        for prefix in (f"{path}: ", f"{path.name}: "):
-            text = text.removeprefix(prefix)
-        return text
-
     try:
         label, speaker = sources.label_for(path, src, rule)
     except ValueError as err:
-        return reason(err)
+        return _reason(path, err, expected=True)
     try:
-        clips = features.load_clips(path, cfg)
+        wave, sr = audio.read_audio(path, None if native else cfg.sample_rate)
     except Exception as err:  # noqa: BLE001 - any failure is this file's, reported not raised
-        return (
-            reason(err)
-            if isinstance(err, audio.AudioError)
-            else f"{type(err).__name__}: {reason(err)}"
-        )
+        return _reason(path, err)
+    return label, speaker, wave, sr
+
+
+def clips_of(path: Path, wave: np.ndarray, cfg: FeatureConfig) -> Clips | str:
+    """The loud clips of a wave at ``cfg.sample_rate``, or why there are none."""
+    try:
+        clips = features.shape_clips(wave, cfg)
+    except Exception as err:  # noqa: BLE001
+        return _reason(path, err)
     loud = [(k, s, c) for k, (s, c) in enumerate(clips) if np.abs(c).max() >= audio.SILENCE_PEAK]
-    return (label, speaker, loud) if loud else "silent after trimming"
+    return loud or "silent after trimming"
+
+
+def read_file(path: Path, src: Path, cfg: FeatureConfig, rule: str) -> tuple[str, str, Clips] | str:
+    """(label, speaker, [(segment, start, clip)]) of one file, or why not; never raises."""
+    source = read_source(path, src, cfg, rule)
+    if isinstance(source, str):
+        return source
+    label, speaker, wave, _ = source
+    clips = clips_of(path, wave, cfg)
+    return clips if isinstance(clips, str) else (label, speaker, clips)
 
 
 def preprocess(
@@ -187,6 +215,84 @@ def preprocess(
     )
 
 
+Rows = list[list[Any]]  # id, source, label, speaker, start
+
+
+def _analyse_in_processes(
+    src: Path,
+    tmp: Path,
+    files: list[Path],
+    rels: list[str],
+    file_ids: list[str],
+    cfg: FeatureConfig,
+    rule: str,
+    progress: Progress | None,
+) -> tuple[Rows, list[tuple[str, str]]]:
+    """One clip per file, worker processes writing rows in place (``vae.parallel``)."""
+    outcomes = parallel.analyse_files(
+        files, src, cfg, rule, tmp / FEATURES_FILE, tmp / WAVEFORMS_FILE, progress
+    )
+    rows: Rows = []
+    refused: list[tuple[str, str]] = []
+    for o in outcomes:
+        if o.reason is not None:
+            refused.append((rels[o.index], o.reason))
+        else:
+            rows.append([file_ids[o.index], rels[o.index], o.label, o.speaker, o.start])
+    if refused and rows:  # drop the zero rows the refused files left
+        kept = np.array([o.index for o in outcomes if o.reason is None], dtype=np.int64)
+        for name in (FEATURES_FILE, WAVEFORMS_FILE):
+            storage.keep_npy_rows(tmp / name, kept)
+    return rows, refused
+
+
+def _analyse_in_threads(
+    src: Path,
+    tmp: Path,
+    files: list[Path],
+    rels: list[str],
+    file_ids: list[str],
+    cfg: FeatureConfig,
+    rule: str,
+    progress: Progress | None,
+) -> tuple[Rows, list[tuple[str, str]]]:
+    """Any segment mode: reader threads feed batched STFTs appended in file order."""
+    rows: Rows = []
+    refused: list[tuple[str, str]] = []
+    pending: list[np.ndarray] = []
+    batch = max(1, BATCH_BUDGET // max(cfg.clip_samples, cfg.n_stft_bins * cfg.n_frames))
+    feats_out = storage.NpyAppender(tmp / FEATURES_FILE, np.float16, cfg.shape)
+    waves_out = storage.NpyAppender(tmp / WAVEFORMS_FILE, np.float32, (cfg.clip_samples,))
+
+    def flush() -> None:
+        waves = audio.peak_normalise(np.stack(pending))  # (batch, clip_samples)
+        feats = features.waveform_to_features(waves, cfg)  # (batch, bins, frames)
+        waves_out.append(waves)
+        feats_out.append(feats.half().numpy())
+        pending.clear()
+
+    def read(path: Path) -> tuple[str, str, list[tuple[int, int, np.ndarray]]] | str:
+        return read_file(path, src, cfg, rule)
+
+    with feats_out, waves_out, ThreadPoolExecutor(READ_WORKERS) as pool:
+        for k, (_, result) in enumerate(storage.read_ahead(pool, read, files, READ_AHEAD)):
+            if isinstance(result, str):
+                refused.append((rels[k], result))
+            else:
+                label, speaker, clips = result
+                for seg, start, clip in clips:  # start: sample in the file
+                    clip_id = file_ids[k] + (f"#{seg}" if seg else "")
+                    rows.append([clip_id, rels[k], label, speaker, start])
+                    pending.append(clip)
+                    if len(pending) >= batch:
+                        flush()
+            if progress is not None:
+                progress(k + 1, len(files))
+        if pending:
+            flush()
+    return rows, refused
+
+
 def _build(
     src: Path,
     tmp: Path,
@@ -198,42 +304,12 @@ def _build(
     progress: Progress | None,
 ) -> tuple[int, list[tuple[str, str]], dict[str, int]]:
     """Fill ``tmp`` with a complete dataset; returns (kept, refused, per_label)."""
-    file_ids = _file_ids(files, src)
-    rows: list[list[Any]] = []  # id, source, label, speaker, start
-    refused: list[tuple[str, str]] = []
-    pending: list[np.ndarray] = []
-    batch = max(1, BATCH_BUDGET // max(cfg.clip_samples, cfg.n_stft_bins * cfg.n_frames))
-    feats_out = storage.NpyAppender(tmp / FEATURES_FILE, np.float16, cfg.shape)
-    waves_out = storage.NpyAppender(tmp / WAVEFORMS_FILE, np.float32, (cfg.clip_samples,))
-
-    def flush() -> None:
-        waves = audio.peak_normalise(np.stack(pending))  # (batch, clip_samples)
-        feats = features.waveform_to_features(waves, cfg)  # (batch, bins, frames)
-        waves_out.append(waves)
-        feats_out.append(feats.numpy().astype(np.float16))
-        pending.clear()
-
-    def read(path: Path) -> tuple[str, str, list[tuple[int, int, np.ndarray]]] | str:
-        return _read(path, src, cfg, rule)
-
-    with feats_out, waves_out, ThreadPoolExecutor(READ_WORKERS) as pool:
-        for k, (path, result) in enumerate(storage.read_ahead(pool, read, files, READ_AHEAD)):
-            rel = path.relative_to(src).as_posix()
-            if isinstance(result, str):
-                refused.append((rel, result))
-            else:
-                label, speaker, clips = result
-                for seg, start, clip in clips:  # start: sample in the file
-                    rows.append(
-                        [file_ids[k] + (f"#{seg}" if seg else ""), rel, label, speaker, start]
-                    )
-                    pending.append(clip)
-                    if len(pending) >= batch:
-                        flush()
-            if progress is not None:
-                progress(k + 1, len(files))
-        if pending:
-            flush()
+    rels = _relative(files, src)
+    file_ids = _file_ids(rels)
+    if parallel.can_fork(cfg, len(files)):
+        rows, refused = _analyse_in_processes(src, tmp, files, rels, file_ids, cfg, rule, progress)
+    else:
+        rows, refused = _analyse_in_threads(src, tmp, files, rels, file_ids, cfg, rule, progress)
     if not rows:
         first = f"; first: {refused[0][0]}: {refused[0][1]}" if refused else ""
         raise NoUsableAudio(

@@ -77,6 +77,54 @@ class NpyAppender:
         os.replace(moved, self.path)
 
 
+class NpyRows:
+    """A ``.npy`` file of ``n`` rows laid out up front, whose rows any process may fill.
+
+    Rows are written with ``os.pwrite`` at their offsets, not through a memory map, so a
+    writer's resident memory does not grow with the file; rows never written read as zeros.
+    """
+
+    def __init__(self, path: Path, dtype: Any, row_shape: tuple[int, ...], n: int) -> None:
+        self.path, self.dtype, self.row_shape = Path(path), np.dtype(dtype), tuple(row_shape)
+        self.row_bytes = self.dtype.itemsize * int(np.prod(row_shape, dtype=np.int64))
+        buf = io.BytesIO()
+        header = {
+            "descr": np.lib.format.dtype_to_descr(self.dtype),
+            "fortran_order": False,
+            "shape": (n, *self.row_shape),
+        }
+        np.lib.format.write_array_header_1_0(buf, header)
+        self.data_start = len(buf.getvalue())
+        with self.path.open("wb") as f:
+            f.write(buf.getvalue())
+            f.truncate(self.data_start + n * self.row_bytes)  # sparse until written
+
+    def write(self, row: int, block: np.ndarray) -> None:
+        """Write ``block`` (k, *row_shape) as rows ``row .. row + k - 1``."""
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        if block.shape[1:] != self.row_shape:
+            raise ValueError(f"{self.path}: rows of shape {block.shape[1:]}, not {self.row_shape}")
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, block.tobytes(), self.data_start + row * self.row_bytes)
+        finally:
+            os.close(fd)
+
+
+
+def keep_npy_rows(path: Path, rows: np.ndarray, block: int = 256) -> None:
+    """Rewrite the ``.npy`` file ``path`` with only ``rows`` (sorted indices), in bounded
+    memory (used to drop the zero rows of refused files)."""
+    path = Path(path)
+    source = np.load(path, mmap_mode="r")
+    moved = path.with_name(path.name + ".part")
+    with NpyAppender(moved, source.dtype, source.shape[1:]) as out:
+        for start in range(0, len(rows), block):
+            out.append(source[rows[start : start + block]])
+    del source
+    os.replace(moved, path)
+
+
 def temp_beside(out: Path, tag: str = "tmp") -> Path:
     """A hidden path beside ``out`` naming this process: ``.NAME.<tag>-<pid>-<hex>``."""
     return out.parent / f".{out.name}.{tag}-{os.getpid()}-{secrets.token_hex(4)}"
