@@ -24,7 +24,10 @@ if TYPE_CHECKING:
     from vae.train import TrainConfig
 
 Progress = Callable[[dict[str, Any]], None]
-EVAL_BATCH = 256
+# Clips per no-grad forward pass (validation, latents). Profiled on FSDD (small model, 2
+# cores): 256 took 2.8 s to encode 2,700 clips, 32 took 1.0 s; the activations of a large
+# batch fall out of the CPU caches.
+EVAL_BATCH = 32
 LOSS_KEYS = ("loss", "recon", "kl")
 
 

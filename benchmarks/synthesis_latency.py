@@ -1,0 +1,74 @@
+"""Latency of one clip through a checkpoint: encode, decode, Griffin-Lim, and a latent vector
+to a waveform (decode + Griffin-Lim), for 1 s of audio.
+
+Run: ``.venv/bin/python benchmarks/synthesis_latency.py [--repeats 50] [--threads 1]``.
+Uses the default "small" model (untrained weights: latency does not depend on training) at
+the fsdd preset and at the seed preset stretched to 1 s. Prints medians and 90th percentiles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from vae import features as F  # noqa: E402
+from vae.model import ConvVAE, ModelConfig  # noqa: E402
+
+PRESETS = {
+    "fsdd (1.02 s, 128 x 128)": F.get_preset("fsdd"),
+    "seed at 1 s (256 x 87)": F.get_preset("seed").replace(clip_samples=22050),
+}
+
+
+def timed(fn, repeats: int) -> tuple[float, float]:
+    fn()  # warm: kernels, caches
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times), float(np.percentile(times, 90))
+
+
+@torch.no_grad()
+def bench(cfg: F.FeatureConfig, repeats: int) -> dict[str, tuple[float, float]]:
+    """(median, p90) ms of each step for one clip of the preset ``cfg``."""
+    model = ConvVAE(ModelConfig(*cfg.shape)).eval()
+    x = torch.rand(1, *cfg.shape)
+    z = torch.randn(1, model.config.latent_dim)
+    feats = model.decode(z)
+    return {
+        "encode": timed(lambda: model.encode(x), repeats),
+        "decode": timed(lambda: model.decode(z), repeats),
+        f"Griffin-Lim x{cfg.griffin_lim_iters}": timed(
+            lambda: F.features_to_waveform(feats, cfg), repeats
+        ),
+        "latent -> waveform": timed(lambda: F.features_to_waveform(model.decode(z), cfg), repeats),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the app uses 1)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch threads {torch.get_num_threads()}; medians (p90) in ms per clip")
+    for title, cfg in PRESETS.items():
+        print(title)
+        for name, (median, p90) in bench(cfg, args.repeats).items():
+            print(f"  {name:<22} {median:6.1f} ({p90:.1f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
