@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from vae import audio, dataset, features, sources, storage
+from vae import audio, dataset, features, ingest, sources, storage
 from vae.dataset import NoUsableAudio, load_dataset, load_split_tensor, preprocess
 
 
@@ -142,7 +142,7 @@ def test_preprocess_is_deterministic(tmp_path: Path, demo_set_dir: Path, tiny_fe
 def test_small_batches_write_the_same_arrays(
     tmp_path: Path, demo_set_dir: Path, demo_dataset_dir: Path, tiny_feature_config, monkeypatch
 ) -> None:
-    monkeypatch.setattr(dataset, "BATCH_BUDGET", 7 * tiny_feature_config.clip_samples)
+    monkeypatch.setattr(ingest, "BATCH_BUDGET", 7 * tiny_feature_config.clip_samples)
     small = load_dataset(preprocess(demo_set_dir, tmp_path / "ds", tiny_feature_config).out)
     whole = load_dataset(demo_dataset_dir)  # one batch of 30
     np.testing.assert_array_equal(small.features, whole.features)

@@ -20,7 +20,6 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vae import audio, features, parallel, sources, storage
+from vae import audio, ingest, sources, storage
 from vae.features import FeatureConfig
 from vae.sources import Progress
 
@@ -38,12 +37,6 @@ FEATURES_FILE, WAVEFORMS_FILE = "features.npy", "waveforms.npy"
 MANIFEST_FILE, CONFIG_FILE, ERRORS_FILE = "manifest.csv", "config.json", "errors.csv"
 MANIFEST_COLUMNS = ("id", "source", "label", "speaker", "start", "split")
 SPLITS = ("train", "val")
-# Budget of one batched STFT, in samples or STFT cells (whichever a clip has more of): the
-# temporaries take ~100 bytes each, so 2**20 keeps them near 100 MiB (64 seed or fsdd clips,
-# 8 music segments); larger batches were no faster on 2 cores.
-BATCH_BUDGET = 2**20
-READ_AHEAD = 8  # files read ahead of the writer: bounds memory however long the files are
-READ_WORKERS = 2  # soundfile and torch release the GIL: reading overlaps the batched STFT
 
 
 class NoUsableAudio(ValueError):
@@ -113,59 +106,6 @@ def assign_splits(
     return ["val" if g in val else "train" for g in groups]
 
 
-Clips = list[tuple[int, int, np.ndarray]]  # (segment, start sample, clip (clip_samples,))
-
-
-def _reason(path: Path, err: Exception, expected: bool = False) -> str:
-    """One line, without the file name errors.csv already has; an unexpected error keeps
-    its type's name."""
-    text = " ".join(str(err).split()) or type(err).__name__
-    for prefix in (f"{path}: ", f"{path.name}: "):
-        text = text.removeprefix(prefix)
-    return (
-        text if expected or isinstance(err, audio.AudioError) else f"{type(err).__name__}: {text}"
-    )
-
-
-def read_source(
-    path: Path, src: Path, cfg: FeatureConfig, rule: str, native: bool = False
-) -> tuple[str, str, np.ndarray, int] | str:
-    """(label, speaker, wave (samples,), rate) of one file, or why not. The wave is at
-    ``cfg.sample_rate`` unless ``native`` (the caller then resamples, in a batch).
-
-    Never raises: a bad file must not stop the batch.
-    """
-    try:
-        label, speaker = sources.label_for(path, src, rule)
-    except ValueError as err:
-        return _reason(path, err, expected=True)
-    try:
-        wave, sr = audio.read_audio(path, None if native else cfg.sample_rate)
-    except Exception as err:  # noqa: BLE001 - any failure is this file's, reported not raised
-        return _reason(path, err)
-    return label, speaker, wave, sr
-
-
-def clips_of(path: Path, wave: np.ndarray, cfg: FeatureConfig) -> Clips | str:
-    """The loud clips of a wave at ``cfg.sample_rate``, or why there are none."""
-    try:
-        clips = features.shape_clips(wave, cfg)
-    except Exception as err:  # noqa: BLE001
-        return _reason(path, err)
-    loud = [(k, s, c) for k, (s, c) in enumerate(clips) if np.abs(c).max() >= audio.SILENCE_PEAK]
-    return loud or "silent after trimming"
-
-
-def read_file(path: Path, src: Path, cfg: FeatureConfig, rule: str) -> tuple[str, str, Clips] | str:
-    """(label, speaker, [(segment, start, clip)]) of one file, or why not; never raises."""
-    source = read_source(path, src, cfg, rule)
-    if isinstance(source, str):
-        return source
-    label, speaker, wave, _ = source
-    clips = clips_of(path, wave, cfg)
-    return clips if isinstance(clips, str) else (label, speaker, clips)
-
-
 def preprocess(
     src: Path,
     out: Path,
@@ -215,84 +155,6 @@ def preprocess(
     )
 
 
-Rows = list[list[Any]]  # id, source, label, speaker, start
-
-
-def _analyse_in_processes(
-    src: Path,
-    tmp: Path,
-    files: list[Path],
-    rels: list[str],
-    file_ids: list[str],
-    cfg: FeatureConfig,
-    rule: str,
-    progress: Progress | None,
-) -> tuple[Rows, list[tuple[str, str]]]:
-    """One clip per file, worker processes writing rows in place (``vae.parallel``)."""
-    outcomes = parallel.analyse_files(
-        files, src, cfg, rule, tmp / FEATURES_FILE, tmp / WAVEFORMS_FILE, progress
-    )
-    rows: Rows = []
-    refused: list[tuple[str, str]] = []
-    for o in outcomes:
-        if o.reason is not None:
-            refused.append((rels[o.index], o.reason))
-        else:
-            rows.append([file_ids[o.index], rels[o.index], o.label, o.speaker, o.start])
-    if refused and rows:  # drop the zero rows the refused files left
-        kept = np.array([o.index for o in outcomes if o.reason is None], dtype=np.int64)
-        for name in (FEATURES_FILE, WAVEFORMS_FILE):
-            storage.keep_npy_rows(tmp / name, kept)
-    return rows, refused
-
-
-def _analyse_in_threads(
-    src: Path,
-    tmp: Path,
-    files: list[Path],
-    rels: list[str],
-    file_ids: list[str],
-    cfg: FeatureConfig,
-    rule: str,
-    progress: Progress | None,
-) -> tuple[Rows, list[tuple[str, str]]]:
-    """Any segment mode: reader threads feed batched STFTs appended in file order."""
-    rows: Rows = []
-    refused: list[tuple[str, str]] = []
-    pending: list[np.ndarray] = []
-    batch = max(1, BATCH_BUDGET // max(cfg.clip_samples, cfg.n_stft_bins * cfg.n_frames))
-    feats_out = storage.NpyAppender(tmp / FEATURES_FILE, np.float16, cfg.shape)
-    waves_out = storage.NpyAppender(tmp / WAVEFORMS_FILE, np.float32, (cfg.clip_samples,))
-
-    def flush() -> None:
-        waves = audio.peak_normalise(np.stack(pending))  # (batch, clip_samples)
-        feats = features.waveform_to_features(waves, cfg)  # (batch, bins, frames)
-        waves_out.append(waves)
-        feats_out.append(feats.half().numpy())
-        pending.clear()
-
-    def read(path: Path) -> tuple[str, str, list[tuple[int, int, np.ndarray]]] | str:
-        return read_file(path, src, cfg, rule)
-
-    with feats_out, waves_out, ThreadPoolExecutor(READ_WORKERS) as pool:
-        for k, (_, result) in enumerate(storage.read_ahead(pool, read, files, READ_AHEAD)):
-            if isinstance(result, str):
-                refused.append((rels[k], result))
-            else:
-                label, speaker, clips = result
-                for seg, start, clip in clips:  # start: sample in the file
-                    clip_id = file_ids[k] + (f"#{seg}" if seg else "")
-                    rows.append([clip_id, rels[k], label, speaker, start])
-                    pending.append(clip)
-                    if len(pending) >= batch:
-                        flush()
-            if progress is not None:
-                progress(k + 1, len(files))
-        if pending:
-            flush()
-    return rows, refused
-
-
 def _build(
     src: Path,
     tmp: Path,
@@ -306,10 +168,10 @@ def _build(
     """Fill ``tmp`` with a complete dataset; returns (kept, refused, per_label)."""
     rels = _relative(files, src)
     file_ids = _file_ids(rels)
-    if parallel.can_fork(cfg, len(files)):
-        rows, refused = _analyse_in_processes(src, tmp, files, rels, file_ids, cfg, rule, progress)
-    else:
-        rows, refused = _analyse_in_threads(src, tmp, files, rels, file_ids, cfg, rule, progress)
+    job = ingest.Job(
+        src, tmp / FEATURES_FILE, tmp / WAVEFORMS_FILE, files, rels, file_ids, cfg, rule, progress
+    )
+    rows, refused = ingest.analyse(job)
     if not rows:
         first = f"; first: {refused[0][0]}: {refused[0][1]}" if refused else ""
         raise NoUsableAudio(

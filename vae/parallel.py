@@ -77,7 +77,7 @@ def can_fork(cfg: FeatureConfig, n_files: int) -> bool:
 
 def _analyse(shard: Shard) -> list[FileRow]:
     """Runs in a worker: read, clip and analyse a shard, write its rows, return outcomes."""
-    from vae.dataset import clips_of, read_source  # the reader both paths share
+    from vae.ingest import clips_of, read_source  # the reader both paths share
 
     cfg = shard.cfg
     rows: list[FileRow | None] = [None] * len(shard.paths)
