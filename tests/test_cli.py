@@ -213,3 +213,21 @@ def test_map_writes_every_clip_with_coordinates(workspace, tmp_path):
     assert sorted(ids) == sorted(r.split(",")[0] for r in manifest)
     coords = np.array([[float(v) for v in r.split(",")[2:]] for r in rows[1:]])
     assert coords.shape == (len(ids), 2) and np.isfinite(coords).all() and coords.std() > 0
+
+
+def test_judge_then_evaluate_reports_its_verdicts(workspace, tmp_path):
+    judge = tmp_path / "judge"
+    proc = vae("judge", workspace["data"], "--out", judge, "--epochs", "4")
+    assert "judge saved to" in proc.stdout and (judge / "judge.pt").is_file()
+    report = json.loads(
+        vae("evaluate", workspace["ckpt"], workspace["data"], "--judge", judge, "--json").stdout
+    )
+    verdicts = report["judge"]
+    assert verdicts["labels"] == ["falling", "noise", "pulses", "rising", "tone"]
+    assert 0.0 <= verdicts["real"]["accuracy"] <= 1.0
+    assert verdicts["samples"] is None  # an unconditional model says no label on request
+    assert len(verdicts["reconstructed"]["confusion"]) == 5
+    missing = vae(
+        "evaluate", workspace["ckpt"], workspace["data"], "--judge", tmp_path / "no", check=False
+    )
+    assert missing.returncode == 1 and "not a judge" in missing.stderr

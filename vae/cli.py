@@ -352,12 +352,22 @@ def cmd_map(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from vae.dataset import load_dataset
-    from vae.evaluate import evaluate_reconstruction
+    from vae.evaluate import evaluate_reconstruction, evaluate_with_judge
+    from vae.judge import Judge
 
     synth, ds = _synth(args.checkpoint), load_dataset(args.data)
+    judge_dir = args.judge or (Path(args.checkpoint) / "judge")
+    judge = Judge.load(judge_dir) if args.judge or (judge_dir / "judge.json").is_file() else None
     update, close = _bar("evaluate")
     try:
         report = evaluate_reconstruction(synth, ds, args.split, progress=update)
+        if judge is not None:
+            update(0, 1)
+            report["judge"] = evaluate_with_judge(
+                synth, ds, judge, args.split, args.samples_per_label, progress=update
+            )
+            report["judge"]["path"] = str(judge_dir)
+            report["judge"]["judge_val_accuracy"] = judge.info.get("val_accuracy")
     finally:
         close()
     report["checkpoint"] = str(args.checkpoint)
@@ -369,6 +379,41 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"{report['clips']} clips of split {report['split']!r} (epoch {report['epoch']})")
     print(f"  model + Griffin-Lim: LSD {m['lsd_db']['median']:.2f} dB, SC {m['sc']['median']:.3f}")
     print(f"  Griffin-Lim alone:   LSD {g['lsd_db']['median']:.2f} dB, SC {g['sc']['median']:.3f}")
+    if judge is not None:
+        j = report["judge"]
+        print(
+            f"  judge on real clips {j['real']['accuracy']:.1%}, on reconstructions through "
+            f"audio {j['reconstructed']['accuracy']:.1%}"
+        )
+        if j["samples"]:
+            s = j["samples"]
+            worst = min(s["per_label"].items(), key=lambda kv: kv[1])
+            print(
+                f"  judge on prior samples {s['accuracy']:.1%} (worst {worst[0]}: "
+                f"{worst[1]:.0%}), diversity {s['diversity']['mean']:.2f}"
+            )
+    return 0
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    from vae.dataset import load_dataset
+    from vae.judge import JudgeTraining, train_judge
+
+    ds = load_dataset(args.data)
+    update, close = _bar("judge", "epoch")
+    try:
+        report = train_judge(
+            ds,
+            args.out,
+            JudgeTraining(epochs=args.epochs, seed=args.seed),
+            progress=lambda e: update(e["epoch"], e["epochs"]),
+        )
+    finally:
+        close()
+    print(
+        f"judge saved to {args.out}: {report['val_accuracy']:.1%} on the validation clips "
+        f"({report['train_accuracy']:.1%} on training) in {report['seconds']:.0f} s"
+    )
     return 0
 
 
@@ -512,7 +557,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("data", help="dataset folder")
     s.add_argument("--split", default="val", choices=["train", "val", "all"], help="which clips")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.add_argument("--judge", help="judge folder (default: CHECKPOINT/judge when it exists)")
+    s.add_argument(
+        "--samples-per-label",
+        type=int,
+        default=20,
+        help="prior samples per label the judge hears (conditional models)",
+    )
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("judge", help="train the judge: a classifier of a dataset's labels")
+    s.add_argument("data", help="labelled dataset folder (its train split trains the judge)")
+    s.add_argument("--out", required=True, help="judge folder to write")
+    s.add_argument("--epochs", type=int, default=15, help="passes over the training clips")
+    s.add_argument("--seed", type=int, default=0, help="seed of initialisation and shuffling")
+    s.set_defaults(func=cmd_judge)
 
     s = sub.add_parser("demo-data", help="write the offline synthetic demo set")
     s.add_argument("out", help="folder to write")
