@@ -22,6 +22,7 @@ PAGES = [
     st.Page(HERE / "app_pages/explore.py", title="Explore", icon=":material/scatter_plot:"),
     st.Page(HERE / "app_pages/interpolate.py", title="Interpolate", icon=":material/linear_scale:"),
     st.Page(HERE / "app_pages/synthesise.py", title="Synthesise", icon=":material/tune:"),
+    st.Page(HERE / "app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
 ]
 page = st.navigation(PAGES)
 sidebar()

@@ -54,7 +54,7 @@ def test_sidebar_switches_the_current_checkpoint_on_every_page(studio_root, tmp_
     assert at.session_state["studio.checkpoint"] == "checkpoints/older"
 
 
-PAGES = ["home", "dataset", "train", "explore", "interpolate", "synthesise"]
+PAGES = ["home", "dataset", "train", "explore", "interpolate", "synthesise", "evaluate"]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -63,7 +63,7 @@ def test_every_page_opens_in_an_empty_workspace_with_the_next_step(page, tmp_pat
     at = open_page(page)
     assert not at.exception and not at.error
     assert at.title[0].value == {"home": "Sound VAE Studio"}.get(page, page.capitalize())
-    if page in ("train", "explore", "interpolate", "synthesise"):
+    if page in ("train", "explore", "interpolate", "synthesise", "evaluate"):
         assert at.info[0].value.startswith("No ")  # what is missing and where to make it
 
 

@@ -57,3 +57,23 @@ def list_checkpoints(root: Path = CHECKPOINT_ROOT) -> list[Item]:
         summary = f"epoch {info.get('epoch', '?')}, latent {model.get('latent_dim', '?')}, {kind}"
         items.append(Item(folder, "checkpoint", summary))
     return sorted(items, key=lambda i: i.path.stat().st_mtime, reverse=True)
+
+
+JUDGE_ROOT = Path("judges")
+
+
+def list_judges(root: Path = JUDGE_ROOT, checkpoints: Path = CHECKPOINT_ROOT) -> list[Item]:
+    """Judge folders: under ``root``, and a ``judge/`` inside any checkpoint; newest first."""
+    found = list(Path(root).glob("*/judge.json")) + list(
+        Path(checkpoints).glob("*/judge/judge.json")
+    )
+    items = []
+    for cfg_path in found:
+        info = _read_json(cfg_path)
+        if info is None or not (cfg_path.parent / "judge.pt").is_file():
+            continue
+        accuracy = info.get("val_accuracy")
+        shown = f"{accuracy:.1%}" if isinstance(accuracy, float) else "?"
+        labels = len(info.get("label_names", []))
+        items.append(Item(cfg_path.parent, "judge", f"{labels} labels, {shown} on validation"))
+    return sorted(items, key=lambda i: i.path.stat().st_mtime, reverse=True)

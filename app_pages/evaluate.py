@@ -1,0 +1,135 @@
+"""Evaluate: how good is the current checkpoint, in numbers a listener would agree with?
+
+Reconstruction distances after the audio round trip, beside Griffin-Lim alone; and a judge
+(a classifier trained on real clips) naming real clips, reconstructions and, for a
+conditional model, clips sampled for each label. Same figures as ``python -m vae evaluate``.
+"""
+
+import json
+from pathlib import Path
+
+import streamlit as st
+
+from ui import cache, figures, state, widgets
+from vae.evaluate import evaluate_reconstruction, evaluate_with_judge
+from vae.judge import Judge, JudgeTraining, train_judge
+from vae.workspace import JUDGE_ROOT, list_judges
+
+REPORTS = "evaluate.reports"  # checkpoint path -> last report, for this session
+
+
+def _bar(text: str):
+    bar = st.progress(0.0, text)
+    return lambda done, total: bar.progress(
+        min(done / max(total, 1), 1.0), f"{text} {done}/{total}"
+    )
+
+
+st.title("Evaluate")
+st.caption(
+    "Reconstructions are compared with the originals after decode -> Griffin-Lim -> "
+    "re-analysis (LSD: log-spectral distance; SC: spectral convergence; lower is better). "
+    "The judge is a small classifier trained on real clips: is a generated 7 heard as a 7?"
+)
+checkpoint = state.require_checkpoint()
+with widgets.user_errors():
+    synth = cache.synthesiser(checkpoint)
+ds = cache.companion_dataset(checkpoint, synth)
+if ds is None:
+    st.info(
+        "No dataset with this checkpoint's features is on disk: preprocess one (Dataset page) "
+        "to evaluate; the judge needs its validation clips."
+    )
+    st.stop()
+
+judges = list_judges()
+judge_paths = [str(j.path) for j in judges]
+if st.session_state.get("evaluate-judge") not in judge_paths:  # none yet, or one just trained
+    st.session_state["evaluate-judge"] = judge_paths[0] if judge_paths else None
+left, right = st.columns([2, 1])
+with left:
+    chosen = st.selectbox(
+        "Judge",
+        judge_paths,
+        key="evaluate-judge",
+        placeholder="no judge yet: train one on the right",
+        format_func=lambda p: f"{p} ({next(j.summary for j in judges if str(j.path) == p)})",
+    )
+    samples = st.number_input(
+        "Prior samples per label",
+        0,
+        200,
+        20,
+        key="evaluate-samples",
+        help="clips a conditional model generates for each label for the judge to name",
+    )
+with right:
+    target = JUDGE_ROOT / Path(ds.root).name
+    st.caption(f"A judge learns the labels of `{ds.root}` from its training split.")
+    if st.button("Train a judge", key="evaluate-train-judge", disabled=len(ds.label_names) < 2):
+        with widgets.user_errors():
+            update = _bar("Training the judge: epoch")
+            done = train_judge(
+                ds, target, JudgeTraining(), progress=lambda e: update(e["epoch"], e["epochs"])
+            )
+        st.success(f"Judge saved to `{target}`: {done['val_accuracy']:.1%} on validation clips.")
+        st.rerun()
+
+if st.button("Run the evaluation", key="evaluate-run", type="primary"):
+    with widgets.user_errors():
+        report = evaluate_reconstruction(synth, ds, progress=_bar("Reconstructing:"))
+        if chosen:
+            judge = Judge.load(chosen)
+            report["judge"] = evaluate_with_judge(
+                synth, ds, judge, samples_per_label=int(samples), progress=_bar("Judging:")
+            )
+            report["judge"]["path"] = chosen
+        report["checkpoint"], report["epoch"] = str(checkpoint), synth.checkpoint.epoch
+        st.session_state.setdefault(REPORTS, {})[str(checkpoint)] = report
+
+report = st.session_state.get(REPORTS, {}).get(str(checkpoint))
+if report is None:
+    st.info("Press **Run the evaluation** (about 10 s per 300 validation clips on 2 cores).")
+    st.stop()
+
+st.subheader(f"{report['clips']} validation clips, checkpoint epoch {report['epoch']}")
+m, g = report["model"], report["griffin_lim_only"]
+cols = st.columns(4)
+cols[0].metric("LSD, model", f"{m['lsd_db']['median']:.2f} dB")
+cols[1].metric("SC, model", f"{m['sc']['median']:.3f}")
+cols[2].metric("LSD, Griffin-Lim alone", f"{g['lsd_db']['median']:.2f} dB")
+cols[3].metric("SC, Griffin-Lim alone", f"{g['sc']['median']:.3f}")
+verdicts = report.get("judge")
+if verdicts:
+    parts = [("real clips", verdicts["real"]), ("reconstructions", verdicts["reconstructed"])]
+    if verdicts["samples"]:
+        parts.append(("prior samples", verdicts["samples"]))
+    cols = st.columns(len(parts) + (1 if verdicts["samples"] else 0))
+    for col, (name, part) in zip(cols, parts, strict=False):
+        col.metric(f"Judge on {name}", f"{part['accuracy']:.1%}")
+    if verdicts["samples"]:
+        cols[-1].metric(
+            "Diversity of samples",
+            f"{verdicts['samples']['diversity']['mean']:.2f}",
+            help="spread of a label's samples over the spread of its real clips (1 = as varied)",
+        )
+    st.plotly_chart(
+        figures.label_accuracy([(name, part["per_label"]) for name, part in parts]),
+        key="evaluate-bars",
+    )
+    which = st.radio(
+        "Confusion matrix of", [n for n, _ in parts], horizontal=True, key="evaluate-which"
+    )
+    part = dict(parts)[which]
+    st.plotly_chart(
+        figures.confusion(part["confusion"], verdicts["labels"], which), key="evaluate-confusion"
+    )
+else:
+    st.info("Choose or train a judge to see how the clips are heard.")
+st.download_button(
+    "Download the report (JSON)",
+    json.dumps(report, indent=2),
+    file_name=f"evaluation-{Path(checkpoint).name}-epoch{report['epoch']}.json",
+    mime="application/json",
+    key="evaluate-download",
+)

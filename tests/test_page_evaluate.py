@@ -1,0 +1,52 @@
+"""Evaluate page (AppTest): train a judge, run the evaluation, see bars and a confusion matrix."""
+
+import json
+import shutil
+
+import numpy as np
+
+from tests.apptest import chart_traces, forget_training_data, open_page
+
+
+def test_train_a_judge_then_evaluate_the_checkpoint(studio_root, tmp_path, monkeypatch):
+    shutil.copytree(studio_root, tmp_path / "ws")  # the judge is written under judges/
+    monkeypatch.chdir(tmp_path / "ws")
+    at = open_page("evaluate")
+    assert not at.exception
+    assert at.selectbox(key="evaluate-judge").options == []
+    assert "Run the evaluation" in at.info[0].value
+    at.button(key="evaluate-train-judge").click().run()
+    assert not at.exception and not at.error
+    assert (tmp_path / "ws" / "judges" / "demo" / "judge.pt").is_file()
+    assert at.selectbox(key="evaluate-judge").value == "judges/demo"
+
+    at.number_input(key="evaluate-samples").set_value(3).run()
+    at.button(key="evaluate-run").click().run()
+    assert not at.exception and not at.error
+    labels = [m.label for m in at.metric]
+    assert labels[:4] == [
+        "LSD, model",
+        "SC, model",
+        "LSD, Griffin-Lim alone",
+        "SC, Griffin-Lim alone",
+    ]
+    assert "Judge on prior samples" in labels and "Diversity of samples" in labels
+    bars = chart_traces(at, "evaluate-bars")
+    assert [b["name"] for b in bars] == ["real clips", "reconstructions", "prior samples"]
+    assert all(0.0 <= v <= 1.0 for b in bars for v in b["y"])
+    matrix = chart_traces(at, "evaluate-confusion")[0]
+    assert np.asarray(matrix["text"]).shape == (5, 5)
+    at.radio(key="evaluate-which").set_value("prior samples").run()
+    counts = np.asarray(chart_traces(at, "evaluate-confusion")[0]["text"])
+    assert counts.sum(axis=1).tolist() == [3] * 5  # 3 samples asked of each label
+    report = at.session_state["evaluate.reports"]["checkpoints/demo"]
+    assert json.loads(json.dumps(report))["judge"]["samples"]["per_label_samples"] == 3
+
+
+def test_without_a_dataset_it_says_what_to_do(studio_root, tmp_path, monkeypatch):
+    shutil.copytree(studio_root / "checkpoints", tmp_path / "checkpoints")
+    forget_training_data(tmp_path / "checkpoints" / "demo")
+    monkeypatch.chdir(tmp_path)
+    at = open_page("evaluate")
+    assert not at.exception
+    assert "preprocess one" in at.info[0].value
