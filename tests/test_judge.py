@@ -76,3 +76,18 @@ def test_evaluate_with_the_judge_reports_real_reconstructed_and_sampled(studio_r
     assert all(v > 0 for v in samples["diversity"]["per_label"].values())
     again = evaluate_with_judge(synth, ds, judge, samples_per_label=4, seed=3)
     assert again["samples"]["confusion"] == samples["confusion"]  # seeded
+
+
+def test_interpolation_monotonicity_counts_pairs_of_different_labels(studio_root, demo_judge):
+    from vae.evaluate import interpolation_monotonicity
+
+    judge, _, _ = demo_judge
+    synth = Synthesiser.load(studio_root / "checkpoints" / "demo")
+    ds = load_dataset(studio_root / "data" / "demo")
+    report = interpolation_monotonicity(synth, ds, judge, pairs=6, steps=5, seed=1)
+    assert report["pairs"] == 6 and report["steps"] == 5
+    assert 0.0 <= report["monotonic_fraction"] <= 1.0
+    assert 0.0 <= report["mean_start_prob"] <= 1.0 and 0.0 <= report["mean_end_prob"] <= 1.0
+    # with no tolerance for wobbles the count can only fall
+    strict = interpolation_monotonicity(synth, ds, judge, pairs=6, steps=5, seed=1, tolerance=0)
+    assert strict["monotonic_fraction"] <= report["monotonic_fraction"]

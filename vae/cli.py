@@ -352,7 +352,11 @@ def cmd_map(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from vae.dataset import load_dataset
-    from vae.evaluate import evaluate_reconstruction, evaluate_with_judge
+    from vae.evaluate import (
+        evaluate_reconstruction,
+        evaluate_with_judge,
+        interpolation_monotonicity,
+    )
     from vae.judge import Judge
 
     synth, ds = _synth(args.checkpoint), load_dataset(args.data)
@@ -366,6 +370,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             report["judge"] = evaluate_with_judge(
                 synth, ds, judge, args.split, args.samples_per_label, progress=update
             )
+            if args.pairs:
+                report["judge"]["interpolation"] = interpolation_monotonicity(
+                    synth, ds, judge, pairs=args.pairs, split=args.split
+                )
             report["judge"]["path"] = str(judge_dir)
             report["judge"]["judge_val_accuracy"] = judge.info.get("val_accuracy")
     finally:
@@ -563,6 +571,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=20,
         help="prior samples per label the judge hears (conditional models)",
+    )
+    s.add_argument(
+        "--pairs",
+        type=int,
+        default=0,
+        help="morph this many random pairs of different labels and report how often "
+        "the judge hears A's label fade into B's (needs a judge)",
     )
     s.set_defaults(func=cmd_evaluate)
 

@@ -185,3 +185,55 @@ def evaluate_with_judge(
         samples["per_label_samples"] = samples_per_label
         report["samples"] = samples
     return report
+
+
+def interpolation_monotonicity(
+    synth: Synthesiser,
+    ds: SpectrogramSet,
+    judge: Judge,
+    pairs: int = 100,
+    steps: int = 8,
+    split: str = "val",
+    seed: int = 0,
+    tolerance: float = 0.05,
+) -> dict[str, Any]:
+    """Do morphs move from A's label to B's? For ``pairs`` random pairs of ``split`` clips
+    with different labels, the judge hears each step of the path (through audio); a pair
+    counts when P(B's label) never falls and P(A's label) never rises by more than
+    ``tolerance`` from one step to the next.
+
+    Returns:
+        {"pairs", "steps", "monotonic_fraction", "mean_start_prob", "mean_end_prob"}
+    """
+    judge.check_features(synth.config, f"checkpoint {synth.checkpoint.path}")
+    names = judge.label_names
+    idx = np.array([i for i in ds.split_indices(split) if ds.labels[i] in names], np.int64)
+    rng = np.random.default_rng(seed)
+    chosen: list[tuple[int, int]] = []
+    for _ in range(pairs * 50):
+        if len(chosen) == pairs:
+            break
+        a, b = rng.choice(idx, 2, replace=False)
+        if ds.labels[a] != ds.labels[b]:
+            chosen.append((int(a), int(b)))
+    if not chosen:
+        raise ValueError(f"dataset {ds.root}: split {split!r} needs two labels for morphs")
+    ok, start, end = 0, [], []
+    for a, b in chosen:
+        clip_a, clip_b = (
+            synth.clip_from_dataset(ds, ds.ids[a]),
+            synth.clip_from_dataset(ds, ds.ids[b]),
+        )
+        _, feats = synth.interpolate(clip_a, clip_b, steps)
+        probs = judge.probabilities(_through_audio(synth, feats))  # (steps, n_labels)
+        pa, pb = probs[:, names.index(ds.labels[a])], probs[:, names.index(ds.labels[b])]
+        ok += bool((np.diff(pb) >= -tolerance).all() and (np.diff(pa) <= tolerance).all())
+        start.append(pa[0])
+        end.append(pb[-1])
+    return {
+        "pairs": len(chosen),
+        "steps": steps,
+        "monotonic_fraction": ok / len(chosen),
+        "mean_start_prob": float(np.mean(start)),
+        "mean_end_prob": float(np.mean(end)),
+    }
