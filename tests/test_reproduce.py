@@ -1,0 +1,43 @@
+"""scripts/reproduce_fsdd_digits.py runs its whole chain (preprocess, conditional training,
+judge, evaluate, model card) with the CLI; here on the synthetic set with tiny settings."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_chain_writes_a_loadable_checkpoint_with_judge_and_card(demo_set_dir, tmp_path):
+    out = tmp_path / "checkpoints" / "digits"
+    cmd = [
+        sys.executable, str(ROOT / "scripts" / "reproduce_fsdd_digits.py"),
+        "--src", str(demo_set_dir), "--out", str(out),
+        "--preprocess-args=--sample-rate 8000 --clip-seconds 0.504 --n-fft 128 --hop 64",
+        "--train-args=--conditional --epochs 2 --channels 8,16 --latent-dim 4 --batch-size 8",
+        "--judge-epochs", "2", "--samples-per-label", "2", "--pairs", "2",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:] + done.stdout[-2000:]
+    for name in (
+        "model.pt",
+        "config.json",
+        "latents.npz",
+        "metrics.jsonl",
+        "MODEL_CARD.md",
+        "evaluation.json",
+        "judge/judge.pt",
+        "judge/judge.json",
+    ):
+        assert (out / name).is_file(), name
+    assert not (out / ".lock").exists() and not (out / "train.log").exists()
+    report = json.loads((out / "evaluation.json").read_text())
+    assert report["epoch"] == 2 and report["judge"]["samples"]["per_label_samples"] == 2
+    assert report["judge"]["interpolation"]["pairs"] == 2
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "# digits: a conditional VAE" in card and "judge on prior samples" in card
+    assert "--conditional --epochs 2" in card
+    from vae.inference import Synthesiser
+
+    assert Synthesiser.load(out).conditional  # the shipped folder loads as it is
