@@ -14,12 +14,44 @@ checkpoint = state.require_checkpoint()
 with widgets.user_errors():
     synth = cache.synthesiser(checkpoint)
 ds = cache.companion_dataset(checkpoint, synth)
+latents, no_map = None, None
+try:
+    latents = cache.latents(checkpoint)
+except ValueError as err:
+    no_map = err
+# Where A and B can be picked from by id: the dataset's clips, else the codes stored in the
+# checkpoint (their decoded means stand in for the clips), else only uploads.
+if ds is not None:
+    LISTED, listed_ids, listed_labels = "dataset clip", list(ds.ids), list(ds.labels)
+elif latents is not None:
+    LISTED, listed_ids = "stored code", [str(i) for i in latents["ids"]]
+    listed_labels = [
+        synth.label_names[i] if 0 <= i < len(synth.label_names) else "" for i in latents["labels"]
+    ]
+else:
+    LISTED, listed_ids, listed_labels = None, [], []
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _stored_clip(path: str, stamp: float, clip_id: str):
+    """A clip from its stored code: decoded once, shared by every rerun and session."""
+    row = [str(i) for i in latents["ids"]].index(clip_id)
+    label = int(latents["labels"][row])
+    return synth.clip_from_code(
+        clip_id.replace("/", "_"), latents["means"][row], label if synth.conditional else None
+    )
+
+
+def _listed_clip(clip_id: str):
+    if ds is not None:
+        return synth.clip_from_dataset(ds, clip_id)
+    return _stored_clip(str(checkpoint), (checkpoint / "latents.npz").stat().st_mtime, clip_id)
 
 
 def _use_map_selection() -> None:
     picked = state.selected_clips()
     for side, clip_id in zip(("a", "b"), picked[-2:] if len(picked) > 1 else picked, strict=False):
-        st.session_state[f"interp-{side}-source"] = "dataset clip"
+        st.session_state[f"interp-{side}-source"] = LISTED
         st.session_state[f"interp-{side}-label"] = ANY
         st.session_state[f"interp-{side}-clip"] = clip_id
 
@@ -28,7 +60,7 @@ def choose_end(side: str, column, fallback: int):
     """Widgets for one end of the path; returns its Clip or None when not chosen yet."""
     with column:
         st.subheader(f"Clip {side.upper()}")
-        sources = (["dataset clip"] if ds is not None else []) + ["upload"]
+        sources = ([LISTED] if LISTED else []) + ["upload"]
         source = st.radio("From", sources, key=f"interp-{side}-source", horizontal=True)
         if source == "upload":
             upload = st.file_uploader(
@@ -44,29 +76,37 @@ def choose_end(side: str, column, fallback: int):
                 return None
             with widgets.user_errors():
                 return widgets.clip_from_upload(synth, upload, label)
-        label = st.selectbox("Label", [ANY, *ds.label_names], key=f"interp-{side}-label")
-        ids = [i for i, lab in zip(ds.ids, ds.labels, strict=True) if label in (ANY, lab)]
+        known = set(listed_labels)
+        names = [n for n in (ds.label_names if ds is not None else synth.label_names) if n in known]
+        label = st.selectbox("Label", [ANY, *names], key=f"interp-{side}-label")
+        ids = [i for i, lab in zip(listed_ids, listed_labels, strict=True) if label in (ANY, lab)]
         st.session_state.setdefault(f"interp-{side}-clip", ids[min(fallback, len(ids) - 1)])
         if st.session_state[f"interp-{side}-clip"] not in ids:
             st.session_state[f"interp-{side}-clip"] = ids[0]
         clip_id = st.selectbox("Clip", ids, key=f"interp-{side}-clip")
         with widgets.user_errors():
-            return synth.clip_from_dataset(ds, clip_id)
+            return _listed_clip(clip_id)
 
 
 st.caption(
     "Encode two clips, walk the straight (lerp) or spherical (slerp) path between their "
     "codes, and decode each point. A conditional model's label moves from A's to B's too."
 )
-if ds is None:
+if ds is None and LISTED:
+    st.info(
+        "No dataset with this checkpoint's features is on disk: clips picked by id are decoded "
+        "from the codes the checkpoint stores (their reconstructions); preprocess the dataset "
+        "to start from the originals."
+    )
+elif ds is None:
     st.info("No dataset with this checkpoint's features is on disk: upload both clips.")
-elif state.selected_clips():
+if LISTED and state.selected_clips():
     st.button(
         "Use the clips picked on the Explore map", key="interp-use-map", on_click=_use_map_selection
     )
 col_a, col_b = st.columns(2)
 a = choose_end("a", col_a, 0)
-b = choose_end("b", col_b, len(ds) - 1 if ds is not None else 0)
+b = choose_end("b", col_b, max(len(listed_ids) - 1, 0))
 if a is None or b is None:
     st.stop()
 
@@ -92,11 +132,8 @@ for column, (caption, wave) in zip(
         widgets.play(wave, sr, caption)
 
 st.subheader("The path on the latent map")
-latents = None
-try:
-    latents = cache.latents(checkpoint)
-except ValueError as err:
-    st.caption(f"No map: {err}")
+if no_map is not None:
+    st.caption(f"No map: {no_map}")
 if latents is not None and synth.latent_dim > 1:
     centre, axes, spread = cache.directions(checkpoint, synth.latent_dim, 2)
     path_codes, _ = synth.interpolate(a, b, 9, mode)

@@ -6,8 +6,10 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from tests.apptest import audio_urls, chart_traces, forget_training_data, open_page
+from vae.checkpoints import read_latents
 from vae.dataset import load_dataset
 from vae.inference import Synthesiser
 
@@ -84,15 +86,25 @@ def test_make_morph_offers_a_wav_of_every_step_crossfaded(at):
     assert at.get("download_button")[0].proto.label.startswith("Download morph-")
 
 
-def test_without_the_dataset_both_ends_come_from_uploads(studio_root, tmp_path, monkeypatch):
+def test_without_the_dataset_the_ends_come_from_stored_codes(studio_root, tmp_path, monkeypatch):
     shutil.copytree(studio_root / "checkpoints", tmp_path / "checkpoints")
     forget_training_data(tmp_path / "checkpoints" / "demo")
     monkeypatch.chdir(tmp_path)
     at = open_page("interpolate")
-    assert not at.exception
-    assert at.radio(key="interp-a-source").options == ["upload"]
-    assert "upload both clips" in at.info[0].value
-    assert not at.get("audio")  # nothing to play until both ends are uploaded
+    assert not at.exception and not at.error
+    assert at.radio(key="interp-a-source").options == ["stored code", "upload"]
+    assert "decoded from the codes the checkpoint stores" in at.info[0].value
+    assert len(audio_urls(at)) == 3  # A and B are their decoded codes; the mix plays
+    synth = Synthesiser.load(tmp_path / "checkpoints" / "demo")
+    latents = read_latents(tmp_path / "checkpoints" / "demo")
+    row = [str(i) for i in latents["ids"]].index(at.selectbox(key="interp-a-clip").value)
+    label = [int(latents["labels"][row])]
+    a_decoded = synth.decode(torch.from_numpy(latents["means"][row : row + 1]), label)[0]
+    at.slider(key="interp-alpha").set_value(0.0).run()
+    np.testing.assert_allclose(panels(at)[1], a_decoded.numpy(), atol=1e-4)
+    np.testing.assert_allclose(panels(at)[0], a_decoded.numpy(), atol=1e-4)
+    at.button(key="interp-morph").click().run()
+    assert not at.exception and "interp.morph" in at.session_state
 
 
 def test_an_uploaded_clip_can_be_an_end_and_bad_uploads_say_why(at, write_tone, tmp_path):

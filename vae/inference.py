@@ -23,12 +23,14 @@ Labels = torch.Tensor | list[int] | None
 
 @dataclass
 class Clip:
-    """One clip in hand: its name, waveform (clip_samples,), features (bins, frames), label."""
+    """One clip in hand: its name, waveform (clip_samples,), features (bins, frames), label,
+    and its code (latent_dim,) when known without encoding (a stored latent mean)."""
 
     name: str
     wave: np.ndarray
     features: torch.Tensor
     label: int = -1
+    code: torch.Tensor | None = None
 
 
 class Synthesiser:
@@ -121,10 +123,21 @@ class Synthesiser:
         """Encode to the posterior mean and decode: (B, bins, frames) -> (B, bins, frames)."""
         return self.decode(self.encode(feats, labels), labels)
 
+    def _code(self, clip: Clip) -> torch.Tensor:
+        if clip.code is not None:
+            return torch.as_tensor(clip.code, dtype=torch.float32).cpu()
+        return self.encode(clip.features.unsqueeze(0), [clip.label])[0].cpu()
+
     def _codes(self, a: Clip, b: Clip) -> tuple[torch.Tensor, torch.Tensor]:
-        za = self.encode(a.features.unsqueeze(0), [a.label])[0]
-        zb = self.encode(b.features.unsqueeze(0), [b.label])[0]
-        return za.cpu(), zb.cpu()
+        return self._code(a), self._code(b)
+
+    def clip_from_code(self, name: str, code: np.ndarray, label: str | int | None = None) -> Clip:
+        """A clip known only by its code (latent_dim,), e.g. a mean stored in latents.npz:
+        its features and audio are the decoded code, so it morphs without the dataset."""
+        z = torch.as_tensor(np.asarray(code, dtype=np.float32))
+        index = self.label_index(label)
+        feats = self.decode(z.unsqueeze(0), [index] if self.conditional else None)[0]
+        return Clip(name, self.to_audio(feats), feats, index, z)
 
     def _mixed_labels(self, a: Clip, b: Clip, t: torch.Tensor) -> torch.Tensor | None:
         """Soft labels (K, n_labels) moving from A's label to B's at fractions ``t`` (K,)."""
