@@ -29,19 +29,7 @@ from vae import storage  # noqa: E402
 
 FSDD = ROOT.parent / "shared/datasets/fsdd/recordings"
 # Training settings of the shipped checkpoint; the model card records them with the figures.
-TRAIN = [
-    "--conditional",
-    "--epochs",
-    "60",
-    "--latent-dim",
-    "16",
-    "--beta",
-    "1.0",
-    "--beta-warmup-epochs",
-    "5",
-    "--seed",
-    "0",
-]
+TRAIN = "--conditional --epochs 80 --latent-dim 16 --beta 1.0 --beta-warmup-epochs 5 --seed 0"
 MAX_MB = 25
 
 
@@ -110,7 +98,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--train-args",
-        default=" ".join(TRAIN),
+        default=TRAIN,
         help="train options, one string (default: the shipped settings)",
     )
     parser.add_argument("--judge-epochs", type=int, default=15)
