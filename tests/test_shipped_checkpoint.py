@@ -1,0 +1,52 @@
+"""The shipped checkpoint ``checkpoints/fsdd-digits`` works on first launch, with no dataset on
+disk: Explore, Interpolate, Synthesise and Evaluate's judge all run from the folder alone."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.apptest import audio_urls, chart_traces, open_page
+from vae.inference import Synthesiser
+from vae.judge import Judge
+
+SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "fsdd-digits"
+pytestmark = pytest.mark.skipif(
+    not (SHIPPED / "model.pt").is_file(), reason=f"no shipped checkpoint at {SHIPPED}"
+)
+
+
+@pytest.fixture
+def fresh_clone(tmp_path, monkeypatch) -> Path:
+    """A workspace as a fresh clone has it: the shipped checkpoint and nothing else."""
+    shutil.copytree(SHIPPED, tmp_path / "checkpoints" / "fsdd-digits")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_it_is_small_conditional_on_the_digits_and_carries_its_judge_and_card():
+    size = sum(p.stat().st_size for p in SHIPPED.rglob("*") if p.is_file())
+    assert size < 25 * 2**20
+    synth = Synthesiser.load(SHIPPED)
+    assert synth.conditional and synth.label_names == [str(d) for d in range(10)]
+    assert synth.config.sample_rate == 8000  # the fsdd preset
+    assert Judge.load(SHIPPED / "judge").label_names == synth.label_names
+    report = json.loads((SHIPPED / "evaluation.json").read_text())
+    card = (SHIPPED / "MODEL_CARD.md").read_text()
+    assert f"{report['judge']['real']['accuracy']:.1%}" in card
+
+
+def test_the_app_opens_on_it_and_its_pages_play_without_data(fresh_clone):
+    at = open_page("home")
+    assert "checkpoints/fsdd-digits" in at.success[0].value
+    at = open_page("explore", **{"studio.selected": ["3_theo_12"]})
+    assert not at.exception and not at.error
+    assert len(audio_urls(at)) == 1  # the reconstruction, decoded from the stored mean
+    at = open_page("interpolate")
+    assert not at.exception and not at.error
+    assert len(audio_urls(at)) == 3
+    at = open_page("synthesise")
+    assert not at.exception and not at.error
+    at.selectbox(key="synth-label").set_value("7").run()
+    assert chart_traces(at, "synth-spectrogram")[0]["z"].shape == (128, 128)
