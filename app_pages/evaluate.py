@@ -16,6 +16,16 @@ from vae.judge import Judge, JudgeTraining, train_judge
 from vae.workspace import JUDGE_ROOT, list_judges
 
 REPORTS = "evaluate.reports"  # checkpoint path -> last report, for this session
+EVALUATION_FILE = "evaluation.json"  # written beside a shipped checkpoint by its build script
+
+
+def _stored_report(checkpoint: Path, epoch: int) -> dict | None:
+    """The checkpoint's own evaluation.json, when it has a readable one of this epoch."""
+    try:
+        report = json.loads((checkpoint / EVALUATION_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return report if report.get("epoch") == epoch else None
 
 
 def _bar(text: str):
@@ -35,62 +45,72 @@ checkpoint = state.require_checkpoint()
 with widgets.user_errors():
     synth = cache.synthesiser(checkpoint)
 ds = cache.companion_dataset(checkpoint, synth)
+stored = _stored_report(checkpoint, synth.checkpoint.epoch)
 if ds is None:
     st.info(
         "No dataset with this checkpoint's features is on disk: preprocess one (Dataset page) "
-        "to evaluate; the judge needs its validation clips."
+        "to evaluate anew; the judge needs its validation clips."
+        + (" Below: the figures stored with the checkpoint." if stored else "")
     )
-    st.stop()
+    if stored is None:
+        st.stop()
+else:
+    judges = list_judges()
+    judge_paths = [str(j.path) for j in judges]
+    if st.session_state.get("evaluate-judge") not in judge_paths:  # none yet, or one just trained
+        st.session_state["evaluate-judge"] = judge_paths[0] if judge_paths else None
+    left, right = st.columns([2, 1])
+    with left:
+        chosen = st.selectbox(
+            "Judge",
+            judge_paths,
+            key="evaluate-judge",
+            placeholder="no judge yet: train one on the right",
+            format_func=lambda p: f"{p} ({next(j.summary for j in judges if str(j.path) == p)})",
+        )
+        samples = st.number_input(
+            "Prior samples per label",
+            0,
+            200,
+            20,
+            key="evaluate-samples",
+            help="clips a conditional model generates for each label for the judge to name",
+        )
+    with right:
+        target = JUDGE_ROOT / Path(ds.root).name
+        st.caption(f"A judge learns the labels of `{ds.root}` from its training split.")
+        if st.button("Train a judge", key="evaluate-train-judge", disabled=len(ds.label_names) < 2):
+            with widgets.user_errors():
+                update = _bar("Training the judge: epoch")
+                done = train_judge(
+                    ds, target, JudgeTraining(), progress=lambda e: update(e["epoch"], e["epochs"])
+                )
+            st.success(
+                f"Judge saved to `{target}`: {done['val_accuracy']:.1%} on validation clips."
+            )
+            st.rerun()
 
-judges = list_judges()
-judge_paths = [str(j.path) for j in judges]
-if st.session_state.get("evaluate-judge") not in judge_paths:  # none yet, or one just trained
-    st.session_state["evaluate-judge"] = judge_paths[0] if judge_paths else None
-left, right = st.columns([2, 1])
-with left:
-    chosen = st.selectbox(
-        "Judge",
-        judge_paths,
-        key="evaluate-judge",
-        placeholder="no judge yet: train one on the right",
-        format_func=lambda p: f"{p} ({next(j.summary for j in judges if str(j.path) == p)})",
-    )
-    samples = st.number_input(
-        "Prior samples per label",
-        0,
-        200,
-        20,
-        key="evaluate-samples",
-        help="clips a conditional model generates for each label for the judge to name",
-    )
-with right:
-    target = JUDGE_ROOT / Path(ds.root).name
-    st.caption(f"A judge learns the labels of `{ds.root}` from its training split.")
-    if st.button("Train a judge", key="evaluate-train-judge", disabled=len(ds.label_names) < 2):
+    if st.button("Run the evaluation", key="evaluate-run", type="primary"):
         with widgets.user_errors():
-            update = _bar("Training the judge: epoch")
-            done = train_judge(
-                ds, target, JudgeTraining(), progress=lambda e: update(e["epoch"], e["epochs"])
-            )
-        st.success(f"Judge saved to `{target}`: {done['val_accuracy']:.1%} on validation clips.")
-        st.rerun()
+            report = evaluate_reconstruction(synth, ds, progress=_bar("Reconstructing:"))
+            if chosen:
+                judge = Judge.load(chosen)
+                report["judge"] = evaluate_with_judge(
+                    synth, ds, judge, samples_per_label=int(samples), progress=_bar("Judging:")
+                )
+                report["judge"]["path"] = chosen
+            report["checkpoint"], report["epoch"] = str(checkpoint), synth.checkpoint.epoch
+            st.session_state.setdefault(REPORTS, {})[str(checkpoint)] = report
 
-if st.button("Run the evaluation", key="evaluate-run", type="primary"):
-    with widgets.user_errors():
-        report = evaluate_reconstruction(synth, ds, progress=_bar("Reconstructing:"))
-        if chosen:
-            judge = Judge.load(chosen)
-            report["judge"] = evaluate_with_judge(
-                synth, ds, judge, samples_per_label=int(samples), progress=_bar("Judging:")
-            )
-            report["judge"]["path"] = chosen
-        report["checkpoint"], report["epoch"] = str(checkpoint), synth.checkpoint.epoch
-        st.session_state.setdefault(REPORTS, {})[str(checkpoint)] = report
-
-report = st.session_state.get(REPORTS, {}).get(str(checkpoint))
+report = st.session_state.get(REPORTS, {}).get(str(checkpoint)) or stored
 if report is None:
     st.info("Press **Run the evaluation** (about 10 s per 300 validation clips on 2 cores).")
     st.stop()
+if report is stored:
+    st.caption(
+        f"Figures stored with the checkpoint (`{EVALUATION_FILE}`, made when it was "
+        "built); **Run the evaluation** recomputes them."
+    )
 
 st.subheader(f"{report['clips']} validation clips, checkpoint epoch {report['epoch']}")
 m, g = report["model"], report["griffin_lim_only"]

@@ -50,3 +50,15 @@ def test_the_app_opens_on_it_and_its_pages_play_without_data(fresh_clone):
     assert not at.exception and not at.error
     at.selectbox(key="synth-label").set_value("7").run()
     assert chart_traces(at, "synth-spectrogram")[0]["z"].shape == (128, 128)
+
+
+def test_evaluate_shows_the_stored_figures_before_any_data(fresh_clone):
+    at = open_page("evaluate")
+    assert not at.exception and not at.error
+    assert "figures stored with the checkpoint" in at.info[0].value
+    metrics = {m.label: m.value for m in at.metric}
+    report = json.loads((SHIPPED / "evaluation.json").read_text())
+    assert metrics["Judge on real clips"] == f"{report['judge']['real']['accuracy']:.1%}"
+    bars = chart_traces(at, "evaluate-bars")
+    assert [b["name"] for b in bars] == ["real clips", "reconstructions", "prior samples"]
+    assert len(bars[2]["x"]) == 10  # one bar per digit
