@@ -14,7 +14,7 @@ import streamlit as st
 
 from ui import state
 from ui.figures import spectrograms, waveform
-from ui.widgets import play, user_errors
+from ui.widgets import play, progress_bar, user_errors
 from vae import archive, audio, features, fsdd, sources
 from vae.dataset import ERRORS_FILE, preprocess
 from vae.features import PRESETS
@@ -111,22 +111,6 @@ def _restore_settings() -> None:
         st.session_state.setdefault(key, value)
 
 
-def _progress(text: str, scale: float = 1.0, unit: str = "") -> sources.Progress:
-    """A progress(done, total) callback drawing an st.progress bar (redrawn once per %)."""
-    bar, shown = st.progress(0.0, text), [-1]
-
-    def update(done: int, total: int) -> None:
-        pct = int(100 * done / total) if total else 0
-        if pct != shown[0]:
-            shown[0] = pct
-            amount = (
-                f"{done / scale:.1f} of {total / scale:.1f}" if scale != 1 else f"{done}/{total}"
-            )
-            bar.progress(min(pct, 100) / 100, f"{text} {amount}{unit}")
-
-    return update
-
-
 def _choose(path: Path) -> None:
     st.session_state[SOURCE] = str(path)
     st.session_state["dataset.name"] = path.name
@@ -195,12 +179,12 @@ with user_errors():
         }
         _choose(done.target)
     if do_fsdd:
-        bar = _progress("Downloading FSDD:", 2**20, " MB")
+        bar = progress_bar("Downloading FSDD:", 2**20, " MB")
         done, _ = fsdd.fetch_fsdd(SOURCES_ROOT / "fsdd", progress=bar)
         _choose(done.target)
     if do_demo:
         made = sources.make_demo_set(
-            SOURCES_ROOT / "demo", int(per_class), progress=_progress("Generating clips:")
+            SOURCES_ROOT / "demo", int(per_class), progress=progress_bar("Generating clips:")
         )
         _choose(made)
 
@@ -315,7 +299,7 @@ if st.button("Preprocess", key="dataset.preprocess", type="primary"):
             out,
             cfg,
             labels=ss["dataset.labels"],
-            progress=_progress("Preprocessing files:"),
+            progress=progress_bar("Preprocessing files:"),
         )
         ss[SUMMARY] = {
             "out": str(out),

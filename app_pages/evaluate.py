@@ -28,13 +28,6 @@ def _stored_report(checkpoint: Path, epoch: int) -> dict | None:
     return report if report.get("epoch") == epoch else None
 
 
-def _bar(text: str):
-    bar = st.progress(0.0, text)
-    return lambda done, total: bar.progress(
-        min(done / max(total, 1), 1.0), f"{text} {done}/{total}"
-    )
-
-
 st.title("Evaluate")
 st.caption(
     "Reconstructions are compared with the originals after decode -> Griffin-Lim -> "
@@ -81,7 +74,7 @@ else:
         st.caption(f"A judge learns the labels of `{ds.root}` from its training split.")
         if st.button("Train a judge", key="evaluate-train-judge", disabled=len(ds.label_names) < 2):
             with widgets.user_errors():
-                update = _bar("Training the judge: epoch")
+                update = widgets.progress_bar("Training the judge: epoch")
                 done = train_judge(
                     ds, target, JudgeTraining(), progress=lambda e: update(e["epoch"], e["epochs"])
                 )
@@ -92,11 +85,17 @@ else:
 
     if st.button("Run the evaluation", key="evaluate-run", type="primary"):
         with widgets.user_errors():
-            report = evaluate_reconstruction(synth, ds, progress=_bar("Reconstructing:"))
+            report = evaluate_reconstruction(
+                synth, ds, progress=widgets.progress_bar("Reconstructing:")
+            )
             if chosen:
                 judge = Judge.load(chosen)
                 report["judge"] = evaluate_with_judge(
-                    synth, ds, judge, samples_per_label=int(samples), progress=_bar("Judging:")
+                    synth,
+                    ds,
+                    judge,
+                    samples_per_label=int(samples),
+                    progress=widgets.progress_bar("Judging:"),
                 )
                 report["judge"]["path"] = chosen
             report["checkpoint"], report["epoch"] = str(checkpoint), synth.checkpoint.epoch

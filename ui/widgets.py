@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -54,3 +54,20 @@ def clip_from_upload(synth: Synthesiser, upload: UploadedFile, label: str | None
             message = str(err).replace(str(path), upload.name)
             raise ValueError(f"{message}; upload a WAV, FLAC or OGG file") from None
     return dataclasses.replace(clip, name=Path(upload.name).stem)
+
+
+def progress_bar(text: str, scale: float = 1.0, unit: str = "") -> Callable[[int, int], None]:
+    """A progress(done, total) callback drawing an st.progress bar (redrawn once per %);
+    ``scale`` and ``unit`` show amounts such as bytes as "1.5 of 12.0 MB"."""
+    bar, shown = st.progress(0.0, text), [-1]
+
+    def update(done: int, total: int) -> None:
+        pct = int(100 * done / total) if total else 0
+        if pct != shown[0]:
+            shown[0] = pct
+            amount = (
+                f"{done / scale:.1f} of {total / scale:.1f}" if scale != 1 else f"{done}/{total}"
+            )
+            bar.progress(min(pct, 100) / 100, f"{text} {amount}{unit}")
+
+    return update
