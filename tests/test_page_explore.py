@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
 import math
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.apptest import forget_training_data, open_page
+from tests.apptest import chart_traces, forget_training_data, open_page
 from vae.checkpoints import read_latents
 from vae.features import FeatureConfig
 from vae.metrics import clip_metrics
@@ -21,10 +20,8 @@ SELECTED = "studio.selected"
 
 
 def _map(at) -> list[dict]:
-    """The latent map's traces (plotly JSON)."""
-    charts = [c for c in at.get("plotly_chart") if c.key == "explore-map"]
-    assert len(charts) == 1
-    return json.loads(charts[0].proto.spec)["data"]
+    """The latent map's traces (plotly JSON, typed arrays decoded)."""
+    return chart_traces(at, "explore-map")
 
 
 def _clip_traces(traces: list[dict]) -> list[dict]:
@@ -33,9 +30,7 @@ def _clip_traces(traces: list[dict]) -> list[dict]:
 
 
 def _values(value) -> np.ndarray:
-    """A plotly JSON array: a list, or numpy's bytes as {"dtype", "bdata"} (base64)."""
-    if isinstance(value, dict):
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    """A plotly array as numpy (chart_traces has decoded typed arrays already)."""
     return np.asarray(value)
 
 
