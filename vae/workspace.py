@@ -19,20 +19,30 @@ class Item:
     summary: str
 
 
+DAMAGED = "damaged: {} is not readable JSON (open it to see why)"
+
+
 def _read_json(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text())
+        info = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return info if isinstance(info, dict) else None
+
+
+def _folders_with(root: Path, marker: str) -> list[Path]:
+    """Visible folders under ``root`` holding ``marker`` (hidden ones are work in progress)."""
+    return [p.parent for p in sorted(Path(root).glob(f"*/{marker}")) if p.parent.name[0] != "."]
 
 
 def list_datasets(root: Path = DATA_ROOT) -> list[Item]:
-    """Folders under ``root`` holding a preprocessed dataset, newest first."""
+    """Folders under ``root`` holding a preprocessed dataset, newest first. One whose
+    config.json is torn is listed as damaged, so that opening it says why."""
     items = []
-    for cfg_path in sorted(Path(root).glob("*/config.json")):
-        folder = cfg_path.parent
-        info = _read_json(cfg_path)
-        if info is None or not (folder / "features.npy").is_file():
+    for folder in _folders_with(root, "features.npy"):
+        info = _read_json(folder / "config.json")
+        if info is None:
+            items.append(Item(folder, "dataset", DAMAGED.format("config.json")))
             continue
         counts = info.get("counts", {})
         feats = info.get("feature_config", {})
@@ -45,12 +55,13 @@ def list_datasets(root: Path = DATA_ROOT) -> list[Item]:
 
 
 def list_checkpoints(root: Path = CHECKPOINT_ROOT) -> list[Item]:
-    """Folders under ``root`` holding a checkpoint, newest first."""
+    """Folders under ``root`` holding a checkpoint, newest first; one with a torn
+    config.json is listed as damaged, so that opening it says why."""
     items = []
-    for cfg_path in sorted(Path(root).glob("*/config.json")):
-        folder = cfg_path.parent
-        info = _read_json(cfg_path)
-        if info is None or not (folder / "model.pt").is_file():
+    for folder in _folders_with(root, "model.pt"):
+        info = _read_json(folder / "config.json")
+        if info is None:
+            items.append(Item(folder, "checkpoint", DAMAGED.format("config.json")))
             continue
         model = info.get("model_config", {})
         kind = "conditional" if model.get("n_labels") else "unconditional"
