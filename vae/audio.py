@@ -26,6 +26,11 @@ MIN_SECONDS = 0.01  # shorter than this is not a clip, whatever its header says
 # ones stream through soundfile, their header checked from the first HEADER_BYTES.
 WHOLE_FILE_BYTES, HEADER_BYTES = 32 * 2**20, 2**16
 SILENCE_PEAK = 1e-4  # -80 dBFS: a clip whose loudest sample is below this is silent
+MIN_RATE, MAX_RATE = 1000, 768_000  # outside these a header is broken, not unusual
+HEAD_SECONDS = 30.0  # what a one-clip-per-file reader decodes of a longer file
+MAX_SECONDS = 3600.0  # whole-file readers (chunks mode) refuse longer files: memory grows
+BLOCK_FRAMES = 2**18  # decoded at a time; a short file is one block
+AWKWARD_TAPS = 2**20  # rate pairs past this resample with scipy (see _awkward)
 
 
 class AudioError(ValueError):
@@ -72,26 +77,137 @@ def _wav_layout(raw: bytes, size: int) -> _WavLayout | str | None:
     return "truncated: no audio data chunk"
 
 
-def _plain_pcm16(raw: bytes, layout: _WavLayout) -> tuple[np.ndarray, int] | None:
-    """(samples, channels) float32 of a plain 16-bit PCM WAV, decoded as libsndfile does
+def _plain_pcm16(raw: bytes, layout: _WavLayout, frames: int) -> np.ndarray | None:
+    """(frames, channels) float32 of a plain 16-bit PCM WAV, decoded as libsndfile does
     (x / 32768), or None for any other encoding. Reading FSDD this way, without soundfile's
     per-file set-up, cut the cost of reading a file by two thirds."""
     if layout.format_tag != 1 or layout.bits != 16 or not 0 < layout.channels <= 64:
         return None
-    if layout.sample_rate <= 0:
-        return None
-    frames = layout.data_bytes // (2 * layout.channels)
     ints = np.frombuffer(raw, "<i2", frames * layout.channels, layout.data_start)
-    return (ints.astype(np.float32) / 32768.0).reshape(frames, layout.channels), layout.sample_rate
+    return (ints.astype(np.float32) / 32768.0).reshape(frames, layout.channels)
 
 
-def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+def _duration(seconds: float) -> str:
+    """A length as people say it: "1 ms", "2.5 s", "2 h 05 min"."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    hours, minutes = divmod(int(seconds // 60), 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {int(seconds % 60):02d} s"
+
+
+def _check_header(path: Path, sr: int, frames: int, max_seconds: float | None) -> None:
+    """Refuse, before decoding anything, rates no recorder makes and files over the limit."""
+    if not MIN_RATE <= sr <= MAX_RATE:
+        raise AudioError(
+            f"{path}: unsupported sample rate {sr} Hz (expected {MIN_RATE}-{MAX_RATE})"
+        )
+    if max_seconds is not None and frames > max_seconds * sr:
+        raise AudioError(
+            f"{path}: too long: {_duration(frames / sr)} (files over {_duration(max_seconds)} "
+            "are refused; cut it into shorter files)"
+        )
+
+
+@dataclass
+class _Decoded:
+    """Mono samples of the part of a file that is used, and what its channels held."""
+
+    wave: np.ndarray  # (frames,) float32, channels averaged in float64 (no overflow)
+    sr: int
+    channels: int
+    nan: int = 0
+    inf: int = 0
+    first_bad: int = -1  # frame of the first non-finite sample
+    head: bool = False  # True when the file has more than was read
+
+    def add(self, data: np.ndarray, at: int) -> np.ndarray:
+        """Count the non-finite samples of a (frames, channels) block at frame ``at``;
+        returns the block mixed to mono."""
+        bad = ~np.isfinite(data)
+        if bad.any():
+            self.nan += int(np.isnan(data).sum())
+            self.inf += int(bad.sum()) - int(np.isnan(data).sum())
+            if self.first_bad < 0:
+                self.first_bad = at + int(np.flatnonzero(bad.any(axis=1))[0])
+        if data.shape[1] == 1:
+            return data[:, 0]
+        return data.mean(axis=1, dtype=np.float64).astype(np.float32)
+
+
+def _read_blocks(path: Path, f: sf.SoundFile, keep: int, max_seconds: float | None) -> _Decoded:
+    """Decode at most ``keep`` frames (-1: all) block by block, mixing each to mono: memory
+    grows with the frames kept, never with channels or with what a header claims."""
+    out = _Decoded(np.zeros(0, np.float32), f.samplerate, f.channels)
+    parts, done = [], 0
+    limit = None if max_seconds is None else int(max_seconds * f.samplerate)
+    while keep < 0 or done < keep:
+        n = BLOCK_FRAMES if keep < 0 else min(BLOCK_FRAMES, keep - done)
+        try:
+            block = f.read(n, dtype="float32", always_2d=True)  # (n, channels)
+        except (sf.LibsndfileError, RuntimeError, ValueError) as err:
+            raise AudioError(f"{path}: corrupt or truncated ({_short(err)})") from None
+        if len(block) == 0:
+            break
+        parts.append(out.add(block, done))
+        done += len(block)
+        if limit is not None and done > limit:  # a header that under-declares its length
+            _check_header(path, f.samplerate, done, max_seconds)
+    out.head = keep >= 0 and done == keep and f.frames > keep
+    out.wave = np.concatenate(parts) if parts else out.wave
+    return out
+
+
+def _decode(
+    path: Path, size: int, head_seconds: float | None, max_seconds: float | None
+) -> _Decoded:
+    """The samples of ``path`` to use: all, or its first ``head_seconds``."""
+    whole = size <= WHOLE_FILE_BYTES
+    with path.open("rb") as f:
+        raw = f.read() if whole else f.read(HEADER_BYTES)
+    layout = _wav_layout(raw, size)
+    if isinstance(layout, str):
+        raise AudioError(f"{path}: {layout}")
+    if whole and layout is not None and layout.format_tag == 1 and layout.bits == 16:
+        frames = layout.data_bytes // (2 * max(layout.channels, 1))
+        _check_header(path, layout.sample_rate, frames, max_seconds)
+        keep = (
+            frames if head_seconds is None else min(frames, int(head_seconds * layout.sample_rate))
+        )
+        data = _plain_pcm16(raw, layout, keep)
+        if data is not None:
+            out = _Decoded(np.zeros(0, np.float32), layout.sample_rate, layout.channels)
+            out.wave, out.head = out.add(data, 0), keep < frames
+            return out
+    try:
+        f = sf.SoundFile(io.BytesIO(raw) if whole else str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
+        raise AudioError(f"{path}: not readable audio ({_short(err)})") from None
+    with f:
+        _check_header(path, f.samplerate, f.frames, max_seconds)
+        keep = -1 if head_seconds is None else int(head_seconds * f.samplerate)
+        return _read_blocks(path, f, keep, max_seconds)
+
+
+def read_audio(
+    path: str | Path,
+    sample_rate: int | None = None,
+    head_seconds: float | None = None,
+    max_seconds: float | None = None,
+) -> tuple[np.ndarray, int]:
     """Read a file as mono float32, resampled to ``sample_rate`` when given.
 
+    Args:
+        head_seconds: read only the file's start (a one-clip-per-file caller needs no more,
+            and an hours-long file then costs no more than a short one).
+        max_seconds: refuse longer files, from the header, before decoding them.
     Returns:
-        (wave, sr): wave of shape (samples,), values in [-1, 1]; sr the rate of ``wave``.
+        (wave, sr): wave of shape (samples,), peak at most 1 (louder float files are scaled
+        down); sr the rate of ``wave``.
     Raises:
-        AudioError: empty, truncated, unreadable, too short, silent or non-finite audio.
+        AudioError: empty, truncated, unreadable, too short, too long, silent or non-finite
+        audio, or a sample rate outside MIN_RATE..MAX_RATE.
     """
     path = Path(path)
     if not path.is_file():
@@ -99,29 +215,28 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
     size = path.stat().st_size
     if size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
-    whole = size <= WHOLE_FILE_BYTES
-    with path.open("rb") as f:
-        raw = f.read() if whole else f.read(HEADER_BYTES)
-    layout = _wav_layout(raw, size)
-    if isinstance(layout, str):
-        raise AudioError(f"{path}: {layout}")
-    decoded = _plain_pcm16(raw, layout) if whole and layout is not None else None
-    if decoded is not None:
-        data, sr = decoded
-    else:
-        source = io.BytesIO(raw) if whole else str(path)
-        try:
-            data, sr = sf.read(source, dtype="float32", always_2d=True)  # (samples, channels)
-        except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-            raise AudioError(f"{path}: not readable audio ({_short(err)})") from None
-    if data.shape[0] < MIN_SECONDS * sr:
-        raise AudioError(f"{path}: too short ({data.shape[0]} samples at {sr} Hz)")
-    if not np.isfinite(data).all():
-        raise AudioError(f"{path}: contains NaN or infinite samples")
-    wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if np.abs(wave).max() < SILENCE_PEAK:
-        mixed = " after mixing its channels to mono" if data.shape[1] > 1 else ""
-        raise AudioError(f"{path}: silent{mixed} (peak below -80 dBFS)")
+    got = _decode(path, size, head_seconds, max_seconds)
+    wave, sr = got.wave, got.sr
+    if len(wave) == 0:
+        raise AudioError(f"{path}: no audio samples (an empty or truncated stream)")
+    if len(wave) < MIN_SECONDS * sr:
+        raise AudioError(
+            f"{path}: too short: {_duration(len(wave) / sr)} ({len(wave)} samples at {sr} Hz; "
+            f"clips need at least {_duration(MIN_SECONDS)})"
+        )
+    if got.nan or got.inf:
+        kinds = " and ".join(k for k, n in (("NaN", got.nan), ("infinite", got.inf)) if n)
+        raise AudioError(
+            f"{path}: contains {kinds} samples ({got.nan + got.inf} of "
+            f"{len(wave) * got.channels}, first at {_duration(got.first_bad / sr)})"
+        )
+    peak = float(np.abs(wave).max())
+    if peak < SILENCE_PEAK:
+        mixed = " after mixing its channels to mono" if got.channels > 1 else ""
+        read = f" in its first {_duration(len(wave) / sr)}" if got.head else ""
+        raise AudioError(f"{path}: silent{mixed}{read} (peak below -80 dBFS)")
+    if peak > 1:  # float files may exceed full scale; keep the promise of [-1, 1]
+        wave = wave / np.float32(peak)
     if sample_rate is not None and sr != sample_rate:
         wave = resample(wave, sr, sample_rate)
         sr = sample_rate
@@ -130,7 +245,9 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
 
 def _short(err: Exception) -> str:
     text = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-    return text.split(": ", 1)[-1] if text.startswith("Error opening") else text
+    if text.startswith("Error opening"):
+        text = text.split(": ", 1)[-1]
+    return text.removeprefix("Error : ")
 
 
 @functools.lru_cache(maxsize=16)
@@ -139,10 +256,27 @@ def _resampler(orig_sr: int, new_sr: int) -> torchaudio.transforms.Resample:
     return torchaudio.transforms.Resample(orig_sr, new_sr)
 
 
+def _awkward(orig_sr: int, new_sr: int) -> bool:
+    """True for a rate pair whose torchaudio kernel would be huge: it holds one filter per
+    output phase, (new / gcd) x (orig / gcd) taps; 8017 -> 22050 Hz took 8.8 GB and 17 s."""
+    g = math.gcd(int(orig_sr), int(new_sr))
+    return (int(orig_sr) // g) * (int(new_sr) // g) > AWKWARD_TAPS
+
+
 def resample(wave: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
-    """Resample ``wave`` of shape (..., samples) from ``orig_sr`` to ``new_sr`` Hz."""
+    """Resample ``wave`` of shape (..., samples) from ``orig_sr`` to ``new_sr`` Hz.
+
+    Awkward rate pairs go through scipy's polyphase filter (scipy comes with scikit-learn),
+    which builds one short filter whatever the ratio.
+    """
     if orig_sr == new_sr:
         return wave
+    if _awkward(orig_sr, new_sr):
+        from scipy.signal import resample_poly
+
+        g = math.gcd(int(orig_sr), int(new_sr))
+        out = resample_poly(np.asarray(wave, np.float32), new_sr // g, orig_sr // g, axis=-1)
+        return out.astype(np.float32)
     with torch.no_grad():
         out = _resampler(int(orig_sr), int(new_sr))(torch.from_numpy(np.asarray(wave, np.float32)))
     return out.numpy()
@@ -156,7 +290,7 @@ def resample_many(waves: list[np.ndarray], orig_sr: int, new_sr: int) -> list[np
     the resampler's period (a multiple of ``orig_sr / gcd``), so each lands on whole output
     samples and no filter tap reaches a neighbour.
     """
-    if orig_sr == new_sr or len(waves) < 2:
+    if orig_sr == new_sr or len(waves) < 2 or _awkward(orig_sr, new_sr):
         return [resample(w, orig_sr, new_sr) for w in waves]
     step = int(orig_sr) // math.gcd(int(orig_sr), int(new_sr))  # input period of the phases
     out_step = int(new_sr) // math.gcd(int(orig_sr), int(new_sr))

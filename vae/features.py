@@ -338,8 +338,19 @@ def load_clips(path: str | Path, cfg: FeatureConfig) -> list[tuple[int, np.ndarr
     """
     from vae import audio
 
-    wave, _ = audio.read_audio(path, cfg.sample_rate)
+    wave, _ = audio.read_audio(path, cfg.sample_rate, **read_limits(cfg))
     return shape_clips(wave, cfg)
+
+
+def read_limits(cfg: FeatureConfig) -> dict[str, float]:
+    """How much of a file ``cfg`` can use, as ``audio.read_audio`` arguments: one clip per
+    file needs only the start (an hours-long file then costs what a short one does); chunks
+    use the whole file, so files longer than ``audio.MAX_SECONDS`` are refused."""
+    from vae import audio
+
+    if cfg.segment == "single":
+        return {"head_seconds": max(audio.HEAD_SECONDS, 2 * cfg.clip_seconds)}
+    return {"max_seconds": audio.MAX_SECONDS}
 
 
 def shape_clips(wave: np.ndarray, cfg: FeatureConfig) -> list[tuple[int, np.ndarray]]:

@@ -55,7 +55,8 @@ def read_source(
     except ValueError as err:
         return _reason(path, err, expected=True)
     try:
-        wave, sr = audio.read_audio(path, None if native else cfg.sample_rate)
+        rate = None if native else cfg.sample_rate
+        wave, sr = audio.read_audio(path, rate, **features.read_limits(cfg))
     except Exception as err:  # noqa: BLE001 - any failure is this file's, reported not raised
         return _reason(path, err)
     return label, speaker, wave, sr
