@@ -15,6 +15,7 @@ last finished epoch, which ``start(..., resume=True)`` continues.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -22,6 +23,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -184,6 +187,25 @@ def start(
     options.check()
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: is a file, not a checkpoint folder; choose another name")
+    out.mkdir(parents=True, exist_ok=True)
+    with _one_starter(out):
+        return _start_locked(data, out, options, resume)
+
+
+@contextmanager
+def _one_starter(out: Path) -> Iterator[None]:
+    """Hold an flock on the folder itself while starting: two sessions pressing Start at
+    once must not both pass the busy check (the second would truncate the first's log and
+    overwrite its job.json). The kernel drops the lock if this process dies."""
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _start_locked(data: Path, out: Path, options: JobOptions, resume: bool) -> TrainingStatus:
     pid = _owner(out, read_job(out))
     if pid is not None:
         raise ValueError(
@@ -196,7 +218,6 @@ def start(
             f"{out}: already holds a checkpoint (epoch {epoch}); resume it to train on, or "
             "choose another checkpoint folder"
         )
-    out.mkdir(parents=True, exist_ok=True)
     if not ck.has_checkpoint(out):  # leftovers of a run that died in epoch 1
         (out / ck.METRICS_FILE).unlink(missing_ok=True)
     argv = command(data, out, options, resume)
