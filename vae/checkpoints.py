@@ -31,6 +31,7 @@ from vae.storage import (  # noqa: F401  (re-exported: the checkpoint API writes
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    raise_if_disk_full,
     versions,
     write_atomically,
 )
@@ -55,11 +56,20 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
 
 
 def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
-    """Append one JSON line and fsync it, so a reader never sees a line that may vanish."""
-    with Path(path).open("a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    """Append one JSON line and fsync it, so a reader never sees a line that may vanish.
+
+    Raises:
+        DiskFullError: out of space (a torn last line is skipped by :func:`read_metrics`
+            and dropped by :func:`trim_metrics` on resume).
+    """
+    try:
+        with Path(path).open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        raise_if_disk_full(err, path)
+        raise
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:

@@ -121,6 +121,7 @@ def preprocess(
     swapped in when complete, replacing an earlier dataset there.
     Raises:
         NoUsableAudio: no file gave a clip (nothing is written).
+        storage.DiskFullError: out of space; the previous dataset and no temp folder remain.
         ValueError: bad source, destination, label rule or val_fraction.
     """
     started = time.perf_counter()
@@ -143,9 +144,13 @@ def preprocess(
     # Parallelism comes from the reader threads. Per-clip resampling is too small for
     # intra-op threads, and on a busy machine their spin-waits cost 10-30x the work itself.
     torch.set_num_threads(1)
+    kept = "; the previous dataset is kept" if (out / CONFIG_FILE).is_file() else ""
     try:
         summary = _build(src, tmp, files, cfg, rule, val_fraction, seed, progress)
         storage.swap_into_place(tmp, out)
+    except Exception as err:
+        storage.raise_if_disk_full(err, out, kept)  # one line naming the dataset, not a pwrite
+        raise
     finally:
         torch.set_num_threads(threads)
         shutil.rmtree(tmp, ignore_errors=True)

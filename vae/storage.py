@@ -9,6 +9,7 @@ for a swap cut between its two renames, the old folder is put back) by :func:`ti
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
@@ -104,12 +105,14 @@ class NpyRows:
         block = np.ascontiguousarray(block, dtype=self.dtype)
         if block.shape[1:] != self.row_shape:
             raise ValueError(f"{self.path}: rows of shape {block.shape[1:]}, not {self.row_shape}")
+        data, offset = memoryview(block.tobytes()), self.data_start + row * self.row_bytes
         fd = os.open(self.path, os.O_WRONLY)
         try:
-            os.pwrite(fd, block.tobytes(), self.data_start + row * self.row_bytes)
+            while data:  # a short write (the disk filling up) is retried, so it raises ENOSPC
+                done = os.pwrite(fd, data, offset)
+                data, offset = data[done:], offset + done
         finally:
             os.close(fd)
-
 
 
 def keep_npy_rows(path: Path, rows: np.ndarray, block: int = 256) -> None:
@@ -205,11 +208,58 @@ def read_ahead(
         yield done, future.result()
 
 
+# ------------------------------------------------------------------------------ disk full
+
+# A full disk (ENOSPC), a full quota (EDQUOT) or a file over the size limit (EFBIG).
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+class DiskFullError(OSError):
+    """A write ran out of space; the message names the file and says what was kept.
+
+    An OSError, so every caller that reports OSErrors reports this one as one line.
+    """
+
+    def __init__(self, path: str | Path, cause: OSError, kept: str = "") -> None:
+        why = os.strerror(cause.errno) if cause.errno else str(cause)
+        super().__init__(
+            f"no space left writing {path} ({why}){kept}; free some space and try again"
+        )
+        self.errno, self.filename = cause.errno, str(path)
+
+    def __str__(self) -> str:  # OSError's own would print "[Errno 28] None: 'path'"
+        return str(self.args[0])
+
+
+def disk_full_cause(err: BaseException) -> OSError | None:
+    """The out-of-space OSError behind ``err``, if any (torch.save wraps it in a
+    RuntimeError; a worker process's error arrives re-raised)."""
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno in FULL_ERRNOS:
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def raise_if_disk_full(err: BaseException, path: str | Path, kept: str = "") -> None:
+    """Raise DiskFullError naming ``path`` when ``err`` comes from a full disk."""
+    cause = disk_full_cause(err)
+    if cause is not None and not isinstance(err, DiskFullError):
+        raise DiskFullError(path, cause, kept) from None
+
+
 # ------------------------------------------------------------------------------ atomic files
 
 
 def write_atomically(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> Path:
-    """Write through ``write(file)`` into a temp file beside ``path``, fsync, rename over it."""
+    """Write through ``write(file)`` into a temp file beside ``path``, fsync, rename over it.
+
+    Raises:
+        DiskFullError: out of space; ``path`` is untouched and the temp file removed.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
@@ -219,8 +269,10 @@ def write_atomically(path: str | Path, write: Callable[[io.BufferedWriter], None
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        kept = f"; the previous {path.name} is kept" if path.exists() else ""
+        raise_if_disk_full(err, path, kept)
         raise
     return path
 
