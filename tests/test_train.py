@@ -4,6 +4,7 @@ resume (also after SIGKILL), stop, divergence, locking."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -151,7 +152,9 @@ def test_stop_keeps_the_last_finished_epoch(data: Path, tmp_path: Path) -> None:
 
 
 def test_divergence_stops_with_a_clear_error(data: Path, tmp_path: Path, monkeypatch) -> None:
-    train(data, tmp_path / "ck", train_config=_cfg(1), model_overrides=TINY)
+    out = tmp_path / "ck"
+    train(data, out, train_config=_cfg(1), model_overrides=TINY)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
     real = loop.vae_loss
 
     def nan_loss(*args, **kw):
@@ -159,13 +162,23 @@ def test_divergence_stops_with_a_clear_error(data: Path, tmp_path: Path, monkeyp
         return {**out, "loss": out["loss"] * float("nan")}
 
     monkeypatch.setattr(loop, "vae_loss", nan_loss)
-    with pytest.raises(
-        TrainingDiverged,
-        match="batch 1 at epoch 2; the checkpoint of epoch 1 .* resume it with a lower --lr",
-    ):
-        train(data, tmp_path / "ck", train_config=_cfg(3), resume=True)
-    assert ck.load_checkpoint(tmp_path / "ck").epoch == 1
-    assert not (tmp_path / "ck" / ".lock").exists()
+    message = (
+        f"loss became nan in batch 1 at epoch 2; the checkpoint of epoch 1 in {out} is kept: "
+        "resume it with a lower --lr (now 0.001) or a longer beta warm-up"
+    )
+    with pytest.raises(TrainingDiverged, match=f"^{re.escape(message)}$"):
+        train(data, out, train_config=_cfg(3), resume=True)
+    # The last good checkpoint is untouched (every file, byte for byte), loads, is at epoch 1
+    # and holds finite weights.
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    kept = ck.load_checkpoint(out)
+    assert kept.epoch == 1 and [r["epoch"] for r in _epochs(out)] == [1]
+    assert all(torch.isfinite(t).all() for t in kept.model.state_dict().values())
+    assert not (out / ".lock").exists() and not list(out.glob(".*.tmp"))
+    # Diverging in epoch 1 leaves no checkpoint at all, and says so.
+    with pytest.raises(TrainingDiverged, match="at epoch 1; no checkpoint was written"):
+        train(data, tmp_path / "fresh", train_config=_cfg(2), model_overrides=TINY)
+    assert not ck.has_checkpoint(tmp_path / "fresh")
 
 
 def test_conditional_training(data: Path, tmp_path: Path) -> None:
