@@ -143,8 +143,9 @@ with upload_tab:
     )
     st.caption(
         f"Up to {MAX_UPLOAD_MB} MB per file (`server.maxUploadSize` in "
-        "`.streamlit/config.toml`). Archives are unpacked safely: entries that would "
-        "leave the folder, links and non-audio files are skipped and listed."
+        f"`.streamlit/config.toml`); {archive.Limits().describe()}. Archives are unpacked "
+        "safely: entries that would leave the folder, links and non-audio files are skipped "
+        "and listed."
     )
     do_import = st.button("Import", key="dataset.import", disabled=not uploads)
 with fsdd_tab:

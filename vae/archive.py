@@ -46,6 +46,14 @@ class Limits:
     # Below this many unpacked bytes any ratio is harmless (a silent WAV deflates ~1000x).
     ratio_grace_bytes: int = 64 * MB
 
+    def describe(self) -> str:
+        """The limits in a user's words, for the upload form and the CLI help."""
+        return (
+            f"at most {self.max_entries:,} entries and {self.max_total_bytes / MB / 1024:g} GB "
+            f"unpacked per import, and no archive that unpacks to over {self.max_ratio:g}x its "
+            f"size (past {self.ratio_grace_bytes // MB} MB)"
+        )
+
 
 @dataclass(frozen=True)
 class ImportSummary:

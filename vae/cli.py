@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vae import __version__
+from vae import __version__, archive
 from vae.features import PRESETS
 from vae.model import MODEL_SIZES
 
@@ -83,15 +83,21 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
         return _preprocess(args, cfg, _unpacked(Path(args.src), Path(tmp) / "clips"))
 
 
+def _skipped(name: object, reason: object) -> None:
+    """One stderr line per refused file, whatever its name holds: control characters (a
+    newline in a file name) are shown escaped, so each refusal stays one line."""
+    line = f"skipped {name}: {reason}"
+    print("".join(c if c.isprintable() else repr(c)[1:-1] for c in line), file=sys.stderr)
+
+
 def _unpacked(src: Path, target: Path) -> Path:
     """``src`` itself, or for a zip / tar(.gz) file its audio unpacked safely into ``target``."""
-    from vae import archive
 
     if not (src.is_file() and archive.is_archive(src.name)):
         return src
     done = archive.extract_archive(src, target)
     for name, reason in done.skipped:
-        print(f"skipped {src.name}:{name}: {reason}", file=sys.stderr)
+        _skipped(f"{src.name}:{name}", reason)
     print(f"unpacked {len(done.kept)} audio files from {src}", file=sys.stderr)
     return done.target
 
@@ -113,7 +119,7 @@ def _preprocess(args: argparse.Namespace, cfg, src: Path) -> int:
     finally:
         close()
     for file, reason in summary.refused:
-        print(f"skipped {file}: {reason}", file=sys.stderr)
+        _skipped(file, reason)
     labels = ", ".join(f"{k}: {v}" for k, v in summary.per_label.items()) or "none"
     print(
         f"kept {summary.kept} clips, refused {len(summary.refused)} files "
@@ -242,7 +248,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             done += 1
         except (AudioError, CliError, ValueError) as err:
             failures += 1
-            print(f"skipped {path}: {err}", file=sys.stderr)
+            _skipped(path, err)
         update(i + 1, len(args.audio))
     close()
     plural = "s" if done != 1 else ""
@@ -474,7 +480,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("preprocess", help="turn a folder of clips into a spectrogram dataset")
-    s.add_argument("src", help="folder of audio files (searched recursively), or a zip / tar.gz")
+    s.add_argument(
+        "src",
+        help="folder of audio files (searched recursively), or a zip / tar.gz (unpacked "
+        f"safely: {archive.Limits().describe()})",
+    )
     s.add_argument("--out", required=True, help="dataset folder to write (replaced atomically)")
     s.add_argument("--preset", default="fsdd", choices=sorted(PRESETS), help="feature preset")
     s.add_argument(
