@@ -334,3 +334,14 @@ def test_past_min_files_the_process_path_is_taken_and_refuses_alike(mixed, tmp_p
     dataset.preprocess(many, tmp_path / "out", CFG, labels="none", val_fraction=0.2, seed=0)
     assert calls and errors_of(tmp_path / "out") == built["threads"][1] == reasons
     assert np.isfinite(np.load(tmp_path / "out" / dataset.FEATURES_FILE).astype(np.float32)).all()
+
+
+def test_awkward_rate_pairs_resample_by_fft_like_torchaudio(monkeypatch):
+    assert audio._awkward(8017, 22050) and not audio._awkward(44100, 22050)
+    tone = signal(16000)[:, 0].astype(np.float32)
+    want = audio.resample(tone, 16000, 22050)  # torchaudio's sinc kernel
+    monkeypatch.setattr(audio, "AWKWARD_TAPS", 0)  # every pair through the FFT
+    got = audio.resample(tone, 16000, 22050)
+    assert got.shape == want.shape and got.dtype == np.float32
+    error = np.abs(got - want)  # the tone peaks at 0.65
+    assert error[100:].max() < 1e-3 and error.max() < 3e-3  # the onset: the filters differ

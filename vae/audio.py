@@ -263,20 +263,30 @@ def _awkward(orig_sr: int, new_sr: int) -> bool:
     return (int(orig_sr) // g) * (int(new_sr) // g) > AWKWARD_TAPS
 
 
-def resample(wave: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
-    """Resample ``wave`` of shape (..., samples) from ``orig_sr`` to ``new_sr`` Hz.
+def _resample_fft(wave: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
+    """Band-limited resampling by the FFT: time and memory grow with the clip, not with the
+    ratio. Zero padding past the end keeps the end from wrapping onto the start; padding to
+    whole periods of the ratio keeps the rate exact (a rounded length drifts in phase)."""
+    from scipy.fft import irfft, rfft  # scipy comes with scikit-learn
 
-    Awkward rate pairs go through scipy's polyphase filter (scipy comes with scikit-learn),
-    which builds one short filter whatever the ratio.
-    """
+    n = wave.shape[-1]
+    out_n = -(-n * new_sr // orig_sr)  # the length torchaudio gives
+    g = math.gcd(orig_sr, new_sr)
+    periods = -(-(n + 64 + n // 8) // (orig_sr // g))
+    padded, scaled = periods * (orig_sr // g), periods * (new_sr // g)
+    spec = rfft(np.asarray(wave, np.float32), padded, axis=-1)  # (..., padded // 2 + 1)
+    bins = min(spec.shape[-1], scaled // 2 + 1)
+    out = irfft(spec[..., :bins], scaled, axis=-1) * (scaled / padded)  # (..., scaled)
+    return out[..., :out_n].astype(np.float32)
+
+
+def resample(wave: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
+    """Resample ``wave`` of shape (..., samples) from ``orig_sr`` to ``new_sr`` Hz
+    (awkward rate pairs through :func:`_resample_fft`)."""
     if orig_sr == new_sr:
         return wave
     if _awkward(orig_sr, new_sr):
-        from scipy.signal import resample_poly
-
-        g = math.gcd(int(orig_sr), int(new_sr))
-        out = resample_poly(np.asarray(wave, np.float32), new_sr // g, orig_sr // g, axis=-1)
-        return out.astype(np.float32)
+        return _resample_fft(wave, int(orig_sr), int(new_sr))
     with torch.no_grad():
         out = _resampler(int(orig_sr), int(new_sr))(torch.from_numpy(np.asarray(wave, np.float32)))
     return out.numpy()
