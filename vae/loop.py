@@ -243,6 +243,14 @@ class Trainer:
             history.append(self.finish_epoch(epoch, *done, t0))
             last = epoch
             emit(history[-1])
-        if last > 0 and not (self.out / ck.LATENTS_FILE).is_file():
-            self.write_latents()  # a run killed between config.json and latents.npz
+        if last > 0 and not self.latents_current():
+            self.write_latents()
         return last, history, stopped
+
+    def latents_current(self) -> bool:
+        """Whether latents.npz is there and no older than model.pt: a run killed (or out of
+        space) between the two leaves the previous epoch's latents behind."""
+        latents, weights = self.out / ck.LATENTS_FILE, self.out / ck.WEIGHTS_FILE
+        if not latents.is_file():
+            return False
+        return not weights.is_file() or latents.stat().st_mtime_ns >= weights.stat().st_mtime_ns
