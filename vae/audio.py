@@ -1,8 +1,10 @@
 """Audio in and out: every clip enters and leaves the project through this module.
 
-Reading uses soundfile (WAV of any PCM width or float, FLAC, OGG...), mixes to mono and
-resamples with torchaudio; writing is atomic (temp file + rename). Problems a file can have
-raise :class:`AudioError` whose message names the file and what is wrong with it.
+Reading uses soundfile (WAV of any PCM width or float, FLAC, OGG...), decodes block by block
+into mono, and resamples with torchaudio (awkward rate pairs by FFT); memory is bounded by
+what the caller keeps (``head_seconds``, ``max_seconds``), not by the file. Writing is
+atomic (temp file + rename). Problems a file can have raise :class:`AudioError` whose one
+line names the file and what is wrong with it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ MIN_RATE, MAX_RATE = 1000, 768_000  # outside these a header is broken, not unus
 HEAD_SECONDS = 30.0  # what a one-clip-per-file reader decodes of a longer file
 MAX_SECONDS = 3600.0  # whole-file readers (chunks mode) refuse longer files: memory grows
 BLOCK_FRAMES = 2**18  # decoded at a time; a short file is one block
-AWKWARD_TAPS = 2**20  # rate pairs past this resample with scipy (see _awkward)
+AWKWARD_TAPS = 2**20  # rate pairs past this resample by FFT (see _awkward)
 
 
 class AudioError(ValueError):
