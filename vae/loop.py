@@ -198,20 +198,34 @@ class Trainer:
         extra = {"step": epoch * self.batches, "rng": torch.get_rng_state()}
         if self.device.type == "cuda":
             extra["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        ck.save_checkpoint(
-            self.out,
-            model=self.model,
-            optimizer=self.opt,
-            epoch=epoch,
-            feature_config=self.ds.config,
-            model_config=self.model_config,
-            train_config=self.cfg,
-            label_names=self.label_names,
-            dataset_info=self.dataset_info,
-            extra=extra,
-        )
+        try:
+            ck.save_checkpoint(
+                self.out,
+                model=self.model,
+                optimizer=self.opt,
+                epoch=epoch,
+                feature_config=self.ds.config,
+                model_config=self.model_config,
+                train_config=self.cfg,
+                label_names=self.label_names,
+                dataset_info=self.dataset_info,
+                extra=extra,
+            )
+        except OSError:  # out of space: the epoch's line must not claim a checkpoint
+            self.forget_unsaved()
+            raise
         self.write_latents()
         return record
+
+    def forget_unsaved(self) -> None:
+        """After a failed save, drop the metrics lines past the epoch model.pt really holds,
+        so readers of metrics.jsonl (the app) name the checkpoint that is kept. Best effort:
+        a kill cannot do this, and resuming trims them anyway."""
+        try:
+            saved = ck.load_checkpoint(self.out).epoch if ck.has_checkpoint(self.out) else 0
+            ck.trim_metrics(self.out, saved)
+        except (OSError, ValueError):
+            pass
 
     def write_latents(self) -> None:
         """latents.npz: posterior means of every clip in dataset order."""
