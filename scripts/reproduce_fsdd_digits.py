@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -41,6 +42,21 @@ def vae(*args: object) -> str:
     if done.returncode:
         raise SystemExit(f"`{' '.join(cmd[2:])}` failed with exit code {done.returncode}")
     return done.stdout
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the project when it is near it (no machine's absolute paths in
+    a shipped file), else as given."""
+    rel = os.path.relpath(path.resolve(), ROOT)
+    return rel if not rel.startswith("../../") else str(path)
+
+
+def _record_dataset_path(ckpt: Path, data: Path) -> None:
+    """Store the dataset path in the checkpoint's config relative to the project, as the
+    app (run from the project root) looks it up to play the originals."""
+    config = json.loads((ckpt / "config.json").read_text())
+    config["dataset"]["path"] = _shown(data)
+    storage.atomic_write_json(ckpt / "config.json", config)
 
 
 def model_card(out: Path, report: dict, settings: list[str], seconds: dict, src: Path) -> str:
@@ -102,7 +118,14 @@ def main() -> int:
         help="train options, one string (default: the shipped settings)",
     )
     parser.add_argument("--judge-epochs", type=int, default=15)
-    parser.add_argument("--samples-per-label", type=int, default=40)
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=ROOT / "data" / "fsdd",
+        help="where the preprocessed dataset goes (default data/fsdd: the app then plays "
+        "the originals)",
+    )
+    parser.add_argument("--samples-per-label", type=int, default=200)
     parser.add_argument("--pairs", type=int, default=100)
     args = parser.parse_args()
     args.preprocess, args.train = shlex.split(args.preprocess_args), shlex.split(args.train_args)
@@ -112,7 +135,7 @@ def main() -> int:
         if not src.is_dir():
             vae("fetch-fsdd", Path(tmp) / "recordings")
             src = Path(tmp) / "recordings"
-        data, ckpt, judge = Path(tmp) / "data", Path(tmp) / "ckpt", Path(tmp) / "judge"
+        data, ckpt, judge = args.data, Path(tmp) / "ckpt", Path(tmp) / "judge"
         for step, cmd in [
             ("preprocess", ["preprocess", src, "--out", data, *args.preprocess]),
             ("train", ["train", data, "--out", ckpt, *args.train]),
@@ -137,9 +160,11 @@ def main() -> int:
             )
         )
         seconds["evaluate"] = time.perf_counter() - started
+        _record_dataset_path(ckpt, data)
         shutil.copytree(judge, ckpt / "judge")
         (ckpt / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
-        (ckpt / "MODEL_CARD.md").write_text(model_card(args.out, report, args.train, seconds, src))
+        card = model_card(args.out, report, args.train, seconds, _shown(src))
+        (ckpt / "MODEL_CARD.md").write_text(card)
         for name in (".lock", "job.json", "train.log"):
             (ckpt / name).unlink(missing_ok=True)
         size = sum(p.stat().st_size for p in ckpt.rglob("*") if p.is_file()) / 2**20

@@ -13,7 +13,7 @@ def test_the_chain_writes_a_loadable_checkpoint_with_judge_and_card(demo_set_dir
     out = tmp_path / "checkpoints" / "digits"
     cmd = [
         sys.executable, str(ROOT / "scripts" / "reproduce_fsdd_digits.py"),
-        "--src", str(demo_set_dir), "--out", str(out),
+        "--src", str(demo_set_dir), "--out", str(out), "--data", str(tmp_path / "data"),
         "--preprocess-args=--sample-rate 8000 --clip-seconds 0.504 --n-fft 128 --hop 64",
         "--train-args=--conditional --epochs 2 --channels 8,16 --latent-dim 4 --batch-size 8",
         "--judge-epochs", "2", "--samples-per-label", "2", "--pairs", "2",
@@ -38,6 +38,9 @@ def test_the_chain_writes_a_loadable_checkpoint_with_judge_and_card(demo_set_dir
     card = (out / "MODEL_CARD.md").read_text()
     assert "# digits: a conditional VAE" in card and "judge on prior samples" in card
     assert "--conditional --epochs 2" in card
+    assert str(ROOT.parent) not in card  # no machine-specific absolute path
+    config = json.loads((out / "config.json").read_text())
+    assert Path(config["dataset"]["path"]) == tmp_path / "data"  # outside the project: as given
     from vae.inference import Synthesiser
 
     assert Synthesiser.load(out).conditional  # the shipped folder loads as it is

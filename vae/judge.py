@@ -59,6 +59,13 @@ class JudgeTraining:
     seed: int = 0
     augment: bool = True
 
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError(
+                f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}: "
+                "each must be positive"
+            )
+
 
 class JudgeNet(nn.Module):
     """Conv blocks (3x3 conv, BatchNorm, SiLU, 2x2 max-pool), global average, linear.
@@ -123,8 +130,12 @@ def train_judge(
     training: JudgeTraining = JudgeTraining(),
     progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Train a judge on ``ds``'s train split, keep the epoch best on its val split, save it
-    in the folder ``out``; returns {"val_accuracy", "train_accuracy", "epochs", "seconds"}.
+    """Train a judge on ``ds``'s train split and save its last epoch in the folder ``out``;
+    returns {"val_accuracy", "train_accuracy", "epochs", "seconds"}.
+
+    The val split only measures: picking the epoch best on it would make the accuracy then
+    reported on it optimistic. The one-cycle schedule ends at a tiny learning rate, so the
+    last epoch is a settled one.
 
     Raises:
         ValueError: ``ds`` has unlabelled clips, fewer than two labels or no val split.
@@ -146,7 +157,6 @@ def train_judge(
     opt = torch.optim.AdamW(model.parameters(), lr=training.lr, weight_decay=1e-4)
     steps = training.epochs * -(-len(x_train) // training.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, training.lr, total_steps=max(steps, 1))
-    best, best_state, train_acc = -1.0, None, 0.0
     for epoch in range(1, training.epochs + 1):
         model.train()
         order = torch.randperm(len(x_train), generator=gen)
@@ -159,15 +169,11 @@ def train_judge(
             opt.step()
             sched.step()
         val = _accuracy(model, x_val, y_val)
-        if val >= best:
-            best, best_state = val, {k: v.clone() for k, v in model.state_dict().items()}
-            train_acc = _accuracy(model, x_train, y_train)
         if progress:
             progress({"event": "epoch", "epoch": epoch, "epochs": training.epochs, "val": val})
-    model.load_state_dict(best_state)
     report = {
-        "val_accuracy": best,
-        "train_accuracy": train_acc,
+        "val_accuracy": val,
+        "train_accuracy": _accuracy(model, x_train, y_train),
         "epochs": training.epochs,
         "seconds": time.perf_counter() - started,
     }
