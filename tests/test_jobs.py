@@ -122,7 +122,7 @@ def test_failed_run_reports_its_error_line(demo_dataset_dir: Path, tmp_path: Pat
 def test_killed_run_is_failed_and_resumable(demo_dataset_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "ck"
     pid = jobs.start(demo_dataset_dir, out, LONG).pid
-    _until(out, lambda s: s.epoch >= 1)
+    _until(out, lambda s: s.epoch >= 1 and ck.has_checkpoint(out))  # epoch 1 saved
     jobs._CHILDREN[str(out.absolute())].send_signal(signal.SIGKILL)
     failed = _until(out, lambda s: not s.running, timeout=30)
     assert failed.state == "failed" and failed.returncode == -signal.SIGKILL

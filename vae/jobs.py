@@ -350,6 +350,8 @@ def status(out: str | Path) -> TrainingStatus:
             config = ck.read_config(out)
         except (OSError, ValueError):
             config = {}
+    if pid is None and "epoch" in config:  # killed mid-save: metrics may run one ahead
+        epoch = min(epoch, int(config["epoch"]))
     epochs = job.get("epochs") or config.get("train_config", {}).get("epochs")
     data = job.get("data") or config.get("dataset", {}).get("path")
     steps = [r for r in records if r.get("event") == "step" and int(r.get("epoch", 0)) > epoch]
