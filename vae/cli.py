@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -264,26 +265,36 @@ def _clip_arg(synth, arg: str, data_dir: str | None, label: str | None, option: 
     path = Path(arg)
     if path.is_file():
         return synth.clip_from_file(path, _label_for_file(synth, path, label, option))
-    from vae.dataset import load_dataset
-
     root = data_dir or synth.checkpoint.dataset_info.get("path")
     if not root or not Path(root).is_dir():
         raise CliError(f"{arg}: not a file, and no dataset to look it up in (pass --data DIR)")
-    return synth.clip_from_dataset(load_dataset(root), arg, label)
+    return synth.clip_from_dataset(_dataset(str(root)), arg, label)
+
+
+@functools.lru_cache(maxsize=2)
+def _dataset(root: str):
+    """A dataset opened once for all the clip ids of one command."""
+    from vae.dataset import load_dataset
+
+    return load_dataset(root)
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     from vae.audio import write_wav
 
     synth, out = _synth(args.checkpoint), Path(args.out)
-    a = _clip_arg(synth, args.a, args.data, args.label_a, "--label-a")
-    b = _clip_arg(synth, args.b, args.data, args.label_b, "--label-b")
-    waves, morph = synth.morph(a, b, args.steps, "slerp" if args.slerp else "lerp")
-    width = len(str(args.steps - 1))
+    clips = [
+        _clip_arg(synth, args.a, args.data, args.label_a, "--label-a"),
+        _clip_arg(synth, args.b, args.data, args.label_b, "--label-b"),
+        *(_clip_arg(synth, c, args.data, None, "a dataset clip id") for c in args.more),
+    ]
+    waves, morph = synth.morph_path(clips, args.steps, "slerp" if args.slerp else "lerp")
+    width = len(str(len(waves) - 1))
     for i, wave in enumerate(waves):
         write_wav(out / f"step{i:0{width}d}.wav", wave, synth.config.sample_rate)
     write_wav(out / "morph.wav", morph, synth.config.sample_rate)
-    print(f"wrote {args.steps} steps from {a.name} to {b.name} and morph.wav to {out}")
+    route = " to ".join(c.name for c in clips)
+    print(f"wrote {len(waves)} steps from {route} and morph.wav to {out}")
     return 0
 
 
@@ -530,11 +541,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--label", help="label to condition on (conditional models)")
     s.set_defaults(func=cmd_reconstruct)
 
-    s = sub.add_parser("interpolate", help="morph clip A into clip B through the latent space")
+    s = sub.add_parser(
+        "interpolate", help="morph clip A into clip B (and on to C ...) through the latent space"
+    )
     s.add_argument("checkpoint", help="checkpoint folder")
     s.add_argument("a", help="audio file or dataset clip id")
     s.add_argument("b", help="audio file or dataset clip id")
-    s.add_argument("--steps", type=int, default=8, help="clips from A to B inclusive")
+    s.add_argument(
+        "more", nargs="*", metavar="C", help="further clips: the morph goes A -> B -> C ..."
+    )
+    s.add_argument("--steps", type=int, default=8, help="clips from A to B (each leg) inclusive")
     s.add_argument("--out", required=True, help="folder for step*.wav and morph.wav")
     s.add_argument("--slerp", action="store_true", help="spherical instead of linear path")
     s.add_argument("--data", help="dataset to look clip ids up in (default: the training set)")

@@ -6,7 +6,9 @@ app's Explore, Interpolate and Synthesise pages.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -193,8 +195,29 @@ class Synthesiser:
         Returns:
             (steps (steps, clip_samples) peak-normalised, morph (samples,))
         """
-        _, feats = self.interpolate(a, b, steps, mode)
-        waves = peak_normalise(self.to_audio(feats))  # (steps, clip_samples)
+        return self.morph_path([a, b], steps, mode, fade_seconds)
+
+    def morph_path(
+        self,
+        clips: Sequence[Clip],
+        steps: int,
+        mode: str = "lerp",
+        fade_seconds: float = 0.05,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A morph through several clips, A -> B -> C ..., as one crossfaded waveform.
+
+        Each leg is the path of :meth:`interpolate` with ``steps`` clips; the clip where two
+        legs meet is heard once, so K clips give (K - 1) * (steps - 1) + 1 steps. With two
+        clips this is :meth:`morph`.
+
+        Returns:
+            (steps (n, clip_samples) peak-normalised, morph (samples,))
+        """
+        if len(clips) < 2:
+            raise ValueError(f"a morph needs at least 2 clips, got {len(clips)}")
+        legs = [self.interpolate(a, b, steps, mode)[1] for a, b in pairwise(clips)]
+        feats = torch.cat([legs[0], *(leg[1:] for leg in legs[1:])])  # (n, bins, frames)
+        waves = peak_normalise(self.to_audio(feats))  # (n, clip_samples)
         fade = int(fade_seconds * self.config.sample_rate)
         return waves, crossfade_concat(list(waves), fade)
 

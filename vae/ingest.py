@@ -9,7 +9,9 @@ inside the app's server, which cannot fork).
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,10 @@ from vae.sources import Progress
 # temporaries take ~100 bytes each, so 2**20 keeps them near 100 MiB (64 seed or fsdd clips,
 # 8 music segments); larger batches were no faster on 2 cores.
 BATCH_BUDGET = 2**20
-READ_AHEAD = 8  # files read ahead of the writer: bounds memory however long the files are
+READ_AHEAD = 8  # files read ahead of the writer: bounds memory however many files there are
+# ...and at most this much of them on disk, so that long files (chunks mode reads each whole,
+# up to audio.MAX_SECONDS) are read one at a time rather than 8 at once; one file always goes.
+READ_AHEAD_BYTES = 64 * 2**20
 READ_WORKERS = 2  # soundfile and torch release the GIL: reading overlaps the batched STFT
 
 
@@ -121,6 +126,36 @@ def analyse_in_processes(job: Job) -> tuple[Rows, list[tuple[str, str]]]:
     return rows, refused
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # the reader reports it
+
+
+def read_ahead(
+    pool: Executor, fn: Callable[[Path], Any], files: list[Path]
+) -> Iterator[tuple[Path, Any]]:
+    """(file, fn(file)) in order, with at most READ_AHEAD files and READ_AHEAD_BYTES of them
+    (by size on disk) read or being read ahead of the consumer, and always at least one.
+
+    Memory then depends on the longest file, never on how many there are.
+    """
+    waiting: deque = deque()  # (file, future, bytes)
+    held = 0
+    for path in files:
+        size = _size(path)
+        while waiting and (len(waiting) >= READ_AHEAD or held + size > READ_AHEAD_BYTES):
+            done, future, done_size = waiting.popleft()
+            held -= done_size
+            yield done, future.result()
+        waiting.append((path, pool.submit(fn, path), size))
+        held += size
+    while waiting:
+        done, future, _ = waiting.popleft()
+        yield done, future.result()
+
+
 def analyse_in_threads(job: Job) -> tuple[Rows, list[tuple[str, str]]]:
     """Any segment mode: reader threads feed batched STFTs appended in file order."""
     src, files, rels, file_ids = job.src, job.files, job.rels, job.file_ids
@@ -143,7 +178,7 @@ def analyse_in_threads(job: Job) -> tuple[Rows, list[tuple[str, str]]]:
         return read_file(path, src, cfg, rule)
 
     with feats_out, waves_out, ThreadPoolExecutor(READ_WORKERS) as pool:
-        for k, (_, result) in enumerate(storage.read_ahead(pool, read, files, READ_AHEAD)):
+        for k, (_, result) in enumerate(read_ahead(pool, read, files)):
             if isinstance(result, str):
                 refused.append((rels[k], result))
             else:
