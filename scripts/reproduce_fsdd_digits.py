@@ -52,11 +52,12 @@ def _shown(path: Path) -> str:
 
 
 def _record_dataset_path(ckpt: Path, data: Path) -> None:
-    """Store the dataset path in the checkpoint's config relative to the project, as the
-    app (run from the project root) looks it up to play the originals."""
-    config = json.loads((ckpt / "config.json").read_text())
-    config["dataset"]["path"] = _shown(data)
-    storage.atomic_write_json(ckpt / "config.json", config)
+    """Store the dataset path in the checkpoint's and the judge's config relative to the
+    project, as the app (run from the project root) looks it up to play the originals."""
+    for file in (ckpt / "config.json", ckpt / "judge" / "judge.json"):
+        config = json.loads(file.read_text())
+        config["dataset"]["path"] = _shown(data)
+        storage.atomic_write_json(file, config)
 
 
 def model_card(out: Path, report: dict, settings: list[str], seconds: dict, src: Path) -> str:
@@ -160,8 +161,11 @@ def main() -> int:
             )
         )
         seconds["evaluate"] = time.perf_counter() - started
-        _record_dataset_path(ckpt, data)
         shutil.copytree(judge, ckpt / "judge")
+        _record_dataset_path(ckpt, data)
+        report["checkpoint"] = _shown(args.out)  # where it ships, not the temp build folder
+        if "judge" in report:
+            report["judge"]["path"] = _shown(args.out / "judge")
         (ckpt / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
         card = model_card(args.out, report, args.train, seconds, _shown(src))
         (ckpt / "MODEL_CARD.md").write_text(card)

@@ -39,8 +39,11 @@ def test_the_chain_writes_a_loadable_checkpoint_with_judge_and_card(demo_set_dir
     assert "# digits: a conditional VAE" in card and "judge on prior samples" in card
     assert "--conditional --epochs 2" in card
     assert str(ROOT.parent) not in card  # no machine-specific absolute path
+    assert json.loads((out / "evaluation.json").read_text())["checkpoint"] == str(out)
     config = json.loads((out / "config.json").read_text())
     assert Path(config["dataset"]["path"]) == tmp_path / "data"  # outside the project: as given
+    judge = json.loads((out / "judge" / "judge.json").read_text())
+    assert judge["dataset"]["path"] == config["dataset"]["path"]
     from vae.inference import Synthesiser
 
     assert Synthesiser.load(out).conditional  # the shipped folder loads as it is
