@@ -100,7 +100,12 @@ def model_card(out: Path, report: dict, settings: list[str], seconds: dict, src:
             f"- morphs heard moving from A's digit to B's: {morph['monotonic_fraction']:.0%} "
             f"of {morph['pairs']} random pairs"
         )
-    lines += ["", "The full report is `evaluation.json`; the judge is in `judge/`.", ""]
+    lines += [
+        "",
+        "The full report is `evaluation.json`; the judge is in `judge/`. Why these settings: "
+        "the README's section on the shipped model (the beta experiments and their figures).",
+        "",
+    ]
     return "\n".join(lines)
 
 
