@@ -153,17 +153,28 @@ if latents is not None and synth.latent_dim > 1:
 
 st.subheader("Download a morph")
 steps = st.number_input(
-    "Steps from A to B",
+    "Steps from A to B (each leg)",
     3,
     64,
     8,
     key="interp-steps",
     help="clips decoded along the path, crossfaded 50 ms into one WAV",
 )
+via_ids = []
+if LISTED:
+    via_ids = st.multiselect(
+        f"Via (optional): {LISTED}s to pass through on the way from A to B",
+        listed_ids,
+        key="interp-via",
+        help="the morph goes A -> each of these in turn -> B, every leg with the steps above "
+        "(e.g. several segments of music)",
+    )
 if st.button("Make the morph", key="interp-morph", icon=":material/graphic_eq:"):
-    with st.spinner(f"Decoding {steps} steps..."), widgets.user_errors():
-        _, morph = synth.morph(a, b, int(steps), mode)
-    name = f"morph-{a.name}-to-{b.name}-{mode}-{steps}.wav"
+    with st.spinner(f"Decoding {steps} steps per leg..."), widgets.user_errors():
+        route = [a, *(_listed_clip(i) for i in via_ids), b]
+        _, morph = synth.morph_path(route, int(steps), mode)
+    via = f"-via-{len(via_ids)}" if via_ids else ""
+    name = f"morph-{a.name}-to-{b.name}{via}-{mode}-{steps}.wav"
     st.session_state[MORPH] = (name, wav_bytes(morph, sr), len(morph) / sr)
 if MORPH in st.session_state:
     name, data, seconds = st.session_state[MORPH]

@@ -86,6 +86,19 @@ def test_make_morph_offers_a_wav_of_every_step_crossfaded(at):
     assert at.get("download_button")[0].proto.label.startswith("Download morph-")
 
 
+def test_a_morph_can_pass_through_more_clips_on_its_way(at):
+    via = at.multiselect(key="interp-via")
+    at.number_input(key="interp-steps").set_value(3).run()
+    via.set_value([via.options[1], via.options[2]]).run()
+    at.button(key="interp-morph").click().run()
+    assert not at.exception
+    name, data, _ = at.session_state["interp.morph"]
+    wave, _ = sf.read(io.BytesIO(data))
+    n, fade, clips = 4096, int(0.05 * 8000), 3 * (3 - 1) + 1  # three legs, ends heard once
+    assert len(wave) == clips * n - (clips - 1) * fade
+    assert name.endswith("-via-2-lerp-3.wav")
+
+
 def test_without_the_dataset_the_ends_come_from_stored_codes(studio_root, tmp_path, monkeypatch):
     shutil.copytree(studio_root / "checkpoints", tmp_path / "checkpoints")
     forget_training_data(tmp_path / "checkpoints" / "demo")

@@ -32,7 +32,11 @@ MIN_RATE, MAX_RATE = 1000, 768_000  # outside these a header is broken, not unus
 HEAD_SECONDS = 30.0  # what a one-clip-per-file reader decodes of a longer file
 MAX_SECONDS = 3600.0  # whole-file readers (chunks mode) refuse longer files: memory grows
 BLOCK_FRAMES = 2**18  # decoded at a time; a short file is one block
+# A header declaring more frames than this per byte of file is not trusted to size the array
+# the samples are decoded into (lossless codecs pack a few samples a byte; silence far more).
+PLAUSIBLE_FRAMES_PER_BYTE = 8
 AWKWARD_TAPS = 2**20  # rate pairs past this resample by FFT (see _awkward)
+LONG_SAMPLES = 2**22  # longer mono waves resample a window at a time (_resample_windows)
 
 
 class AudioError(ValueError):
@@ -138,11 +142,21 @@ class _Decoded:
         return data.mean(axis=1, dtype=np.float64).astype(np.float32)
 
 
-def _read_blocks(path: Path, f: sf.SoundFile, keep: int, max_seconds: float | None) -> _Decoded:
+def _read_blocks(
+    path: Path, f: sf.SoundFile, keep: int, max_seconds: float | None, size: int
+) -> _Decoded:
     """Decode at most ``keep`` frames (-1: all) block by block, mixing each to mono: memory
-    grows with the frames kept, never with channels or with what a header claims."""
+    grows with the frames kept, never with channels or with what a header claims.
+
+    The blocks go into one array sized from the header, so a long file is held once rather
+    than twice (blocks, then the joined copy); a header claiming more samples than ``size``
+    bytes could plausibly hold is not trusted, and blocks past the declared length are kept
+    aside and joined at the end.
+    """
     out = _Decoded(np.zeros(0, np.float32), f.samplerate, f.channels)
-    parts, done = [], 0
+    declared = f.frames if keep < 0 else min(keep, f.frames)
+    buf = np.empty(declared if 0 < declared <= PLAUSIBLE_FRAMES_PER_BYTE * size else 0, np.float32)
+    parts, filled, done = [], 0, 0
     limit = None if max_seconds is None else int(max_seconds * f.samplerate)
     while keep < 0 or done < keep:
         n = BLOCK_FRAMES if keep < 0 else min(BLOCK_FRAMES, keep - done)
@@ -152,12 +166,18 @@ def _read_blocks(path: Path, f: sf.SoundFile, keep: int, max_seconds: float | No
             raise AudioError(f"{path}: corrupt or truncated ({_short(err)})") from None
         if len(block) == 0:
             break
-        parts.append(out.add(block, done))
+        mono = out.add(block, done)
+        if not parts and filled + len(mono) <= len(buf):
+            buf[filled : filled + len(mono)] = mono
+            filled += len(mono)
+        else:
+            parts.append(mono)
         done += len(block)
         if limit is not None and done > limit:  # a header that under-declares its length
             _check_header(path, f.samplerate, done, max_seconds)
     out.head = keep >= 0 and done == keep and f.frames > keep
-    out.wave = np.concatenate(parts) if parts else out.wave
+    held = buf[:filled] if filled == len(buf) else buf[:filled].copy()  # a short stream
+    out.wave = np.concatenate([held, *parts]) if parts else held
     return out
 
 
@@ -189,7 +209,7 @@ def _decode(
     with f:
         _check_header(path, f.samplerate, f.frames, max_seconds)
         keep = -1 if head_seconds is None else int(head_seconds * f.samplerate)
-        return _read_blocks(path, f, keep, max_seconds)
+        return _read_blocks(path, f, keep, max_seconds, size)
 
 
 def read_audio(
@@ -232,7 +252,7 @@ def read_audio(
             f"{path}: contains {kinds} samples ({got.nan + got.inf} of "
             f"{len(wave) * got.channels}, first at {_duration(got.first_bad / sr)})"
         )
-    peak = float(np.abs(wave).max())
+    peak = max(float(wave.max()), -float(wave.min()))  # np.abs would copy an hour of audio
     if peak < SILENCE_PEAK:
         mixed = " after mixing its channels to mono" if got.channels > 1 else ""
         read = f" in its first {_duration(len(wave) / sr)}" if got.head else ""
@@ -284,14 +304,44 @@ def _resample_fft(wave: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
 
 def resample(wave: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
     """Resample ``wave`` of shape (..., samples) from ``orig_sr`` to ``new_sr`` Hz
-    (awkward rate pairs through :func:`_resample_fft`)."""
+    (awkward rate pairs through :func:`_resample_fft`, long mono waves window by window)."""
     if orig_sr == new_sr:
         return wave
     if _awkward(orig_sr, new_sr):
         return _resample_fft(wave, int(orig_sr), int(new_sr))
+    if wave.ndim == 1 and len(wave) > LONG_SAMPLES:
+        return _resample_windows(wave, int(orig_sr), int(new_sr))
     with torch.no_grad():
         out = _resampler(int(orig_sr), int(new_sr))(torch.from_numpy(np.asarray(wave, np.float32)))
     return out.numpy()
+
+
+def _resample_windows(
+    wave: np.ndarray, orig_sr: int, new_sr: int, window: int = LONG_SAMPLES
+) -> np.ndarray:
+    """:func:`resample` of a long wave (samples,) a window at a time: the same output (up to
+    float rounding), but torchaudio's padded copy and its (phases, frames) output are a
+    window's, not the whole file's four copies of it.
+
+    Windows start on the resampler's period (a multiple of ``orig_sr / gcd`` input samples,
+    ``new_sr / gcd`` output samples) and read past both ends by more than the filter.
+    """
+    g = math.gcd(orig_sr, new_sr)
+    step, out_step = orig_sr // g, new_sr // g
+    margin = -(-(_resampler(orig_sr, new_sr).width + step) // step) * step
+    size = max(step, window // step * step)
+    total = -(-len(wave) * new_sr // orig_sr)  # the length a whole-wave call gives
+    out = np.empty(total, np.float32)
+    for start in range(0, len(wave), size):
+        lo, hi = max(0, start - margin), min(len(wave), start + size + margin)
+        with torch.no_grad():
+            part = _resampler(orig_sr, new_sr)(
+                torch.from_numpy(np.asarray(wave[lo:hi], np.float32))
+            )
+        skip, at = (start - lo) // step * out_step, start // step * out_step
+        count = min(size // step * out_step, total - at)
+        out[at : at + count] = part[skip : skip + count].numpy()
+    return out
 
 
 def resample_many(waves: list[np.ndarray], orig_sr: int, new_sr: int) -> list[np.ndarray]:
