@@ -138,6 +138,8 @@ TRAIN_OPTIONS = {  # CLI option -> TrainConfig field; None defaults mean "not gi
     "free_bits": "free_bits",
     "seed": "seed",
     "device": "device",
+    "threads": "threads",
+    "precision": "precision",
 }
 
 
@@ -154,6 +156,7 @@ def _train_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from vae.distributed import from_env
     from vae.train import train
 
     cfg = _train_config(args)
@@ -198,7 +201,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     finally:
         bar.close()
-    print(f"checkpoint at epoch {result.epoch} -> {args.out}")
+    if from_env().is_main:  # under torchrun, rank 0 speaks for every rank
+        print(f"checkpoint at epoch {result.epoch} -> {args.out}")
     return 0
 
 
@@ -532,6 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     s.add_argument("--seed", type=int, help="seed of initialisation and shuffling (default 0)")
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], help="auto: a GPU if any")
+    s.add_argument("--threads", type=int, help="CPU threads per process (default: all cores)")
+    s.add_argument("--precision", choices=["fp32", "bf16"], help="bf16: on a GPU (default fp32)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("reconstruct", help="encode and decode audio files")

@@ -7,6 +7,7 @@ and the latents after each epoch.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -15,9 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from vae import checkpoints as ck
-from vae.dataset import SpectrogramSet, load_split_tensor
+from vae import distributed as dist
+from vae.batches import FeatureFile, Rows
+from vae.dataset import FEATURES_FILE, SpectrogramSet
 from vae.model import ConvVAE, ModelConfig, count_parameters, vae_loss
 
 if TYPE_CHECKING:
@@ -29,20 +33,36 @@ Progress = Callable[[dict[str, Any]], None]
 # batch fall out of the CPU caches.
 EVAL_BATCH = 32
 LOSS_KEYS = ("loss", "recon", "kl")
+# Clips are tensors in memory, or vae.batches.Rows read from disk a chunk at a time.
+Clips = torch.Tensor | Rows
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on a GPU; nothing for fp32 (and on the CPU, where train() refuses bf16)."""
+    if precision == "bf16" and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def noise_seed(seed: int, epoch: int) -> int:
+    """Seed of an epoch's reparameterisation noise: a function of (seed, epoch) alone, so
+    every rank draws the same and a resumed run repeats an uninterrupted one."""
+    return int(np.random.SeedSequence([seed, epoch, 1]).generate_state(1)[0])
+
+
 @torch.no_grad()
 def evaluate(
     model: ConvVAE,
-    x: torch.Tensor,
+    x: Clips,
     y: torch.Tensor | None,
     beta: float,
     free_bits: float,
     device: torch.device,
+    precision: str = "fp32",
 ) -> tuple[dict[str, float], torch.Tensor]:
     """Mean per-clip losses over clips ``x`` (n, bins, frames) with labels ``y`` (n,) or None,
     in eval mode (z = mu), and the posterior means (n, D) on the cpu."""
@@ -51,8 +71,9 @@ def evaluate(
     for i in range(0, len(x), EVAL_BATCH):
         xb = x[i : i + EVAL_BATCH].to(device)
         yb = y[i : i + EVAL_BATCH].to(device) if y is not None else None
-        recon, mu, logvar = model(xb, yb)
-        out = vae_loss(recon, xb, mu, logvar, beta, free_bits)
+        with autocast(device, precision):
+            recon, mu, logvar = model(xb, yb)
+        out = vae_loss(recon.float(), xb, mu.float(), logvar.float(), beta, free_bits)
         sums += torch.stack([out[k].double().cpu() for k in LOSS_KEYS]) * len(xb)
         means.append(mu.float().cpu())
     n = max(len(x), 1)
@@ -62,23 +83,34 @@ def evaluate(
 
 @torch.no_grad()
 def encode_means(
-    model: ConvVAE, x: torch.Tensor, y: torch.Tensor | None, device: torch.device
+    model: ConvVAE,
+    x: Clips,
+    y: torch.Tensor | None,
+    device: torch.device,
+    precision: str = "fp32",
 ) -> torch.Tensor:
     """Posterior means (n, D) on the cpu of clips ``x`` (n, bins, frames); encoder only."""
     model.eval()
     means = [torch.zeros(0, model.config.latent_dim)]
     for i in range(0, len(x), EVAL_BATCH):
         yb = y[i : i + EVAL_BATCH].to(device) if y is not None else None
-        means.append(model.encode(x[i : i + EVAL_BATCH].to(device), yb)[0].float().cpu())
+        with autocast(device, precision):
+            mu = model.encode(x[i : i + EVAL_BATCH].to(device), yb)[0]
+        means.append(mu.float().cpu())
     return torch.cat(means)
 
 
 class Trainer:
-    """A run in progress: splits in memory, model, optimizer, the checkpoint folder it keeps.
+    """A run in progress: the splits (read from disk a batch at a time), model, optimizer,
+    the checkpoint folder it keeps.
+
+    Under torchrun every rank builds one; each trains on its share of every global batch
+    (``cfg.batch_size`` clips), and rank 0 alone writes metrics, checkpoints and latents.
 
     Args:
-        resume: the model.pt dict of the checkpoint to continue (weights, optimizer, rng),
-            or None for a fresh model seeded with ``cfg.seed``.
+        resume: the model.pt dict of the checkpoint to continue (weights, optimizer), or
+            None for a fresh model seeded with ``cfg.seed``.
+        world: this process's place among the ranks (one process by default).
     """
 
     def __init__(
@@ -92,32 +124,40 @@ class Trainer:
         emit: Progress,
         stop: Callable[[], bool],
         resume: dict[str, Any] | None = None,
+        world: dist.World | None = None,
     ) -> None:
+        self.world = world or dist.World()
         self.ds, self.out, self.cfg, self.device = ds, out, cfg, device
-        self.model_config, self.label_names, self.emit, self.stop = (
-            model_config, label_names, emit, stop
-        )  # fmt: skip
+        self.model_config, self.label_names, self.stop = model_config, label_names, stop
+        self.emit = emit if self.world.is_main else (lambda event: None)
         torch.manual_seed(cfg.seed)
         self.model = ConvVAE(model_config).to(device)
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
         self.start = 1
-        if resume is not None:
+        if resume is not None:  # its "rng" entry (older versions drew noise from it) is unused
             self.start = int(resume["epoch"]) + 1
             self.model.load_state_dict(resume["model"])
             self.opt.load_state_dict(resume["optimizer"])
             for group in self.opt.param_groups:  # a resumed run may change them
                 group["lr"], group["weight_decay"] = cfg.lr, cfg.weight_decay
-            torch.set_rng_state(resume["rng"].cpu())
-            if device.type == "cuda" and "cuda_rng" in resume:
-                torch.cuda.set_rng_state(resume["cuda_rng"].cpu(), device)
-        # Whole splits in memory: (n, bins, frames) float32 and (n,) label indices.
-        self.parts = {s: load_split_tensor(ds, s) for s in ("train", "val")}
+        # The same weights on every rank; DDP averages the gradients in backward().
+        self.net: torch.nn.Module = self.model
+        if self.world.active:
+            ids = [device.index] if device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids)
+        self.features = FeatureFile(Path(ds.root) / FEATURES_FILE)
+        labels = torch.from_numpy(ds.label_indices)
+        self.parts: dict[str, tuple[Rows, torch.Tensor]] = {}
+        for split in ("train", "val"):
+            rows = ds.split_indices(split)  # (n,) dataset rows
+            self.parts[split] = (Rows(self.features, rows), labels[rows])
         self.n, self.n_val = len(self.parts["train"][0]), len(self.parts["val"][0])
         if self.n == 0:
             raise ValueError(f"{ds.root}: no clips in the train split; preprocess more clips")
         self.batches = math.ceil(self.n / cfg.batch_size)
+        self.rank_clips = 0  # clips this rank trained on in the current epoch
         self.dataset_info = {
             "path": str(Path(ds.root).absolute()),
             "fingerprint": ds.fingerprint,
@@ -141,50 +181,93 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> tuple[list[float], float] | None:
         """One pass over the train split; (mean loss, recon, kl) and the last beta, or None
-        when stopped."""
+        when stopped (on any rank: all stop at the same batch)."""
         cfg, bs, batches = self.cfg, self.cfg.batch_size, self.batches
-        x_train, y_train = self.parts["train"]
-        self.model.train()
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        order = torch.randperm(self.n, generator=gen)
+        order = torch.randperm(self.n, generator=gen).numpy()  # (n,) positions in the split
+        noise_gen = torch.Generator().manual_seed(noise_seed(cfg.seed, epoch))
+        self.net.train()
+        self.rank_clips = 0
         sums, beta = torch.zeros(3, dtype=torch.float64), cfg.beta
         for b in range(batches):
-            if self.stop():
-                return None
-            idx = order[b * bs : (b + 1) * bs]
-            x = x_train[idx].to(self.device)  # (B, bins, frames)
+            # Every rank takes the same global batch and noise, then its own slice of both;
+            # sorted, the batch's rows are read from disk in file order.
+            batch = np.sort(order[b * bs : (b + 1) * bs])  # (B,)
+            noise = torch.randn(len(batch), self.model_config.latent_dim, generator=noise_gen)
+            mine = dist.shard(len(batch), self.world.rank, self.world.size)
             beta = cfg.beta_at(epoch, b, batches)
-            recon, mu, logvar = self.model(x, self._labels(y_train[idx]))
-            losses = vae_loss(recon, x, mu, logvar, beta, cfg.free_bits)
-            values = torch.stack([losses[k].detach() for k in LOSS_KEYS])
-            values = values.double().cpu()  # (3,) loss, recon, kl
-            if not torch.isfinite(values).all():
-                raise self._diverged(f"loss became {values[0].item()} in batch {b + 1}", epoch)
+            loss, values = self._forward(batch[mine], noise[mine], beta, len(batch))
+            # One all-reduce a step: loss sums, then how many ranks were asked to stop or saw
+            # a non-finite loss, so that all of them stop or raise at the same batch.
+            flags = [float(self.stop()), float(not torch.isfinite(values).all())]
+            total = dist.all_reduce_sum(torch.cat([values, torch.tensor(flags).double()]))
+            mean = total[:3] / len(batch)  # (3,) loss, recon, kl of the global batch
+            if total[4] > 0 or not torch.isfinite(mean).all():
+                raise self._diverged(f"loss became {mean[0].item()} in batch {b + 1}", epoch)
+            if total[3] > 0:
+                return None
             self.opt.zero_grad(set_to_none=True)
-            losses["loss"].backward()
+            loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(
                 self.model.parameters(), cfg.grad_clip or math.inf
             )
             self.opt.step()
-            sums += values * len(idx)
-            loss, recon_v, kl = values.tolist()
-            step = (epoch - 1) * batches + b + 1
-            if cfg.log_every and step % cfg.log_every == 0:
-                line = {"event": "step", "epoch": epoch, "batch": b + 1, "batches": batches}
-                line["step"] = step
-                line.update(loss=loss, recon=recon_v, kl=kl, beta=beta, grad_norm=float(norm))
-                ck.append_jsonl(self.out / ck.METRICS_FILE, line)
-            self.emit(
-                {"event": "batch", "epoch": epoch, "batch": b + 1, "batches": batches, "loss": loss}
-            )
+            sums += total[:3]
+            self.rank_clips += len(batch[mine])
+            self._log_step(epoch, b, mean.tolist(), beta, float(norm))
         return (sums / self.n).tolist(), beta
+
+    def _forward(
+        self, rows: np.ndarray, noise: torch.Tensor, beta: float, global_n: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's share ``rows`` (k,) of a global batch of ``global_n`` clips, with its
+        noise (k, D) -> (the loss to backpropagate, its (loss, recon, kl) sums (3,) float64).
+
+        DDP averages gradients over ranks, so each loss is weighted by k * W / global_n: the
+        result is the gradient of the global batch's mean even when the shares differ.
+        """
+        x_train, y_train = self.parts["train"]
+        k, world = len(rows), self.world.size
+        if k:
+            x, y = x_train[rows].to(self.device), self._labels(y_train[torch.from_numpy(rows)])
+        else:  # an empty share still runs forward and backward: DDP's all-reduce needs it
+            x = torch.zeros(1, *x_train.file.row_shape, device=self.device)
+            y = self._labels(torch.zeros(1, dtype=torch.long))
+            noise = torch.zeros(1, noise.shape[1])
+        with autocast(self.device, self.cfg.precision):
+            recon, mu, logvar = self.net(x, y, noise.to(self.device))  # (k, bins, frames)...
+        losses = vae_loss(recon.float(), x, mu.float(), logvar.float(), beta, self.cfg.free_bits)
+        values = torch.stack([losses[k_].detach() for k_ in LOSS_KEYS]).double().cpu() * k
+        loss = losses["loss"] if world == 1 else losses["loss"] * (k * world / global_n)
+        return loss, values
+
+    def _log_step(self, epoch: int, b: int, mean: list[float], beta: float, norm: float) -> None:
+        """A "step" line every ``log_every`` steps (rank 0), a "batch" event every batch."""
+        step = (epoch - 1) * self.batches + b + 1
+        loss, recon, kl = mean
+        if self.world.is_main and self.cfg.log_every and step % self.cfg.log_every == 0:
+            line = {"event": "step", "epoch": epoch, "batch": b + 1, "batches": self.batches}
+            line["step"] = step
+            line.update(loss=loss, recon=recon, kl=kl, beta=beta, grad_norm=norm)
+            ck.append_jsonl(self.out / ck.METRICS_FILE, line)
+        event = {"event": "batch", "epoch": epoch, "batch": b + 1, "batches": self.batches}
+        self.emit({**event, "loss": loss})
+
+    def validate(self, beta: float) -> dict[str, float]:
+        """Mean per-clip losses over the val split; each rank evaluates its shard."""
+        x_val, y_val = self.parts["val"]
+        mine = dist.shard(self.n_val, self.world.rank, self.world.size)
+        stats, _ = evaluate(
+            self.model, x_val.subset(mine), self._labels(y_val[mine]), beta,
+            self.cfg.free_bits, self.device, self.cfg.precision,
+        )  # fmt: skip
+        n = len(x_val.subset(mine))
+        sums = dist.all_reduce_sum(torch.tensor([stats[k] * n for k in LOSS_KEYS]).double())
+        return {k: float(v) / max(self.n_val, 1) for k, v in zip(LOSS_KEYS, sums, strict=True)}
 
     def finish_epoch(self, epoch: int, train_stats: list[float], beta: float, t0: float) -> dict:
         """Validate, log the epoch, save the checkpoint and the latents; returns the record."""
-        x_val, y_val = self.parts["val"]
-        val, _ = evaluate(
-            self.model, x_val, self._labels(y_val), beta, self.cfg.free_bits, self.device
-        )
+        val = self.validate(beta)
         if self.n_val and not all(math.isfinite(v) for v in val.values()):
             raise self._diverged(f"validation loss became {val['loss']}", epoch)
         record = {"event": "epoch", "epoch": epoch}
@@ -193,11 +276,19 @@ class Trainer:
         for key in LOSS_KEYS:
             record[f"val_{key}"] = val[key] if self.n_val else None
         record.update(beta=beta, lr=self.opt.param_groups[0]["lr"])
+        if self.world.active:  # how the epoch was shared: clips each rank trained on
+            counts = torch.zeros(self.world.size, dtype=torch.float64)
+            counts[self.world.rank] = self.rank_clips
+            record["world_size"] = self.world.size
+            record["rank_clips"] = [int(c) for c in dist.all_reduce_sum(counts)]
         record.update(seconds=time.perf_counter() - t0, time=ck.utc_now())
-        ck.append_jsonl(self.out / ck.METRICS_FILE, record)  # then model.pt, then config.json
-        extra = {"step": epoch * self.batches, "rng": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            extra["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        dist.on_main(self.world, lambda: self._save(epoch, record))
+        self.write_latents()
+        return record
+
+    def _save(self, epoch: int, record: dict[str, Any]) -> None:
+        """The epoch's metrics line, then model.pt, then config.json (rank 0)."""
+        ck.append_jsonl(self.out / ck.METRICS_FILE, record)
         try:
             ck.save_checkpoint(
                 self.out,
@@ -209,13 +300,11 @@ class Trainer:
                 train_config=self.cfg,
                 label_names=self.label_names,
                 dataset_info=self.dataset_info,
-                extra=extra,
+                extra={"step": epoch * self.batches},
             )
         except OSError:  # out of space: the epoch's line must not claim a checkpoint
             self.forget_unsaved()
             raise
-        self.write_latents()
-        return record
 
     def forget_unsaved(self) -> None:
         """After a failed save, drop the metrics lines past the epoch model.pt really holds,
@@ -228,18 +317,27 @@ class Trainer:
             pass
 
     def write_latents(self) -> None:
-        """latents.npz: posterior means of every clip in dataset order."""
-        means = np.zeros((len(self.ds), self.model_config.latent_dim), np.float32)
-        for split, (x, y) in self.parts.items():
-            mu = encode_means(self.model, x, self._labels(y), self.device)
-            means[self.ds.split_indices(split)] = mu.numpy()  # (n_split, D)
-        ck.write_latents(self.out, means, self.ds.label_indices, self.ds.ids)
+        """latents.npz: posterior means (N, D) of every clip in dataset order; each rank
+        encodes its shard of the rows, rank 0 writes the sum."""
+        n = len(self.ds)
+        mine = dist.shard(n, self.world.rank, self.world.size)
+        rows = Rows(self.features, np.arange(n)[mine])
+        labels = self._labels(torch.from_numpy(self.ds.label_indices[mine]))
+        means = torch.zeros(n, self.model_config.latent_dim)
+        means[mine] = encode_means(self.model, rows, labels, self.device, self.cfg.precision)
+        dist.all_reduce_sum(means)
+        dist.on_main(
+            self.world,
+            lambda: ck.write_latents(self.out, means.numpy(), self.ds.label_indices, self.ds.ids),
+        )
 
     def run(self) -> tuple[int, list[dict[str, Any]], bool]:
         """Train up to ``cfg.epochs``; returns (last saved epoch, epoch records, stopped)."""
         cfg, emit = self.cfg, self.emit
         start = {"event": "start", "epoch": self.start, "epochs": cfg.epochs}
         start.update(batches=self.batches, train_clips=self.n, val_clips=self.n_val)
+        if self.world.active:
+            start["world_size"] = self.world.size
         emit({**start, "device": str(self.device), "parameters": count_parameters(self.model)})
         if self.start > cfg.epochs:
             note = f"already trained {self.start - 1} of {cfg.epochs} epochs"
@@ -257,8 +355,9 @@ class Trainer:
             history.append(self.finish_epoch(epoch, *done, t0))
             last = epoch
             emit(history[-1])
-        if last > 0 and not self.latents_current():
+        if last > 0 and not dist.on_main(self.world, self.latents_current):
             self.write_latents()
+        self.features.close()
         return last, history, stopped
 
     def latents_current(self) -> bool:

@@ -226,15 +226,19 @@ class ConvVAE(nn.Module):
         return torch.sigmoid(logits[:, : self.config.n_bins, : self.config.n_frames])
 
     def forward(
-        self, x: torch.Tensor, labels: Labels = None
+        self, x: torch.Tensor, labels: Labels = None, noise: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Encode, sample z (the mean in eval mode), decode.
 
+        Args:
+            noise: eps ~ N(0, I) of shape (B, D) for z = mu + sigma * eps; None draws it from
+                the global RNG. Training passes its own so that the draws do not depend on
+                how a batch is split over processes.
         Returns:
             (recon (B, bins, frames), mu (B, D), logvar (B, D))
         """
         mu, logvar = self.encode(x, labels)
-        z = reparameterize(mu, logvar) if self.training else mu
+        z = reparameterize(mu, logvar, noise) if self.training else mu
         return self.decode(z, labels), mu, logvar
 
     @torch.no_grad()
@@ -256,9 +260,15 @@ class ConvVAE(nn.Module):
         return self.decode(z.to(device) * temperature, labels)
 
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """z = mu + sigma * eps with eps ~ N(0, I) from the global RNG; shapes (B, D)."""
-    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+def reparameterize(
+    mu: torch.Tensor, logvar: torch.Tensor, noise: torch.Tensor | None = None
+) -> torch.Tensor:
+    """z = mu + sigma * eps; eps is ``noise`` or else drawn from the global RNG; all (B, D)."""
+    if noise is None:
+        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    if noise.shape != mu.shape:
+        raise ValueError(f"noise of shape {tuple(noise.shape)}; expected {tuple(mu.shape)}")
+    return mu + torch.exp(0.5 * logvar) * noise.to(mu.device)
 
 
 def vae_loss(

@@ -4,13 +4,17 @@
 date after every epoch (the epoch loop itself is :class:`vae.loop.Trainer`): a line in
 metrics.jsonl, then model.pt, config.json and latents.npz, each written atomically. A kill at
 any moment loses at most the epoch in progress; ``resume=True`` continues from the last
-finished one. Everything random is seeded: the shuffle order is a function of (seed, epoch)
-and the sampling noise comes from the global torch RNG whose state is saved in model.pt, so a
-resumed run repeats an uninterrupted one exactly.
+finished one. Everything random is seeded: the shuffle order and the sampling noise are
+functions of (seed, epoch), so a resumed run repeats an uninterrupted one exactly.
+
+Under ``torchrun`` (see :mod:`vae.distributed`) the same call runs on every rank: rank 0
+takes the folder lock, checks the folder and reads the checkpoint, and shares what it found
+with the others; each rank then trains on its share of every global batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -24,6 +28,7 @@ from typing import Any
 import torch
 
 from vae import checkpoints as ck
+from vae import distributed as dist
 from vae.dataset import SpectrogramSet, load_dataset
 from vae.loop import Progress, Trainer, TrainingDiverged
 from vae.model import MODEL_SIZES, ModelConfig
@@ -35,6 +40,7 @@ LOCK_FILE = ".lock"
 # Written beside a run by vae.jobs (the app's launcher): part of a checkpoint folder, not foreign.
 JOB_FILES = ("job.json", "train.log")
 OVERRIDE_KEYS = ("latent_dim", "channels", "size", "conditional", "label_dim")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,9 @@ class TrainConfig:
         seed: seeds initialisation, shuffling and sampling noise.
         device: "auto" (cuda if available, else cpu), "cpu", "cuda" or "cuda:N".
         log_every: write a "step" line to metrics.jsonl every this many steps (0 = never).
-        threads: CPU threads for torch (0 = every core this process may use).
+        threads: CPU threads for torch (0 = every core this process may use, shared
+            evenly among the processes torchrun starts on this machine).
+        precision: "fp32", or "bf16" (autocast on a CUDA GPU that supports it).
     """
 
     epochs: int = 30
@@ -66,6 +74,7 @@ class TrainConfig:
     device: str = "auto"
     log_every: int = 10
     threads: int = 0
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         checks = [
@@ -79,6 +88,7 @@ class TrainConfig:
             (self.grad_clip >= 0, f"grad_clip={self.grad_clip} must be 0 (off) or more"),
             (self.log_every >= 0, f"log_every={self.log_every} must be 0 (off) or more"),
             (self.threads >= 0, f"threads={self.threads} must be 0 (all cores) or more"),
+            (self.precision in PRECISIONS, f"precision={self.precision!r}: one of {PRECISIONS}"),
             (
                 self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
                 f"device={self.device!r} must be auto, cpu, cuda or cuda:N",
@@ -175,6 +185,15 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={name!r} but no CUDA GPU is available; use --device cpu")
     return torch.device(name)
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """bf16 runs under CUDA autocast only; elsewhere it is refused rather than ignored."""
+    if precision == "bf16" and not (device.type == "cuda" and torch.cuda.is_bf16_supported()):
+        raise ValueError(
+            f"precision=bf16 on {device}: bf16 needs a CUDA GPU with bf16 support; "
+            "use --precision fp32"
+        )
 
 
 def _cpu_count() -> int:
@@ -276,43 +295,105 @@ def train(
     """
     started = time.perf_counter()
     out = Path(out_dir)
-    emit: Progress = progress or (lambda event: None)
+    world = dist.from_env()
+    emit: Progress = (progress or (lambda event: None)) if world.is_main else (lambda event: None)
     asked = should_stop or (lambda: False)
     terminated: list[int] = []
 
     def stop() -> bool:
         return bool(terminated) or asked()
 
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out}: is a file, not a checkpoint folder; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    with FolderLock(out):
-        _tidy(out)
-        found = _prepare_out(out, resume, emit)
-        ds = load_dataset(Path(data_dir))
-        ckpt = ck.load_checkpoint(out) if found else None
-        cfg = train_config or (TrainConfig.from_dict(ckpt.train_config) if ckpt else TrainConfig())
-        device = resolve_device(cfg.device)
-        old_threads = torch.get_num_threads()
-        if device.type == "cpu":
-            torch.set_num_threads(cfg.threads or _cpu_count())
-        # SIGTERM (the app's Stop, `kill`) stops at the next batch like should_stop does.
-        main = threading.current_thread() is threading.main_thread()
-        old_handler = (
-            signal.signal(signal.SIGTERM, lambda *_: terminated.append(1)) if main else None
-        )
-        try:
-            model_config, label_names = _restore(ckpt, ds, out, model_overrides, emit)
-            trainer = Trainer(ds, out, cfg, model_config, label_names, device, emit, stop,
-                              resume=ckpt.state if ckpt else None)  # fmt: skip
-            last, history, stopped = trainer.run()
-        finally:
-            torch.set_num_threads(old_threads)
-            if main:  # None: a handler not set from Python; give back the default
-                signal.signal(signal.SIGTERM, old_handler or signal.SIG_DFL)
+    dist.start(world)
+    try:
+        with contextlib.ExitStack() as lock:
+            found: list[SpectrogramSet] = []  # rank 0's dataset, loaded while planning
+
+            def plan() -> _Plan:
+                return _plan(out, Path(data_dir), train_config, model_overrides, resume, emit,
+                             lock, found)  # fmt: skip
+
+            run = dist.on_main(world, plan)  # the others wait for rank 0's plan, or its error
+            ds, device = _join(world, run, Path(data_dir), found)
+            old_threads = torch.get_num_threads()
+            if device.type == "cpu":
+                torch.set_num_threads(run.cfg.threads or max(1, _cpu_count() // world.local_size))
+            # SIGTERM (the app's Stop, `kill`; torchrun passes it on to every rank) stops at
+            # the next batch like should_stop does.
+            main = threading.current_thread() is threading.main_thread()
+            old_handler = (
+                signal.signal(signal.SIGTERM, lambda *_: terminated.append(1)) if main else None
+            )
+            try:
+                trainer = Trainer(ds, out, run.cfg, run.model_config, run.label_names, device,
+                                  emit, stop, resume=run.state, world=world)  # fmt: skip
+                last, history, stopped = trainer.run()
+            finally:
+                torch.set_num_threads(old_threads)
+                if main:  # None: a handler not set from Python; give back the default
+                    signal.signal(signal.SIGTERM, old_handler or signal.SIG_DFL)
+    finally:
+        dist.stop()
     seconds = time.perf_counter() - started
     emit({"event": "done", "epoch": last, "stopped": stopped, "seconds": seconds})
     return TrainResult(out, last, history, stopped, seconds)
+
+
+@dataclass
+class _Plan:
+    """What rank 0 decides before training and shares with the other ranks."""
+
+    cfg: TrainConfig
+    model_config: ModelConfig
+    label_names: list[str]
+    state: dict[str, Any] | None  # model.pt of the checkpoint to resume
+    fingerprint: str
+
+
+def _plan(
+    out: Path,
+    data_dir: Path,
+    train_config: TrainConfig | None,
+    overrides: dict[str, Any] | None,
+    resume: bool,
+    emit: Progress,
+    lock: contextlib.ExitStack,
+    found: list[SpectrogramSet],
+) -> _Plan:
+    """Lock ``out`` (held until ``lock`` closes), check it, load the dataset (into
+    ``found``) and the checkpoint to resume; rank 0 alone runs this."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: is a file, not a checkpoint folder; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    lock.enter_context(FolderLock(out))
+    _tidy(out)
+    has = _prepare_out(out, resume, emit)
+    ds = load_dataset(data_dir)
+    found.append(ds)
+    ckpt = ck.load_checkpoint(out) if has else None
+    cfg = train_config or (TrainConfig.from_dict(ckpt.train_config) if ckpt else TrainConfig())
+    model_config, label_names = _restore(ckpt, ds, out, overrides, emit)
+    return _Plan(cfg, model_config, label_names, ckpt.state if ckpt else None, ds.fingerprint)
+
+
+def _join(
+    world: dist.World, run: _Plan, data_dir: Path, found: list[SpectrogramSet]
+) -> tuple[SpectrogramSet, torch.device]:
+    """This rank's dataset and device, checked on every rank before any of them trains."""
+    ds, device, error = found[0] if found else None, None, None
+    try:
+        ds = ds or load_dataset(data_dir)
+        if ds.fingerprint != run.fingerprint:
+            raise ValueError(
+                f"{data_dir}: on rank {world.rank} this is dataset {ds.fingerprint}, on rank 0 "
+                f"{run.fingerprint}; give every machine the same dataset"
+            )
+        device = dist.device_for(world, resolve_device(run.cfg.device))
+        check_precision(run.cfg.precision, device)
+    except (ValueError, OSError) as err:
+        error = str(err)
+    dist.check_all(world, error)
+    assert ds is not None and device is not None
+    return ds, device
 
 
 def _ignored_overrides(cfg: ModelConfig, overrides: dict[str, Any] | None) -> list[str]:
