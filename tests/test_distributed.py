@@ -203,7 +203,7 @@ def test_each_rank_reads_a_disjoint_share_of_every_batch(
             trainer = Trainer(ds, tmp_path, _cfg(1), model_config, names, torch.device("cpu"),
                               lambda e: None, lambda: False, world=world)  # fmt: skip
 
-            def spy(self: FeatureFile, rows: np.ndarray, rank: int = rank) -> np.ndarray:
+            def spy(self: FeatureFile, rows: np.ndarray, rank: int = rank) -> torch.Tensor:
                 read[rank].extend(int(r) for r in rows)
                 return real(self, rows)
 

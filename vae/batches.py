@@ -52,8 +52,8 @@ class FeatureFile:
     def close(self) -> None:
         self._file.close()
 
-    def read(self, rows: np.ndarray) -> np.ndarray:
-        """Rows ``rows`` (k,) in the order given -> float32 (k, *row_shape)."""
+    def read(self, rows: np.ndarray) -> torch.Tensor:
+        """Rows ``rows`` (k,) in the order given -> float32 tensor (k, *row_shape)."""
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
             raise IndexError(f"{self.path}: rows outside 0..{len(self) - 1}")
@@ -65,10 +65,12 @@ class FeatureFile:
         for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(rows)], strict=True):
             if b > a:
                 self._read_into(raw[a:b], self.data_start + int(ordered[a]) * self.row_bytes)
+        # torch converts float16 more than ten times faster than numpy's astype.
+        data = torch.from_numpy(raw).float()
         if np.array_equal(order, np.arange(len(rows))):
-            return raw.astype(np.float32)
-        out = np.empty(raw.shape, dtype=np.float32)
-        out[order] = raw  # back to the order asked for
+            return data
+        out = torch.empty_like(data)
+        out[torch.from_numpy(order)] = data  # back to the order asked for
         return out
 
     def _read_into(self, block: np.ndarray, offset: int) -> None:
@@ -98,7 +100,7 @@ class Rows:
         return len(self.rows)
 
     def __getitem__(self, key: slice | np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(self.file.read(self.rows[key]))
+        return self.file.read(self.rows[key])
 
     def subset(self, key: slice | np.ndarray) -> Rows:
         return Rows(self.file, self.rows[key])
