@@ -117,3 +117,24 @@ def studio_page(studio_root: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[
         return at
 
     return opener
+
+
+@pytest.fixture
+def studio_copy(studio_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A private copy of the studio workspace as the working directory, for tests that write
+    or train in it; every training run started through ``vae.jobs`` is killed afterwards,
+    whatever the test did."""
+    import shutil
+    import signal
+
+    from vae import jobs
+
+    root = tmp_path / "studio"
+    shutil.copytree(studio_root, root)
+    monkeypatch.chdir(root)
+    yield root
+    for child in list(jobs._CHILDREN.values()):
+        if child.poll() is None:
+            child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    jobs._CHILDREN.clear()

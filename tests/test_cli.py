@@ -1,32 +1,18 @@
 """The CLI end to end on the synthetic demo set: every command, as a user runs it."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.clirun import vae
+
 # A tiny feature shape (64 x 64) and model so the whole chain runs in seconds on 2 cores.
 TINY_FEATURES = ["--sample-rate", "8000", "--clip-seconds", "0.504", "--n-fft", "128"]
 TINY_FEATURES += ["--hop", "64"]
 TINY_MODEL = ["--channels", "8,16,32", "--latent-dim", "4", "--batch-size", "16"]
-
-
-def vae(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "vae", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"vae {args} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
-    return proc
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -16,10 +14,10 @@ import pytest
 import soundfile as sf
 
 from tests.apptest import open_page
+from tests.clirun import vae
 from vae import archive
 from vae.dataset import load_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
 ODD = [
     "a b.wav", "é 1.wav", 'quote".wav', "comma,semi;.wav", "-dash.wav", "#hash.wav",
     "new\nline.wav", "tab\t.wav", "x" * 200 + ".wav", "emoji🎵.wav", "CON.wav",
@@ -43,16 +41,6 @@ def _files() -> dict[str, bytes]:
             files[f"{label}/{name}"] = _tone(base + 17 * i)
     files[f"one/{BAD}"] = b"not audio at all"
     return files
-
-
-def vae(*args: object) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "vae", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_odd_names_in_a_folder_keep_their_ids_and_the_bad_one_is_one_line(tmp_path: Path) -> None:

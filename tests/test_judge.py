@@ -35,7 +35,7 @@ def test_the_judge_learns_the_demo_classes_and_reloads(demo_judge):
     assert probs.shape == (len(val), 5)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     accuracy = float((probs.argmax(axis=1) == ds.label_indices[val]).mean())
-    assert accuracy == pytest.approx(report["val_accuracy"])  # the saved weights are the last epoch's
+    assert accuracy == pytest.approx(report["val_accuracy"])  # the saved, last epoch
 
 
 def test_a_broken_judge_folder_names_the_file_and_the_fix(tmp_path, demo_judge):

@@ -3,8 +3,6 @@ between segments of different tracks, and one crossfaded morph across several se
 the reader that keeps preprocessing long files in bounded memory."""
 
 import csv
-import subprocess
-import sys
 import tracemalloc
 from concurrent.futures import Executor, Future
 from pathlib import Path
@@ -14,30 +12,18 @@ import pytest
 import soundfile as sf
 import torch
 
+from tests.clirun import vae
 from vae import audio, features, ingest
 from vae.audio import peak_normalise
 from vae.dataset import load_dataset
 from vae.inference import Synthesiser
 
-ROOT = Path(__file__).resolve().parents[1]
 MUSIC = features.get_preset("music")
 RATE, SEGMENT = MUSIC.sample_rate, MUSIC.clip_samples  # 22,050 Hz, 5.94 s
 # 20 s: 3 segments and a 37 % tail (dropped); 15 s: 2 segments and a 52 % tail (kept, padded).
 TRACKS = {"track0": 20.0, "track1": 15.0}
 GENRES = ("bass", "bright")
 TINY_MODEL = ["--channels", "8,16", "--latent-dim", "4", "--batch-size", "8"]
-
-
-def vae(*args: object) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "vae", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, f"vae {args} exited {proc.returncode}:\n{proc.stderr[-2000:]}"
-    return proc
 
 
 def track(genre: str, seconds: float, seed: int) -> np.ndarray:

@@ -6,10 +6,9 @@ processes on a copy of the studio workspace."""
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,18 +21,9 @@ pytest.importorskip("streamlit.testing.v1")
 
 
 @pytest.fixture
-def workspace(studio_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private copy of the studio workspace as the working directory; every training run
-    started in it is killed afterwards, whatever the test did."""
-    root = tmp_path / "studio"
-    shutil.copytree(studio_root, root)
-    monkeypatch.chdir(root)
-    yield root
-    for child in list(jobs._CHILDREN.values()):
-        if child.poll() is None:
-            child.send_signal(signal.SIGKILL)
-        child.wait(timeout=30)
-    jobs._CHILDREN.clear()
+def workspace(studio_copy: Path) -> Path:
+    """A private copy of the studio workspace as the working directory (``studio_copy``)."""
+    return studio_copy
 
 
 def _set_tiny(at, epochs: int, name: str | None = None) -> None:

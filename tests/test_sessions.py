@@ -5,10 +5,8 @@ browser tabs are; the runs are real ``python -m vae train`` processes."""
 from __future__ import annotations
 
 import shutil
-import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,23 +19,14 @@ TINY = dict(channels=(8, 16), batch_size=8)
 
 
 @pytest.fixture
-def workspace(studio_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A copy of the studio workspace with a second checkpoint ``other`` (older than
-    ``demo``), as the working directory; every run started here is killed afterwards."""
-    root = tmp_path / "studio"
-    shutil.copytree(studio_root, root)
-    shutil.copytree(root / "checkpoints" / "demo", root / "checkpoints" / "other")
-    for file in (root / "checkpoints" / "other").iterdir():
+def workspace(studio_copy: Path) -> Path:
+    """The studio copy with a second checkpoint ``other``, older than ``demo``."""
+    shutil.copytree(studio_copy / "checkpoints" / "demo", studio_copy / "checkpoints" / "other")
+    for file in (studio_copy / "checkpoints" / "other").iterdir():
         file.touch()
     time.sleep(0.01)
-    (root / "checkpoints" / "demo" / "config.json").touch()  # demo stays the newest
-    monkeypatch.chdir(root)
-    yield root
-    for child in list(jobs._CHILDREN.values()):
-        if child.poll() is None:
-            child.send_signal(signal.SIGKILL)
-        child.wait(timeout=30)
-    jobs._CHILDREN.clear()
+    (studio_copy / "checkpoints" / "demo" / "config.json").touch()  # demo stays the newest
+    return studio_copy
 
 
 def _epochs(folder: Path) -> list[int]:
