@@ -225,3 +225,37 @@ def test_a_person_goes_from_nothing_to_a_morph(page):
     page.wait_for_timeout(500)
     assert one(page, f"{key('synth-spectrogram')} .js-plotly-plot").screenshot() != before
     shot(page, "synthesise")
+
+
+def _picked(tab) -> str:
+    """The heading of the clip picked on the Explore map ("<id> — <label>...")."""
+    return tab.locator("h3", has_text="—").first.inner_text()
+
+
+def test_two_browser_sessions_keep_their_own_map_pick(page, server):
+    """A second person (another browser context: its own cookies, its own session) picks
+    a different clip on the same server; neither sees the other's pick."""
+    go(page, "Explore")
+    mine = _picked(page)
+    context = page.context.browser.new_context(viewport={"width": 1500, "height": 1300})
+    try:
+        other = context.new_page()
+        other.set_default_timeout(60_000)
+        other.goto(server)
+        settle(other)
+        go(other, "Explore")
+        points = other.locator(f"{key('explore-map')} .scatterlayer .point")
+        for n in range(8, points.count()):  # a point whose clip is not the first person's
+            box = points.nth(n).bounding_box()
+            other.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            settle(other)
+            if other.locator("h3", has_text="—").count() and _picked(other) != mine:
+                break
+        theirs = _picked(other)
+        assert theirs != mine
+        shot(other, "explore-second-session")
+    finally:
+        context.close()
+    go(page, "Synthesise")
+    go(page, "Explore")
+    assert _picked(page) == mine  # the first person's pick is still theirs
