@@ -9,7 +9,6 @@ inside the app's server, which cannot fork).
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -141,19 +140,7 @@ def read_ahead(
 
     Memory then depends on the longest file, never on how many there are.
     """
-    waiting: deque = deque()  # (file, future, bytes)
-    held = 0
-    for path in files:
-        size = _size(path)
-        while waiting and (len(waiting) >= READ_AHEAD or held + size > READ_AHEAD_BYTES):
-            done, future, done_size = waiting.popleft()
-            held -= done_size
-            yield done, future.result()
-        waiting.append((path, pool.submit(fn, path), size))
-        held += size
-    while waiting:
-        done, future, _ = waiting.popleft()
-        yield done, future.result()
+    return storage.read_ahead(pool, fn, files, READ_AHEAD, _size, READ_AHEAD_BYTES)
 
 
 def analyse_in_threads(job: Job) -> tuple[Rows, list[tuple[str, str]]]:

@@ -191,20 +191,33 @@ def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) 
 
 
 def read_ahead(
-    pool: Executor, fn: Callable[[Any], Any], items: Iterable[Any], ahead: int
+    pool: Executor,
+    fn: Callable[[Any], Any],
+    items: Iterable[Any],
+    ahead: int,
+    size: Callable[[Any], int] | None = None,
+    max_bytes: int | None = None,
 ) -> Iterator[tuple[Any, Any]]:
-    """(item, fn(item)) in order, like ``pool.map``, but with at most ``ahead`` results waiting.
+    """(item, fn(item)) in order, like ``pool.map``, but with at most ``ahead`` items (and,
+    given ``size``, at most ``max_bytes`` of them) submitted ahead of the consumer; one item
+    always goes, however large.
 
     ``pool.map`` submits everything at once, so a slow consumer would hold every result.
     """
-    waiting: deque = deque()
+    waiting: deque = deque()  # (item, future, bytes)
+    held = 0
     for item in items:
-        waiting.append((item, pool.submit(fn, item)))
-        if len(waiting) > ahead:
-            done, future = waiting.popleft()
+        n = size(item) if size is not None else 0
+        while waiting and (
+            len(waiting) >= ahead or (max_bytes is not None and held + n > max_bytes)
+        ):
+            done, future, done_n = waiting.popleft()
+            held -= done_n
             yield done, future.result()
+        waiting.append((item, pool.submit(fn, item), n))
+        held += n
     while waiting:
-        done, future = waiting.popleft()
+        done, future, _ = waiting.popleft()
         yield done, future.result()
 
 
