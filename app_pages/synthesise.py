@@ -31,8 +31,9 @@ def _set_code(code: np.ndarray) -> None:
 def _random() -> None:
     draws = st.session_state.get(DRAWS, 0) + 1
     st.session_state[DRAWS] = draws
-    noise = np.random.default_rng(draws).standard_normal(synth.latent_dim).astype(np.float32)
-    _set_code(noise * st.session_state.get("synth-temperature", 1.0))
+    said = st.session_state.get("synth-label") if synth.conditional else None
+    temperature = st.session_state.get("synth-temperature", 1.0)
+    _set_code(synth.sample_codes(1, said, temperature, seed=draws)[0].numpy())
 
 
 def _reset() -> None:

@@ -205,3 +205,45 @@ def test_vae_loss_values() -> None:
     assert fb["kl"].item() == 0.0 and fb["loss"].item() == pytest.approx(2.0 * 0.25 * 5)
     above = vae_loss(x, x, one, zero, beta=1.0, free_bits=0.25)  # 0.5 per dim > floor
     assert above["loss"].item() == pytest.approx(2.5)
+
+
+@pytest.mark.parametrize("decoder", ["transpose", "upsample"])
+@pytest.mark.parametrize("res_blocks", [0, 2])
+def test_every_decoder_keeps_the_shape_and_learns(decoder: str, res_blocks: int) -> None:
+    """Each decoder kind, with and without residual blocks, maps codes to (B, bins, frames)
+    in [0, 1], and a few steps lower the loss on a fixed batch."""
+    torch.manual_seed(0)
+    model = ConvVAE(
+        ModelConfig(40, 24, channels=TINY, latent_dim=3, decoder=decoder, res_blocks=res_blocks)
+    )
+    x = torch.rand(4, 40, 24)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        recon, mu, logvar = model(x, noise=torch.zeros(4, 3))
+        assert recon.shape == x.shape and 0 <= float(recon.min()) <= float(recon.max()) <= 1
+        loss = vae_loss(recon, x, mu, logvar, beta=0.1)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.85 * losses[0]
+
+
+def test_the_first_versions_weights_still_load() -> None:
+    """A transpose decoder without residual blocks keeps the parameter names of version 1,
+    so checkpoints trained before these options existed load unchanged."""
+    model = ConvVAE(ModelConfig(16, 16, channels=TINY, latent_dim=3))
+    names = [k for k in model.state_dict() if k.startswith("decoder.")]
+    assert names == [
+        "decoder.0.0.weight", "decoder.0.0.bias", "decoder.0.1.weight", "decoder.0.1.bias",
+        "decoder.1.weight", "decoder.1.bias",
+    ]  # fmt: skip
+    assert ModelConfig.from_dict({"n_bins": 16, "n_frames": 16}).decoder == "transpose"
+
+
+def test_laplace_likelihood_sums_absolute_errors() -> None:
+    x, recon = torch.zeros(2, 3, 4), torch.full((2, 3, 4), 0.5)
+    mu = logvar = torch.zeros(2, 2)
+    assert float(vae_loss(recon, x, mu, logvar, 1.0, likelihood="laplace")["recon"]) == 6.0
+    assert float(vae_loss(recon, x, mu, logvar, 1.0)["recon"]) == 3.0

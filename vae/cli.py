@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from vae import __version__, archive
 from vae.features import PRESETS
-from vae.model import MODEL_SIZES
+from vae.model import DECODER_KINDS, MODEL_SIZES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -140,6 +140,7 @@ TRAIN_OPTIONS = {  # CLI option -> TrainConfig field; None defaults mean "not gi
     "device": "device",
     "threads": "threads",
     "precision": "precision",
+    "likelihood": "likelihood",
 }
 
 
@@ -167,6 +168,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides["size"] = args.size
     if args.channels:
         overrides["channels"] = tuple(int(c) for c in args.channels.split(","))
+    for key in ("decoder", "res_blocks"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
     from tqdm import tqdm
 
     bar = tqdm(file=sys.stderr, unit="batch", dynamic_ncols=True, delay=0.5)
@@ -527,6 +531,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--latent-dim", type=int, help="size of the latent code (default 16)")
     s.add_argument("--size", choices=list(MODEL_SIZES), help="model size (default small)")
     s.add_argument("--channels", help="encoder channels per stage, e.g. 16,32,64,128")
+    s.add_argument(
+        "--decoder", choices=list(DECODER_KINDS), help="decoder upsampling (default transpose)"
+    )
+    s.add_argument("--res-blocks", type=int, help="residual blocks per decoder stage (default 0)")
+    s.add_argument(
+        "--likelihood",
+        choices=["gaussian", "laplace"],
+        help="reconstruction term: squared (gaussian, default) or absolute (laplace) errors",
+    )
     s.add_argument("--beta", type=float, help="final weight of the KL term (default 1.0)")
     s.add_argument("--beta-warmup-epochs", type=float, help="epochs to ramp beta up (default 5)")
     s.add_argument("--free-bits", type=float, help="KL floor per latent dim, nats (default 0)")

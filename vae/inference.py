@@ -19,6 +19,7 @@ from vae.audio import crossfade_concat, peak_normalise
 from vae.checkpoints import Checkpoint, load_checkpoint
 from vae.dataset import SpectrogramSet
 from vae.latent import INTERPOLATION_MODES, interpolation_path, lerp, slerp
+from vae.prior import ALL, LatentPrior, read_prior
 
 Labels = torch.Tensor | list[int] | None
 
@@ -44,6 +45,9 @@ class Synthesiser:
         self.config: F.FeatureConfig = checkpoint.feature_config
         self.label_names: list[str] = list(checkpoint.label_names)
         self.device = next(self.model.parameters()).device
+        # Samples come from the learned prior when the checkpoint has one (prior.npz), else
+        # from N(0, I); set to None to draw from N(0, I) anyway.
+        self.prior: LatentPrior | None = read_prior(checkpoint.path, self.latent_dim)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> Synthesiser:
@@ -228,16 +232,31 @@ class Synthesiser:
         temperature: float = 1.0,
         seed: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Draw ``n`` codes from the prior (scaled by ``temperature``) and decode them.
+        """Draw ``n`` codes (:meth:`sample_codes`) and decode them.
 
         Returns:
             (codes (n, latent_dim), features (n, bins, frames))
         """
+        z = self.sample_codes(n, label, temperature, seed)
+        labels = [self.label_index(label)] * n if self.conditional else None
+        return z, self.decode(z, labels)
+
+    def sample_codes(
+        self,
+        n: int,
+        label: str | int | None = None,
+        temperature: float = 1.0,
+        seed: int | None = None,
+    ) -> torch.Tensor:
+        """``n`` codes (n, latent_dim) from the learned prior of ``label`` (a mixture fitted
+        to the training clips' codes) when the checkpoint has one, else from N(0, I); the
+        draw's spread is scaled by ``temperature``."""
         if n < 1:
             raise ValueError(f"n={n}: ask for at least one sample")
         if temperature <= 0:
             raise ValueError(f"temperature={temperature} must be positive")
+        if self.prior is not None:
+            index = self.label_index(label) if self.conditional else ALL
+            return torch.from_numpy(self.prior.sample(n, index, temperature, seed))
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        z = torch.randn(n, self.latent_dim, generator=gen) * temperature
-        labels = [self.label_index(label)] * n if self.conditional else None
-        return z, self.decode(z, labels)
+        return torch.randn(n, self.latent_dim, generator=gen) * temperature

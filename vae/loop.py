@@ -23,6 +23,7 @@ from vae import distributed as dist
 from vae.batches import FeatureFile, Rows
 from vae.dataset import FEATURES_FILE, SpectrogramSet
 from vae.model import ConvVAE, ModelConfig, count_parameters, vae_loss
+from vae.prior import fit_prior, write_prior
 
 if TYPE_CHECKING:
     from vae.train import TrainConfig
@@ -63,6 +64,7 @@ def evaluate(
     free_bits: float,
     device: torch.device,
     precision: str = "fp32",
+    likelihood: str = "gaussian",
 ) -> tuple[dict[str, float], torch.Tensor]:
     """Mean per-clip losses over clips ``x`` (n, bins, frames) with labels ``y`` (n,) or None,
     in eval mode (z = mu), and the posterior means (n, D) on the cpu."""
@@ -73,7 +75,7 @@ def evaluate(
         yb = y[i : i + EVAL_BATCH].to(device) if y is not None else None
         with autocast(device, precision):
             recon, mu, logvar = model(xb, yb)
-        out = vae_loss(recon.float(), xb, mu.float(), logvar.float(), beta, free_bits)
+        out = vae_loss(recon.float(), xb, mu.float(), logvar.float(), beta, free_bits, likelihood)
         sums += torch.stack([out[k].double().cpu() for k in LOSS_KEYS]) * len(xb)
         means.append(mu.float().cpu())
     n = max(len(x), 1)
@@ -236,7 +238,10 @@ class Trainer:
             noise = torch.zeros(1, noise.shape[1])
         with autocast(self.device, self.cfg.precision):
             recon, mu, logvar = self.net(x, y, noise.to(self.device))  # (k, bins, frames)...
-        losses = vae_loss(recon.float(), x, mu.float(), logvar.float(), beta, self.cfg.free_bits)
+        losses = vae_loss(
+            recon.float(), x, mu.float(), logvar.float(), beta, self.cfg.free_bits,
+            self.cfg.likelihood,
+        )  # fmt: skip
         values = torch.stack([losses[k_].detach() for k_ in LOSS_KEYS]).double().cpu() * k
         loss = losses["loss"] if world == 1 else losses["loss"] * (k * world / global_n)
         return loss, values
@@ -259,7 +264,7 @@ class Trainer:
         mine = dist.shard(self.n_val, self.world.rank, self.world.size)
         stats, _ = evaluate(
             self.model, x_val.subset(mine), self._labels(y_val[mine]), beta,
-            self.cfg.free_bits, self.device, self.cfg.precision,
+            self.cfg.free_bits, self.device, self.cfg.precision, self.cfg.likelihood,
         )  # fmt: skip
         n = len(x_val.subset(mine))
         sums = dist.all_reduce_sum(torch.tensor([stats[k] * n for k in LOSS_KEYS]).double())
@@ -326,10 +331,16 @@ class Trainer:
         means = torch.zeros(n, self.model_config.latent_dim)
         means[mine] = encode_means(self.model, rows, labels, self.device, self.cfg.precision)
         dist.all_reduce_sum(means)
-        dist.on_main(
-            self.world,
-            lambda: ck.write_latents(self.out, means.numpy(), self.ds.label_indices, self.ds.ids),
+        dist.on_main(self.world, lambda: self._write_latents(means.numpy()))
+
+    def _write_latents(self, means: np.ndarray) -> None:
+        """latents.npz, then the learned prior fitted to the train split's means (rank 0)."""
+        ck.write_latents(self.out, means, self.ds.label_indices, self.ds.ids)
+        rows = self.ds.split_indices("train")
+        fitted = fit_prior(
+            means[rows], self.ds.label_indices[rows], self.model_config.conditional, self.cfg.seed
         )
+        write_prior(self.out, fitted)
 
     def run(self) -> tuple[int, list[dict[str, Any]], bool]:
         """Train up to ``cfg.epochs``; returns (last saved epoch, epoch records, stopped)."""

@@ -32,6 +32,10 @@ MODEL_SIZES: dict[str, tuple[int, ...]] = {
 }
 
 Labels = torch.Tensor | Sequence[int] | int | None
+# How the decoder doubles its resolution: "transpose" (a 4x4 transposed convolution, the
+# first version) or "upsample" (nearest-neighbour upsampling, then a 3x3 convolution: no
+# checkerboard of uneven overlaps, which smeared harmonics into bands).
+DECODER_KINDS = ("transpose", "upsample")
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,9 @@ class ModelConfig:
         latent_dim: size of the code z.
         n_labels: 0 for an unconditional model, else the number of label classes.
         label_dim: size of the label embedding (conditional models only).
+        decoder: how each decoder stage upsamples, one of DECODER_KINDS.
+        res_blocks: residual blocks after each decoder stage (0 = none): capacity where
+            the detail is drawn, at no cost to the code's size.
     """
 
     n_bins: int
@@ -52,6 +59,8 @@ class ModelConfig:
     latent_dim: int = 16
     n_labels: int = 0
     label_dim: int = 16
+    decoder: str = "transpose"
+    res_blocks: int = 0
 
     def __post_init__(self) -> None:
         # Accept a list from JSON or argparse; store a tuple so the config stays hashable.
@@ -67,6 +76,11 @@ class ModelConfig:
             (self.latent_dim >= 1, f"latent_dim={self.latent_dim} must be at least 1"),
             (self.n_labels >= 0, f"n_labels={self.n_labels} must be 0 (unconditional) or more"),
             (self.label_dim >= 1, f"label_dim={self.label_dim} must be at least 1"),
+            (
+                self.decoder in DECODER_KINDS,
+                f"decoder={self.decoder!r}: choose one of {DECODER_KINDS}",
+            ),
+            (0 <= self.res_blocks <= 8, f"res_blocks={self.res_blocks}: 0 to 8 per stage"),
         ]
         for ok, message in checks:
             if not ok:
@@ -121,6 +135,43 @@ def _stage(conv: nn.Module, width: int) -> nn.Sequential:
     return nn.Sequential(conv, nn.GroupNorm(math.gcd(width, 8), width), nn.SiLU())
 
 
+class ResBlock(nn.Module):
+    """x + conv(silu(norm(conv(x)))): two 3x3 convolutions that keep (B, C, H, W)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        groups = math.gcd(width, 8)
+        self.body = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.GroupNorm(groups, width),
+            nn.SiLU(),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.GroupNorm(groups, width),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.silu(x + self.body(x))
+
+
+def _upsampler(kind: str, c_in: int, c_out: int) -> nn.Module:
+    """A layer that doubles (H, W) and maps c_in to c_out channels."""
+    if kind == "upsample":
+        return nn.Sequential(nn.Upsample(scale_factor=2.0), nn.Conv2d(c_in, c_out, 3, padding=1))
+    return nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1)
+
+
+def _decoder(config: ModelConfig) -> nn.Sequential:
+    """Bottleneck (B, C_last, h, w) -> logits (B, 1, Hp, Wp), mirroring the encoder."""
+    rev = config.channels[::-1]
+    layers: list[nn.Module] = []
+    for a, b in zip(rev[:-1], rev[1:], strict=True):
+        layers.append(_stage(_upsampler(config.decoder, a, b), b))
+        layers += [ResBlock(b) for _ in range(config.res_blocks)]
+    # The last upsampling writes the single output channel: logits, squashed by a sigmoid.
+    layers.append(_upsampler(config.decoder, rev[-1], 1))
+    return nn.Sequential(*layers)
+
+
 class ConvVAE(nn.Module):
     """Convolutional VAE: (B, bins, frames) in [0, 1] -> code (B, latent_dim) -> same shape."""
 
@@ -145,14 +196,7 @@ class ConvVAE(nn.Module):
         self.to_stats = nn.Linear(flat, 2 * config.latent_dim)
 
         self.from_code = nn.Linear(config.latent_dim + cond, flat)
-        rev = ch[::-1]
-        ups = [
-            _stage(nn.ConvTranspose2d(a, b, 4, stride=2, padding=1), b)
-            for a, b in zip(rev[:-1], rev[1:], strict=True)
-        ]
-        # The last upsampling writes the single output channel: logits, squashed by a sigmoid.
-        ups.append(nn.ConvTranspose2d(rev[-1], 1, 4, stride=2, padding=1))
-        self.decoder = nn.Sequential(*ups)
+        self.decoder = _decoder(config)
 
     def _embed(self, labels: Labels, n: int, device: torch.device) -> torch.Tensor | None:
         """Label embedding (n, label_dim), or None for an unconditional model.
@@ -278,12 +322,15 @@ def vae_loss(
     logvar: torch.Tensor,
     beta: float,
     free_bits: float = 0.0,
+    likelihood: str = "gaussian",
 ) -> dict[str, torch.Tensor]:
     """The negative ELBO with a KL weight, per clip, averaged over the batch.
 
     ``recon`` is the sum of squared errors over a clip's (bins, frames), i.e. a Gaussian
-    likelihood with a fixed variance; per clip so that beta=1 keeps its meaning whatever the
-    batch size, and the numbers are comparable across epochs (not across feature shapes).
+    likelihood with a fixed variance (``likelihood="laplace"``: the sum of absolute errors,
+    a Laplace likelihood with a fixed scale, whose optimum is the median, not the mean);
+    per clip so that beta=1 keeps its meaning whatever the batch size, and the numbers are
+    comparable across epochs (not across feature shapes or likelihoods).
     ``kl`` is KL(q(z|x) || N(0, I)) summed over latent dims. With ``free_bits`` > 0 the loss
     uses each dim's batch-mean KL floored at ``free_bits`` nats; the reported ``kl`` is the
     true value.
@@ -293,7 +340,8 @@ def vae_loss(
     Returns:
         {"loss", "recon", "kl"}: scalar tensors.
     """
-    sse = (recon - x).pow(2).flatten(1).sum(1).mean()
+    err = recon - x
+    sse = (err.abs() if likelihood == "laplace" else err.pow(2)).flatten(1).sum(1).mean()
     kl_dims = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)  # (B, D)
     kl = kl_dims.sum(1).mean()
     kl_term = kl_dims.mean(0).clamp(min=free_bits).sum() if free_bits > 0 else kl

@@ -39,8 +39,17 @@ __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "FolderLock", "lock
 LOCK_FILE = ".lock"
 # Written beside a run by vae.jobs (the app's launcher): part of a checkpoint folder, not foreign.
 JOB_FILES = ("job.json", "train.log")
-OVERRIDE_KEYS = ("latent_dim", "channels", "size", "conditional", "label_dim")
+OVERRIDE_KEYS = (
+    "latent_dim",
+    "channels",
+    "size",
+    "conditional",
+    "label_dim",
+    "decoder",
+    "res_blocks",
+)
 PRECISIONS = ("fp32", "bf16")
+LIKELIHOODS = ("gaussian", "laplace")
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,8 @@ class TrainConfig:
         threads: CPU threads for torch (0 = every core this process may use, shared
             evenly among the processes torchrun starts on this machine).
         precision: "fp32", or "bf16" (autocast on a CUDA GPU that supports it).
+        likelihood: the reconstruction term: "gaussian" (sum of squared errors) or
+            "laplace" (sum of absolute errors, which averages detail away less).
     """
 
     epochs: int = 30
@@ -75,6 +86,7 @@ class TrainConfig:
     log_every: int = 10
     threads: int = 0
     precision: str = "fp32"
+    likelihood: str = "gaussian"
 
     def __post_init__(self) -> None:
         checks = [
@@ -89,6 +101,10 @@ class TrainConfig:
             (self.log_every >= 0, f"log_every={self.log_every} must be 0 (off) or more"),
             (self.threads >= 0, f"threads={self.threads} must be 0 (all cores) or more"),
             (self.precision in PRECISIONS, f"precision={self.precision!r}: one of {PRECISIONS}"),
+            (
+                self.likelihood in LIKELIHOODS,
+                f"likelihood={self.likelihood!r}: one of {LIKELIHOODS}",
+            ),
             (
                 self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
                 f"device={self.device!r} must be auto, cpu, cuda or cuda:N",
@@ -230,7 +246,8 @@ def build_model_config(
                 "every clip labelled: fix the labels or train without --conditional"
             )
         n_labels = len(ds.label_names)
-    kwargs = {k: o[k] for k in ("latent_dim", "label_dim") if o.get(k) is not None}
+    named = ("latent_dim", "label_dim", "decoder", "res_blocks")
+    kwargs = {k: o[k] for k in named if o.get(k) is not None}
     if channels is not None:
         kwargs["channels"] = tuple(int(c) for c in channels)
     cfg = ModelConfig(*ds.config.shape, n_labels=n_labels, **kwargs)
@@ -402,7 +419,7 @@ def _ignored_overrides(cfg: ModelConfig, overrides: dict[str, Any] | None) -> li
     if o.get("size") in MODEL_SIZES and o.get("channels") is None:
         o["channels"] = MODEL_SIZES[o.pop("size")]
     have = {"latent_dim": cfg.latent_dim, "channels": cfg.channels, "label_dim": cfg.label_dim}
-    have["conditional"] = cfg.conditional
+    have.update(conditional=cfg.conditional, decoder=cfg.decoder, res_blocks=cfg.res_blocks)
     return [
         f"{k}={v}"
         for k, v in o.items()
