@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
+from threading import Lock
 
 import numpy as np
 import torch
@@ -20,8 +21,13 @@ from vae.checkpoints import Checkpoint, load_checkpoint
 from vae.dataset import SpectrogramSet
 from vae.latent import INTERPOLATION_MODES, interpolation_path, lerp, slerp
 from vae.prior import ALL, LatentPrior, read_prior
+from vae.vocoder import CONFIG_FILE as VOCODER_CONFIG
+from vae.vocoder import Vocoder, load_vocoder, vocoder_dir
 
 Labels = torch.Tensor | list[int] | None
+# How features become sound: the checkpoint's vocoder when it has one ("auto"), always
+# the vocoder (an error without one), or always Griffin-Lim.
+PHASES = ("auto", "vocoder", "griffin-lim")
 
 
 @dataclass
@@ -37,9 +43,16 @@ class Clip:
 
 
 class Synthesiser:
-    """Wraps a loaded checkpoint; every method works in eval mode without gradients."""
+    """Wraps a loaded checkpoint; every method works in eval mode without gradients.
 
-    def __init__(self, checkpoint: Checkpoint):
+    ``phase`` (one of PHASES) says how features become sound; :attr:`phase_method` says
+    which is in use. The checkpoint's ``vocoder/`` folder is read on first use, and again
+    whenever it is rewritten.
+    """
+
+    def __init__(self, checkpoint: Checkpoint, phase: str = "auto"):
+        if phase not in PHASES:
+            raise ValueError(f"phase={phase!r}: choose one of {PHASES}")
         self.checkpoint = checkpoint
         self.model = checkpoint.model.eval()
         self.config: F.FeatureConfig = checkpoint.feature_config
@@ -48,10 +61,52 @@ class Synthesiser:
         # Samples come from the learned prior when the checkpoint has one (prior.npz), else
         # from N(0, I); set to None to draw from N(0, I) anyway.
         self.prior: LatentPrior | None = read_prior(checkpoint.path, self.latent_dim)
+        self.phase = phase
+        self.vocoder_error: str | None = None  # why "auto" fell back to Griffin-Lim
+        self._vocoder: tuple[float, Vocoder | None] | None = None  # (vocoder.json mtime, it)
+        self._vocoder_lock = Lock()
+        if phase == "vocoder":
+            self.phase_method  # noqa: B018 - refuse a missing or unusable vocoder now
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> Synthesiser:
-        return cls(load_checkpoint(path, device=device))
+    def load(cls, path: str | Path, device: str = "cpu", phase: str = "auto") -> Synthesiser:
+        return cls(load_checkpoint(path, device=device), phase)
+
+    @property
+    def vocoder(self) -> Vocoder | None:
+        """The checkpoint's vocoder, or None (no ``vocoder/`` folder, or phase
+        "griffin-lim"); an unusable one raises for phase "vocoder" and is None for "auto"
+        (:attr:`vocoder_error` says why)."""
+        if self.phase == "griffin-lim":
+            return None
+        config = vocoder_dir(self.checkpoint.path) / VOCODER_CONFIG
+        try:
+            stamp = config.stat().st_mtime
+        except OSError:
+            stamp = 0.0
+        with self._vocoder_lock:
+            if self._vocoder is None or self._vocoder[0] != stamp:
+                found, self.vocoder_error = None, None
+                if stamp:
+                    try:
+                        found = load_vocoder(config.parent, self.config)
+                    except ValueError as err:
+                        self.vocoder_error = str(err)
+                self._vocoder = (stamp, found)
+            found = self._vocoder[1]
+        if found is None and self.phase == "vocoder":
+            raise ValueError(
+                self.vocoder_error
+                or f"checkpoint {self.checkpoint.path} has no vocoder; train one with "
+                f"`python -m vae vocoder DATA --checkpoint {self.checkpoint.path}` or "
+                "use --phase griffin-lim"
+            )
+        return found
+
+    @property
+    def phase_method(self) -> str:
+        """What :meth:`to_audio` uses now: "vocoder" or "griffin-lim"."""
+        return "vocoder" if self.vocoder is not None else "griffin-lim"
 
     @property
     def conditional(self) -> bool:
@@ -122,8 +177,13 @@ class Synthesiser:
         return self.model.decode(z, self._labels(labels, len(z))).float().cpu()
 
     def to_audio(self, feats: torch.Tensor, n_iter: int | None = None) -> np.ndarray:
-        """Features (..., bins, frames) -> waveforms (..., clip_samples) via Griffin-Lim."""
-        return F.features_to_waveform(torch.as_tensor(feats).cpu(), self.config, n_iter).numpy()
+        """Features (..., bins, frames) -> waveforms (..., clip_samples) through the
+        vocoder (see :attr:`phase_method`), else Griffin-Lim (``n_iter`` iterations)."""
+        feats = torch.as_tensor(feats).cpu()
+        vocoder = self.vocoder
+        if vocoder is not None:
+            return vocoder.to_waveform(feats).numpy()
+        return F.features_to_waveform(feats, self.config, n_iter).numpy()
 
     def reconstruct(self, feats: torch.Tensor, labels: Labels = None) -> torch.Tensor:
         """Encode to the posterior mean and decode: (B, bins, frames) -> (B, bins, frames)."""
