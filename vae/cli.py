@@ -210,10 +210,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _synth(path: str):
+def _synth(path: str, phase: str = "auto"):
     from vae.inference import Synthesiser
 
-    return Synthesiser.load(path)
+    return Synthesiser.load(path, phase=phase)
 
 
 def _write_clips(synth, feats, names: list[str], out: Path) -> np.ndarray:
@@ -245,7 +245,7 @@ def _label_for_file(synth, path: Path, label: str | None, option: str = "--label
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     from vae.audio import AudioError
 
-    synth, out = _synth(args.checkpoint), Path(args.out)
+    synth, out = _synth(args.checkpoint, args.phase), Path(args.out)
     failures, done = 0, 0
     update, close = _bar("reconstruct", "file")
     for i, name in enumerate(args.audio):
@@ -290,7 +290,7 @@ def _dataset(root: str):
 def cmd_interpolate(args: argparse.Namespace) -> int:
     from vae.audio import write_wav
 
-    synth, out = _synth(args.checkpoint), Path(args.out)
+    synth, out = _synth(args.checkpoint, args.phase), Path(args.out)
     clips = [
         _clip_arg(synth, args.a, args.data, args.label_a, "--label-a"),
         _clip_arg(synth, args.b, args.data, args.label_b, "--label-b"),
@@ -307,7 +307,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    synth, out = _synth(args.checkpoint), Path(args.out)
+    synth, out = _synth(args.checkpoint, args.phase), Path(args.out)
     if synth.conditional and args.label is None:
         raise CliError(f"this checkpoint is conditional on {synth.label_names}; pass --label")
     _, feats = synth.sample(args.n, args.label, args.temperature, args.seed)
@@ -336,7 +336,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from vae.audio import write_wav
     from vae.latent import along_directions, parse_amounts
 
-    synth, out = _synth(args.checkpoint), Path(args.out)
+    synth, out = _synth(args.checkpoint, args.phase), Path(args.out)
     if synth.conditional and args.label is None:
         raise CliError(f"this checkpoint is conditional on {synth.label_names}; pass --label")
     if args.z is not None:
@@ -384,7 +384,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     from vae.judge import Judge
 
-    synth, ds = _synth(args.checkpoint), load_dataset(args.data)
+    synth, ds = _synth(args.checkpoint, args.phase), load_dataset(args.data)
     judge_dir = args.judge or (Path(args.checkpoint) / "judge")
     judge = Judge.load(judge_dir) if args.judge or (judge_dir / "judge.json").is_file() else None
     update, close = _bar("evaluate")
@@ -450,6 +450,60 @@ def cmd_judge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vocoder(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from vae.checkpoints import check_compatible, load_checkpoint
+    from vae.dataset import load_dataset
+    from vae.vocoder import VocoderConfig, vocoder_dir
+    from vae.vocoder_train import VocoderTraining, train_vocoder
+
+    if not args.checkpoint and not args.out:
+        raise CliError("pass --checkpoint CKPT (saves into CKPT/vocoder) or --out DIR")
+    ds = load_dataset(args.data)
+    if args.checkpoint:
+        check_compatible(load_checkpoint(args.checkpoint), ds.config, f"dataset {args.data}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out) if args.out else vocoder_dir(args.checkpoint)
+    config = VocoderConfig(
+        ds.config,
+        width=args.width,
+        layers=args.layers,
+        magnitude=args.magnitude,
+        refine_iters=args.refine,
+    )
+    training = VocoderTraining(seconds=args.seconds, seed=args.seed, val_clips=args.val_clips)
+    bar = tqdm(total=round(args.seconds), unit="s", file=sys.stderr, dynamic_ncols=True)
+
+    def progress(event: dict) -> None:
+        if event["event"] == "step":
+            bar.set_postfix(step=event["step"], loss=f"{event['loss']:.3f}", refresh=False)
+            bar.update(min(round(event["seconds"]), bar.total) - bar.n)
+        else:
+            bar.write(f"measuring copies of up to {args.val_clips} validation clips")
+
+    try:
+        report = train_vocoder(ds, out, config, training, progress)
+    finally:
+        bar.close()
+    print(f"vocoder saved to {out}: {report['steps']} steps in {report['seconds']:.0f} s")
+    val = report.get("val")
+    if val:
+        print(f"copies of {val['clips']} {val['split']} clips:  LSD dB  SC      ms/clip")
+        names = {"griffin_lim": f"Griffin-Lim x{ds.config.griffin_lim_iters}"}
+        names["vocoder"] = "vocoder" + (f" + {args.refine} GL" if args.refine else "")
+        for key, fig in val.items():
+            if isinstance(fig, dict) and "lsd_db" in fig:
+                name = names.get(key, key.replace("hybrid_", "vocoder + ") + " GL")
+                print(
+                    f"  {name:<24} {fig['lsd_db']['median']:6.3f}  {fig['sc']['median']:.4f}"
+                    f"  {fig['ms_per_clip']:6.1f}"
+                )
+    return 0
+
+
 def cmd_demo_data(args: argparse.Namespace) -> int:
     from vae.sources import make_demo_set
 
@@ -490,6 +544,15 @@ def cmd_fetch_fsdd(args: argparse.Namespace) -> int:
     print(f"downloaded {got.bytes} bytes, SHA-256 {got.sha256} {check}", file=sys.stderr)
     print(f"wrote {len(summary.kept)} recordings to {summary.target}")
     return 0
+
+
+def _phase_option(s: argparse.ArgumentParser) -> None:
+    s.add_argument(
+        "--phase",
+        default="auto",
+        choices=["auto", "vocoder", "griffin-lim"],
+        help="features to sound: auto uses the checkpoint's vocoder when it has one",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -558,6 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("audio", nargs="+", help="audio files")
     s.add_argument("--out", required=True, help="folder for <name>-recon.wav files")
     s.add_argument("--label", help="label to condition on (conditional models)")
+    _phase_option(s)
     s.set_defaults(func=cmd_reconstruct)
 
     s = sub.add_parser(
@@ -575,6 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", help="dataset to look clip ids up in (default: the training set)")
     s.add_argument("--label-a", help="label of A (conditional models)")
     s.add_argument("--label-b", help="label of B (conditional models)")
+    _phase_option(s)
     s.set_defaults(func=cmd_interpolate)
 
     s = sub.add_parser("sample", help="generate clips from the prior")
@@ -584,6 +649,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--label", help="label to generate (conditional models)")
     s.add_argument("--temperature", type=float, default=1.0, help="scale of the prior noise")
     s.add_argument("--seed", type=int, help="seed for repeatable samples")
+    _phase_option(s)
     s.set_defaults(func=cmd_sample)
 
     s = sub.add_parser("decode", help="decode one point of the latent space to a WAV")
@@ -596,6 +662,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--z", help="the raw code instead, D comma-separated values")
     s.add_argument("--label", help="label to generate (conditional models)")
+    _phase_option(s)
     s.set_defaults(func=cmd_decode)
 
     s = sub.add_parser("map", help="2-D coordinates of every clip's latent mean (the Explore map)")
@@ -624,6 +691,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="morph this many random pairs of different labels and report how often "
         "the judge hears A's label fade into B's (needs a judge)",
     )
+    _phase_option(s)
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("judge", help="train the judge: a classifier of a dataset's labels")
@@ -632,6 +700,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, default=15, help="passes over the training clips")
     s.add_argument("--seed", type=int, default=0, help="seed of initialisation and shuffling")
     s.set_defaults(func=cmd_judge)
+
+    s = sub.add_parser(
+        "vocoder", help="train a neural phase for a checkpoint (Griffin-Lim stays the fallback)"
+    )
+    s.add_argument("data", help="dataset folder the checkpoint was trained on")
+    s.add_argument("--checkpoint", help="checkpoint folder: the vocoder goes to CKPT/vocoder")
+    s.add_argument("--out", help="vocoder folder to write instead")
+    s.add_argument("--seconds", type=float, default=300, help="training time budget (s)")
+    s.add_argument("--seed", type=int, default=0, help="seed of initialisation and batches")
+    s.add_argument("--width", type=int, default=128, help="channels of the network")
+    s.add_argument("--layers", type=int, default=4, help="ConvNeXt blocks")
+    s.add_argument(
+        "--magnitude",
+        default="input",
+        choices=["input", "predicted"],
+        help="input: magnitude from the features, only the phase is learned",
+    )
+    s.add_argument("--refine", type=int, default=0, help="Griffin-Lim iterations after the vocoder")
+    s.add_argument("--val-clips", type=int, default=300, help="validation clips measured")
+    s.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    s.set_defaults(func=cmd_vocoder)
 
     s = sub.add_parser("demo-data", help="write the offline synthetic demo set")
     s.add_argument("out", help="folder to write")

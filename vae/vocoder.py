@@ -38,6 +38,7 @@ VOCODER_FORMAT_VERSION = 1
 VOCODER_DIR = "vocoder"
 WEIGHTS_FILE, CONFIG_FILE = "vocoder.pt", "vocoder.json"
 MAGNITUDE_MODES = ("input", "predicted")
+PHASE_MODES = ("direct", "integrated")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ class VocoderConfig:
         expansion: hidden width of each block's pointwise layers, as a multiple of ``width``.
         magnitude: "input" takes the magnitude from the features (only phase is learned);
             "predicted" lets the head predict the log magnitude as well (Vocos).
+        phase: "direct" predicts each frame's phase; "integrated" predicts how far each
+            bin's phase moves from one frame to the next (beyond the bin centre's own
+            advance) and sums that over frames, as phase vocoders do: a local quantity, so
+            easier to learn with a small network and a short budget.
         refine_iters: Griffin-Lim iterations started from the predicted phase (0: none).
     """
 
@@ -61,6 +66,7 @@ class VocoderConfig:
     kernel: int = 7
     expansion: int = 3
     magnitude: str = "input"
+    phase: str = "integrated"
     refine_iters: int = 0
 
     def __post_init__(self) -> None:
@@ -72,6 +78,7 @@ class VocoderConfig:
                 self.magnitude in MAGNITUDE_MODES,
                 f"magnitude={self.magnitude!r} must be one of {MAGNITUDE_MODES}",
             ),
+            (self.phase in PHASE_MODES, f"phase={self.phase!r} must be one of {PHASE_MODES}"),
             (self.refine_iters >= 0, f"refine_iters={self.refine_iters} must be >= 0"),
         ]
         for ok, message in checks:
@@ -130,6 +137,9 @@ class VocoderNet(nn.Module):
         outputs = 2 + (config.magnitude == "predicted")  # phase as (x, y) [+ log magnitude]
         self.head = nn.Linear(config.width, outputs * cfg.n_stft_bins)
         self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
+        # Phase advance per frame of a sinusoid at each bin's centre: 2 pi k hop / n_fft.
+        advance = 2 * torch.pi * torch.arange(cfg.n_stft_bins) * cfg.hop_length / cfg.n_fft
+        self.register_buffer("advance", advance.unsqueeze(-1), persistent=False)  # (bins, 1)
 
     def spectrum(self, feats: torch.Tensor) -> torch.Tensor:
         """Features (B, n_bins, frames) in [0, 1] -> complex STFT (B, n_stft_bins, frames)."""
@@ -141,13 +151,23 @@ class VocoderNet(nn.Module):
         out = self.head(self.norm_out(h.transpose(1, 2)))  # (B, frames, outputs * bins)
         out = out.transpose(1, 2).unflatten(1, (-1, cfg.n_stft_bins))  # (B, outputs, bins, T)
         x, y = out[:, 0], out[:, 1]
-        # atan2(y, x) as a unit complex number: no angle is formed, so no wrap-around.
-        unit = torch.complex(x, y) / torch.sqrt(x.square() + y.square() + 1e-8)
+        if self.config.phase == "integrated":
+            step = torch.atan2(y, x) + self.advance  # (B, bins, T): phase moved since t - 1
+            phase = torch.cumsum(step, dim=-1)
+            unit = torch.polar(torch.ones_like(phase), phase)
+        else:  # atan2(y, x) as a unit complex number: no angle is formed, no wrap-around
+            unit = torch.complex(x, y) / torch.sqrt(x.square() + y.square() + 1e-8)
         if self.config.magnitude == "predicted":
             mag = torch.exp(out[:, 2].clamp(max=12.0))
         else:
             mag = F.features_to_magnitude(feats, cfg)  # (B, n_stft_bins, frames)
         return mag * unit
+
+    def refined(self, feats: torch.Tensor, iters: int, length: int | None = None) -> torch.Tensor:
+        """Audio (B, length) of ``iters`` Griffin-Lim iterations started from the network's
+        phase (the hybrid), with the network's magnitude."""
+        spec = self.spectrum(feats)  # (B, n_stft_bins, frames)
+        return griffin_lim(spec.abs(), self.config.feature, iters, start=spec, length=length)
 
     def forward(self, feats: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """Features (B, n_bins, frames) -> audio (B, length), ``clip_samples`` by default."""
@@ -168,6 +188,7 @@ def griffin_lim(
     n_iter: int,
     momentum: float | None = None,
     start: torch.Tensor | None = None,
+    length: int | None = None,
 ) -> torch.Tensor:
     """Fast Griffin-Lim that may start from a given phase (torchaudio's cannot).
 
@@ -178,18 +199,20 @@ def griffin_lim(
         mag: (..., n_stft_bins, frames) linear magnitude.
         start: (..., n_stft_bins, frames) complex spectrum whose phase starts the search.
         momentum: default ``cfg.griffin_lim_momentum``.
+        length: samples out, default ``cfg.clip_samples``.
 
     Returns:
-        (..., clip_samples) audio.
+        (..., length) audio; differentiable, so training can look through it.
     """
     momentum = cfg.griffin_lim_momentum if momentum is None else momentum
+    length = length or cfg.clip_samples
     window = F._window(cfg.n_fft).to(mag.device)
     lead = mag.shape[:-2]
     mag = mag.reshape(-1, *mag.shape[-2:])  # (B, bins, frames)
 
     def istft(spec: torch.Tensor) -> torch.Tensor:
         return torch.istft(
-            spec, cfg.n_fft, cfg.hop_length, window=window, center=True, length=cfg.clip_samples
+            spec, cfg.n_fft, cfg.hop_length, window=window, center=True, length=length
         )
 
     if start is None:
@@ -233,11 +256,7 @@ class Vocoder:
         lead = feats.shape[:-2]
         flat = feats.reshape(-1, *feats.shape[-2:])  # (B, bins, frames)
         iters = self.config.refine_iters if refine_iters is None else refine_iters
-        if iters:
-            spec = self.net.spectrum(flat)  # (B, n_stft_bins, frames)
-            waves = griffin_lim(F.features_to_magnitude(flat, cfg), cfg, iters, start=spec)
-        else:
-            waves = self.net(flat)
+        waves = self.net.refined(flat, iters) if iters else self.net(flat)
         return waves.reshape(*lead, cfg.clip_samples)
 
     def check_features(self, cfg: F.FeatureConfig, what: str) -> None:

@@ -43,6 +43,8 @@ class VocoderTraining:
         lr: peak AdamW learning rate (linear warm-up, cosine decay over the budget).
         augment: share of inputs blurred and noised like decoder outputs.
         crop_frames: longer clips are trained on random crops of this many frames.
+        unroll: Griffin-Lim iterations trained through after the network, so that it learns
+            a start for the hybrid (0: the network's own output is trained).
         val_clips: validation clips measured at the end (0: none).
         seed: initialisation, batches and augmentation.
     """
@@ -53,6 +55,7 @@ class VocoderTraining:
     lr: float = 2e-3
     augment: float = 0.5
     crop_frames: int = 160
+    unroll: int = 0
     val_clips: int = 300
     seed: int = 0
 
@@ -183,7 +186,11 @@ def train_vocoder(
             group["lr"] = training.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * done)))
         pick = torch.randint(0, len(train_rows), (training.batch_size,), generator=gen)
         feats, waves, length = _batch(ds, train_rows[pick.numpy()], training.crop_frames, gen)
-        est = net(_augment(feats, training.augment, gen), length)  # (B, samples)
+        feats = _augment(feats, training.augment, gen)
+        if training.unroll:
+            est = net.refined(feats, training.unroll, length)  # (B, samples)
+        else:
+            est = net(feats, length)
         loss = multi_resolution_loss(est, waves, config.feature)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -276,7 +283,7 @@ def compare_phases(
     ds: SpectrogramSet,
     split: str = "val",
     max_clips: int | None = None,
-    refine: tuple[int, ...] = (8, 16),
+    refine: tuple[int, ...] = (8, 16, 32),
 ) -> dict[str, Any]:
     """Figures of copies of ``split``'s clips with Griffin-Lim alone, with the vocoder as
     configured and, as the hybrid, with ``refine`` Griffin-Lim iterations after it.
