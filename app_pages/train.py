@@ -16,9 +16,9 @@ import torch
 
 from ui import cache, figures, state, widgets
 from vae import jobs
-from vae.checkpoints import CONFIG_FILE, has_checkpoint, pack_checkpoint
+from vae.checkpoints import BEST_DIR, CONFIG_FILE, has_checkpoint, pack_checkpoint
 from vae.model import MODEL_SIZES
-from vae.workspace import CHECKPOINT_ROOT
+from vae.workspace import CHECKPOINT_ROOT, list_judges
 
 FOLDER = "train.folder"  # our own session keys: survive leaving the page
 FOLLOW = "train.follow"  # the folder of a run this session saw running, to act when it ends
@@ -113,6 +113,35 @@ def _show_reconstructions(run: jobs.TrainingStatus, data: Path | None) -> None:
             widgets.play(recon_wave, cfg.sample_rate, "reconstruction")
 
 
+def _show_judge(run: jobs.TrainingStatus) -> None:
+    """The judge's scores beside the losses, the best epoch, and whether to stop."""
+    last = run.judge
+    if last is None:
+        return
+    st.plotly_chart(figures.judge_scores(run.records), key="train-judge-scores")
+    best = last.get("best_epoch")
+    if best is None:
+        st.caption("The judge has not found a best epoch yet (no finite score).")
+        return
+    st.caption(
+        f"Best epoch by the judge: {best} (Fréchet distance of prior samples "
+        f"{last['best_score']:.3g}); `{run.folder / BEST_DIR}` holds it, `{run.folder}` the "
+        f"last epoch. Scored last at epoch {last['epoch']}."
+    )
+    if last.get("stale", 0) >= last.get("patience", 3):
+        st.info(
+            f"Stop now: best/ holds epoch {best}. The judge's score has not improved for "
+            f"{last['stale']} evaluations since then, so stopping loses nothing."
+        )
+
+
+def _judge_options(every: int, judge: str | None) -> dict:
+    """The judge's JobOptions from the widgets: off at 0, else a judge is needed."""
+    if every and not judge:
+        raise ValueError("Judge every N epochs needs a judge: train one on the Evaluate page.")
+    return {"judge_every": every, "judge": judge if every else None}
+
+
 def live(folder: Path, fallback_data: Path | None) -> None:
     """The run's progress, loss curves and reconstructions, reread from disk."""
     run = jobs.status(folder)
@@ -133,6 +162,7 @@ def live(folder: Path, fallback_data: Path | None) -> None:
             icon=":material/download:",
         )
     st.plotly_chart(figures.loss_curves(run.records), key="train-loss")
+    _show_judge(run)
     data = run.data if run.data and run.data.is_dir() else fallback_data
     _show_reconstructions(run, data)
 
@@ -197,6 +227,16 @@ with st.expander("Model and training parameters", expanded=not has_checkpoint(fo
                                   help="e.g. 8,16: encoder channels per stage; overrides the size.")
     device = st.selectbox("Device", ["auto", "cpu", "cuda"], key="train-device",
                           help="auto: a GPU when there is one.")
+    every_col, judge_col = st.columns([1, 2])
+    judge_every = every_col.number_input(
+        "Judge every N epochs", 0, 100_000, 0, key="train-judge-every",
+        help="0: off. The judge scores prior samples and reconstructions every N epochs and "
+             "at the last; the best epoch is kept in best/ inside the checkpoint folder.")
+    judges = {str(j.path): j.summary for j in list_judges()}
+    judge = judge_col.selectbox(
+        "Judge", list(judges), key="train-judge", format_func=lambda p: f"{p} ({judges[p]})",
+        placeholder="no judge yet: train one on the Evaluate page", disabled=not judges,
+        help="A classifier of the dataset's labels (`python -m vae judge DATA --out DIR`).")
 
 start_col, stop_col, resume_col, _ = st.columns([1, 1, 1, 3])
 run = jobs.status(folder)
@@ -222,7 +262,8 @@ if start:
         except ValueError:
             raise ValueError(f"Channels {channels_text!r}: write numbers like 8,16,32") from None
         model = dict(size=size, latent_dim=int(latent_dim), channels=channels)
-        options = jobs.JobOptions(conditional=conditional, **model, **train_options)
+        judging = _judge_options(int(judge_every), judge)
+        options = jobs.JobOptions(conditional=conditional, **model, **train_options, **judging)
         jobs.start(dataset, folder, options)
         st.rerun()  # the buttons and the live view follow the new run
 if stop:
@@ -240,7 +281,8 @@ if resume:
         data = jobs.checkpoint_dataset(folder) or dataset
         if data is None:
             raise ValueError(f"{folder}: its dataset is gone; pick one in the sidebar.")
-        jobs.start(data, folder, jobs.JobOptions(**train_options), resume=True)
+        judging = _judge_options(int(judge_every), judge)
+        jobs.start(data, folder, jobs.JobOptions(**train_options, **judging), resume=True)
         st.rerun()
 
 run = jobs.status(folder)

@@ -164,6 +164,62 @@ def loss_curves(records: Sequence[dict]) -> go.Figure:
     return fig
 
 
+JUDGE_PANELS = (
+    ("judged correctly", "accuracy", ".0%"),
+    ("Fréchet distance to train clips (lower is better)", "frechet", ""),
+)
+JUDGE_SETS = (("samples", "samples", COLOURS[2]), ("reconstructed", "reconstructions", COLOURS[4]))
+
+
+def judge_scores(records: Sequence[dict]) -> go.Figure:
+    """The judge's scorings during training ("judge" lines of metrics.jsonl): accuracy on
+    prior samples and on reconstructions, and each set's Fréchet distance, per epoch; real
+    clips scored the same way are drawn dashed (the floor), the best epoch as a star."""
+    lines = [r for r in records if r.get("event") == "judge"]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[title for title, _, _ in JUDGE_PANELS])
+    for col, (_, figure, fmt) in enumerate(JUDGE_PANELS, start=1):
+        for key, name, colour in JUDGE_SETS:
+            pts = [(r["epoch"], r.get(f"{key}_{figure}")) for r in lines]
+            pts = [(e, v) for e, v in pts if v is not None]
+            fig.add_trace(
+                go.Scatter(
+                    x=[e for e, _ in pts],
+                    y=[v for _, v in pts],
+                    name=name,
+                    mode="lines+markers",
+                    line=dict(color=colour),
+                    legendgroup=key,
+                    showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
+            )
+        real = [r.get(f"real_{figure}") for r in lines]
+        if lines and real[-1] is not None:
+            fig.add_hline(
+                y=real[-1], line=dict(color=COLOURS[7], dash="dash"), row=1, col=col,
+                annotation_text="real clips", annotation_position="bottom right",
+            )  # fmt: skip
+        fig.update_xaxes(title_text="epoch", row=1, col=col)
+        fig.update_yaxes(tickformat=fmt, row=1, col=col)
+    best = [r for r in lines if r.get("epoch") == (lines[-1].get("best_epoch") if lines else None)]
+    if best:
+        fig.add_trace(
+            go.Scatter(
+                x=[best[0]["epoch"]],
+                y=[best[0]["score"]],
+                name=f"best (epoch {best[0]['epoch']})",
+                mode="markers",
+                marker=dict(symbol="star", size=14, color=COLOURS[3]),
+            ),
+            row=1,
+            col=2,
+        )
+    fig.update_yaxes(range=[0, 1.05], row=1, col=1)
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10))
+    return fig
+
+
 def latent_map(
     coords: np.ndarray,
     ids: Sequence[str],

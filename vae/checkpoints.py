@@ -39,6 +39,8 @@ from vae.storage import (  # noqa: F401  (re-exported: the checkpoint API writes
 FORMAT_VERSION = 1
 WEIGHTS_FILE, CONFIG_FILE = "model.pt", "config.json"
 METRICS_FILE, LATENTS_FILE = "metrics.jsonl", "latents.npz"
+# The judge's best epoch (vae.judging): a complete checkpoint folder inside the run's own.
+BEST_DIR = "best"
 # Settings that change how features sound back but not what they hold.
 SYNTHESIS_FIELDS = ("griffin_lim_iters", "griffin_lim_momentum")
 

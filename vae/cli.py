@@ -141,6 +141,10 @@ TRAIN_OPTIONS = {  # CLI option -> TrainConfig field; None defaults mean "not gi
     "threads": "threads",
     "precision": "precision",
     "likelihood": "likelihood",
+    "judge_every": "judge_every",
+    "judge": "judge",
+    "judge_patience": "judge_patience",
+    "stop_when_stale": "stop_when_stale",
 }
 
 
@@ -153,7 +157,28 @@ def _train_config(args: argparse.Namespace):
     if args.resume and has_checkpoint(args.out):
         base = TrainConfig.from_dict(read_config(args.out)["train_config"])
     given = {f: getattr(args, o) for o, f in TRAIN_OPTIONS.items() if getattr(args, o) is not None}
-    return dataclasses.replace(base, **given)
+    if args.judge is not None:  # resumed from any directory, the run finds it again
+        given["judge"] = str(Path(args.judge).absolute())
+    cfg = dataclasses.replace(base, **given)
+    if args.judge is not None and not cfg.judge_every:
+        raise CliError("--judge DIR scores the model only with --judge-every N (epochs)")
+    return cfg
+
+
+def _judge_line(event: dict) -> str:
+    """One line for a scored epoch: the judge's accuracies, the Fréchet distances, the best."""
+
+    def pct(key: str) -> str:
+        return "-" if event.get(key) is None else f"{event[key]:.0%}"
+
+    best = f"best epoch {event['best_epoch']}" + (" (new)" if event["improved"] else "")
+    stale = f", {event['stale']} without improvement" if event["stale"] else ""
+    return (
+        f"judge epoch {event['epoch']}: heard right {pct('samples_accuracy')} of samples, "
+        f"{pct('reconstructed_accuracy')} of reconstructions; Fréchet distance samples "
+        f"{event['samples_frechet']:.2f}, reconstructions {event['reconstructed_frechet']:.2f}; "
+        f"{best}{stale}"
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -191,6 +216,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"(recon {event['train_recon']:.3f}, kl {event['train_kl']:.3f}) "
                 f"val {'-' if val is None else f'{val:.3f}'} in {event['seconds']:.1f} s"
             )
+        elif kind == "judge":
+            bar.write(_judge_line(event))
         elif "message" in event:
             bar.write(str(event["message"]))
 
@@ -614,6 +641,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], help="auto: a GPU if any")
     s.add_argument("--threads", type=int, help="CPU threads per process (default: all cores)")
     s.add_argument("--precision", choices=["fp32", "bf16"], help="bf16: on a GPU (default fp32)")
+    g = s.add_argument_group("the judge in the loop (scores samples; keeps the best in CKPT/best)")
+    g.add_argument("--judge-every", type=int, help="score every N epochs and the last (0: off)")
+    g.add_argument("--judge", help="judge folder, made by `python -m vae judge DATA --out DIR`")
+    g.add_argument("--judge-patience", type=int, help="scorings without gain before the note (3)")
+    g.add_argument(
+        "--stop-when-stale",
+        action="store_true",
+        default=None,
+        help="stop training once the judge's score has not improved for the patience",
+    )
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("reconstruct", help="encode and decode audio files")

@@ -60,14 +60,14 @@ class JobOptions:
     conditional: bool = False
     seed: int | None = None
     device: str | None = None
+    judge_every: int | None = None
+    judge: str | None = None
 
     def check(self) -> None:
         """Raise ValueError for a bad value now, not as a failed run a few seconds later."""
-        given = {
-            k: getattr(self, k)
-            for k in ("epochs", "batch_size", "lr", "beta", "beta_warmup_epochs", "free_bits")
-            if getattr(self, k) is not None
-        }
+        fields = ("epochs", "batch_size", "lr", "beta", "beta_warmup_epochs", "free_bits",
+                  "judge_every", "judge")  # fmt: skip
+        given = {k: getattr(self, k) for k in fields if getattr(self, k) is not None}
         TrainConfig(**given)
         if self.latent_dim is not None and self.latent_dim < 1:
             raise ValueError(f"latent_dim={self.latent_dim} must be at least 1, e.g. 16")
@@ -78,10 +78,12 @@ class JobOptions:
         """The options as command-line arguments."""
         args: list[str] = []
         for name in ("epochs", "batch_size", "lr", "beta", "beta_warmup_epochs", "free_bits",
-                     "latent_dim", "size", "seed", "device"):  # fmt: skip
+                     "latent_dim", "size", "seed", "device", "judge_every"):  # fmt: skip
             value = getattr(self, name)
             if value is not None:
                 args += [f"--{name.replace('_', '-')}", str(value)]
+        if self.judge is not None and self.judge_every:  # the child runs from another folder
+            args += ["--judge", str(Path(self.judge).absolute())]
         if self.channels is not None:
             args += ["--channels", ",".join(str(int(c)) for c in self.channels)]
         if self.conditional:
@@ -115,6 +117,12 @@ class TrainingStatus:
     @property
     def running(self) -> bool:
         return self.state == "running"
+
+    @property
+    def judge(self) -> dict[str, Any] | None:
+        """The last "judge" line (``vae.judging``): best epoch, stale count, patience..."""
+        lines = [r for r in self.records if r.get("event") == "judge"]
+        return lines[-1] if lines else None
 
     @property
     def fraction(self) -> float:
@@ -185,6 +193,11 @@ def start(
     """
     data, out = Path(data).absolute(), Path(out).absolute()
     options.check()
+    if options.judge_every and options.judge:  # a judge that cannot hear the data: say so now
+        from vae.dataset import load_dataset
+        from vae.judging import load_judge_for
+
+        load_judge_for(options.judge, load_dataset(data))
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: is a file, not a checkpoint folder; choose another name")
     out.mkdir(parents=True, exist_ok=True)

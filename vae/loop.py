@@ -26,6 +26,7 @@ from vae.model import ConvVAE, ModelConfig, count_parameters, vae_loss
 from vae.prior import fit_prior, write_prior
 
 if TYPE_CHECKING:
+    from vae.judging import Judging
     from vae.train import TrainConfig
 
 Progress = Callable[[dict[str, Any]], None]
@@ -166,6 +167,14 @@ class Trainer:
             "train_clips": self.n,
             "val_clips": self.n_val,
         }
+        self.judging: Judging | None = None  # rank 0's, when cfg.judge_every > 0
+        if cfg.judge_every:  # a judge that cannot hear this dataset fails here, before epoch 1
+            dist.on_main(self.world, self._open_judging)
+
+    def _open_judging(self) -> None:
+        from vae.judging import Judging  # the judge and the audio stack: only runs that judge
+
+        self.judging = Judging.start(self.cfg, self.ds, self.out, self.emit)
 
     def _labels(self, y: torch.Tensor) -> torch.Tensor | None:
         return y.to(self.device) if self.model_config.conditional else None
@@ -366,10 +375,25 @@ class Trainer:
             history.append(self.finish_epoch(epoch, *done, t0))
             last = epoch
             emit(history[-1])
+            if self.judge(epoch):
+                stopped = True
+                best = self.out / ck.BEST_DIR
+                note = f"stopped after epoch {last} (--stop-when-stale); {best} holds the best"
+                emit({"event": "stopped", "epoch": last, "message": note})
+                break
         if last > 0 and not dist.on_main(self.world, self.latents_current):
             self.write_latents()
         self.features.close()
         return last, history, stopped
+
+    def judge(self, epoch: int) -> bool:
+        """Rank 0 scores the checkpoint just saved when ``epoch`` is due (the others wait);
+        True on every rank when training should stop (``stop_when_stale``)."""
+        if not self.cfg.judged_after(epoch):
+            return False
+        return dist.on_main(
+            self.world, lambda: self.judging is not None and self.judging.after_epoch(epoch)
+        )
 
     def latents_current(self) -> bool:
         """Whether latents.npz is there and no older than model.pt: a run killed (or out of

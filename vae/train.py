@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
 import signal
 import threading
 import time
@@ -32,7 +33,7 @@ from vae import distributed as dist
 from vae.dataset import SpectrogramSet, load_dataset
 from vae.loop import Progress, Trainer, TrainingDiverged
 from vae.model import MODEL_SIZES, ModelConfig
-from vae.storage import pid_alive
+from vae.storage import pid_alive, tidy_leftovers
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "FolderLock", "lock_owner", "train"]
 
@@ -71,6 +72,11 @@ class TrainConfig:
         precision: "fp32", or "bf16" (autocast on a CUDA GPU that supports it).
         likelihood: the reconstruction term: "gaussian" (sum of squared errors) or
             "laplace" (sum of absolute errors, which averages detail away less).
+        judge_every: score the checkpoint with the judge every this many epochs and at the
+            last one, keeping the best in ``best/`` (0 = off; see :mod:`vae.judging`).
+        judge: the judge folder (``python -m vae judge``); needed when judge_every > 0.
+        judge_patience: scorings without improvement before saying that stopping loses nothing.
+        stop_when_stale: stop training then, instead of only saying so.
     """
 
     epochs: int = 30
@@ -87,6 +93,10 @@ class TrainConfig:
     threads: int = 0
     precision: str = "fp32"
     likelihood: str = "gaussian"
+    judge_every: int = 0
+    judge: str | None = None
+    judge_patience: int = 3
+    stop_when_stale: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -109,6 +119,13 @@ class TrainConfig:
                 self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
                 f"device={self.device!r} must be auto, cpu, cuda or cuda:N",
             ),
+            (self.judge_every >= 0, f"judge_every={self.judge_every} must be 0 (off) or more"),
+            (
+                self.judge_every == 0 or bool(self.judge),
+                f"judge_every={self.judge_every} needs a judge folder: pass --judge DIR "
+                "(made by `python -m vae judge DATA --out DIR`)",
+            ),
+            (self.judge_patience >= 1, f"judge_patience={self.judge_patience} must be 1 or more"),
         ]
         for ok, message in checks:
             if not ok:
@@ -122,6 +139,11 @@ class TrainConfig:
         """Rebuild from :meth:`to_dict`, ignoring fields this version does not know."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    def judged_after(self, epoch: int) -> bool:
+        """Whether the judge scores epoch ``epoch``: every ``judge_every``, and the last."""
+        every = self.judge_every
+        return every > 0 and (epoch % every == 0 or epoch == self.epochs)
 
     def beta_at(self, epoch: int, batch: int, batches: int) -> float:
         """KL weight at ``batch`` (0-based) of ``epoch`` (1-based) with ``batches`` per epoch."""
@@ -263,7 +285,7 @@ def _prepare_out(out: Path, resume: bool, emit: Progress) -> bool:
                 "another --out"
             )
         return True
-    ours = {LOCK_FILE, ck.METRICS_FILE, ck.LATENTS_FILE, *JOB_FILES}
+    ours = {LOCK_FILE, ck.METRICS_FILE, ck.LATENTS_FILE, ck.BEST_DIR, *JOB_FILES}
     foreign = [p.name for p in out.iterdir() if p.name not in ours]
     if foreign:
         raise ValueError(
@@ -274,6 +296,7 @@ def _prepare_out(out: Path, resume: bool, emit: Progress) -> bool:
         emit({"event": "note", "message": f"{out} holds no checkpoint yet: starting fresh"})
     for name in (ck.METRICS_FILE, ck.LATENTS_FILE):  # leftovers of a run killed in epoch 1
         (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / ck.BEST_DIR, ignore_errors=True)  # and a best epoch of a run now gone
     return False
 
 
@@ -281,6 +304,7 @@ def _tidy(out: Path) -> None:
     """Remove temp files of writers killed mid-write (we hold the lock: none is alive)."""
     for tmp in out.glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
+    tidy_leftovers(out / ck.BEST_DIR, ck.CONFIG_FILE)  # a copy into best/ cut short
 
 
 def train(

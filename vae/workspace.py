@@ -55,10 +55,12 @@ def list_datasets(root: Path = DATA_ROOT) -> list[Item]:
 
 
 def list_checkpoints(root: Path = CHECKPOINT_ROOT) -> list[Item]:
-    """Folders under ``root`` holding a checkpoint, newest first; one with a torn
+    """Folders under ``root`` holding a checkpoint, and the judge's best epoch of a run
+    (``run/best``, a complete checkpoint of its own), newest first; one with a torn
     config.json is listed as damaged, so that opening it says why."""
     items = []
-    for folder in _folders_with(root, "model.pt"):
+    best = [p for p in _folders_with(root, "best/model.pt") if p.parent.name[0] != "."]
+    for folder in _folders_with(root, "model.pt") + best:
         info = _read_json(folder / "config.json")
         if info is None:
             items.append(Item(folder, "checkpoint", DAMAGED.format("config.json")))
@@ -66,6 +68,8 @@ def list_checkpoints(root: Path = CHECKPOINT_ROOT) -> list[Item]:
         model = info.get("model_config", {})
         kind = "conditional" if model.get("n_labels") else "unconditional"
         summary = f"epoch {info.get('epoch', '?')}, latent {model.get('latent_dim', '?')}, {kind}"
+        if folder in best:
+            summary = f"the judge's best epoch of {folder.parent.name}: {summary}"
         items.append(Item(folder, "checkpoint", summary))
     return sorted(items, key=lambda i: i.path.stat().st_mtime, reverse=True)
 
