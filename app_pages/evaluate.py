@@ -1,8 +1,9 @@
 """Evaluate: how good is the current checkpoint, in numbers a listener would agree with?
 
 Reconstruction distances after the audio round trip, beside Griffin-Lim alone; and a judge
-(a classifier trained on real clips) naming real clips, reconstructions and, for a
-conditional model, clips sampled for each label. Same figures as ``python -m vae evaluate``.
+(a classifier trained on real clips, listening to audio) naming real clips, reconstructions
+and, for a conditional model, clips sampled for each label, and measuring how far each set
+is from the real clips as a whole. Same figures as ``python -m vae evaluate``.
 """
 
 import json
@@ -12,7 +13,8 @@ import streamlit as st
 
 from ui import cache, figures, state, widgets
 from vae.evaluate import evaluate_reconstruction, evaluate_with_judge
-from vae.judge import Judge, JudgeTraining, train_judge
+from vae.judge import Judge
+from vae.judge_training import JudgeTraining, train_judge
 from vae.workspace import JUDGE_ROOT, list_judges
 
 REPORTS = "evaluate.reports"  # checkpoint path -> last report, for this session
@@ -143,6 +145,17 @@ if verdicts:
     st.plotly_chart(
         figures.confusion(part["confusion"], verdicts["labels"], which), key="evaluate-confusion"
     )
+    if verdicts.get("distribution"):
+        dist = verdicts["distribution"]
+        st.markdown("**As a whole: how far is each set from the real clips?**")
+        st.caption(
+            f"Fréchet distance between the judge's embeddings of a set and of "
+            f"{dist['reference']['clips']} real training clips (lower is closer; real "
+            "validation clips give the floor); inception score: how clearly and evenly the "
+            f"judge hears the labels (at most {len(verdicts['labels'])}). The last column "
+            "shows what the model adds to the phase method's own loss."
+        )
+        st.table(figures.distribution_rows(dist))
 else:
     st.info("Choose or train a judge to see how the clips are heard.")
 st.download_button(

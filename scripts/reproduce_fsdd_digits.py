@@ -60,6 +60,42 @@ def _record_dataset_path(ckpt: Path, data: Path) -> None:
         storage.atomic_write_json(file, config)
 
 
+DISTRIBUTION_SETS = (
+    ("real", "real validation clips (the floor)"),
+    ("phase_copies", "Griffin-Lim copies of them"),
+    ("reconstructed", "reconstructions"),
+    ("samples", "prior samples"),
+)
+
+
+def distribution_lines(dist: dict | None) -> list[str]:
+    """The model card's table of the distribution section (none in older reports)."""
+    if not dist:
+        return []
+    lines = [
+        "",
+        f"## As a whole, against {dist['reference']['clips']} real training clips",
+        "Fréchet distance of the judge's embeddings (lower is closer) and inception score "
+        "of its verdicts (at most the number of labels):",
+        "",
+        "| set | clips | Fréchet distance | inception score |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for key, name in DISTRIBUTION_SETS:
+        if dist.get(key):
+            d = dist[key]
+            lines.append(
+                f"| {name} | {d['clips']} | {d['frechet']:.2f} | {d['inception_score']:.2f} |"
+            )
+    ratios = (
+        ("reconstructions / phase copies, Fréchet", "reconstructed_vs_phase"),
+        ("prior samples / phase copies, Fréchet", "samples_vs_phase"),
+        ("prior samples / real clips, inception score", "samples_is_vs_real"),
+    )
+    shown = [f"{name} {dist[key]:.2f}" for name, key in ratios if dist.get(key) is not None]
+    return lines + (["", "Ratios: " + "; ".join(shown) + "."] if shown else [])
+
+
 def model_card(out: Path, report: dict, settings: list[str], seconds: dict, src: Path) -> str:
     j = report.get("judge", {})
     samples, morph = j.get("samples") or {}, j.get("interpolation") or {}
@@ -100,6 +136,7 @@ def model_card(out: Path, report: dict, settings: list[str], seconds: dict, src:
             f"- morphs heard moving from A's digit to B's: {morph['monotonic_fraction']:.0%} "
             f"of {morph['pairs']} random pairs"
         )
+    lines += distribution_lines(j.get("distribution"))
     lines += [
         "",
         "The full report is `evaluation.json`; the judge is in `judge/`. Why these settings: "

@@ -213,6 +213,12 @@ def test_judge_then_evaluate_reports_its_verdicts(workspace, tmp_path):
     assert 0.0 <= verdicts["real"]["accuracy"] <= 1.0
     assert verdicts["samples"] is None  # an unconditional model says no label on request
     assert len(verdicts["reconstructed"]["confusion"]) == 5
+    dist = verdicts["distribution"]  # ... but its prior samples are still heard as a set
+    assert dist["samples"]["clips"] == 20 * 5 and dist["samples_vs_phase"] > 0
+    assert dist["real"]["frechet"] < dist["samples"]["frechet"]
+    text = vae("evaluate", workspace["ckpt"], workspace["data"], "--judge", judge).stdout
+    assert "against" in text and f"FD {dist['real']['frechet']:8.2f}" in text
+    assert f"samples_is_vs_real {dist['samples_is_vs_real']:.2f}" in text
     missing = vae(
         "evaluate", workspace["ckpt"], workspace["data"], "--judge", tmp_path / "no", check=False
     )

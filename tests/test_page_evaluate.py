@@ -41,6 +41,23 @@ def test_train_a_judge_then_evaluate_the_checkpoint(studio_root, tmp_path, monke
     assert counts.sum(axis=1).tolist() == [3] * 5  # 3 samples asked of each label
     report = at.session_state["evaluate.reports"]["checkpoints/demo"]
     assert json.loads(json.dumps(report))["judge"]["samples"]["per_label_samples"] == 3
+    table = at.table[0].value  # the distribution section: one row per set
+    assert list(table.columns) == [
+        "set",
+        "Fréchet distance",
+        "inception score",
+        "ratio to the phase copies",
+    ]
+    assert [s.split(",")[0] for s in table["set"]] == [
+        "real clips (val)",
+        "phase copies of them",
+        "reconstructions",
+        "prior samples",
+    ]
+    dist = report["judge"]["distribution"]
+    assert table["Fréchet distance"].tolist()[2] == f"{dist['reconstructed']['frechet']:.2f}"
+    assert table["ratio to the phase copies"].tolist()[1] == "1.00x"
+    assert any("Fréchet distance between the judge's embeddings" in c.value for c in at.caption)
 
 
 def test_without_a_dataset_it_says_what_to_do(studio_root, tmp_path, monkeypatch):

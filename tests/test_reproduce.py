@@ -38,6 +38,10 @@ def test_the_chain_writes_a_loadable_checkpoint_with_judge_and_card(demo_set_dir
     card = (out / "MODEL_CARD.md").read_text()
     assert "# digits: a conditional VAE" in card and "judge on prior samples" in card
     assert "--conditional --epochs 2" in card
+    dist = report["judge"]["distribution"]  # issue 13: the sets as a whole, in a table
+    assert "## As a whole, against" in card
+    assert f"| prior samples | 10 | {dist['samples']['frechet']:.2f} |" in card
+    assert f"prior samples / real clips, inception score {dist['samples_is_vs_real']:.2f}" in card
     assert str(ROOT.parent) not in card  # no machine-specific absolute path
     assert json.loads((out / "evaluation.json").read_text())["checkpoint"] == str(out)
     config = json.loads((out / "config.json").read_text())

@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from plotly.colors import hex_to_rgb, sequential
 from plotly.subplots import make_subplots
 
+from vae.distribution import ratio
 from vae.features import FeatureConfig
 
 # Magma, written as rgb(): Streamlit's frontend swaps colours "#000001".."#0000NN" for its
@@ -357,3 +358,32 @@ def confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str], title: str
         margin=dict(l=10, r=10, t=40, b=10),
     )
     return fig
+
+
+DISTRIBUTION_SETS = (
+    ("real", "real clips (val)"),
+    ("phase_copies", "phase copies of them"),
+    ("reconstructed", "reconstructions"),
+    ("samples", "prior samples"),
+)
+
+
+def distribution_rows(section: dict) -> list[dict[str, str]]:
+    """The evaluate report's distribution section as table rows: set, Fréchet distance,
+    inception score, and the Fréchet distance over that of the phase copies."""
+    phase = (section.get("phase_copies") or {}).get("frechet")
+    rows = []
+    for key, name in DISTRIBUTION_SETS:
+        figures = section.get(key)
+        if not figures:
+            continue
+        times = ratio(figures["frechet"], phase)
+        rows.append(
+            {
+                "set": f"{name}, {figures['clips']} clips",
+                "Fréchet distance": f"{figures['frechet']:.2f}",
+                "inception score": f"{figures['inception_score']:.2f}",
+                "ratio to the phase copies": "" if times is None else f"{times:.2f}x",
+            }
+        )
+    return rows

@@ -402,6 +402,14 @@ def cmd_map(args: argparse.Namespace) -> int:
     return 0
 
 
+DISTRIBUTION_SETS = (
+    ("real", "real"),
+    ("phase_copies", "phase copies"),
+    ("reconstructed", "reconstructed"),
+    ("samples", "samples"),
+)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from vae.dataset import load_dataset
     from vae.evaluate import (
@@ -452,12 +460,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 f"  judge on prior samples {s['accuracy']:.1%} (worst {worst[0]}: "
                 f"{worst[1]:.0%}), diversity {s['diversity']['mean']:.2f}"
             )
+        for line in _distribution_lines(j.get("distribution")):
+            print(f"  {line}")
     return 0
+
+
+def _distribution_lines(dist: dict | None) -> list[str]:
+    """The evaluate report's distribution section as text lines (none without it)."""
+    if not dist:
+        return []
+    lines = [
+        f"as a whole, against {dist['reference']['clips']} real training clips "
+        "(Fréchet distance of the judge's embeddings, lower is closer; inception score):"
+    ]
+    for name, shown in DISTRIBUTION_SETS:
+        if dist.get(name):
+            d = dist[name]
+            lines.append(
+                f"  {shown:<13} FD {d['frechet']:8.2f}  IS {d['inception_score']:5.2f}"
+                f"  ({d['clips']} clips)"
+            )
+    ratios = [
+        (key, dist.get(key))
+        for key in ("reconstructed_vs_phase", "samples_vs_phase", "samples_is_vs_real")
+    ]
+    shown = ", ".join(f"{key} {value:.2f}" for key, value in ratios if value is not None)
+    return lines + ([f"  {shown}"] if shown else [])
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
     from vae.dataset import load_dataset
-    from vae.judge import JudgeTraining, train_judge
+    from vae.judge_training import JudgeTraining, train_judge
 
     ds = load_dataset(args.data)
     update, close = _bar("judge", "epoch")
@@ -471,7 +504,8 @@ def cmd_judge(args: argparse.Namespace) -> int:
     finally:
         close()
     print(
-        f"judge saved to {args.out}: {report['val_accuracy']:.1%} on the validation clips "
+        f"judge saved to {args.out}: {report['val_accuracy']:.1%} on the validation clips, "
+        f"{report['val_accuracy_phase_copies']:.1%} on their Griffin-Lim copies "
         f"({report['train_accuracy']:.1%} on training) in {report['seconds']:.0f} s"
     )
     return 0
@@ -709,7 +743,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="seed of t-SNE")
     s.set_defaults(func=cmd_map)
 
-    s = sub.add_parser("evaluate", help="reconstruction figures on a dataset split")
+    s = sub.add_parser(
+        "evaluate",
+        help="reconstruction figures on a dataset split; with a judge, what it hears and "
+        "how far each set is from the real clips (Fréchet distance, inception score)",
+    )
     s.add_argument("checkpoint", help="checkpoint folder")
     s.add_argument("data", help="dataset folder")
     s.add_argument("--split", default="val", choices=["train", "val", "all"], help="which clips")

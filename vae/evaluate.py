@@ -4,7 +4,10 @@ Each clip goes encode -> decode -> Griffin-Lim -> STFT, and is compared with the
 its stored features stand for. The same figures for Griffin-Lim alone (no model) are
 reported beside them, so the cost of phase recovery and the cost of the model can be told apart.
 With a judge (``vae.judge``), the same clips, their reconstructions and prior samples are
-also named by a classifier: is a generated "7" heard as a 7?
+also heard by a classifier, always as audio (``Synthesiser.to_audio``: the checkpoint's own
+phase method): is a generated "7" heard as a 7, and how far are the sets as a whole from
+the real clips (Fréchet distance of the judge's embeddings, inception score:
+``vae.distribution``)?
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 from vae import features as F
 from vae.checkpoints import check_compatible
 from vae.dataset import SpectrogramSet
+from vae.distribution import embedding_stats, ratio, set_figures
 from vae.inference import Synthesiser
 from vae.judge import Judge
 from vae.metrics import log_spectral_distance, spectral_convergence
@@ -83,12 +87,6 @@ def evaluate_reconstruction(
 # ------------------------------------------------------------------------------ the judge
 
 
-def _through_audio(synth: Synthesiser, feats: torch.Tensor) -> torch.Tensor:
-    """Features (B, bins, frames) -> Griffin-Lim audio -> features again: what a listener's
-    ear (the judge) gets from a decoded spectrogram."""
-    return F.waveform_to_features(synth.to_audio(feats), synth.config)
-
-
 def _scores(probs: np.ndarray, truth: np.ndarray, names: list[str]) -> dict[str, Any]:
     """Accuracy, per-label accuracy and the confusion matrix (rows: truth, columns: judged)."""
     judged = probs.argmax(axis=1)
@@ -116,6 +114,53 @@ def _spread(feats: np.ndarray) -> float:
     return float(np.sqrt(d2)[np.triu_indices(len(flat), 1)].mean())
 
 
+def _check_judge(synth: Synthesiser, judge: Judge) -> int:
+    """The checkpoint's sample rate, once the judge is found to hear it and its labels."""
+    rate = synth.config.sample_rate
+    judge.check_compatible(rate, synth.label_names, f"checkpoint {synth.checkpoint.path}")
+    return rate
+
+
+def _reference_rows(ds: SpectrogramSet, names: list[str], cap: int, seed: int) -> np.ndarray:
+    """Up to ``cap`` training clips with the judge's labels, a seeded choice, sorted."""
+    rows = np.array([i for i in ds.split_indices("train") if ds.labels[i] in names], np.int64)
+    if len(rows) > cap:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, cap, replace=False))
+    return rows
+
+
+def _joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Batches of (probabilities (b, K), embeddings (b, C)) -> all of them, concatenated."""
+    return np.concatenate([p for p, _ in parts]), np.concatenate([e for _, e in parts])
+
+
+def _distribution(
+    reference: np.ndarray, sets: dict[str, tuple[np.ndarray, np.ndarray] | None]
+) -> dict[str, Any] | None:
+    """The "distribution" section: each set's (probabilities, embeddings) against the
+    reference embeddings (n, C), and the ratios to read them by. None without two
+    reference clips."""
+    if len(reference) < 2:
+        return None
+    stats = embedding_stats(reference)
+    out: dict[str, Any] = {"reference": {"split": "train", "clips": int(len(reference))}}
+    for name, heard in sets.items():
+        usable = heard is not None and len(heard[1]) >= 2
+        out[name] = set_figures(stats, heard[1], heard[0]) if usable else None
+
+    def figure(name: str, key: str) -> float | None:
+        return out[name][key] if out.get(name) else None
+
+    out["reconstructed_vs_phase"] = ratio(
+        figure("reconstructed", "frechet"), figure("phase_copies", "frechet")
+    )
+    out["samples_vs_phase"] = ratio(figure("samples", "frechet"), figure("phase_copies", "frechet"))
+    out["samples_is_vs_real"] = ratio(
+        figure("samples", "inception_score"), figure("real", "inception_score")
+    )
+    return out
+
+
 def evaluate_with_judge(
     synth: Synthesiser,
     ds: SpectrogramSet,
@@ -124,66 +169,103 @@ def evaluate_with_judge(
     samples_per_label: int = 20,
     seed: int = 0,
     batch_size: int = 64,
+    reference_clips: int = 1000,
     progress: Progress = None,
 ) -> dict[str, Any]:
-    """The judge's verdicts on real clips of ``split``, on their reconstructions after the
-    audio round trip, and (conditional models) on clips sampled from the prior per label.
+    """What the judge hears in real clips of ``split``, in copies of them made by the
+    checkpoint's phase method alone, in their reconstructions and in prior samples
+    (``samples_per_label`` per label for a conditional model, as many without a label
+    otherwise): all as audio, from ``synth.to_audio``.
 
-    Diversity of samples is the mean pairwise distance of a label's samples over that of its
-    real clips (up to 200, any split): near 1 is as varied as real speech; near 0 is one
-    clip said again and again.
+    Diversity of samples is the mean pairwise distance of a label's samples (re-analysed
+    from their audio) over that of its real clips (up to 200, any split): near 1 is as
+    varied as real speech; near 0 is one clip said again and again.
+
+    The distribution section compares each set as a whole with up to ``reference_clips``
+    real training clips: Fréchet distance of the judge's embeddings (real val clips give
+    the floor) and inception score of its probabilities.
+
     Returns:
-        {"labels", "real", "reconstructed", "samples" (or None)}, each of the three with
-        accuracy, per_label and confusion; "samples" adds "diversity".
+        {"labels", "real", "phase_copies", "reconstructed", "samples" (None for an
+        unconditional model), "distribution"}; the first four with accuracy, per_label and
+        confusion, "samples" adding "diversity". "distribution": {"reference", and per set
+        "real", "phase_copies", "reconstructed", "samples": {"frechet", "inception_score",
+        "clips"} or None; "reconstructed_vs_phase", "samples_vs_phase" (Fréchet ratios),
+        "samples_is_vs_real"} or None when the training split is empty.
     """
     check_compatible(synth.checkpoint, ds.config, f"dataset {ds.root}")
-    judge.check_features(synth.config, f"checkpoint {synth.checkpoint.path}")
+    rate = _check_judge(synth, judge)
     names = judge.label_names
     index = {name: i for i, name in enumerate(names)}
     idx = np.array([i for i in ds.split_indices(split) if ds.labels[i] in index], np.int64)
     if not len(idx):
         raise ValueError(f"dataset {ds.root}: no clips in split {split!r} with the judge's labels")
     truth = np.array([index[ds.labels[i]] for i in idx])
-    real, recon = [], []
-    total = len(idx) + (samples_per_label * len(names) if synth.conditional else 0)
+    ref_rows = _reference_rows(ds, names, reference_clips, seed)
+    # a conditional model is asked for each label; an unconditional one as often, unlabelled
+    asked = [n if synth.conditional else None for n in names]
+    total = len(ref_rows) + len(idx) + samples_per_label * len(asked)
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, total)
+
+    reference = []
+    for start in range(0, len(ref_rows), batch_size):
+        rows = ref_rows[start : start + batch_size]
+        reference.append(judge.embed(np.asarray(ds.waveforms[rows], np.float32), rate))
+        tick(len(rows))
+    heard: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {
+        "real": [],
+        "phase_copies": [],
+        "reconstructed": [],
+    }
     for start in range(0, len(idx), batch_size):
         batch = idx[start : start + batch_size]
         feats = torch.from_numpy(np.asarray(ds.features[batch], dtype=np.float32))
-        labels = [ds.labels[i] for i in batch]
-        cond = [synth.label_index(lab) for lab in labels] if synth.conditional else None
-        real.append(judge.probabilities(feats))
-        recon.append(judge.probabilities(_through_audio(synth, synth.reconstruct(feats, cond))))
-        if progress:
-            progress(start + len(batch), total)
-    report: dict[str, Any] = {
-        "labels": names,
-        "real": _scores(np.concatenate(real), truth, names),
-        "reconstructed": _scores(np.concatenate(recon), truth, names),
-        "samples": None,
-    }
-    if synth.conditional and samples_per_label > 0:
-        probs, said, diversity, done = [], [], {}, len(idx)
-        for k, name in enumerate(names):
-            if name not in synth.label_names:
-                continue
-            _, feats = synth.sample(samples_per_label, name, seed=seed + k)
-            heard = _through_audio(synth, feats).numpy()  # (n, bins, frames)
-            probs.append(judge.probabilities(heard))
-            said += [k] * samples_per_label
-            mine = np.array([i for i, lab in enumerate(ds.labels) if lab == name])[:200]
-            real = np.asarray(ds.features[np.sort(mine)], dtype=np.float32)
-            diversity[name] = _spread(heard) / _spread(real) if len(real) > 1 else float("nan")
-            done += samples_per_label
-            if progress:
-                progress(done, total)
-        samples = _scores(np.concatenate(probs), np.array(said), names)
-        values = [v for v in diversity.values() if np.isfinite(v)]
-        samples["diversity"] = {
-            "mean": float(np.mean(values)) if values else float("nan"),
-            "per_label": diversity,
+        cond = [synth.label_index(ds.labels[i]) for i in batch] if synth.conditional else None
+        audio = {
+            "real": np.asarray(ds.waveforms[batch], np.float32),
+            "phase_copies": synth.to_audio(feats),
+            "reconstructed": synth.to_audio(synth.reconstruct(feats, cond)),
         }
-        samples["per_label_samples"] = samples_per_label
-        report["samples"] = samples
+        for name, waves in audio.items():
+            heard[name].append(judge.listen(waves, rate))
+        tick(len(batch))
+    joined = {name: _joined(parts) for name, parts in heard.items()}
+    report: dict[str, Any] = {"labels": names}
+    for name, (probs, _) in joined.items():
+        report[name] = _scores(probs, truth, names)
+    report["samples"], sampled = None, None
+    if samples_per_label > 0:
+        parts, said, diversity = [], [], {}
+        for k, name in enumerate(asked):
+            _, feats = synth.sample(samples_per_label, name, seed=seed + k)
+            waves = synth.to_audio(feats)  # (n, clip_samples)
+            parts.append(judge.listen(waves, rate))
+            if name is not None:
+                said += [index[name]] * samples_per_label
+                again = F.waveform_to_features(waves, synth.config).numpy()  # (n, bins, frames)
+                mine = np.array([i for i, lab in enumerate(ds.labels) if lab == name])[:200]
+                real = np.asarray(ds.features[np.sort(mine)], dtype=np.float32)
+                spread = _spread(real) if len(real) > 1 else float("nan")
+                diversity[name] = _spread(again) / spread if spread else float("nan")
+            tick(samples_per_label)
+        sampled = _joined(parts)
+        if synth.conditional:
+            samples = _scores(sampled[0], np.array(said), names)
+            values = [v for v in diversity.values() if np.isfinite(v)]
+            samples["diversity"] = {
+                "mean": float(np.mean(values)) if values else float("nan"),
+                "per_label": diversity,
+            }
+            samples["per_label_samples"] = samples_per_label
+            report["samples"] = samples
+    reference_emb = np.concatenate(reference) if reference else np.zeros((0, 1))
+    report["distribution"] = _distribution(reference_emb, {**joined, "samples": sampled})
     return report
 
 
@@ -198,20 +280,20 @@ def interpolation_monotonicity(
     tolerance: float = 0.05,
 ) -> dict[str, Any]:
     """Do morphs move from A's label to B's? For ``pairs`` random pairs of ``split`` clips
-    with different labels, the judge hears each step of the path (through audio); a pair
+    with different labels, the judge hears each step of the path as audio; a pair
     counts when P(B's label) never falls and P(A's label) never rises by more than
     ``tolerance`` from one step to the next.
 
     Returns:
         {"pairs", "steps", "monotonic_fraction", "mean_start_prob", "mean_end_prob"}
     """
-    judge.check_features(synth.config, f"checkpoint {synth.checkpoint.path}")
+    rate = _check_judge(synth, judge)
     names = judge.label_names
     idx = np.array([i for i in ds.split_indices(split) if ds.labels[i] in names], np.int64)
     rng = np.random.default_rng(seed)
     chosen: list[tuple[int, int]] = []
     for _ in range(pairs * 50):
-        if len(chosen) == pairs:
+        if len(chosen) == pairs or len(idx) < 2:
             break
         a, b = rng.choice(idx, 2, replace=False)
         if ds.labels[a] != ds.labels[b]:
@@ -225,7 +307,7 @@ def interpolation_monotonicity(
             synth.clip_from_dataset(ds, ds.ids[b]),
         )
         _, feats = synth.interpolate(clip_a, clip_b, steps)
-        probs = judge.probabilities(_through_audio(synth, feats))  # (steps, n_labels)
+        probs = judge.probabilities(synth.to_audio(feats), rate)  # (steps, n_labels)
         pa, pb = probs[:, names.index(ds.labels[a])], probs[:, names.index(ds.labels[b])]
         ok += bool((np.diff(pb) >= -tolerance).all() and (np.diff(pa) <= tolerance).all())
         start.append(pa[0])

@@ -1,85 +1,153 @@
-"""The judge: a small CNN that names the label of a spectrogram, trained on real clips.
+"""The judge: a small CNN that listens to a clip and names its label, trained on real clips.
 
 It answers the question a listener would: is a reconstructed or generated "7" heard as a 7?
-`evaluate` runs it on real validation clips, on reconstructions after the full audio round
-trip, and on clips a conditional model samples for each label.
+It hears the waveform through an analysis of its own (a log-mel spectrogram at its own
+resolution, normalised per clip), not through the dataset's features: every model at the
+same sample rate, whatever its features or its phase method, is then heard by the same ear,
+and a decoder cannot please the judge by matching the features it was trained on.
+`vae.evaluate` runs it on real clips, phase-method copies of them, reconstructions, prior
+samples and morphs; its pooled penultimate features (:meth:`Judge.embed`) feed the Fréchet
+distance of ``vae.distribution``. Training lives in ``vae.judge_training``.
 
 A judge is a folder: ``judge.pt`` (weights, loaded with ``weights_only=True``) and
-``judge.json`` (format version, JudgeConfig, label names, feature config, its validation
+``judge.json`` (format version, JudgeConfig, label names, dataset, its validation
 accuracy), written atomically.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-import time
-from collections.abc import Callable
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torchaudio
 from torch import nn
 
-from vae.dataset import SpectrogramSet, load_split_tensor
-from vae.features import FeatureConfig
 from vae.storage import atomic_write_json, write_atomically
 
-JUDGE_FORMAT_VERSION = 1
+# Version 1 judged the dataset's feature spectrograms; version 2 hears waveforms.
+JUDGE_FORMAT_VERSION = 2
 WEIGHTS_FILE, CONFIG_FILE = "judge.pt", "judge.json"
+RETRAIN = "`python -m vae judge DATA --out DIR`"
 
 
 @dataclass(frozen=True)
 class JudgeConfig:
-    """The classifier's shape: features (n_bins, n_frames) -> one of n_labels."""
+    """What the judge hears and how it is shaped: clips of ``clip_samples`` at
+    ``sample_rate`` -> log-mel (n_mels, n_frames) -> one of ``n_labels``.
 
-    n_bins: int
-    n_frames: int
+    The analysis: Hann-windowed STFT (``n_fft``, ``hop_length``), ``n_mels`` mel bands
+    up to half the sample rate, power in dB relative to the clip's loudest cell, floored
+    ``floor_db`` below it, then standardised per clip (zero mean, unit variance), so the
+    level of a clip does not matter.
+    """
+
+    sample_rate: int
+    clip_samples: int
     n_labels: int
-    channels: tuple[int, ...] = (16, 32, 64, 128)
+    n_fft: int = 512
+    hop_length: int = 80
+    n_mels: int = 64
+    floor_db: float = 80.0
+    channels: tuple[int, ...] = (8, 16, 32, 64)
     dropout: float = 0.2
 
     def __post_init__(self) -> None:
-        if self.n_labels < 2:
-            raise ValueError(f"n_labels={self.n_labels}: a judge needs at least 2 labels")
-        if not self.channels or min(self.channels) < 1:
-            raise ValueError(f"channels={self.channels} must be positive, e.g. (16, 32, 64)")
+        checks = (
+            (self.n_labels >= 2, f"n_labels={self.n_labels}: a judge needs at least 2 labels"),
+            (
+                bool(self.channels) and min(self.channels) >= 1,
+                f"channels={self.channels} must be positive, e.g. (16, 32, 64)",
+            ),
+            (self.sample_rate > 0, f"sample_rate={self.sample_rate} must be positive"),
+            (
+                self.n_fft >= 16 and 0 < self.hop_length <= self.n_fft,
+                f"n_fft={self.n_fft}, hop_length={self.hop_length}: need 0 < hop <= n_fft",
+            ),
+            (
+                0 < self.n_mels <= self.n_fft // 2,
+                f"n_mels={self.n_mels} must lie in 1..n_fft/2 ({self.n_fft // 2})",
+            ),
+            (self.clip_samples >= self.n_fft, f"clip_samples={self.clip_samples} < n_fft"),
+            (self.floor_db > 0, f"floor_db={self.floor_db} must be positive, e.g. 80"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    @classmethod
+    def for_audio(cls, sample_rate: int, clip_samples: int, n_labels: int) -> JudgeConfig:
+        """The default ear at a sample rate: 10 ms hops, a window of about 64 ms rounded to a
+        power of two (512 at 8 kHz, 1024 at 16 kHz), 64 mel bands."""
+        n_fft = 2 ** round(math.log2(sample_rate * 0.064))
+        return cls(
+            sample_rate=sample_rate,
+            clip_samples=clip_samples,
+            n_labels=n_labels,
+            n_fft=n_fft,
+            hop_length=max(1, round(sample_rate / 100)),
+            n_mels=min(64, n_fft // 2),
+        )
+
+    @property
+    def n_frames(self) -> int:
+        return self.clip_samples // self.hop_length + 1
 
 
-@dataclass(frozen=True)
-class JudgeTraining:
-    """How to train a judge. ``augment`` shifts, masks, re-levels and blurs the training
-    spectrograms, so that reconstructions (smoother than real clips) are judged fairly."""
+@functools.lru_cache(maxsize=4)
+def _mel_filters(cfg: JudgeConfig) -> torch.Tensor:
+    """(n_mels, n_fft // 2 + 1) triangular mel filters, HTK scale, up to Nyquist."""
+    fb = torchaudio.functional.melscale_fbanks(
+        cfg.n_fft // 2 + 1, 0.0, cfg.sample_rate / 2, cfg.n_mels, cfg.sample_rate
+    )
+    return fb.T.contiguous()
 
-    epochs: int = 15
-    batch_size: int = 64
-    lr: float = 2e-3
-    seed: int = 0
-    augment: bool = True
 
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError(
-                f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}: "
-                "each must be positive"
-            )
+def fit_length(waves: torch.Tensor, samples: int) -> torch.Tensor:
+    """Cut or zero-pad the end of clips (..., n) to (..., samples)."""
+    n = waves.shape[-1]
+    if n >= samples:
+        return waves[..., :samples]
+    return nn.functional.pad(waves, (0, samples - n))
+
+
+@functools.lru_cache(maxsize=4)
+def _window(n_fft: int) -> torch.Tensor:
+    return torch.hann_window(n_fft)
+
+
+def log_mel(waves: torch.Tensor, cfg: JudgeConfig) -> torch.Tensor:
+    """The judge's analysis: waveforms (B, samples) -> (B, n_mels, n_frames), per clip
+    zero mean and unit variance (a silent clip gives zeros)."""
+    waves = fit_length(waves.to(torch.float32), cfg.clip_samples)
+    half = cfg.n_fft // 2
+    # Centred frames (as torch.stft(center=True)) by unfold + rfft: faster for short clips.
+    padded = nn.functional.pad(waves.unsqueeze(1), (half, half), mode="reflect")[:, 0]
+    frames = padded.unfold(-1, cfg.n_fft, cfg.hop_length) * _window(cfg.n_fft).to(waves.device)
+    spec = torch.view_as_real(torch.fft.rfft(frames, dim=-1))  # (B, frames, bins, 2)
+    power = spec.square().sum(-1)  # (B, frames, bins)
+    mel = power @ _mel_filters(cfg).T.to(waves.device)  # (B, frames, n_mels)
+    db = 10 * torch.log10(mel.clamp(min=1e-10)).transpose(-1, -2)  # (B, n_mels, frames)
+    db = db - db.amax(dim=(-2, -1), keepdim=True)
+    db = db.clamp(min=-cfg.floor_db)
+    mean = db.mean(dim=(-2, -1), keepdim=True)
+    std = db.std(dim=(-2, -1), keepdim=True)
+    return (db - mean) / (std + 1e-5)
 
 
 class JudgeNet(nn.Module):
-    """Conv blocks (3x3 conv, BatchNorm, SiLU, 2x2 max-pool), global average, linear.
-
-    Inputs of more than 64 x 64 cells are average-pooled 2x2 first: a digit is as clear at
-    half the resolution, and the first block costs a quarter.
-    """
+    """Conv blocks (3x3 conv, BatchNorm, SiLU, 2x2 max-pool), global average, linear."""
 
     def __init__(self, config: JudgeConfig):
         super().__init__()
         self.config = config
         layers: list[nn.Module] = []
-        if config.n_bins * config.n_frames > 64 * 64:
-            layers.append(nn.AvgPool2d(2, ceil_mode=True))
         c_in = 1
         for c_out in config.channels:
             layers += [
@@ -92,123 +160,45 @@ class JudgeNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(c_in, config.n_labels))
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-mel (B, n_mels, frames) -> pooled penultimate features (B, channels[-1])."""
+        h = self.features(x.unsqueeze(1))  # (B, C, mels', frames')
+        return h.mean(dim=(-2, -1))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Spectrograms (B, bins, frames) in [0, 1] -> logits (B, n_labels)."""
-        h = self.features(x.unsqueeze(1))  # (B, C, bins', frames')
-        return self.head(h.mean(dim=(-2, -1)))  # (B, C) -> (B, n_labels)
+        """Log-mel (B, n_mels, frames) -> logits (B, n_labels)."""
+        return self.head(self.embed(x))
 
 
-def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random time shift, level change, time and frequency masks and blur: (B, bins, frames)."""
-    b, bins, frames = x.shape
-    shift = int(torch.randint(-frames // 8, frames // 8 + 1, (1,), generator=gen))
-    x = torch.roll(x, shift, dims=-1)
-    level = (torch.rand(b, 1, 1, generator=gen) - 0.5) * 0.2  # +-0.1: +-8 dB at 80 dB range
-    x = torch.where(x > 0, (x + level).clamp(0.0, 1.0), x)
-    for dim, size in ((-1, frames), (-2, bins)):
-        width = int(torch.randint(0, max(1, size // 8), (1,), generator=gen))
-        start = int(torch.randint(0, size - width + 1, (1,), generator=gen))
-        x = x.index_fill(dim, torch.arange(start, start + width), 0.0)
-    if float(torch.rand(1, generator=gen)) < 0.5:  # reconstructions are smooth
-        x = nn.functional.avg_pool2d(x.unsqueeze(1), 3, stride=1, padding=1).squeeze(1)
-    return x
-
-
-@torch.no_grad()
-def _accuracy(model: JudgeNet, x: torch.Tensor, y: torch.Tensor, batch: int = 64) -> float:
-    model.eval()
-    right = sum(
-        int((model(x[i : i + batch]).argmax(-1) == y[i : i + batch]).sum())
-        for i in range(0, len(x), batch)
-    )
-    return right / max(len(x), 1)
-
-
-def train_judge(
-    ds: SpectrogramSet,
-    out: str | Path,
-    training: JudgeTraining = JudgeTraining(),
-    progress: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
-    """Train a judge on ``ds``'s train split and save its last epoch in the folder ``out``;
-    returns {"val_accuracy", "train_accuracy", "epochs", "seconds"}.
-
-    The val split only measures: picking the epoch best on it would make the accuracy then
-    reported on it optimistic. The one-cycle schedule ends at a tiny learning rate, so the
-    last epoch is a settled one.
-
-    Raises:
-        ValueError: ``ds`` has unlabelled clips, fewer than two labels or no val split.
-    """
-    if len(ds.label_names) < 2 or (ds.label_indices < 0).any():
-        raise ValueError(
-            f"{ds.root}: a judge needs every clip labelled, with two labels or more; "
-            "preprocess with --labels fsdd or folder"
-        )
-    x_train, y_train = load_split_tensor(ds, "train")
-    x_val, y_val = load_split_tensor(ds, "val")
-    if not len(x_val):
-        raise ValueError(f"{ds.root}: no validation clips; preprocess with --val-fraction 0.1")
-    started = time.perf_counter()
-    torch.manual_seed(training.seed)
-    gen = torch.Generator().manual_seed(training.seed)
-    config = JudgeConfig(*ds.config.shape, n_labels=len(ds.label_names))
-    model = JudgeNet(config)
-    opt = torch.optim.AdamW(model.parameters(), lr=training.lr, weight_decay=1e-4)
-    steps = training.epochs * -(-len(x_train) // training.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, training.lr, total_steps=max(steps, 1))
-    for epoch in range(1, training.epochs + 1):
-        model.train()
-        order = torch.randperm(len(x_train), generator=gen)
-        for i in range(0, len(order), training.batch_size):
-            idx = order[i : i + training.batch_size]
-            xb = _augment(x_train[idx], gen) if training.augment else x_train[idx]
-            loss = nn.functional.cross_entropy(model(xb), y_train[idx], label_smoothing=0.05)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-        val = _accuracy(model, x_val, y_val)
-        if progress:
-            progress({"event": "epoch", "epoch": epoch, "epochs": training.epochs, "val": val})
-    report = {
-        "val_accuracy": val,
-        "train_accuracy": _accuracy(model, x_train, y_train),
-        "epochs": training.epochs,
-        "seconds": time.perf_counter() - started,
-    }
-    save_judge(out, model, ds, training, report)
-    return report
-
-
-def save_judge(
-    out: str | Path, model: JudgeNet, ds: SpectrogramSet, training: JudgeTraining, report: dict
-) -> Path:
-    """Write judge.pt then judge.json (last: a folder holding it is complete)."""
+def save_judge(out: str | Path, model: JudgeNet, info: dict[str, Any]) -> Path:
+    """Write judge.pt then judge.json (last: a folder holding it is complete); ``info``
+    adds the label names, dataset, training settings and figures to the config."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_atomically(out / WEIGHTS_FILE, lambda f: torch.save(model.state_dict(), f))
-    info = {
-        "format_version": JUDGE_FORMAT_VERSION,
-        "judge_config": dataclasses.asdict(model.config),
-        "label_names": list(ds.label_names),
-        "feature_config": ds.config.to_dict(),
-        "dataset": {"path": str(Path(ds.root).absolute()), "fingerprint": ds.fingerprint},
-        "training": dataclasses.asdict(training),
-        **report,
-    }
-    atomic_write_json(out / CONFIG_FILE, info)
+    atomic_write_json(
+        out / CONFIG_FILE,
+        {
+            "format_version": JUDGE_FORMAT_VERSION,
+            "judge_config": dataclasses.asdict(model.config),
+            **info,
+        },
+    )
     return out
 
 
 class Judge:
-    """A trained judge, ready to name labels of spectrograms made with its features."""
+    """A trained judge, ready to hear clips at its sample rate."""
 
     def __init__(self, model: JudgeNet, info: dict[str, Any]):
         self.model = model.eval()
         self.info = info
+        self.config = model.config
         self.label_names: list[str] = list(info["label_names"])
-        self.feature_config = FeatureConfig.from_dict(info["feature_config"])
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
 
     @classmethod
     def load(cls, path: str | Path) -> Judge:
@@ -218,36 +208,88 @@ class Judge:
             info = json.loads((path / CONFIG_FILE).read_text())
         except (OSError, ValueError) as err:
             raise ValueError(
-                f"{path / CONFIG_FILE}: not a judge ({err}); train one with "
-                "`python -m vae judge DATA --out DIR`"
+                f"{path / CONFIG_FILE}: not a judge ({err}); train one with {RETRAIN}"
             ) from None
-        if info.get("format_version") != JUDGE_FORMAT_VERSION:
+        version = info.get("format_version") if isinstance(info, dict) else None
+        if version != JUDGE_FORMAT_VERSION:
+            why = " (version 1 judged spectrograms; judges now hear audio)" if version == 1 else ""
             raise ValueError(
-                f"{path}: judge format {info.get('format_version')!r} is not "
-                f"{JUDGE_FORMAT_VERSION}; retrain it"
+                f"{path / CONFIG_FILE}: judge format {version!r} is not "
+                f"{JUDGE_FORMAT_VERSION}{why}; retrain it with {RETRAIN}"
             )
-        cfg = info["judge_config"]
-        model = JudgeNet(JudgeConfig(**{**cfg, "channels": tuple(cfg["channels"])}))
+        try:
+            cfg = info["judge_config"]
+            model = JudgeNet(JudgeConfig(**{**cfg, "channels": tuple(cfg["channels"])}))
+            labels = [str(name) for name in info["label_names"]]
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(
+                f"{path / CONFIG_FILE}: damaged judge config ({err}); retrain it with {RETRAIN}"
+            ) from None
+        if len(labels) != model.config.n_labels:
+            raise ValueError(
+                f"{path / CONFIG_FILE}: {len(labels)} label names for {model.config.n_labels} "
+                f"outputs; retrain it with {RETRAIN}"
+            )
         try:
             state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
             model.load_state_dict(state)
         except Exception as err:  # noqa: BLE001 - any unreadable weights file: one message
             raise ValueError(
-                f"{path / WEIGHTS_FILE}: unreadable ({err}); retrain the judge"
+                f"{path / WEIGHTS_FILE}: unreadable ({err}); retrain the judge with {RETRAIN}"
             ) from None
-        return cls(model, info)
+        return cls(model, {**info, "label_names": labels})
 
-    def check_features(self, cfg: FeatureConfig, what: str) -> None:
-        """ValueError when ``what`` (a dataset, a checkpoint) has other features than the judge."""
-        if cfg.fingerprint() != self.feature_config.fingerprint():
+    def check_rate(self, sample_rate: int, what: str) -> None:
+        """ValueError when ``what`` (audio, a dataset, a checkpoint) is at another rate."""
+        if int(sample_rate) != self.sample_rate:
             raise ValueError(
-                f"{what}: its features differ from the judge's; train a judge on a dataset "
-                "preprocessed with the same settings"
+                f"{what}: audio at {sample_rate} Hz, but the judge hears {self.sample_rate} Hz; "
+                f"train a judge on a dataset at {sample_rate} Hz with {RETRAIN}"
+            )
+
+    def check_compatible(self, sample_rate: int, label_names: list[str], what: str) -> None:
+        """ValueError when ``what`` has another sample rate, or names other labels (an
+        unlabelled checkpoint, with no names, passes on its rate alone)."""
+        self.check_rate(sample_rate, what)
+        if label_names and set(label_names) != set(self.label_names):
+            raise ValueError(
+                f"{what}: labels {list(label_names)} are not the judge's {self.label_names}; "
+                f"train a judge on the checkpoint's dataset with {RETRAIN}"
             )
 
     @torch.no_grad()
-    def probabilities(self, feats: torch.Tensor | np.ndarray, batch: int = 64) -> np.ndarray:
-        """Label probabilities (B, n_labels) of spectrograms (B, bins, frames)."""
-        x = torch.as_tensor(np.asarray(feats, dtype=np.float32))
-        out = [torch.softmax(self.model(x[i : i + batch]), dim=-1) for i in range(0, len(x), batch)]
-        return torch.cat(out).numpy() if out else np.zeros((0, len(self.label_names)))
+    def listen(
+        self, waves: np.ndarray | torch.Tensor, sample_rate: int | None = None, batch: int = 128
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Label probabilities (B, n_labels) and embeddings (B, C) of waveforms (B, samples).
+
+        Clips longer or shorter than the judge's are cut or zero-padded at the end. Give
+        ``sample_rate`` whenever it is known: audio at another rate than the judge's is
+        refused with a ValueError.
+        """
+        if sample_rate is not None:
+            self.check_rate(sample_rate, "audio")
+        arr = np.asarray(waves, dtype=np.float32)
+        # torch will not wrap a read-only (memory-mapped) array without a warning: copy it.
+        x = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+        if x.dim() != 2:
+            raise ValueError(f"waveforms of shape {tuple(x.shape)}: give (clips, samples)")
+        probs, embeddings = [], []
+        for i in range(0, len(x), batch):
+            h = self.model.embed(log_mel(x[i : i + batch], self.config))  # (b, C)
+            embeddings.append(h)
+            probs.append(torch.softmax(self.model.head(h), dim=-1))
+        if not probs:
+            return np.zeros((0, len(self.label_names))), np.zeros((0, self.config.channels[-1]))
+        return torch.cat(probs).numpy(), torch.cat(embeddings).numpy()
+
+    def probabilities(
+        self, waves: np.ndarray | torch.Tensor, sample_rate: int | None = None
+    ) -> np.ndarray:
+        """Label probabilities (B, n_labels) of waveforms (B, samples); see :meth:`listen`."""
+        return self.listen(waves, sample_rate)[0]
+
+    def embed(self, waves: np.ndarray | torch.Tensor, sample_rate: int | None = None) -> np.ndarray:
+        """Pooled penultimate features (B, C) of waveforms (B, samples): the global average
+        of the last conv block, the input of the final linear layer; see :meth:`listen`."""
+        return self.listen(waves, sample_rate)[1]
