@@ -152,6 +152,29 @@ def test_stop_when_stale_stops_at_the_patience(
     assert _lines(out)[-1]["stale"] == 2
 
 
+def test_stop_after_a_judged_epoch_keeps_it_and_its_best(
+    demo_dataset_dir: Path, judge_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _scripted(monkeypatch, {1: 2.0, 2: 1.0, 3: 3.0})
+    out = tmp_path / "ck"
+    asked: list[int] = []  # Stop (SIGTERM) pressed while epoch 2 was being judged
+
+    def progress(event: dict) -> None:
+        if event["event"] == "judge" and event["epoch"] == 2:
+            asked.append(1)
+
+    result = train(demo_dataset_dir, out, train_config=_cfg(10, judge_dir), model_overrides=TINY,
+                   progress=progress, should_stop=lambda: bool(asked))  # fmt: skip
+    assert result.stopped and result.epoch == 2
+    assert ck.read_config(out)["epoch"] == 2 and ck.read_config(out / BEST_DIR)["epoch"] == 2
+    assert (out / BEST_DIR / ck.WEIGHTS_FILE).read_bytes() == seen[2]
+    assert [r["epoch"] for r in _lines(out)] == [1, 2]
+    asked.clear()
+    train(demo_dataset_dir, out, train_config=_cfg(3, judge_dir), model_overrides=TINY,
+          resume=True)  # fmt: skip
+    assert [r["best_epoch"] for r in _lines(out)] == [1, 2, 2]
+
+
 def test_resume_trims_picks_up_the_best_and_repairs_best(
     demo_dataset_dir: Path, judge_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
