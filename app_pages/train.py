@@ -135,10 +135,13 @@ def _show_judge(run: jobs.TrainingStatus) -> None:
         )
 
 
-def _judge_options(every: int, judge: str | None) -> dict:
-    """The judge's JobOptions from the widgets: off at 0, else a judge is needed."""
+def _judge_options(every: int, judge: str | None, resume: bool = False) -> dict:
+    """The judge's JobOptions from the widgets: off at 0 (on Resume: the run's own setting,
+    as the widgets forget it when the page is left), else a judge is needed."""
     if every and not judge:
         raise ValueError("Judge every N epochs needs a judge: train one on the Evaluate page.")
+    if resume and not every:
+        return {}
     return {"judge_every": every, "judge": judge if every else None}
 
 
@@ -230,8 +233,9 @@ with st.expander("Model and training parameters", expanded=not has_checkpoint(fo
     every_col, judge_col = st.columns([1, 2])
     judge_every = every_col.number_input(
         "Judge every N epochs", 0, 100_000, 0, key="train-judge-every",
-        help="0: off. The judge scores prior samples and reconstructions every N epochs and "
-             "at the last; the best epoch is kept in best/ inside the checkpoint folder.")
+        help="0: off (Resume: as the run was started). The judge scores prior samples and "
+             "reconstructions every N epochs and at the last; the best epoch is kept in best/ "
+             "inside the checkpoint folder.")
     judges = {str(j.path): j.summary for j in list_judges()}
     judge = judge_col.selectbox(
         "Judge", list(judges), key="train-judge", format_func=lambda p: f"{p} ({judges[p]})",
@@ -281,7 +285,7 @@ if resume:
         data = jobs.checkpoint_dataset(folder) or dataset
         if data is None:
             raise ValueError(f"{folder}: its dataset is gone; pick one in the sidebar.")
-        judging = _judge_options(int(judge_every), judge)
+        judging = _judge_options(int(judge_every), judge, resume=True)
         jobs.start(data, folder, jobs.JobOptions(**train_options, **judging), resume=True)
         st.rerun()
 

@@ -222,6 +222,25 @@ def test_copy_best_replaces_the_folder_whole(demo_dataset_dir: Path, tmp_path: P
     assert out in found
 
 
+def test_unlabelled_data_gets_the_distances_alone(
+    demo_set_dir: Path, tiny_feature_config, judge_dir: Path, tmp_path: Path
+) -> None:
+    from vae.dataset import preprocess
+
+    data = tmp_path / "unlabelled"
+    preprocess(demo_set_dir, data, tiny_feature_config, labels="none", val_fraction=0.2)
+    out = tmp_path / "ck"
+    overrides = {"channels": (8, 16), "latent_dim": 4}
+    train(data, out, train_config=_cfg(2, judge_dir, every=2), model_overrides=overrides)
+    (line,) = _lines(out)
+    assert line["samples_accuracy"] is None and line["reconstructed_accuracy"] is None
+    assert line["real_accuracy"] is None
+    assert math.isfinite(line["samples_frechet"]) and math.isfinite(line["reconstructed_frechet"])
+    assert line["samples"] == SAMPLES_PER_LABEL * 5  # as many as a conditional model's
+    assert cli._judge_line(line).startswith("judge epoch 2: heard right - of samples, - of ")
+    assert Synthesiser.load(out / BEST_DIR).checkpoint.epoch == 2
+
+
 # ------------------------------------------------------------------------------ judges that
 # cannot hear the dataset, and the CLI
 
@@ -344,6 +363,18 @@ def test_train_page_judges_every_epoch_and_names_the_best(
     assert any(c.startswith(f"Best epoch by the judge: {best} ") for c in captions), captions
     assert Synthesiser.load(folder / BEST_DIR).checkpoint.epoch == best
     assert folder / BEST_DIR in [item.path for item in list_checkpoints()]
+    # Resume with the switch at 0 (as after leaving the page) keeps the run's own setting.
+    at.number_input(key="train-judge-every").set_value(0)
+    at.number_input(key="train-epochs").set_value(3)
+    at.button(key="train-resume").click()
+    at.run()
+    assert "--judge-every" not in jobs.read_job(folder)["command"]
+    deadline = time.monotonic() + 180
+    while not (at.success and "3 epochs" in at.success[0].value):
+        assert time.monotonic() < deadline, [e.value for e in at.error]
+        time.sleep(0.5)
+        at.run()
+    assert [r["epoch"] for r in _lines(folder)] == [1, 2, 3]
 
 
 def _chart(at, key: str) -> str:
