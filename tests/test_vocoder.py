@@ -120,6 +120,19 @@ def test_synthesiser_uses_the_vocoder_when_present(trained, studio_root):
         Synthesiser.load(ckpt, phase="neural")
 
 
+def test_a_packed_checkpoint_carries_its_vocoder(trained, tmp_path):
+    import zipfile
+
+    from vae.checkpoints import pack_checkpoint
+
+    ckpt, _, ds = trained
+    (tmp_path / "c.zip").write_bytes(pack_checkpoint(ckpt))
+    with zipfile.ZipFile(tmp_path / "c.zip") as zf:
+        assert {"demo/vocoder/vocoder.pt", "demo/vocoder/vocoder.json"} <= set(zf.namelist())
+        zf.extractall(tmp_path / "unzipped")
+    assert Synthesiser.load(tmp_path / "unzipped" / "demo").phase_method == "vocoder"
+
+
 def test_a_vocoder_for_other_features_is_refused(trained, tmp_path):
     ckpt, _, ds = trained
     other = ds.config.replace(top_db=60.0)

@@ -372,13 +372,15 @@ def read_latents(path: str | Path) -> dict[str, np.ndarray]:
 
 def pack_checkpoint(path: str | Path) -> bytes:
     """The checkpoint folder as zip bytes for a download: weights, config, metrics and
-    latents (what :func:`load_checkpoint` needs, unzipped into a folder of its own)."""
+    latents (what :func:`load_checkpoint` needs, unzipped into a folder of its own), and
+    its vocoder (``vae.vocoder``) when it has one."""
     path = Path(path)
     if not has_checkpoint(path):
         raise CheckpointError(f"{path}: no checkpoint here yet; train at least one epoch")
     buf = io.BytesIO()
+    vocoder = ("vocoder/vocoder.pt", "vocoder/vocoder.json")
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name in (WEIGHTS_FILE, CONFIG_FILE, METRICS_FILE, LATENTS_FILE):
+        for name in (WEIGHTS_FILE, CONFIG_FILE, METRICS_FILE, LATENTS_FILE, *vocoder):
             if (path / name).is_file():
                 zf.write(path / name, f"{path.name}/{name}")
     return buf.getvalue()

@@ -66,7 +66,7 @@ class VocoderConfig:
     kernel: int = 7
     expansion: int = 3
     magnitude: str = "input"
-    phase: str = "integrated"
+    phase: str = "direct"
     refine_iters: int = 0
 
     def __post_init__(self) -> None:
@@ -165,9 +165,12 @@ class VocoderNet(nn.Module):
 
     def refined(self, feats: torch.Tensor, iters: int, length: int | None = None) -> torch.Tensor:
         """Audio (B, length) of ``iters`` Griffin-Lim iterations started from the network's
-        phase (the hybrid), with the network's magnitude."""
+        phase (the hybrid), towards the magnitude the features stand for (a predicted
+        magnitude may lean on phase cancellations that Griffin-Lim would undo)."""
+        cfg = self.config.feature
         spec = self.spectrum(feats)  # (B, n_stft_bins, frames)
-        return griffin_lim(spec.abs(), self.config.feature, iters, start=spec, length=length)
+        mag = F.features_to_magnitude(feats, cfg)
+        return griffin_lim(mag, cfg, iters, start=spec, length=length)
 
     def forward(self, feats: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """Features (B, n_bins, frames) -> audio (B, length), ``clip_samples`` by default."""
