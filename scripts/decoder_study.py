@@ -27,10 +27,12 @@ BASE = "--conditional --latent-dim 16 --beta-warmup-epochs 5 --seed 0"
 VARIANTS: dict[str, str] = {
     "shipped (transpose, beta 3)": "--beta 3",
     "beta 0.3": "--beta 0.3",
-    "beta 0.05": "--beta 0.05",
+    "upsample+res1, latent 64, beta 0.05": "--beta 0.05 --latent-dim 64 --decoder upsample "
+    "--res-blocks 1",
+    "latent 64, beta 0.05": "--beta 0.05 --latent-dim 64",
     "upsample+res1, beta 0.3": "--beta 0.3 --decoder upsample --res-blocks 1",
+    "beta 0.05": "--beta 0.05",
     "laplace, beta 1": "--beta 1 --likelihood laplace",
-    "latent 32, beta 0.3": "--beta 0.3 --latent-dim 32",
 }
 
 

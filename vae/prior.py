@@ -25,7 +25,8 @@ from vae.storage import atomic_write_bytes
 
 PRIOR_FILE = "prior.npz"
 PRIOR_FORMAT_VERSION = 1
-# Per label: up to this many components, each needing at least MIN_PER_COMPONENT clips.
+# Per label: up to this many components, each needing at least MIN_PER_COMPONENT clips
+# (and twice the latent size).
 MAX_COMPONENTS = 4
 MIN_PER_COMPONENT = 24
 ALL = -1  # the "label" of the one mixture fitted over every clip
@@ -82,7 +83,9 @@ def fit_mixture(codes: np.ndarray, seed: int = 0) -> Mixture:
     codes = np.asarray(codes, dtype=np.float64)
     if codes.ndim != 2 or len(codes) < 2:
         raise ValueError(f"codes of shape {codes.shape}: need (n >= 2, D) to fit a prior")
-    k = int(np.clip(len(codes) // MIN_PER_COMPONENT, 1, MAX_COMPONENTS))
+    # A full covariance in D dimensions needs a few times D clips to be estimated at all.
+    per_component = max(MIN_PER_COMPONENT, 2 * codes.shape[1])
+    k = int(np.clip(len(codes) // per_component, 1, MAX_COMPONENTS))
     floor = 1e-3 * float(codes.var(axis=0).mean() or 1.0)
     gmm = GaussianMixture(k, covariance_type="full", reg_covar=floor, random_state=seed)
     gmm.fit(codes)
