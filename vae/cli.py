@@ -562,6 +562,11 @@ def cmd_vocoder(args: argparse.Namespace) -> int:
                     f"  {name:<24} {fig['lsd_db']['median']:6.3f}  {fig['sc']['median']:.4f}"
                     f"  {fig['ms_per_clip']:6.1f}"
                 )
+        if val["vocoder"]["lsd_db"]["median"] > val["griffin_lim"]["lsd_db"]["median"]:
+            print(
+                f"note: Griffin-Lim beats this vocoder here; synthesis uses {out} whenever it "
+                "exists (--phase auto): delete it or pass --phase griffin-lim"
+            )
     return 0
 
 
