@@ -21,7 +21,12 @@ from vae.vocoder import (
     load_vocoder,
     vocoder_dir,
 )
-from vae.vocoder_train import VocoderTraining, multi_resolution_loss, train_vocoder
+from vae.vocoder_train import (
+    VocoderTraining,
+    multi_resolution_loss,
+    phase_copy_figures,
+    train_vocoder,
+)
 
 TINY = {"width": 32, "layers": 2}
 # Steps, not seconds, end it (the time budget is only a guard against a stuck machine).
@@ -92,6 +97,47 @@ def test_training_lowers_the_multi_resolution_loss(trained):
         before = float(multi_resolution_loss(untrained(feats), waves, ds.config))
         after = float(multi_resolution_loss(load_vocoder(ckpt).net(feats), waves, ds.config))
     assert after < 0.97 * before, (before, after)
+
+
+@pytest.mark.parametrize("phase", ["direct", "integrated"])
+@pytest.mark.parametrize("magnitude", ["input", "predicted"])
+def test_every_config_keeps_the_shape_and_trains_through_unrolled_griffin_lim(
+    trained, tmp_path, phase, magnitude
+):
+    _, _, ds = trained
+    config = VocoderConfig(ds.config, width=8, layers=1, phase=phase, magnitude=magnitude)
+    steps = VocoderTraining(seconds=600, max_steps=2, batch_size=2, unroll=2, val_clips=0)
+    report = train_vocoder(ds, tmp_path / "v", config, steps)
+    assert report["steps"] == 2 and "val" not in report
+    vocoder = load_vocoder(tmp_path / "v", ds.config)
+    assert vocoder.config == config
+    for iters in (0, 2):
+        waves = vocoder.to_waveform(_feats(ds, 2), iters)
+        assert waves.shape == (2, ds.config.clip_samples) and torch.isfinite(waves).all()
+
+
+def test_configs_name_the_bad_value(trained):
+    _, _, ds = trained
+    for bad, match in (
+        ({"kernel": 4}, "kernel=4 must be odd"),
+        ({"magnitude": "guessed"}, "magnitude='guessed'"),
+        ({"phase": "random"}, "phase='random'"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            VocoderConfig(ds.config, **bad)
+    with pytest.raises(ValueError, match="augment=2"):
+        VocoderTraining(augment=2)
+
+
+def test_phase_copy_figures_for_the_evaluate_report(trained, studio_root):
+    ckpt, _, ds = trained
+    both = phase_copy_figures(Synthesiser.load(ckpt), ds, "val")
+    assert both["in_use"] == "vocoder"
+    assert both["vocoder"]["lsd_db"]["median"] > 0 and both["griffin_lim"]["sc"]["median"] > 0
+    alone = phase_copy_figures(Synthesiser.load(ckpt, phase="griffin-lim"), ds, "val")
+    assert alone["in_use"] == "griffin-lim" and alone["vocoder"] is None
+    for key in ("lsd_db", "sc"):  # Griffin-Lim's figures do not depend on the vocoder
+        assert alone["griffin_lim"][key] == both["griffin_lim"][key]
 
 
 def test_griffin_lim_from_zero_phase_is_torchaudios(trained):
