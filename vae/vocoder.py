@@ -252,9 +252,8 @@ class Vocoder:
         network's phase.
         """
         cfg = self.config.feature
-        feats = torch.as_tensor(
-            np.asarray(feats, np.float32) if not torch.is_tensor(feats) else feats
-        )
+        if not torch.is_tensor(feats):  # a copy: memory-mapped arrays are read-only
+            feats = torch.from_numpy(np.array(feats, dtype=np.float32))
         feats = feats.float().cpu()
         lead = feats.shape[:-2]
         flat = feats.reshape(-1, *feats.shape[-2:])  # (B, bins, frames)

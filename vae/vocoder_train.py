@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -326,10 +326,3 @@ def phase_copy_figures(
         "griffin_lim": copy_figures(feats, cfg, lambda x: F.features_to_waveform(x, cfg)),
         "vocoder": copy_figures(feats, cfg, vocoder.to_waveform) if vocoder else None,
     }
-
-
-def with_refine(vocoder: Vocoder, iters: int) -> Vocoder:
-    """The same network played with ``iters`` Griffin-Lim iterations after it."""
-    net = VocoderNet(replace(vocoder.config, refine_iters=iters))
-    net.load_state_dict(vocoder.net.state_dict())
-    return Vocoder(net, vocoder.info)
