@@ -120,6 +120,15 @@ cols[0].metric("LSD, model", f"{m['lsd_db']['median']:.2f} dB")
 cols[1].metric("SC, model", f"{m['sc']['median']:.3f}")
 cols[2].metric("LSD, Griffin-Lim alone", f"{g['lsd_db']['median']:.2f} dB")
 cols[3].metric("SC, Griffin-Lim alone", f"{g['sc']['median']:.3f}")
+if report.get("vocoder_only"):  # the checkpoint's vocoder on the same real clips
+    v, cols = report["vocoder_only"], st.columns(4)
+    cols[2].metric("LSD, vocoder alone", f"{v['lsd_db']['median']:.2f} dB")
+    cols[3].metric("SC, vocoder alone", f"{v['sc']['median']:.3f}")
+st.caption(
+    f"The model's figures are heard through {report.get('phase', 'griffin-lim')}; "
+    "'alone' is the phase method on the real clips' own features, the floor a perfect "
+    "decoder would reach."
+)
 verdicts = report.get("judge")
 if verdicts:
     parts = [("real clips", verdicts["real"]), ("reconstructions", verdicts["reconstructed"])]

@@ -445,7 +445,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     m, g = report["model"], report["griffin_lim_only"]
     print(f"{report['clips']} clips of split {report['split']!r} (epoch {report['epoch']})")
-    print(f"  model + Griffin-Lim: LSD {m['lsd_db']['median']:.2f} dB, SC {m['sc']['median']:.3f}")
+    phase = "vocoder" if report.get("phase") == "vocoder" else "Griffin-Lim"
+    print(f"  model + {phase}: LSD {m['lsd_db']['median']:.2f} dB, SC {m['sc']['median']:.3f}")
     print(f"  Griffin-Lim alone:   LSD {g['lsd_db']['median']:.2f} dB, SC {g['sc']['median']:.3f}")
     if judge is not None:
         j = report["judge"]

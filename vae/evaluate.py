@@ -48,7 +48,9 @@ def evaluate_reconstruction(
 
     Returns:
         {"split", "clips", "model": {"lsd_db": {...}, "sc": {...}, "feature_mse"},
-         "griffin_lim_only": {"lsd_db": {...}, "sc": {...}}} with median/mean/p90 each.
+         "griffin_lim_only": {"lsd_db": {...}, "sc": {...}}, "phase": the phase method of
+         the model's figures, "vocoder_only": its copies' figures (None without a vocoder)},
+        with median/mean/p90 each.
     """
     cfg = synth.config
     check_compatible(synth.checkpoint, ds.config, f"dataset {ds.root}")
@@ -57,7 +59,7 @@ def evaluate_reconstruction(
         raise ValueError(f"dataset {ds.root} has no clips in split {split!r}")
     labels_all = ds.label_indices
     floor = F.magnitude_floor(cfg)
-    lsd, sc, gl_lsd, gl_sc, mse = [], [], [], [], []
+    lsd, sc, gl_lsd, gl_sc, voc_lsd, voc_sc, mse = [], [], [], [], [], [], []
     for start in range(0, len(idx), batch_size):
         batch = idx[start : start + batch_size]
         feats = torch.from_numpy(np.asarray(ds.features[batch], dtype=np.float32))
@@ -65,8 +67,16 @@ def evaluate_reconstruction(
         recon = synth.reconstruct(feats, labels)  # (B, bins, frames)
         mse.append(((recon - feats) ** 2).mean(dim=(-2, -1)).numpy())
         ref = F.features_to_magnitude(feats, cfg)  # (B, stft_bins, frames)
-        for source, out_lsd, out_sc in ((recon, lsd, sc), (feats, gl_lsd, gl_sc)):
-            est = F.stft_magnitude(torch.from_numpy(synth.to_audio(source)), cfg)
+        # The model's figures go through the phase it plays with (a vocoder when it has one);
+        # the baseline is always Griffin-Lim alone.
+        runs = [
+            (synth.to_audio(recon), lsd, sc),
+            (F.features_to_waveform(feats, cfg).numpy(), gl_lsd, gl_sc),
+        ]
+        if synth.phase_method == "vocoder":  # its copies of the real clips, beside Griffin-Lim's
+            runs.append((synth.to_audio(feats), voc_lsd, voc_sc))
+        for audio, out_lsd, out_sc in runs:
+            est = F.stft_magnitude(torch.from_numpy(audio), cfg)
             out_lsd.append(log_spectral_distance(ref, est, floor).numpy())
             out_sc.append(spectral_convergence(ref, est).numpy())
         if progress:
@@ -81,6 +91,10 @@ def evaluate_reconstruction(
             "feature_mse": float(cat(mse).mean()),
         },
         "griffin_lim_only": {"lsd_db": _summary(cat(gl_lsd)), "sc": _summary(cat(gl_sc))},
+        "phase": synth.phase_method,
+        "vocoder_only": (
+            {"lsd_db": _summary(cat(voc_lsd)), "sc": _summary(cat(voc_sc))} if voc_lsd else None
+        ),
     }
 
 
