@@ -128,7 +128,9 @@ def model_card(out: Path, report: dict, settings: list[str], seconds: dict, src:
     if per_label:
         worst = min(per_label.items(), key=lambda kv: kv[1])
         lines.append(
-            f"- judge on prior samples {samples['accuracy']:.1%} (worst label {worst[0]}: "
+            f"- judge on prior samples (drawn from the learned prior, `prior.npz`: a Gaussian "
+            f"mixture per digit fitted to the training clips' codes) {samples['accuracy']:.1%} "
+            f"(worst label {worst[0]}: "
             f"{worst[1]:.0%}); diversity {samples['diversity']['mean']:.2f}"
         )
     if morph:
@@ -160,7 +162,7 @@ def main() -> int:
         default=TRAIN,
         help="train options, one string (default: the shipped settings)",
     )
-    parser.add_argument("--judge-epochs", type=int, default=15)
+    parser.add_argument("--judge-epochs", type=int, default=12)
     parser.add_argument(
         "--data",
         type=Path,
