@@ -53,7 +53,7 @@ def test_the_judge_learns_the_demo_classes_from_audio_and_reloads(demo_judge):
 def test_it_hears_its_own_analysis_not_the_dataset_features(demo_judge):
     judge, _, ds = demo_judge
     cfg = JudgeConfig.for_audio(8000, 8128, 10)
-    assert (cfg.n_fft, cfg.hop_length, cfg.n_mels, cfg.n_frames) == (512, 80, 64, 102)
+    assert (cfg.n_fft, cfg.hop_length, cfg.n_mels, cfg.n_frames) == (512, 128, 64, 64)
     assert JudgeConfig.for_audio(16000, 16000, 3).n_fft == 1024
     waves = torch.from_numpy(np.asarray(ds.waveforms[:3]) * 1.0)
     spec = log_mel(waves, judge.config)

@@ -778,7 +778,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("judge", help="train the judge: a classifier of a dataset's labels")
     s.add_argument("data", help="labelled dataset folder (its train split trains the judge)")
     s.add_argument("--out", required=True, help="judge folder to write")
-    s.add_argument("--epochs", type=int, default=15, help="passes over the training clips")
+    s.add_argument("--epochs", type=int, default=12, help="passes over the training clips")
     s.add_argument("--seed", type=int, default=0, help="seed of initialisation and shuffling")
     s.set_defaults(func=cmd_judge)
 

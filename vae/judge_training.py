@@ -35,14 +35,14 @@ class JudgeTraining:
     copies, made once for every training clip, are a third of the training time) and a
     little rougher, which the judge should shrug off as well."""
 
-    epochs: int = 15
+    epochs: int = 12  # on FSDD: 98.0 % on validation clips; 15 gave 98.3 % in 1.2x the time
     batch_size: int = 64
     lr: float = 2e-3
     seed: int = 0
     augment: bool = True
     phase_copy_prob: float = 0.3
     noise_prob: float = 0.5
-    snr_db: tuple[float, float] = (5.0, 40.0)
+    snr_db: tuple[float, float] = (10.0, 40.0)
     gain_db: tuple[float, float] = (-12.0, 6.0)
     max_shift: float = 0.1
     phase_copy_iters: int = 16
