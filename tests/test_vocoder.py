@@ -222,3 +222,20 @@ def test_cli_trains_a_vocoder_and_synthesis_commands_take_phase(studio_root, tmp
     refused = vae("sample", studio_root / "checkpoints" / "demo", "--n", 1, "--label", "tone",
                   "--out", tmp_path / "x", "--phase", "vocoder", check=False)  # fmt: skip
     assert refused.returncode == 1 and "has no vocoder" in refused.stderr
+
+
+def test_evaluate_hears_the_model_through_the_vocoder_and_keeps_griffin_lim_as_baseline(
+    trained, studio_root
+):
+    from vae.evaluate import evaluate_reconstruction
+
+    ckpt, _, ds = trained
+    with_vocoder = evaluate_reconstruction(Synthesiser.load(ckpt), ds, "val")
+    plain = evaluate_reconstruction(Synthesiser.load(ckpt, phase="griffin-lim"), ds, "val")
+    assert with_vocoder["phase"] == "vocoder" and plain["phase"] == "griffin-lim"
+    assert plain["vocoder_only"] is None
+    voc = with_vocoder["vocoder_only"]
+    assert np.isfinite(voc["lsd_db"]["median"]) and voc["sc"]["median"] > 0
+    # The baseline is Griffin-Lim in both reports; the model's figures follow the phase.
+    assert with_vocoder["griffin_lim_only"] == plain["griffin_lim_only"]
+    assert with_vocoder["model"]["lsd_db"] != plain["model"]["lsd_db"]
