@@ -41,9 +41,15 @@ def _reset() -> None:
 
 
 st.caption(
-    "Every slider move decodes a new spectrogram and turns it into sound with Griffin-Lim. "
+    f"Every slider move decodes a new spectrogram and turns it into sound ({synth.phase_method}). "
     "The main directions are the principal axes of the training clips' codes, in standard "
-    "deviations of the data; raw dimensions are the code itself (the prior is N(0, 1))."
+    "deviations of the data; raw dimensions are the code itself. "
+    + (
+        "Random sample draws from the learned prior: a mixture fitted to the training "
+        "clips' codes (of the chosen label), so it lands where real clips do."
+        if synth.prior is not None
+        else "Random sample draws from N(0, 1), the VAE's prior."
+    )
 )
 controls, output = st.columns([1, 2])
 with controls:

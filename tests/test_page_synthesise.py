@@ -83,3 +83,16 @@ def test_works_from_the_prior_when_the_checkpoint_has_no_latents(
     assert [s.label for s in at.slider][1] == "direction 1 (spread 1.00)"
     at.slider(key="synth-dir-1").set_value(1.0).run()
     assert spectrogram(at).shape == (128, 33)
+
+
+def test_random_sample_draws_from_the_learned_prior_and_says_so(at):
+    from vae.inference import Synthesiser
+
+    assert "learned prior" in " ".join(c.value for c in at.caption)
+    at.button(key="synth-random").click().run()
+    synth = Synthesiser.load("checkpoints/demo")  # the page's workspace is the cwd
+    assert synth.prior is not None
+    label = at.selectbox(key="synth-label").value
+    drawn = synth.sample_codes(1, label, temperature=1.0, seed=1)[0].numpy()
+    raw = [at.session_state[f"synth-dim-{i}"] for i in range(synth.latent_dim)]
+    np.testing.assert_allclose(raw, np.clip(drawn, -3, 3).round(2), atol=1e-6)
