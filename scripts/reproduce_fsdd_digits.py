@@ -30,7 +30,7 @@ from vae import storage  # noqa: E402
 
 FSDD = ROOT.parent / "shared/datasets/fsdd/recordings"
 # Training settings of the shipped checkpoint; the model card records them with the figures.
-TRAIN = "--conditional --epochs 100 --latent-dim 16 --beta 3.0 --beta-warmup-epochs 5 --seed 0"
+TRAIN = "--conditional --epochs 60 --latent-dim 16 --beta 3.0 --beta-warmup-epochs 5 --seed 0"
 MAX_MB = 25
 
 
