@@ -67,18 +67,40 @@ def test_evaluate_shows_the_stored_figures_before_any_data(fresh_clone):
 
 
 def test_its_stored_figures_meet_the_bars_it_was_built_for():
-    """Issue 5's acceptance on the FSDD validation split, from the evaluation.json that
-    scripts/reproduce_fsdd_digits.py wrote beside the weights."""
+    """Issue 13's acceptance lines that the shipped model meets, on the FSDD validation split,
+    from the evaluation.json that scripts/reproduce_fsdd_digits.py wrote beside the weights
+    (issue 13's distance bars, LSD <= 2.5 dB and Fréchet ratios <= 2x / 3x, are not met: the
+    README's account of the shipped model gives the figures)."""
     report = json.loads((SHIPPED / "evaluation.json").read_text())
     judge = report["judge"]
     assert report["split"] == "val" and report["clips"] == 300
     assert judge["real"]["accuracy"] >= 0.97
-    assert judge["reconstructed"]["accuracy"] >= 0.90
-    assert judge["samples"]["accuracy"] >= 0.85
-    assert judge["samples"]["per_label_samples"] >= 100  # a steady figure per digit
-    assert min(judge["samples"]["per_label"].values()) >= 0.70
+    assert judge["reconstructed"]["accuracy"] >= 0.97
+    assert judge["samples"]["accuracy"] >= 0.95
+    assert judge["samples"]["per_label_samples"] >= 200  # a steady figure per digit
+    assert min(judge["samples"]["per_label"].values()) >= 0.85
     assert judge["interpolation"]["pairs"] == 100
-    assert judge["interpolation"]["monotonic_fraction"] > 0.5
+    assert judge["interpolation"]["monotonic_fraction"] >= 0.85
+    dist = judge["distribution"]
+    assert dist["samples_is_vs_real"] >= 0.95
+    # The floor: real validation clips sit closer to the training clips than anything made.
+    floor = dist["real"]["frechet"]
+    assert floor <= dist["phase_copies"]["frechet"] < dist["reconstructed"]["frechet"]
+    assert report["phase"] == "griffin-lim"  # no vocoder ships: it lost to Griffin-Lim
+
+
+def test_it_samples_from_its_learned_prior():
+    """prior.npz ships with the weights: each digit's samples come from the mixture fitted to
+    that digit's training codes, not from N(0, I)."""
+    from vae.checkpoints import read_latents
+
+    synth = Synthesiser.load(SHIPPED)
+    assert synth.prior is not None and set(synth.prior.mixtures) >= set(range(10))
+    latents = read_latents(SHIPPED)
+    for digit in (3, 6):
+        codes = synth.sample_codes(400, str(digit), seed=0).numpy()
+        mine = latents["means"][latents["labels"] == digit]
+        assert abs(codes.mean(0) - mine.mean(0)).max() < 0.25 * mine.std(0).max() + 0.05
 
 
 def test_originals_play_once_fsdd_is_preprocessed(fresh_clone, fsdd_recordings):
