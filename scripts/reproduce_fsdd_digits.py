@@ -141,11 +141,26 @@ def model_card(out: Path, report: dict, settings: list[str], seconds: dict, src:
     lines += distribution_lines(j.get("distribution"))
     lines += [
         "",
+        "## Commands that made these figures (from the project root; the script runs them)",
+        "```",
+        *COMMANDS,
+        "```",
+        "",
         "The full report is `evaluation.json`; the judge is in `judge/`. Why these settings: "
-        "the README's section on the shipped model (the beta experiments and their figures).",
+        "the README's section on the shipped model (the decoder study, the learned prior, the "
+        "beta experiments and their figures; issue 13's bars it does not meet).",
         "",
     ]
     return "\n".join(lines)
+
+
+COMMANDS = (
+    "python -m vae preprocess ../shared/datasets/fsdd/recordings --out data/fsdd --preset fsdd",
+    f"python -m vae train data/fsdd --out CKPT {TRAIN}",
+    "python -m vae judge data/fsdd --out CKPT/judge --epochs 12",
+    "python -m vae evaluate CKPT data/fsdd --judge CKPT/judge --json --samples-per-label 200 "
+    "--pairs 100 > CKPT/evaluation.json",
+)
 
 
 def main() -> int:
