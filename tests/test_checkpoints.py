@@ -227,7 +227,8 @@ def test_pack_checkpoint_zips_what_loading_needs(studio_root, tmp_path):
         names = sorted(zf.namelist())
         zf.extractall(tmp_path / "unzipped")
     assert names == [
-        f"demo/{n}" for n in sorted(["config.json", "latents.npz", "metrics.jsonl", "model.pt"])
+        f"demo/{n}"
+        for n in sorted(["config.json", "latents.npz", "metrics.jsonl", "model.pt", "prior.npz"])
     ]
     loaded = load_checkpoint(tmp_path / "unzipped" / "demo")
     original = load_checkpoint(studio_root / "checkpoints" / "demo")

@@ -22,6 +22,7 @@ from vae import distributed as dist
 from vae.batches import FeatureFile
 from vae.dataset import load_dataset
 from vae.loop import Trainer
+from vae.prior import PRIOR_FILE
 from vae.train import TrainConfig, build_model_config, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,7 +98,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, demo_dataset_dir: Path) -> di
 def test_two_ranks_write_one_checkpoint(runs: dict[str, Path]) -> None:
     out = runs["ddp"]
     assert sorted(p.name for p in out.iterdir()) == [
-        ck.CONFIG_FILE, ck.LATENTS_FILE, ck.METRICS_FILE, ck.WEIGHTS_FILE
+        ck.CONFIG_FILE, ck.LATENTS_FILE, ck.METRICS_FILE, ck.WEIGHTS_FILE, PRIOR_FILE
     ]  # fmt: skip
     loaded = ck.load_checkpoint(out)
     assert loaded.epoch == 2 and TrainConfig.from_dict(loaded.train_config) == _cfg(2)

@@ -115,6 +115,23 @@ def waveform(wave: np.ndarray, sample_rate: int, height: int = 160) -> go.Figure
     return fig
 
 
+def _epoch_line(
+    records: Sequence[dict], field: str, name: str, colour: str, group: str, legend: bool
+) -> go.Scatter:
+    """One figure of metrics.jsonl records against their epoch (records without it skipped)."""
+    pts = [(r["epoch"], r.get(field)) for r in records]
+    pts = [(e, v) for e, v in pts if v is not None]
+    return go.Scatter(
+        x=[e for e, _ in pts],
+        y=[v for _, v in pts],
+        name=name,
+        mode="lines+markers",
+        line=dict(color=colour),
+        legendgroup=group,
+        showlegend=legend,
+    )
+
+
 def loss_curves(records: Sequence[dict]) -> go.Figure:
     """Total, reconstruction and KL per epoch for train and validation, one panel each.
 
@@ -143,21 +160,8 @@ def loss_curves(records: Sequence[dict]) -> go.Figure:
                 col=col,
             )
         for split, colour in (("train", COLOURS[0]), ("val", COLOURS[1])):
-            pts = [(r["epoch"], r.get(f"{split}_{key}")) for r in epochs]
-            pts = [(e, v) for e, v in pts if v is not None]
-            fig.add_trace(
-                go.Scatter(
-                    x=[e for e, _ in pts],
-                    y=[v for _, v in pts],
-                    name=split,
-                    mode="lines+markers",
-                    line=dict(color=colour),
-                    legendgroup=split,
-                    showlegend=col == 1,
-                ),
-                row=1,
-                col=col,
-            )
+            trace = _epoch_line(epochs, f"{split}_{key}", split, colour, split, col == 1)
+            fig.add_trace(trace, row=1, col=col)
         fig.update_xaxes(title_text="epoch", row=1, col=col)
     fig.update_yaxes(type="log", row=1, col=1)
     fig.update_yaxes(type="log", row=1, col=2)
@@ -180,21 +184,8 @@ def judge_scores(records: Sequence[dict]) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, subplot_titles=[title for title, _, _ in JUDGE_PANELS])
     for col, (_, figure, fmt) in enumerate(JUDGE_PANELS, start=1):
         for key, name, colour in JUDGE_SETS:
-            pts = [(r["epoch"], r.get(f"{key}_{figure}")) for r in lines]
-            pts = [(e, v) for e, v in pts if v is not None]
-            fig.add_trace(
-                go.Scatter(
-                    x=[e for e, _ in pts],
-                    y=[v for _, v in pts],
-                    name=name,
-                    mode="lines+markers",
-                    line=dict(color=colour),
-                    legendgroup=key,
-                    showlegend=col == 1,
-                ),
-                row=1,
-                col=col,
-            )
+            trace = _epoch_line(lines, f"{key}_{figure}", name, colour, key, col == 1)
+            fig.add_trace(trace, row=1, col=col)
         real = [r.get(f"real_{figure}") for r in lines]
         if lines and real[-1] is not None:
             fig.add_hline(

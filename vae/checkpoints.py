@@ -27,6 +27,7 @@ import torch
 
 from vae.features import FeatureConfig
 from vae.model import ConvVAE, ModelConfig
+from vae.prior import PRIOR_FILE
 from vae.storage import (  # noqa: F401  (re-exported: the checkpoint API writes with these)
     atomic_write_bytes,
     atomic_write_json,
@@ -373,14 +374,14 @@ def read_latents(path: str | Path) -> dict[str, np.ndarray]:
 def pack_checkpoint(path: str | Path) -> bytes:
     """The checkpoint folder as zip bytes for a download: weights, config, metrics and
     latents (what :func:`load_checkpoint` needs, unzipped into a folder of its own), and
-    its vocoder (``vae.vocoder``) when it has one."""
+    its learned prior (``vae.prior``) and vocoder (``vae.vocoder``) when it has them."""
     path = Path(path)
     if not has_checkpoint(path):
         raise CheckpointError(f"{path}: no checkpoint here yet; train at least one epoch")
     buf = io.BytesIO()
     vocoder = ("vocoder/vocoder.pt", "vocoder/vocoder.json")
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name in (WEIGHTS_FILE, CONFIG_FILE, METRICS_FILE, LATENTS_FILE, *vocoder):
+        for name in (WEIGHTS_FILE, CONFIG_FILE, METRICS_FILE, LATENTS_FILE, PRIOR_FILE, *vocoder):
             if (path / name).is_file():
                 zf.write(path / name, f"{path.name}/{name}")
     return buf.getvalue()

@@ -24,17 +24,9 @@ from vae.dataset import SpectrogramSet
 from vae.distribution import embedding_stats, ratio, set_figures
 from vae.inference import Synthesiser
 from vae.judge import Judge
-from vae.metrics import log_spectral_distance, spectral_convergence
+from vae.metrics import log_spectral_distance, spectral_convergence, summarise
 
 Progress = Callable[[int, int], None] | None
-
-
-def _summary(values: np.ndarray) -> dict[str, float]:
-    return {
-        "median": float(np.median(values)),
-        "mean": float(np.mean(values)),
-        "p90": float(np.percentile(values, 90)),
-    }
 
 
 def evaluate_reconstruction(
@@ -86,14 +78,14 @@ def evaluate_reconstruction(
         "split": split,
         "clips": int(len(idx)),
         "model": {
-            "lsd_db": _summary(cat(lsd)),
-            "sc": _summary(cat(sc)),
+            "lsd_db": summarise(cat(lsd)),
+            "sc": summarise(cat(sc)),
             "feature_mse": float(cat(mse).mean()),
         },
-        "griffin_lim_only": {"lsd_db": _summary(cat(gl_lsd)), "sc": _summary(cat(gl_sc))},
+        "griffin_lim_only": {"lsd_db": summarise(cat(gl_lsd)), "sc": summarise(cat(gl_sc))},
         "phase": synth.phase_method,
         "vocoder_only": (
-            {"lsd_db": _summary(cat(voc_lsd)), "sc": _summary(cat(voc_sc))} if voc_lsd else None
+            {"lsd_db": summarise(cat(voc_lsd)), "sc": summarise(cat(voc_sc))} if voc_lsd else None
         ),
     }
 

@@ -12,6 +12,15 @@ import torch
 from vae import features as F
 
 
+def summarise(values: np.ndarray) -> dict[str, float]:
+    """Median, mean and 90th percentile of per-clip figures (n,), as reports give them."""
+    return {
+        "median": float(np.median(values)),
+        "mean": float(np.mean(values)),
+        "p90": float(np.percentile(values, 90)),
+    }
+
+
 def spectral_convergence(ref: torch.Tensor, est: torch.Tensor) -> torch.Tensor:
     """||ref - est||_F / ||ref||_F per clip: (..., bins, frames) x2 -> (...)."""
     num = (ref - est).flatten(-2).norm(dim=-1)

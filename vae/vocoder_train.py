@@ -26,7 +26,7 @@ from torch import nn
 
 from vae import features as F
 from vae.dataset import SpectrogramSet
-from vae.metrics import log_spectral_distance, spectral_convergence
+from vae.metrics import log_spectral_distance, spectral_convergence, summarise
 from vae.vocoder import Vocoder, VocoderConfig, VocoderNet, save_vocoder
 
 Progress = Callable[[dict[str, Any]], None] | None
@@ -231,14 +231,6 @@ def train_vocoder(
 # ------------------------------------------------------------------------------ figures
 
 
-def _summary(values: np.ndarray) -> dict[str, float]:
-    return {
-        "median": float(np.median(values)),
-        "mean": float(np.mean(values)),
-        "p90": float(np.percentile(values, 90)),
-    }
-
-
 def copy_figures(
     feats: torch.Tensor,
     cfg: F.FeatureConfig,
@@ -263,8 +255,8 @@ def copy_figures(
         lsd.append(log_spectral_distance(ref, est, floor).numpy())
         sc.append(spectral_convergence(ref, est).numpy())
     return {
-        "lsd_db": _summary(np.concatenate(lsd)),
-        "sc": _summary(np.concatenate(sc)),
+        "lsd_db": summarise(np.concatenate(lsd)),
+        "sc": summarise(np.concatenate(sc)),
         "ms_per_clip": 1000 * spent / max(len(feats), 1),
     }
 
