@@ -1,7 +1,7 @@
 """The decoder study: train variants of the shipped model with the same seed and the same
 epoch budget on FSDD, and print each one's reconstruction figures through audio.
 
-    .venv/bin/python scripts/decoder_study.py --epochs 15 --jobs 2 [--only NAME ...]
+    .venv/bin/python scripts/decoder_study.py --epochs 10 --jobs 2 [--only NAME ...]
 
 Each variant is ``python -m vae train`` with its own options (one thread each, ``--jobs``
 at a time), then ``evaluate_reconstruction`` on the validation split. Results go to
@@ -71,7 +71,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "fsdd")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "decoder-study")
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", nargs="*", help="variant names to run (default: all)")
     args = parser.parse_args()
