@@ -38,12 +38,18 @@ class CliError(Exception):
     """A user-facing failure: printed as one line, exit code 1."""
 
 
-def _bar(desc: str, unit: str = "clip") -> tuple[Callable[[int, int], None], Callable[[], None]]:
-    """A tqdm bar on stderr driven by progress(done, total) callbacks."""
+def _tqdm() -> type:
+    """tqdm's bar class with its monitor thread off: preprocessing forks its workers only from
+    a single-threaded process, and a bar of any earlier command would leave that thread."""
     from tqdm import tqdm
 
-    # No monitor thread: preprocessing forks its workers only from a single-threaded process.
     tqdm.monitor_interval = 0
+    return tqdm
+
+
+def _bar(desc: str, unit: str = "clip") -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    """A tqdm bar on stderr driven by progress(done, total) callbacks."""
+    tqdm = _tqdm()
     bar = tqdm(desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, delay=0.5)
 
     def update(done: int, total: int) -> None:
@@ -196,7 +202,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     for key in ("decoder", "res_blocks"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
-    from tqdm import tqdm
+    tqdm = _tqdm()
 
     bar = tqdm(file=sys.stderr, unit="batch", dynamic_ncols=True, delay=0.5)
     shown = {"epoch": None}
@@ -514,7 +520,8 @@ def cmd_judge(args: argparse.Namespace) -> int:
 
 def cmd_vocoder(args: argparse.Namespace) -> int:
     import torch
-    from tqdm import tqdm
+
+    tqdm = _tqdm()
 
     from vae.checkpoints import check_compatible, load_checkpoint
     from vae.dataset import load_dataset
@@ -584,7 +591,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch_fsdd(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    tqdm = _tqdm()
 
     from vae.fsdd import fetch_fsdd
 
