@@ -57,8 +57,12 @@ def test_temperature_scales_the_spread_and_seeds_repeat() -> None:
 def test_an_unconditional_prior_has_one_mixture_over_every_clip() -> None:
     means, labels = _clusters()
     prior = fit_prior(means, -np.ones_like(labels), conditional=False)
-    assert list(prior.mixtures) == [ALL]
+    assert prior is not None and list(prior.mixtures) == [ALL]
     assert prior.sample(3, label=5).shape == (3, 4)  # unknown labels fall back to ALL
+
+
+def test_too_few_clips_give_no_prior() -> None:
+    assert fit_prior(np.zeros((1, 4)), np.array([0]), conditional=True) is None
 
 
 def test_written_and_read_back_it_draws_the_same_codes(tmp_path: Path) -> None:

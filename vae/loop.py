@@ -23,7 +23,7 @@ from vae import distributed as dist
 from vae.batches import FeatureFile, Rows
 from vae.dataset import FEATURES_FILE, SpectrogramSet
 from vae.model import ConvVAE, ModelConfig, count_parameters, vae_loss
-from vae.prior import fit_prior, write_prior
+from vae.prior import PRIOR_FILE, fit_prior, write_prior
 
 if TYPE_CHECKING:
     from vae.judging import Judging
@@ -349,7 +349,10 @@ class Trainer:
         fitted = fit_prior(
             means[rows], self.ds.label_indices[rows], self.model_config.conditional, self.cfg.seed
         )
-        write_prior(self.out, fitted)
+        if fitted is not None:
+            write_prior(self.out, fitted)
+        else:  # too few clips: a prior of an earlier epoch must not outlive its model
+            (self.out / PRIOR_FILE).unlink(missing_ok=True)
 
     def run(self) -> tuple[int, list[dict[str, Any]], bool]:
         """Train up to ``cfg.epochs``; returns (last saved epoch, epoch records, stopped)."""

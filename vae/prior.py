@@ -100,9 +100,10 @@ def fit_mixture(codes: np.ndarray, seed: int = 0) -> Mixture:
 
 def fit_prior(
     means: np.ndarray, labels: np.ndarray, conditional: bool, seed: int = 0
-) -> LatentPrior:
+) -> LatentPrior | None:
     """A prior over posterior means (N, D) with label indices (N,) (-1 unlabelled): one
-    mixture per label with at least two clips when ``conditional``, else one over all."""
+    mixture per label with at least two clips when ``conditional``, and one over all; None
+    when there are fewer than two clips (sampling then uses N(0, I))."""
     means, labels = np.asarray(means), np.asarray(labels)
     mixtures: dict[int, Mixture] = {}
     if conditional:
@@ -112,7 +113,7 @@ def fit_prior(
                 mixtures[int(label)] = fit_mixture(mine, seed)
     if len(means) >= 2:
         mixtures[ALL] = fit_mixture(means, seed)
-    return LatentPrior(mixtures)
+    return LatentPrior(mixtures) if mixtures else None
 
 
 def write_prior(folder: str | Path, prior: LatentPrior) -> Path:
