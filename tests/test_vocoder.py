@@ -24,7 +24,6 @@ from vae.vocoder import (
 from vae.vocoder_train import (
     VocoderTraining,
     multi_resolution_loss,
-    phase_copy_figures,
     train_vocoder,
 )
 
@@ -127,17 +126,6 @@ def test_configs_name_the_bad_value(trained):
             VocoderConfig(ds.config, **bad)
     with pytest.raises(ValueError, match="augment=2"):
         VocoderTraining(augment=2)
-
-
-def test_phase_copy_figures_for_the_evaluate_report(trained, studio_root):
-    ckpt, _, ds = trained
-    both = phase_copy_figures(Synthesiser.load(ckpt), ds, "val")
-    assert both["in_use"] == "vocoder"
-    assert both["vocoder"]["lsd_db"]["median"] > 0 and both["griffin_lim"]["sc"]["median"] > 0
-    alone = phase_copy_figures(Synthesiser.load(ckpt, phase="griffin-lim"), ds, "val")
-    assert alone["in_use"] == "griffin-lim" and alone["vocoder"] is None
-    for key in ("lsd_db", "sc"):  # Griffin-Lim's figures do not depend on the vocoder
-        assert alone["griffin_lim"][key] == both["griffin_lim"][key]
 
 
 def test_griffin_lim_from_zero_phase_is_torchaudios(trained):

@@ -295,26 +295,3 @@ def compare_phases(
             out[f"hybrid_{k}"] = copy_figures(feats, cfg, lambda x, k=k: vocoder.to_waveform(x, k))
     out["refine_iters"] = vocoder.config.refine_iters
     return out
-
-
-def phase_copy_figures(
-    synth: Any, ds: SpectrogramSet, split: str = "val", max_clips: int | None = None
-) -> dict[str, Any]:
-    """For ``vae.evaluate``'s report: copies of ``split``'s real clips through Griffin-Lim
-    alone and through the Synthesiser's vocoder (None without one).
-
-    Returns:
-        {"in_use": "vocoder" | "griffin-lim", "griffin_lim": {"lsd_db", "sc", ...},
-         "vocoder": {...} or None}
-    """
-    from vae.checkpoints import check_compatible
-
-    cfg = synth.config
-    check_compatible(synth.checkpoint, ds.config, f"dataset {ds.root}")
-    feats = _split_features(ds, split, max_clips)
-    vocoder = synth.vocoder
-    return {
-        "in_use": synth.phase_method,
-        "griffin_lim": copy_figures(feats, cfg, lambda x: F.features_to_waveform(x, cfg)),
-        "vocoder": copy_figures(feats, cfg, vocoder.to_waveform) if vocoder else None,
-    }
