@@ -169,7 +169,7 @@ class Judging:
     def _hear(self, waves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The judge's label probabilities (n, K) and embeddings (n, C) of waves (n, samples)."""
         rate = self.ds.config.sample_rate
-        return self.judge.probabilities(waves, rate), self.judge.embed(waves, rate)
+        return self.judge.listen(waves, rate)  # one pass gives both
 
     def _reference(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean (C,) and covariance (C, C) of up to REFERENCE_CLIPS train clips' embeddings;
