@@ -16,7 +16,7 @@ import torch
 from vae.checkpoints import CONFIG_FILE, LATENTS_FILE, read_latents
 from vae.dataset import SpectrogramSet, load_dataset
 from vae.inference import Synthesiser
-from vae.latent import latent_axes
+from vae.latent import checkpoint_axes
 
 # One clip's decode + Griffin-Lim is small work: extra threads only spin under contention.
 torch.set_num_threads(1)
@@ -61,7 +61,7 @@ def latents(path: str | Path) -> dict[str, np.ndarray]:
 
 @st.cache_resource(max_entries=8)
 def _directions(path: str, stamp: float, latent_dim: int, k: int) -> tuple[np.ndarray, ...]:
-    return latent_axes(read_latents(path)["means"] if stamp else None, latent_dim, k)
+    return checkpoint_axes(path, latent_dim, k)
 
 
 def directions(path: str | Path, latent_dim: int, k: int) -> tuple[np.ndarray, ...]:

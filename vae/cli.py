@@ -352,22 +352,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _axes(synth, k: int):
-    """The checkpoint's slider axes (as the Synthesise page's): its latents, else the prior."""
-    from vae.checkpoints import LATENTS_FILE, read_latents
-    from vae.latent import latent_axes
-
-    has = (synth.checkpoint.path / LATENTS_FILE).is_file()
-    return latent_axes(
-        read_latents(synth.checkpoint.path)["means"] if has else None, synth.latent_dim, k
-    )
-
-
 def cmd_decode(args: argparse.Namespace) -> int:
     import numpy as np
 
     from vae.audio import write_wav
-    from vae.latent import along_directions, parse_amounts
+    from vae.latent import along_directions, checkpoint_axes, parse_amounts
 
     synth, out = _synth(args.checkpoint, args.phase), Path(args.out)
     if synth.conditional and args.label is None:
@@ -379,7 +368,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
                 f"--z has {len(z)} values; this checkpoint's code has {synth.latent_dim}"
             )
     else:
-        centre, dirs, spread = _axes(synth, min(8, synth.latent_dim))
+        centre, dirs, spread = checkpoint_axes(synth.checkpoint.path, synth.latent_dim)
         z = along_directions(centre, dirs, spread, parse_amounts(args.along or "", len(dirs)))
     labels = [synth.label_index(args.label)] if synth.conditional else None
     feats = synth.decode(z[None, :], labels)  # (1, bins, frames)

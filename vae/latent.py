@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
 INTERPOLATION_MODES = ("lerp", "slerp")
+# The Synthesise page offers sliders along at most this many main directions.
+SLIDER_DIRECTIONS = 8
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
@@ -94,6 +98,20 @@ def latent_axes(
         return principal_directions(np.asarray(means, dtype=np.float32), k)
     eye = np.eye(latent_dim, dtype=np.float32)[: min(k, latent_dim)]
     return np.zeros(latent_dim, np.float32), eye, np.ones(len(eye), np.float32)
+
+
+def checkpoint_axes(
+    path: str | Path, latent_dim: int, k: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The slider axes of the checkpoint folder ``path``: :func:`latent_axes` of its
+    latents.npz means, or of the prior when it has none; ``k`` defaults to
+    ``min(SLIDER_DIRECTIONS, latent_dim)``. One definition for the Synthesise page, the
+    CLI's ``decode`` and exports. Returns as :func:`principal_directions`."""
+    from vae.checkpoints import LATENTS_FILE, read_latents  # the file format lives there
+
+    k = min(SLIDER_DIRECTIONS, latent_dim) if k is None else k
+    means = read_latents(path)["means"] if (Path(path) / LATENTS_FILE).is_file() else None
+    return latent_axes(means, latent_dim, k)
 
 
 def parse_amounts(text: str, k: int) -> np.ndarray:
