@@ -197,6 +197,13 @@ def _mel(cfg: FeatureConfig) -> torchaudio.transforms.MelScale:
     )
 
 
+@functools.lru_cache(maxsize=8)
+def mel_inverse(cfg: FeatureConfig) -> torch.Tensor:
+    """(n_stft_bins, n_mels) pseudo-inverse of the mel filter bank: the least-squares way
+    back from mel bands to STFT bins (:func:`features_to_magnitude`; exports carry it)."""
+    return torch.linalg.pinv(_mel(cfg).fb.T)
+
+
 def _stft_frames(waves: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
     """Complex STFT of ``waves`` (..., samples) -> (..., frames, n_stft_bins), frames first.
 
@@ -273,9 +280,8 @@ def features_to_magnitude(feats: torch.Tensor, cfg: FeatureConfig) -> torch.Tens
     mag = _reference(cfg) * torch.pow(10.0, (feats - 1.0) * cfg.top_db / 20)
     mag = torch.where(feats > 0, mag, torch.zeros_like(mag))
     if cfg.n_mels:
-        fb = _mel(cfg).fb.to(mag.device)  # (n_stft_bins, n_mels)
         # Least squares through the filter bank; negative energies have no meaning.
-        pinv = torch.linalg.pinv(fb.T)  # (n_stft_bins, n_mels)
+        pinv = mel_inverse(cfg).to(mag.device)  # (n_stft_bins, n_mels)
         mag = torch.clamp(pinv @ mag, min=0.0)
     elif cfg.drop_last_bin:
         pad = torch.zeros(*mag.shape[:-2], 1, mag.shape[-1], dtype=mag.dtype, device=mag.device)

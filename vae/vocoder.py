@@ -141,15 +141,22 @@ class VocoderNet(nn.Module):
         advance = 2 * torch.pi * torch.arange(cfg.n_stft_bins) * cfg.hop_length / cfg.n_fft
         self.register_buffer("advance", advance.unsqueeze(-1), persistent=False)  # (bins, 1)
 
-    def spectrum(self, feats: torch.Tensor) -> torch.Tensor:
-        """Features (B, n_bins, frames) in [0, 1] -> complex STFT (B, n_stft_bins, frames)."""
+    def outputs(self, feats: torch.Tensor) -> torch.Tensor:
+        """Features (B, n_bins, frames) -> the head's raw outputs (B, 2 or 3, n_stft_bins,
+        frames): the phase as (x, y) [, the log magnitude]; real numbers only, so exports
+        (``vae.export_graphs``) build on this rather than on :meth:`spectrum`."""
         cfg = self.config.feature
         h = self.embed(feats)  # (B, width, frames)
         h = self.norm_in(h.transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
             h = block(h)
         out = self.head(self.norm_out(h.transpose(1, 2)))  # (B, frames, outputs * bins)
-        out = out.transpose(1, 2).unflatten(1, (-1, cfg.n_stft_bins))  # (B, outputs, bins, T)
+        return out.transpose(1, 2).unflatten(1, (-1, cfg.n_stft_bins))  # (B, outputs, bins, T)
+
+    def spectrum(self, feats: torch.Tensor) -> torch.Tensor:
+        """Features (B, n_bins, frames) in [0, 1] -> complex STFT (B, n_stft_bins, frames)."""
+        cfg = self.config.feature
+        out = self.outputs(feats)  # (B, outputs, bins, T)
         x, y = out[:, 0], out[:, 1]
         if self.config.phase == "integrated":
             step = torch.atan2(y, x) + self.advance  # (B, bins, T): phase moved since t - 1
