@@ -1,4 +1,8 @@
-"""Interpolate: morph clip A into clip B through latent space, and download the morph."""
+"""Interpolate: morph clip A into clip B through latent space, and download the morph.
+
+Each end is a dataset clip (or a stored code), an upload, a recording made here, or a clip
+of your own sent from Explore ("Morph from this" / "Morph to this").
+"""
 
 import streamlit as st
 
@@ -8,6 +12,7 @@ from vae.latent import to_directions
 
 MORPH = "interp.morph"  # (file name, WAV bytes) of the last morph made
 ANY = "any label"
+FROM_EXPLORE = "from Explore"
 
 st.title("Interpolate")
 checkpoint = state.require_checkpoint()
@@ -32,20 +37,8 @@ else:
     LISTED, listed_ids, listed_labels = None, [], []
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
-def _stored_clip(path: str, stamp: float, clip_id: str):
-    """A clip from its stored code: decoded once, shared by every rerun and session."""
-    row = [str(i) for i in latents["ids"]].index(clip_id)
-    label = int(latents["labels"][row])
-    return synth.clip_from_code(
-        clip_id.replace("/", "_"), latents["means"][row], label if synth.conditional else None
-    )
-
-
 def _listed_clip(clip_id: str):
-    if ds is not None:
-        return synth.clip_from_dataset(ds, clip_id)
-    return _stored_clip(str(checkpoint), (checkpoint / "latents.npz").stat().st_mtime, clip_id)
+    return cache.clip(checkpoint, synth, ds, clip_id)
 
 
 def _use_map_selection() -> None:
@@ -58,24 +51,19 @@ def _use_map_selection() -> None:
 
 def choose_end(side: str, column, fallback: int):
     """Widgets for one end of the path; returns its Clip or None when not chosen yet."""
+    handed, new = state.handed_over(side)
+    if new:  # just sent from Explore: show it (the radio is not drawn yet this run)
+        st.session_state[f"interp-{side}-source"] = FROM_EXPLORE
     with column:
         st.subheader(f"Clip {side.upper()}")
-        sources = ([LISTED] if LISTED else []) + ["upload"]
+        sources = ([LISTED] if LISTED else []) + ["upload", "record"]
+        sources += [FROM_EXPLORE] if handed is not None else []
         source = st.radio("From", sources, key=f"interp-{side}-source", horizontal=True)
-        if source == "upload":
-            upload = st.file_uploader(
-                "Audio file",
-                key=f"interp-{side}-upload",
-                type=["wav", "flac", "ogg", "aiff", "mp3"],
-            )
-            label = None
-            if synth.conditional:
-                label = st.selectbox("Its label", synth.label_names, key=f"interp-{side}-ulabel")
-            if upload is None:
-                st.caption("Upload a clip, or pick one from the dataset.")
-                return None
-            with widgets.user_errors():
-                return widgets.clip_from_upload(synth, upload, label)
+        if source == FROM_EXPLORE:
+            st.caption(f"Your clip {handed.name!r}, sent from the Explore page.")
+            return handed
+        if source in ("upload", "record"):
+            return _own_end(side, source)
         known = set(listed_labels)
         names = [n for n in (ds.label_names if ds is not None else synth.label_names) if n in known]
         label = st.selectbox("Label", [ANY, *names], key=f"interp-{side}-label")
@@ -86,6 +74,28 @@ def choose_end(side: str, column, fallback: int):
         clip_id = st.selectbox("Clip", ids, key=f"interp-{side}-clip")
         with widgets.user_errors():
             return _listed_clip(clip_id)
+
+
+def _own_end(side: str, source: str):
+    """An uploaded or recorded end (the recording at the browser's rate, resampled on
+    reading as uploads are), or None until there is one."""
+    if source == "upload":
+        file = st.file_uploader(
+            "Audio file", key=f"interp-{side}-upload", type=["wav", "flac", "ogg", "aiff", "mp3"]
+        )
+    else:
+        file = st.audio_input(
+            f"Record clip {side.upper()}", key=f"interp-{side}-record", sample_rate=None
+        )
+    label = None
+    if synth.conditional:
+        label = st.selectbox("Its label", synth.label_names, key=f"interp-{side}-ulabel")
+    if file is None:
+        st.caption(f"{source.capitalize()} a clip, or pick one from the dataset.")
+        return None
+    name = f"recording-{side}" if source == "record" else None
+    with widgets.user_errors():
+        return widgets.clip_from_upload(synth, file, label, name)
 
 
 st.caption(

@@ -138,3 +138,36 @@ def studio_copy(studio_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
             child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
     jobs._CHILDREN.clear()
+
+
+# --- a recording as a browser makes it (tests/test_page_explore.py, test_page_interpolate.py,
+# tests/test_browser_voice.py) ---------------------------------------------------------------
+
+RECORDING_RATE = 48_000  # a browser's usual capture rate; st.audio_input(sample_rate=None)
+
+
+def write_recording(path: Path) -> Path:
+    """A spoken digit as a browser records it: a real FSDD clip (else a synthetic
+    voice-like tone) resampled to 48 kHz, 16-bit mono WAV, padded with 0.3 s of silence
+    either side as a person pressing record and stop leaves it."""
+    from vae.audio import resample
+
+    real = sorted(FSDD_RECORDINGS.glob("3_*.wav"))[:1] if FSDD_RECORDINGS.is_dir() else []
+    if real:
+        wave, sr = sf.read(str(real[0]), dtype="float32")
+    else:  # a 0.5 s "vowel": a 140 Hz buzz through two formants, decaying
+        sr = 8000
+        t = np.arange(int(0.5 * sr)) / sr
+        wave = sum(np.sin(2 * np.pi * f * t) / k for k, f in enumerate((140, 700, 1200), 1))
+        wave = (0.4 * np.exp(-2 * t) * wave).astype(np.float32)
+    wave = resample(np.asarray(wave, np.float32), sr, RECORDING_RATE)
+    pad = np.zeros(int(0.3 * RECORDING_RATE), np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), np.concatenate([pad, wave, pad]), RECORDING_RATE, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="session")
+def recording_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``write_recording`` once per session (read only)."""
+    return write_recording(tmp_path_factory.mktemp("voice") / "recording.wav")

@@ -105,7 +105,7 @@ def test_without_the_dataset_the_ends_come_from_stored_codes(studio_root, tmp_pa
     monkeypatch.chdir(tmp_path)
     at = open_page("interpolate")
     assert not at.exception and not at.error
-    assert at.radio(key="interp-a-source").options == ["stored code", "upload"]
+    assert at.radio(key="interp-a-source").options == ["stored code", "upload", "record"]
     assert "decoded from the codes the checkpoint stores" in at.info[0].value
     assert len(audio_urls(at)) == 3  # A and B are their decoded codes; the mix plays
     synth = Synthesiser.load(tmp_path / "checkpoints" / "demo")
@@ -134,3 +134,26 @@ def test_an_uploaded_clip_can_be_an_end_and_bad_uploads_say_why(at, write_tone, 
     assert [e.value for e in at.error] == [
         "broken.wav: truncated: no audio data chunk; upload a WAV, FLAC or OGG file"
     ]
+
+
+def test_a_recording_can_be_an_end(studio_root, at, recording_wav):
+    """A browser's recording (48 kHz WAV) as B, labelled with the first label by default."""
+    at.radio(key="interp-b-source").set_value("record").run()
+    assert at.audio_input(key="interp-b-record").sample_rate is None  # the browser's rate
+    assert any(c.value.startswith("Record a clip") for c in at.caption)
+    assert not at.get("plotly_chart")  # nothing to mix before the recording
+    data = recording_wav.read_bytes()
+    at.audio_input(key="interp-b-record").set_value(("x_audio.wav", data, "audio/wav")).run()
+    assert not at.exception and not at.error
+    synth = Synthesiser.load(studio_root / "checkpoints" / "demo")
+    label = at.selectbox(key="interp-b-ulabel").value
+    assert label == synth.label_names[0]
+    clip = synth.clip_from_file(recording_wav, label)  # resampled to 8 kHz
+    np.testing.assert_allclose(panels(at)[2], clip.features.numpy(), atol=1e-5)
+    at.slider(key="interp-alpha").set_value(1.0).run()
+    recon = synth.reconstruct(clip.features[None], [clip.label])[0].numpy()
+    np.testing.assert_allclose(panels(at)[1], recon, atol=1e-4)  # α = 1: the recording's
+    at.button(key="interp-morph").click().run()
+    name, data, _ = at.session_state["interp.morph"]
+    assert "-to-recording-b-" in name
+    assert len(sf.read(io.BytesIO(data))[0]) == 8 * 4096 - 7 * 400

@@ -15,7 +15,7 @@ import torch
 
 from vae.checkpoints import CONFIG_FILE, LATENTS_FILE, read_latents
 from vae.dataset import SpectrogramSet, load_dataset
-from vae.inference import Synthesiser
+from vae.inference import Clip, Synthesiser
 from vae.latent import checkpoint_axes
 
 # One clip's decode + Griffin-Lim is small work: extra threads only spin under contention.
@@ -69,6 +69,29 @@ def directions(path: str | Path, latent_dim: int, k: int) -> tuple[np.ndarray, .
     or of the prior when it has no latents.npz."""
     path = Path(path).resolve()
     return _directions(str(path), _stamp(path / LATENTS_FILE), latent_dim, k)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _stored_clip(path: str, stamp: float, clip_id: str) -> Clip:
+    """A clip from its stored code: decoded (and Griffin-Lim'd) once for every session."""
+    synth, stored = synthesiser(path), _latents(path, stamp)
+    ids = [str(i) for i in stored["ids"]]
+    if clip_id not in ids:
+        raise ValueError(f"{clip_id!r} is not a clip of {path}/{LATENTS_FILE}")
+    row = ids.index(clip_id)
+    label = int(stored["labels"][row]) if synth.conditional else None
+    return synth.clip_from_code(clip_id.replace("/", "_"), stored["means"][row], label)
+
+
+def clip(
+    checkpoint: str | Path, synth: Synthesiser, ds: SpectrogramSet | None, clip_id: str
+) -> Clip:
+    """A clip by id: from ``ds`` when there is one (its original audio), else decoded from
+    the code the checkpoint's latents.npz stores for it (its reconstruction stands in)."""
+    if ds is not None:
+        return synth.clip_from_dataset(ds, clip_id)
+    path = Path(checkpoint).resolve()
+    return _stored_clip(str(path), _stamp(path / LATENTS_FILE), clip_id)
 
 
 def companion_dataset(

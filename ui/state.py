@@ -7,10 +7,14 @@ The choice lives in ``st.session_state`` under keys of our own, so it survives p
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from vae.workspace import Item, list_checkpoints, list_datasets
+
+if TYPE_CHECKING:
+    from vae.inference import Clip
 
 DATASET = "studio.dataset"
 CHECKPOINT = "studio.checkpoint"
@@ -97,3 +101,22 @@ def remember_selection(clip_id: str, keep: int = 2) -> None:
 def selected_clips() -> list[str]:
     """Clip ids picked on the map, most recent last."""
     return list(st.session_state.get(SELECTED, []))
+
+
+# Clips of the user's own (an upload or a recording placed on Explore) sent to Interpolate
+# as end "a" or "b": side -> (clip, not yet seen by Interpolate).
+HANDED = "studio.handed"
+
+
+def hand_over(side: str, clip: Clip) -> None:
+    """Send ``clip`` to Interpolate as its end ``side`` ("a" or "b")."""
+    st.session_state.setdefault(HANDED, {})[side] = (clip, True)
+
+
+def handed_over(side: str) -> tuple[Clip | None, bool]:
+    """The clip sent for end ``side`` (None when none was) and whether it is new since the
+    last call, so that Interpolate switches to it once and then leaves the choice to the user."""
+    clip, new = st.session_state.get(HANDED, {}).get(side, (None, False))
+    if new:
+        st.session_state[HANDED][side] = (clip, False)
+    return clip, new

@@ -41,9 +41,12 @@ def user_errors(stop: bool = True) -> Iterator[None]:
             st.stop()
 
 
-def clip_from_upload(synth: Synthesiser, upload: UploadedFile, label: str | None = None) -> Clip:
-    """An uploaded audio file as a clip the checkpoint takes (read through a temp file,
-    since the audio reader wants a path with the right suffix)."""
+def clip_from_upload(
+    synth: Synthesiser, upload: UploadedFile, label: str | None = None, name: str | None = None
+) -> Clip:
+    """An uploaded audio file (or an ``st.audio_input`` recording, WAV at the browser's rate)
+    as a clip the checkpoint takes, called ``name`` or the file's stem (read through a temp
+    file, since the audio reader wants a path with the right suffix)."""
     suffix = Path(upload.name).suffix.lower() or ".wav"
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"upload{suffix}"
@@ -53,7 +56,7 @@ def clip_from_upload(synth: Synthesiser, upload: UploadedFile, label: str | None
         except (ValueError, OSError) as err:  # name the upload, not our temp file
             message = str(err).replace(str(path), upload.name)
             raise ValueError(f"{message}; upload a WAV, FLAC or OGG file") from None
-    return dataclasses.replace(clip, name=Path(upload.name).stem)
+    return dataclasses.replace(clip, name=name or Path(upload.name).stem)
 
 
 def progress_bar(text: str, scale: float = 1.0, unit: str = "") -> Callable[[int, int], None]:
