@@ -1,5 +1,10 @@
 """Explore: the checkpoint's latent map; pick a clip to hear and see it against its reconstruction.
 
+A clip of the user's own (uploaded or recorded in the browser) lands on the map as a star
+and can be sent to Interpolate as A or B. Clicks on the map also build a route: the morph
+through its points in order (``Synthesiser.morph_path``, the CLI's ``interpolate A B C...``)
+plays and downloads as one WAV.
+
 Order: title, guard, inputs, work, render (the inputs come after the guard because their
 choices come from the checkpoint and its dataset). The map draws from the checkpoint's
 latents.npz alone; originals and metrics need the dataset it was trained on, recognised by
@@ -14,14 +19,20 @@ import torch
 
 from ui import cache
 from ui.figures import latent_map, spectrograms
-from ui.state import remember_selection, require_checkpoint, selected_clips
+from ui.state import hand_over, remember_selection, require_checkpoint, selected_clips
 from ui.widgets import clip_from_upload, play, user_errors
+from vae.audio import wav_bytes
 from vae.checkpoints import LATENTS_FILE
-from vae.inference import Synthesiser
+from vae.inference import Clip, Synthesiser
 from vae.metrics import clip_metrics
 from vae.projection import METHOD_NAMES, Projection, project
 
 MAP_KEY, CLIP_KEY, UPLOAD_KEY = "explore-map", "explore-clip", "explore-upload"
+RECORD_KEY = "explore-record"
+YOURS = "yours: "  # map names of the user's own clips start with this
+ROUTE = "explore.route"  # names of the points clicked on the map, in order
+ROUTE_MORPH = "explore.route-morph"  # ((route, steps), WAV bytes, seconds) of the last one
+ROUTE_FILE = "route-morph.wav"
 
 
 @st.cache_resource(max_entries=8, show_spinner="Projecting the latent means...")
@@ -87,17 +98,67 @@ if ds is None:
 
 
 def _on_map_select() -> None:
-    """Remember the clicked clip; its id rides in ``customdata`` whatever trace it is in."""
+    """Remember the clicked clip and add it to the route; its id rides in ``customdata``
+    whatever trace it is in (a star of your own is a route point, not a dataset pick)."""
+    route = list(st.session_state.get(ROUTE, []))
     for point in st.session_state[MAP_KEY]["selection"]["points"]:
         clip_id = point.get("customdata")
-        clip_id = clip_id[0] if isinstance(clip_id, list) and clip_id else clip_id
-        if str(clip_id) in id_set:  # not the uploaded star
-            remember_selection(str(clip_id))
+        clip_id = str(clip_id[0] if isinstance(clip_id, list) and clip_id else clip_id)
+        if clip_id in id_set:
+            remember_selection(clip_id)
+        if (clip_id in id_set or clip_id.startswith(YOURS)) and route[-1:] != [clip_id]:
+            route.append(clip_id)
+    st.session_state[ROUTE] = route
+
+
+def _pop_route() -> None:
+    st.session_state[ROUTE] = st.session_state.get(ROUTE, [])[:-1]
+
+
+def _clear_route() -> None:
+    st.session_state[ROUTE] = []
 
 
 def _on_pick() -> None:
     if st.session_state[CLIP_KEY] is not None:
         remember_selection(st.session_state[CLIP_KEY])
+
+
+def _route_panel(route: list[str], own: dict[str, Clip]) -> None:
+    """The route's points, its buttons, and with 2+ points its morph as one WAV; ``own``
+    are your clips on the map by name, the other points are clip ids."""
+    st.subheader("Route")
+    st.caption("Route: " + " → ".join(f"{i}. {p}" for i, p in enumerate(route, 1)))
+    pop, clear, _ = st.columns([1, 1, 3])
+    pop.button("Remove last point", key="explore-route-pop", on_click=_pop_route)
+    clear.button("Clear route", key="explore-route-clear", on_click=_clear_route)
+    if len(route) < 2:
+        st.caption("Click more points to morph along a route through them.")
+        return
+    steps = st.slider(
+        "Steps per leg", 2, 12, 4, key="explore-route-steps", help="clips decoded on each leg"
+    )
+    made_for = (tuple(route), steps)
+    if st.button("Morph along the route", key="explore-route-morph", icon=":material/route:"):
+        with st.spinner(f"Decoding {len(route) - 1} legs..."), user_errors():
+            clips = [own[p] if p in own else cache.clip(ckpt, synth, ds, p) for p in route]
+            _, morph = synth.morph_path(clips, steps)  # (samples,)
+        sr = synth.config.sample_rate
+        st.session_state[ROUTE_MORPH] = (made_for, wav_bytes(morph, sr), len(morph) / sr)
+    made = st.session_state.get(ROUTE_MORPH)
+    if made is not None and made[0] == made_for:  # a stale morph is not offered
+        st.audio(made[1], format="audio/wav")
+        st.download_button(
+            f"Download {ROUTE_FILE} ({made[2]:.1f} s)",
+            made[1],
+            file_name=ROUTE_FILE,
+            mime="audio/wav",
+            key="explore-route-download",
+        )
+
+
+def _route_xy(name: str) -> np.ndarray:
+    return mine[name][4] if name in mine else proj.coords[ids.index(name)]
 
 
 # ---- inputs
@@ -131,6 +192,8 @@ with controls:
     )
 with upload_col:
     upload = st.file_uploader("Place a clip of your own", key=UPLOAD_KEY)
+    # the browser's own rate: the audio reader resamples recordings as it does uploads
+    recording = st.audio_input("...or record one", key=RECORD_KEY, sample_rate=None)
     upload_label = None
     if synth.conditional:
         upload_label = st.selectbox(
@@ -142,17 +205,27 @@ with user_errors():
     stamp = (ckpt / LATENTS_FILE).stat().st_mtime
     proj = _projection(str(ckpt), stamp, method)
 groups = ds.speakers if colour == "speaker" and has_speakers else labels
-mine = None
-if upload is not None:
-    with user_errors(stop=False):
-        clip = clip_from_upload(synth, upload, upload_label)
-        z = synth.encode(clip.features.unsqueeze(0), [clip.label])  # (1, D)
-        mine = (clip, z, proj.transform(z.numpy())[0])
+mine = {}  # map name -> (key, heading, clip, code (1, D), map point (2,)): your own clips
+for key, file, heading in (
+    ("upload", upload, f"Your clip: {upload.name}" if upload else ""),
+    ("recording", recording, "Your recording"),
+):
+    if file is not None:
+        with user_errors(stop=False):
+            clip = clip_from_upload(synth, file, upload_label, None if key == "upload" else key)
+            z = synth.encode(clip.features.unsqueeze(0), [clip.label])  # (1, D)
+            mine[YOURS + clip.name] = (key, heading, clip, z, proj.transform(z.numpy())[0])
+# a route point whose clip is gone (an upload removed) leaves the route
+route = [p for p in st.session_state.get(ROUTE, []) if p in id_set or p in mine]
+st.session_state[ROUTE] = route
 
 # ---- render
 chosen = [current] if current else []
-extra = [(f"yours: {mine[0].name}", mine[2])] if mine else []
-fig = latent_map(proj.coords, ids, groups, colour, selected=chosen, extra=extra)
+extra = [(name, own[4]) for name, own in mine.items()]
+path = np.array([_route_xy(p) for p in route]) if route else None  # (K, 2)
+fig = latent_map(
+    proj.coords, ids, groups, colour, selected=chosen, extra=extra, path=path, route=route
+)
 x_title, y_title = proj.axis_titles()
 fig.update_layout(xaxis_title=x_title, yaxis_title=y_title)
 st.plotly_chart(fig, key=MAP_KEY, on_select=_on_map_select, selection_mode="points")
@@ -160,6 +233,8 @@ if len(selected_clips()) == 2:
     st.caption(
         "Interpolate will morph between your last two picks: " + " and ".join(selected_clips())
     )
+if route:
+    _route_panel(route, {name: own[2] for name, own in mine.items()})
 
 if current is not None:
     row = ids.index(current)
@@ -175,8 +250,14 @@ if current is not None:
             recon = synth.decode(torch.from_numpy(lat["means"][row : row + 1]), [label])[0]
             _show_pair(current, synth, None, recon)
 
-if mine is not None:
-    clip, z, _ = mine
-    st.subheader(f"Your clip: {upload.name}")
+for key, heading, clip, z, _ in mine.values():
+    st.subheader(heading)
+    if synth.conditional:
+        st.caption(f"Encoded and reconstructed as label {names[clip.label]!r} (set it above).")
     recon = synth.decode(z, [clip.label])[0]
-    _show_pair("upload", synth, (clip.wave, clip.features.numpy()), recon)
+    _show_pair(key, synth, (clip.wave, clip.features.numpy()), recon)
+    from_col, to_col, _ = st.columns([1, 1, 3])
+    for column, side, text in ((from_col, "a", "Morph from this"), (to_col, "b", "Morph to this")):
+        if column.button(text, key=f"explore-{key}-to-{side}", icon=":material/linear_scale:"):
+            hand_over(side, clip)  # Interpolate takes it as A or B
+            st.switch_page("app_pages/interpolate.py")

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import functools
+import io
 import json
 import math
 import shutil
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from tests.apptest import chart_traces, forget_training_data, open_page
+from vae.audio import crossfade_concat
 from vae.checkpoints import read_latents
 from vae.features import FeatureConfig
+from vae.inference import Synthesiser
 from vae.metrics import clip_metrics
+from vae.projection import project
 
 SELECTED = "studio.selected"
+ROUTE, ROUTE_MORPH = "explore.route", "explore.route-morph"
 
 
 def _map(at) -> list[dict]:
@@ -26,7 +32,8 @@ def _map(at) -> list[dict]:
 
 def _clip_traces(traces: list[dict]) -> list[dict]:
     """Traces of the clips (one per colour group), without the ring and the star."""
-    return [t for t in traces if t["name"] != "selected" and not t["name"].startswith("yours")]
+    others = ("selected", "route")
+    return [t for t in traces if t["name"] not in others and not t["name"].startswith("yours")]
 
 
 def _values(value) -> np.ndarray:
@@ -221,3 +228,106 @@ def test_clip_metrics_are_zero_for_a_perfect_copy_and_grow_with_error():
     assert heard["spectral_convergence"] > 0.1
     with pytest.raises(ValueError, match="same FeatureConfig"):
         clip_metrics(feats, feats[:, :10], cfg)
+
+
+def _recorded(at, recording_wav, key: str = "explore-record"):
+    """Hand the page a recording as st.audio_input does: WAV bytes named by the browser."""
+    data = recording_wav.read_bytes()
+    at.audio_input(key=key).set_value(("2026-11-30T02-20_audio.wav", data, "audio/wav")).run()
+    assert not at.exception and not at.error
+
+
+def test_a_recording_lands_on_the_map_is_reconstructed_and_morphs_on_interpolate(
+    explore_at, studio_root, recording_wav
+):
+    at = explore_at()
+    assert at.audio_input(key="explore-record").sample_rate is None  # the browser's own rate
+    _recorded(at, recording_wav)
+    synth = Synthesiser.load(studio_root / "checkpoints" / "demo")
+    first = synth.label_names[0]  # the label picker's default
+    clip = synth.clip_from_file(recording_wav, first)  # 48 kHz resampled to the model's 8 kHz
+    z = synth.encode(clip.features[None], [clip.label])  # (1, D)
+    means = read_latents(studio_root / "checkpoints" / "demo")["means"]
+    expected = project(means, "pca", seed=0).transform(z.numpy())[0]
+
+    star = [t for t in _map(at) if t["name"] == "yours: recording"]
+    assert len(star) == 1 and star[0]["marker"]["symbol"] == "star"
+    np.testing.assert_allclose([star[0]["x"][0], star[0]["y"][0]], expected, atol=1e-4)
+    assert at.subheader[-1].value == "Your recording"
+    assert any(f"reconstructed as label {first!r}" in c.value for c in at.caption)
+    assert len(at.get("audio")) == 2  # the recording and its reconstruction
+    original, recon, _ = (t["z"] for t in chart_traces(at, "spec-recording"))
+    np.testing.assert_allclose(original, clip.features.numpy(), atol=1e-5)
+    np.testing.assert_allclose(recon, synth.decode(z, [clip.label])[0].numpy(), atol=1e-4)
+
+    at.button(key="explore-recording-to-a").click().run()  # "Morph from this"
+    assert not at.exception
+    assert at.title[0].value == "Interpolate"
+    assert at.radio(key="interp-a-source").value == "from Explore"
+    # AppTest asks for the page it was last switched to on every run: follow the script
+    at.switch_page("app_pages/interpolate.py")
+    a_panel = chart_traces(at, "interp-spectrograms")[0]["z"]
+    np.testing.assert_allclose(a_panel, clip.features.numpy(), atol=1e-5)
+    at.button(key="interp-morph").click().run()
+    assert not at.exception
+    name, data, _ = at.session_state["interp.morph"]
+    assert name.startswith("morph-recording-to-")
+    assert len(sf.read(io.BytesIO(data))[0]) > 0
+
+
+def _route_length(points: int, steps: int, clip_samples: int = 4096, sr: int = 8000) -> int:
+    """Samples in a route morph: (K - 1) * (steps - 1) + 1 clips joined by crossfade_concat
+    with 50 ms fades (morph_path's)."""
+    clips = (points - 1) * (steps - 1) + 1
+    return len(crossfade_concat([np.zeros(clip_samples, np.float32)] * clips, int(0.05 * sr)))
+
+
+def test_clicks_build_a_route_whose_morph_downloads_as_one_wav(explore_at, demo_ids):
+    at = explore_at()
+    picks = [demo_ids[1], demo_ids[14], demo_ids[27]]
+    for pick in picks:
+        _click(at, [pick])
+    assert at.session_state[ROUTE] == picks
+    coords = _coords(_map(at))
+    route = [t for t in _map(at) if t["name"] == "route"]
+    assert len(route) == 1 and "lines" in route[0]["mode"]
+    np.testing.assert_allclose(
+        np.stack([route[0]["x"], route[0]["y"]], axis=1), [coords[p] for p in picks], atol=1e-5
+    )
+    assert list(route[0]["text"]) == ["1", "2", "3"]
+    assert any(c.value.startswith("Route: 1. " + picks[0]) for c in at.caption)
+
+    at.slider(key="explore-route-steps").set_value(3).run()
+    at.button(key="explore-route-morph").click().run()
+    assert not at.exception and not at.error
+    (made_for, data, seconds) = at.session_state[ROUTE_MORPH]
+    wave, sr = sf.read(io.BytesIO(data))
+    assert made_for == (tuple(picks), 3) and sr == 8000 and wave.ndim == 1
+    assert len(wave) == _route_length(3, 3) == 5 * 4096 - 4 * 400
+    assert np.abs(wave).max() > 0.1
+    assert seconds == pytest.approx(len(wave) / 8000)
+    assert at.get("download_button")[0].proto.label.startswith("Download route-morph.wav")
+    assert len(at.get("audio")) == 3  # the route morph, and the last pick and its reconstruction
+
+    at.button(key="explore-route-pop").click().run()
+    assert at.session_state[ROUTE] == picks[:2]
+    assert not at.get("download_button")  # the morph was of the longer route
+    at.button(key="explore-route-clear").click().run()
+    assert at.session_state[ROUTE] == []
+    assert not [t for t in _map(at) if t["name"] == "route"]
+
+
+def test_a_recording_can_be_a_point_of_the_route(explore_at, demo_ids, recording_wav):
+    at = explore_at()
+    _click(at, "yours: recording")  # no recording yet: not a route point
+    assert at.session_state[ROUTE] == []
+    _recorded(at, recording_wav)
+    _click(at, demo_ids[4])
+    _click(at, "yours: recording")
+    assert at.session_state[ROUTE] == [demo_ids[4], "yours: recording"]
+    at.button(key="explore-route-morph").click().run()  # 4 steps a leg by default
+    assert not at.exception and not at.error
+    wave, _ = sf.read(io.BytesIO(at.session_state[ROUTE_MORPH][1]))
+    assert len(wave) == _route_length(2, 4)
+    at.audio_input(key="explore-record").set_value(None).run()  # the recording is gone...
+    assert at.session_state[ROUTE] == [demo_ids[4]]  # ...and so is its route point

@@ -221,12 +221,14 @@ def latent_map(
     extra: Sequence[tuple[str, np.ndarray]] = (),
     path: np.ndarray | None = None,
     height: int = 520,
+    route: Sequence[str] = (),
 ) -> go.Figure:
     """Scatter of 2-D latent coordinates (N, 2), one trace per group for the legend.
 
     Every point carries its clip id in ``customdata``, so a click names the clip whatever
     trace it is in. ``selected`` ids are ringed; ``extra`` points (name, (2,)) such as an
-    uploaded clip are drawn as stars; ``path`` (K, 2) draws an interpolation path.
+    uploaded clip are drawn as stars; ``path`` (K, 2) draws an interpolation path, or with
+    ``route`` (K names, ids or extra names) a route through those points, numbered in order.
     """
     coords = np.asarray(coords, dtype=np.float32)
     ids, groups = np.asarray(ids), np.asarray([str(g) for g in groups])
@@ -264,10 +266,14 @@ def latent_map(
             go.Scatter(
                 x=path[:, 0],
                 y=path[:, 1],
-                mode="lines+markers",
-                name="path",
+                mode="lines+markers+text" if len(route) else "lines+markers",
+                name="route" if len(route) else "path",
                 line=dict(color="black", dash="dot"),
-                marker=dict(size=5, color="black"),
+                marker=dict(size=9 if len(route) else 5, color="black"),
+                # a click on a route point names its clip, so it can be added again
+                customdata=list(route) if len(route) else None,
+                text=[str(i) for i in range(1, len(route) + 1)] if len(route) else None,
+                textposition="top right",
             )
         )
     for name, point in extra:
