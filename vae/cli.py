@@ -567,6 +567,19 @@ def cmd_vocoder(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from vae.export import export_checkpoint
+
+    result = export_checkpoint(args.checkpoint, Path(args.out), args.format)
+    for name, size in result.sizes().items():
+        shown = f"{size / 1e6:.2f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
+        print(f"  {name:<20} {shown:>10}")
+    for role, error in result.parity.items():
+        print(f"{role}: ONNX Runtime matches PyTorch within {error:.1e}")
+    print(f"wrote the {args.format} export of {args.checkpoint} to {result.path}")
+    return 0
+
+
 def cmd_demo_data(args: argparse.Namespace) -> int:
     from vae.sources import make_demo_set
 
@@ -798,6 +811,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--val-clips", type=int, default=300, help="validation clips measured")
     s.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     s.set_defaults(func=cmd_vocoder)
+
+    s = sub.add_parser(
+        "export", help="write the decoder, encoder (and vocoder) as ONNX files for other runtimes"
+    )
+    s.add_argument("checkpoint", help="checkpoint folder")
+    s.add_argument(
+        "--out", required=True, help="export folder to write (an old export is replaced)"
+    )
+    s.add_argument(
+        "--format",
+        default="onnx",
+        choices=["onnx", "torchscript"],
+        help="onnx (checked with ONNX Runtime) or torchscript (.pt, torch.jit.load)",
+    )
+    s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("demo-data", help="write the offline synthetic demo set")
     s.add_argument("out", help="folder to write")

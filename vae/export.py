@@ -110,16 +110,40 @@ def _modules(ckpt: Checkpoint, vocoder: Vocoder | None) -> dict[str, torch.nn.Mo
     return found
 
 
-def _write(module: torch.nn.Module, args: tuple, path: Path, fmt: str, names: tuple) -> None:
-    """One module to ``path`` as ONNX (batch axis dynamic) or traced TorchScript."""
-    inputs, outputs = names
+def _declare_shapes(path: Path, specs: tuple[list, list]) -> None:
+    """Write the declared shapes into the ONNX file's inputs and outputs: the exporter
+    leaves the decoder's cropped (bins, frames) as symbols, and a consumer should not have
+    to guess them."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for values, declared in zip((model.graph.input, model.graph.output), specs, strict=True):
+        for value, (name, _, shape) in zip(values, declared, strict=True):
+            assert value.name == name, (value.name, name)
+            dims = value.type.tensor_type.shape.dim
+            for dim, size in zip(dims, shape, strict=True):
+                if size == BATCH:
+                    dim.dim_param = BATCH
+                else:
+                    dim.dim_value = int(size)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def _write(module: torch.nn.Module, args: tuple, path: Path, fmt: str, specs: tuple) -> None:
+    """One module to ``path`` as ONNX (batch axis dynamic) or traced TorchScript; ``specs``
+    (inputs, outputs) as [(name, dtype, shape)]."""
+    inputs, outputs = ([s[0] for s in group] for group in specs)
     with warnings.catch_warnings(), torch.no_grad():
         # The model's argument checks run once on the example and become constants: the
         # tracer says so for each one, and the shapes are fixed by the manifest anyway.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)  # "legacy exporter": chosen, below
+        warnings.filterwarnings("ignore", "Constant folding")  # a slice it leaves to the runtime
         if fmt == "torchscript":
-            torch.jit.trace(module, args, check_trace=False).save(str(path))
+            # Frozen: the weights become constants and the unused half of the VAE is dropped.
+            traced = torch.jit.trace(module.eval(), args, check_trace=False)
+            torch.jit.freeze(traced).save(str(path))
             return
         torch.onnx.export(
             module,
@@ -131,6 +155,7 @@ def _write(module: torch.nn.Module, args: tuple, path: Path, fmt: str, names: tu
             opset_version=OPSET,
             dynamo=False,  # the TorchScript exporter: 0.3 s, no onnxscript needed
         )
+    _declare_shapes(path, specs)
 
 
 def _ort_session(path: Path) -> Any:
@@ -312,10 +337,8 @@ def export_checkpoint(
     try:
         rng = torch.Generator().manual_seed(0)
         for role, module in modules.items():
-            inputs, outputs = roles[role]
-            args = tuple(_example(spec, rng) for spec in inputs)
-            names = ([s[0] for s in inputs], [s[0] for s in outputs])
-            _write(module, args, tmp / files[role], fmt, names)
+            args = tuple(_example(spec, rng) for spec in roles[role][0])
+            _write(module, args, tmp / files[role], fmt, roles[role])
         parity = _check(tmp, modules, roles) if fmt == "onnx" else {}
         atomic_write_json(tmp / MANIFEST, manifest(ckpt, files, roles, fmt, vocoder, k_directions))
         swap_into_place(tmp, out)
