@@ -3,11 +3,12 @@
 import numpy as np
 import streamlit as st
 
-from ui import cache, figures, state, widgets
+from ui import cache, figures, sound_pad, state, widgets
 from vae.latent import along_directions, to_directions
 
 RANGE = 3.0  # sliders reach this many standard deviations of the data either side
 AMOUNTS, RESIDUAL, DRAWS = "synth.amounts", "synth.residual", "synth.draws"
+REVISION = "synth.revision"  # counts the moves made here, not by hand (the pad adopts them)
 
 st.title("Synthesise")
 checkpoint = state.require_checkpoint()
@@ -26,6 +27,7 @@ def _set_code(code: np.ndarray) -> None:
     for i, value in enumerate(code):
         st.session_state[f"synth-dim-{i}"] = round(float(np.clip(value, -RANGE, RANGE)), 2)
     st.session_state[RESIDUAL] = code - along_directions(centre, directions, spread, amounts)
+    st.session_state[REVISION] = st.session_state.get(REVISION, 0) + 1
 
 
 def _random() -> None:
@@ -78,26 +80,49 @@ with controls:
     right.button("Back to the centre", key="synth-reset", on_click=_reset)
     for key in [f"synth-dir-{i}" for i in range(k)] + [f"synth-dim-{i}" for i in range(16)]:
         st.session_state.setdefault(key, 0.0)  # set here, not as a default: callbacks move them
+    live = sound_pad.toggle(synth)
+    residual = st.session_state.get(RESIDUAL, np.zeros(synth.latent_dim, np.float32))
+    shown = min(synth.latent_dim, 16)
     if mode == "main directions":
-        amounts = [
-            st.slider(
-                f"direction {i + 1} (spread {spread[i]:.2f})",
-                -RANGE,
-                RANGE,
-                step=0.05,
-                key=f"synth-dir-{i}",
-            )
-            for i in range(k)
-        ]
-        residual = st.session_state.get(RESIDUAL, np.zeros(synth.latent_dim, np.float32))
-        code = along_directions(centre, directions, spread, np.array(amounts)) + residual
+        keys = [f"synth-dir-{i}" for i in range(k)]
+        names = [f"direction {i + 1} (spread {spread[i]:.2f})" for i in range(k)]
+        axes = (centre, directions, spread, residual)
     else:
-        shown = synth.latent_dim if synth.latent_dim <= 16 else 16
-        code = np.zeros(synth.latent_dim, np.float32)
-        for i in range(shown):
-            code[i] = st.slider(f"z[{i}]", -RANGE, RANGE, step=0.05, key=f"synth-dim-{i}")
-        if shown < synth.latent_dim:
-            st.caption(f"dimensions {shown}..{synth.latent_dim - 1} stay at 0")
+        keys = [f"synth-dim-{i}" for i in range(shown)]
+        names = [f"z[{i}]" for i in range(shown)]
+        eye = np.eye(synth.latent_dim, dtype=np.float32)[:shown]
+        axes = (np.zeros(synth.latent_dim, np.float32), eye, np.ones(shown, np.float32), None)
+    if live:
+        moved = sound_pad.sliders(
+            synth,
+            checkpoint,
+            names=names,
+            centre=axes[0],
+            directions=axes[1],
+            spread=axes[2],
+            residual=axes[3],
+            amounts=np.array([st.session_state[key] for key in keys]),
+            label=synth.label_index(label) if synth.conditional else -1,
+            value_range=RANGE,
+            revision=st.session_state.get(REVISION, 0),
+            key=f"synth-pad-{mode}",
+        )
+        for key, value in zip(keys, moved or [], strict=False):
+            st.session_state[key] = round(value, 2)
+        values = np.array([st.session_state[key] for key in keys], np.float32)
+    else:
+        values = np.array(
+            [
+                st.slider(name, -RANGE, RANGE, step=0.05, key=key)
+                for name, key in zip(names, keys, strict=True)
+            ],
+            np.float32,
+        )
+    code = along_directions(axes[0], axes[1], axes[2], values)
+    if axes[3] is not None:
+        code = code + axes[3]
+    if mode != "main directions" and shown < synth.latent_dim:
+        st.caption(f"dimensions {shown}..{synth.latent_dim - 1} stay at 0")
 
 with widgets.user_errors():
     labels = [synth.label_index(label)] if synth.conditional else None

@@ -1,0 +1,253 @@
+"""The sound pad: sound that follows the hand, made in the browser.
+
+A Streamlit component of the project's own (``frontend/``: plain JS, no bundler) that runs
+the checkpoint's exported decoder with ONNX Runtime Web and recovers phase with a
+Griffin-Lim that does torchaudio's arithmetic, so a Synthesise slider, the Interpolate α or
+a point dragged over the latent map sounds while it moves, with no round trip to the server.
+The server hears only where the hand let go, and redraws its own figures and downloads.
+
+The pages fall back to their Streamlit widgets (the server path) when the pad cannot run:
+its bundle is not installed (``npm ci --prefix ui/sound_pad/frontend``), the FFT size is not
+a power of two, it is switched off (the toggle, or ``VAE_SOUND_PAD=0``), or there is no
+browser (``AppTest``). Everything it serves comes from the app's own server: ONNX Runtime
+Web from ``frontend/node_modules`` (installed from the npm registry) and the exported
+decoder from ``frontend/models/`` (written here, git-ignored).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+import streamlit.components.v1 as components
+
+from vae.export import MANIFEST, export_checkpoint
+from vae.inference import Synthesiser
+
+FRONTEND = Path(__file__).resolve().parent / "frontend"
+RUNTIME = FRONTEND / "node_modules" / "onnxruntime-web" / "dist" / "ort.wasm.min.js"
+MODELS = FRONTEND / "models"
+INSTALL = "npm ci --prefix ui/sound_pad/frontend"
+SWITCH = "sound_pad.on"  # session key of the pages' "Sound while dragging" toggle
+ENV_SWITCH = "VAE_SOUND_PAD"  # "0" turns the pad off for every session
+
+_component = components.declare_component("sound_pad", path=str(FRONTEND))
+
+
+@dataclass(frozen=True)
+class Exported:
+    """A checkpoint's decoder as the page loads it: URL relative to the component, and
+    the export's description (export.json)."""
+
+    model_url: str
+    info: dict[str, Any]
+
+
+def unavailable(synth: Synthesiser) -> str | None:
+    """Why the pad cannot play this checkpoint here, or None when it can."""
+    if os.environ.get(ENV_SWITCH, "1") == "0":
+        return f"in-browser sound is switched off ({ENV_SWITCH}=0)"
+    if not RUNTIME.is_file():
+        return f"in-browser sound is not installed: run `{INSTALL}` and reload"
+    n_fft = synth.config.n_fft
+    if n_fft & (n_fft - 1):
+        return f"in-browser sound needs a power-of-two FFT size (this model's is {n_fft})"
+    if not st.context.headers:
+        return "no browser (the page is running headless)"
+    return None
+
+
+def toggle(synth: Synthesiser) -> bool:
+    """The "Sound while dragging" switch (shared by the pages); True when the pad plays."""
+    reason = unavailable(synth)
+    st.session_state.setdefault(SWITCH, True)
+    if reason is not None:
+        if "headless" not in reason:
+            st.caption(f":material/volume_off: Sound while dragging is off: {reason}.")
+        return False
+    on = st.toggle(
+        "Sound while dragging",
+        value=st.session_state[SWITCH],
+        key="sound-pad-toggle",
+        help="decode and make the sound in this browser as you move (the server redraws "
+        "the figures and downloads when you let go); off: the server makes each sound",
+    )
+    st.session_state[SWITCH] = on
+    return on
+
+
+@st.cache_resource(max_entries=8, show_spinner="Preparing the in-browser player...")
+def _exported(path: str, stamp: float) -> Exported:
+    key = hashlib.sha256(f"{path}:{stamp}".encode()).hexdigest()[:16]
+    out = MODELS / key
+    if not (out / MANIFEST).is_file():
+        export_checkpoint(path, out)
+    info = json.loads((out / MANIFEST).read_text())
+    name = info["files"].get("decoder_mix") or info["files"]["decoder"]
+    return Exported(f"models/{key}/{name}", info)
+
+
+def exported(checkpoint: str | Path) -> Exported:
+    """The checkpoint's decoder exported for the page (once per checkpoint version)."""
+    path = Path(checkpoint).resolve()
+    model = path / "model.pt"
+    return _exported(str(path), model.stat().st_mtime if model.exists() else 0.0)
+
+
+def _common(synth: Synthesiser, checkpoint: str | Path) -> dict[str, Any]:
+    export = exported(checkpoint)
+    feature = {k: v for k, v in export.info["feature_config"].items() if k != "format_version"}
+    return {
+        "model_url": export.model_url,
+        "feature_config": feature,
+        "mel_pinv": export.info.get("mel_pinv"),
+        "latent_dim": synth.latent_dim,
+        "conditional": synth.conditional,
+    }
+
+
+def _one_hot(synth: Synthesiser, label: int) -> list[float] | None:
+    if not synth.conditional:
+        return None
+    weights = np.zeros(len(synth.label_names), np.float32)
+    weights[label] = 1.0
+    return weights.tolist()
+
+
+def _floats(array: np.ndarray | Any) -> list:
+    return np.asarray(array, dtype=np.float64).round(6).tolist()
+
+
+def _accepted(value: Any, revision: int, n: int) -> list[float] | None:
+    """The values the hand left, if they answer the values Python last set (a reply to an
+    older revision is stale: Random sample or Reset moved on since)."""
+    if not isinstance(value, dict):
+        return None
+    if value.get("error"):
+        st.warning(f"In-browser sound failed ({value['error']}); switch it off to use the server.")
+        return None
+    values = value.get("values")
+    if value.get("revision") != revision or not isinstance(values, list) or len(values) != n:
+        return None
+    return [float(v) for v in values]
+
+
+def sliders(
+    synth: Synthesiser,
+    checkpoint: str | Path,
+    *,
+    names: list[str],
+    centre: np.ndarray,
+    directions: np.ndarray,
+    spread: np.ndarray,
+    residual: np.ndarray | None,
+    amounts: np.ndarray,
+    label: int,
+    value_range: float,
+    revision: int,
+    key: str,
+) -> list[float] | None:
+    """Sliders along ``directions`` (k, D) around ``centre`` (D,), in units of ``spread`` (k,):
+    code = centre + residual + sum_k amounts[k] spread[k] directions[k], as
+    :func:`vae.latent.along_directions`. Returns the amounts where the hand let go."""
+    value = _component(
+        mode="sliders",
+        names=names,
+        centre=_floats(centre),
+        directions=_floats(directions),
+        spread=_floats(spread),
+        residual=None if residual is None else _floats(residual),
+        values=_floats(amounts),
+        label_weights=_one_hot(synth, label),
+        range=value_range,
+        step=0.05,
+        revision=revision,
+        key=key,
+        default=None,
+        **_common(synth, checkpoint),
+    )
+    return _accepted(value, revision, len(names))
+
+
+def alpha(
+    synth: Synthesiser,
+    checkpoint: str | Path,
+    *,
+    code_a: np.ndarray,
+    code_b: np.ndarray,
+    label_a: int,
+    label_b: int,
+    value: float,
+    interpolation: str,
+    revision: int,
+    key: str,
+) -> float | None:
+    """One slider α from code A (0) to code B (1), lerp or slerp as
+    :meth:`Synthesiser.blend` (the label's one-hot weight moves with it). Returns α where
+    the hand let go."""
+    reply = _component(
+        mode="alpha",
+        names=["α: 0 is A, 1 is B"],
+        code_a=_floats(code_a),
+        code_b=_floats(code_b),
+        weights_a=_one_hot(synth, label_a),
+        weights_b=_one_hot(synth, label_b),
+        interpolation=interpolation,
+        values=[float(value)],
+        range=1.0,
+        step=0.01,
+        revision=revision,
+        key=key,
+        default=None,
+        **_common(synth, checkpoint),
+    )
+    accepted = _accepted(reply, revision, 1)
+    return None if accepted is None else accepted[0]
+
+
+def pad(
+    synth: Synthesiser,
+    checkpoint: str | Path,
+    *,
+    centre: np.ndarray,
+    axes: np.ndarray,
+    points: np.ndarray,
+    point_labels: np.ndarray,
+    palette: list[str],
+    axis_names: list[str],
+    position: tuple[float, float],
+    label: int,
+    revision: int,
+    key: str,
+) -> tuple[float, float] | None:
+    """A 2-D pad over the latent map: the position (x, y) is the code
+    centre + x axes[0] + y axes[1]; ``points`` (N, 2) are the clips in the same plane,
+    drawn under it. Returns the position where the hand let go."""
+    points = np.asarray(points, dtype=np.float64)
+    span = float(np.abs(points).max()) * 1.1 if len(points) else 3.0
+    rows = np.column_stack([points.round(4), np.asarray(point_labels, np.int64)])
+    reply = _component(
+        mode="pad",
+        names=axis_names,
+        axis_names=axis_names,
+        centre=_floats(centre),
+        axes=_floats(axes),
+        points=rows.tolist(),
+        palette=palette,
+        extent=[-span, span, -span, span],
+        values=[float(position[0]), float(position[1])],
+        label_weights=_one_hot(synth, label),
+        range=span,
+        revision=revision,
+        key=key,
+        default=None,
+        **_common(synth, checkpoint),
+    )
+    accepted = _accepted(reply, revision, 2)
+    return None if accepted is None else (accepted[0], accepted[1])

@@ -1,0 +1,432 @@
+// The sound pad: a Streamlit component that decodes latent codes in the page (ONNX Runtime
+// Web, wasm) and recovers phase with griffin_lim.js, so a slider, the morph's alpha or a
+// point dragged over the latent map sounds while it moves. The server only hears the value
+// when the hand lets go (to redraw its own figures and downloads).
+//
+// Protocol: Streamlit's component messages (componentReady / render / setComponentValue /
+// setFrameHeight), written out here to need no bundler. The root element's
+// data-rendered-at (epoch ms) changes whenever a new sound is ready: tests time it.
+
+"use strict";
+
+const root = document.getElementById("root");
+const controls = document.getElementById("controls");
+const canvas = document.getElementById("spectrogram");
+const statusLine = document.getElementById("status");
+
+const LIVE_ITERS = 8; // Griffin-Lim iterations per sound while moving (warm-started)
+const FADE = 0.015; // seconds of crossfade when one sound replaces another
+const CHUNK_ITERS = 4; // full-quality iterations between looks at the input
+const SETTLE_MS = 350; // the hand is still this long: full-quality phase, and tell Python
+
+let args = null; // the latest render arguments from Python
+let layoutKey = null; // what the controls were built for
+let revision = null; // Python's revision of the values it set (Random sample, Reset...)
+let values = null; // the controls' values: amounts (sliders), [alpha] or [x, y] (pad)
+let session = null, sessionUrl = null, sessionLoading = null;
+let gl = null, glKey = null;
+let busy = false, pending = false;
+let held = false; // a pointer holds a control: the sound loops until it lets go
+let live = false; // moving now: warm-started, quick phase; full quality once settled
+let settleTimer = null;
+let audio = null; // {ctx, source, gain, startedAt, duration}
+let wasRendered = 0;
+let heardKey = null; // what the last sound was made from (a rerun that changes nothing is silent)
+let interacted = false; // browsers play sound only after a gesture in the page
+for (const type of ["pointerdown", "keydown"]) {
+  window.addEventListener(type, () => { interacted = true; }, { capture: true });
+}
+
+// Yield to input events (a MessageChannel task: setTimeout(0) may wait 4 ms).
+const channel = new MessageChannel();
+const waiting = [];
+channel.port1.onmessage = () => waiting.shift()();
+function nextTask() {
+  return new Promise((resolve) => { waiting.push(resolve); channel.port2.postMessage(0); });
+}
+
+function send(type, data) {
+  window.parent.postMessage(Object.assign({ isStreamlitMessage: true, type }, data), "*");
+}
+function setHeight() {
+  send("streamlit:setFrameHeight", { height: Math.ceil(document.body.scrollHeight) + 4 });
+}
+function setStatus(text, error) {
+  statusLine.textContent = text;
+  statusLine.classList.toggle("error", !!error);
+}
+function report(extra) {
+  // Tell Python the values the hand left (it redraws its figures and downloads from them).
+  send("streamlit:setComponentValue", {
+    value: Object.assign({ values: Array.from(values), revision }, extra || {}),
+    dataType: "json",
+  });
+}
+
+// ---- the code the controls point at -------------------------------------------------
+
+function codeAndLabels() {
+  const D = args.latent_dim;
+  const z = new Float32Array(D);
+  let weights = args.label_weights ? Float32Array.from(args.label_weights) : null;
+  if (args.mode === "sliders") {
+    const { centre, directions, spread, residual } = args;
+    for (let d = 0; d < D; d++) z[d] = centre[d] + (residual ? residual[d] : 0);
+    for (let k = 0; k < directions.length; k++) {
+      const a = values[k] * spread[k];
+      for (let d = 0; d < D; d++) z[d] += a * directions[k][d];
+    }
+  } else if (args.mode === "alpha") {
+    const t = values[0];
+    const a = args.code_a, b = args.code_b;
+    if (args.interpolation === "slerp") slerp(a, b, t, z);
+    else for (let d = 0; d < D; d++) z[d] = a[d] + (b[d] - a[d]) * t;
+    if (args.weights_a) {
+      weights = new Float32Array(args.weights_a.length);
+      for (let i = 0; i < weights.length; i++)
+        weights[i] = args.weights_a[i] * (1 - t) + args.weights_b[i] * t;
+    }
+  } else {
+    const { centre, axes } = args;
+    for (let d = 0; d < D; d++)
+      z[d] = centre[d] + values[0] * axes[0][d] + values[1] * axes[1][d];
+  }
+  return { z, weights };
+}
+
+function slerp(a, b, t, out) {
+  // vae.latent.slerp: great circle between the directions, norm moved linearly.
+  const D = a.length;
+  let na = 0, nb = 0, dot = 0;
+  for (let d = 0; d < D; d++) { na += a[d] * a[d]; nb += b[d] * b[d]; }
+  na = Math.sqrt(na); nb = Math.sqrt(nb);
+  const ca = Math.max(na, 1e-12), cb = Math.max(nb, 1e-12);
+  for (let d = 0; d < D; d++) dot += (a[d] / ca) * (b[d] / cb);
+  const omega = Math.acos(Math.min(1, Math.max(-1, dot)));
+  const s = Math.sin(omega);
+  const safe = Math.abs(s) > 1e-4;
+  const wa = safe ? Math.sin((1 - t) * omega) / Math.max(s, 1e-12) : 1 - t;
+  const wb = safe ? Math.sin(t * omega) / Math.max(s, 1e-12) : t;
+  let n = 0;
+  for (let d = 0; d < D; d++) { out[d] = wa * (a[d] / ca) + wb * (b[d] / cb); n += out[d] ** 2; }
+  n = Math.max(Math.sqrt(n), 1e-12);
+  const norm = na + (nb - na) * t;
+  for (let d = 0; d < D; d++) out[d] = (out[d] / n) * norm;
+}
+
+// ---- decoding and sound ----------------------------------------------------------------
+
+async function ensureSession() {
+  if (session && sessionUrl === args.model_url) return session;
+  if (sessionLoading && sessionUrl === args.model_url) return sessionLoading;
+  sessionUrl = args.model_url;
+  ort.env.wasm.wasmPaths = new URL("node_modules/onnxruntime-web/dist/", location.href).href;
+  ort.env.wasm.numThreads = 1; // a component iframe is not cross-origin isolated
+  sessionLoading = ort.InferenceSession.create(args.model_url, {
+    executionProviders: ["wasm"],
+    graphOptimizationLevel: "all",
+  });
+  session = await sessionLoading;
+  sessionLoading = null;
+  return session;
+}
+
+function ensureGriffinLim() {
+  const f = args.feature_config;
+  const key = JSON.stringify(f);
+  if (!gl || glKey !== key) {
+    gl = new GriffinLim(Object.assign({}, f, { mel_pinv: args.mel_pinv }));
+    glKey = key;
+  }
+  return gl;
+}
+
+async function renderSound() {
+  if (busy) { pending = true; return; }
+  busy = true;
+  try {
+    do {
+      pending = false;
+      const t0 = performance.now();
+      const s = await ensureSession();
+      const { z, weights } = codeAndLabels();
+      const feeds = { z: new ort.Tensor("float32", z, [1, z.length]) };
+      if (args.conditional) {
+        feeds.label_weights = new ort.Tensor("float32", weights, [1, weights.length]);
+      }
+      const out = await s.run(feeds);
+      const feats = out.features.data; // (1, bins, frames)
+      const t1 = performance.now();
+      const f = args.feature_config;
+      const g = ensureGriffinLim();
+      const quick = live || pending;
+      g.begin(feats, f.griffin_lim_momentum, quick);
+      if (quick) g.iterate(LIVE_ITERS);
+      else {
+        // Full quality once still, a few iterations at a time: a new move stops it.
+        let done = 0;
+        while (done < f.griffin_lim_iters && !pending) {
+          const n = Math.min(CHUNK_ITERS, f.griffin_lim_iters - done);
+          g.iterate(n);
+          done += n;
+          await nextTask();
+        }
+        if (pending) continue;
+      }
+      const wave = g.finish();
+      const t2 = performance.now();
+      // What was heard, for tests and the curious (devtools): code, features, audio.
+      window.soundPad = { code: Array.from(z), features: Array.from(feats),
+                          wave: Array.from(wave), quick };
+      play(wave, f.sample_rate);
+      drawSpectrogram(feats, f);
+      let stamp = Date.now();
+      if (stamp <= wasRendered) stamp = wasRendered + 1; // every new sound changes it
+      wasRendered = stamp;
+      root.dataset.renderedAt = String(stamp);
+      root.dataset.decodeMs = (t1 - t0).toFixed(1);
+      root.dataset.phaseMs = (t2 - t1).toFixed(1);
+      root.dataset.state = "ready";
+      setStatus(`In the browser: decoder ${(t1 - t0).toFixed(0)} ms, ` +
+                `Griffin-Lim ${(t2 - t1).toFixed(0)} ms (${quick ? LIVE_ITERS + " warm" :
+                f.griffin_lim_iters} iterations)`);
+    } while (pending);
+  } catch (err) {
+    root.dataset.state = "error";
+    setStatus(`In-browser sound failed: ${err.message || err}`, true);
+    send("streamlit:setComponentValue", {
+      value: { error: String(err.message || err), values: values ? Array.from(values) : null },
+      dataType: "json",
+    });
+  } finally {
+    busy = false;
+  }
+}
+
+function ensureAudio(rate) {
+  if (audio && audio.ctx.sampleRate === rate) return audio;
+  try {
+    const ctx = new AudioContext({ sampleRate: rate });
+    const gain = ctx.createGain();
+    gain.gain.value = args.volume ?? 0.8;
+    gain.connect(ctx.destination);
+    audio = { ctx, gain, source: null, fade: null, startedAt: 0, duration: 1 };
+  } catch (err) {
+    audio = null; // no Web Audio: the sound is still drawn and the server path plays it
+  }
+  return audio;
+}
+
+function play(wave, rate) {
+  if (args.muted || !interacted) return;
+  const a = ensureAudio(rate);
+  if (!a) return;
+  if (a.ctx.state === "suspended") a.ctx.resume();
+  let peak = 1e-9;
+  for (let i = 0; i < wave.length; i++) peak = Math.max(peak, Math.abs(wave[i]));
+  const buffer = a.ctx.createBuffer(1, wave.length, rate);
+  const data = buffer.getChannelData(0);
+  for (let i = 0; i < wave.length; i++) data[i] = wave[i] / peak;
+  const now = a.ctx.currentTime;
+  // Carry on from where the last sound was: a drag morphs the sound rather than restarting it.
+  let offset = 0;
+  if (a.source) {
+    offset = ((now - a.startedAt) % a.duration + a.duration) % a.duration;
+    const old = a.source, oldFade = a.fade;
+    oldFade.gain.setValueAtTime(oldFade.gain.value, now);
+    oldFade.gain.linearRampToValueAtTime(0, now + FADE);
+    old.stop(now + FADE + 0.005);
+  }
+  const source = a.ctx.createBufferSource();
+  source.buffer = buffer;
+  source.loop = held;
+  const fade = a.ctx.createGain();
+  fade.gain.setValueAtTime(a.source ? 0 : 1, now);
+  if (a.source) fade.gain.linearRampToValueAtTime(1, now + FADE);
+  source.connect(fade).connect(a.gain);
+  source.start(now, offset);
+  source.onended = () => { if (a.source === source) a.source = null; };
+  a.source = source; a.fade = fade;
+  a.startedAt = now - offset; a.duration = buffer.duration;
+}
+
+function stopLooping() {
+  held = false;
+  if (audio && audio.source) audio.source.loop = false; // finish the clip, then stop
+}
+
+const COLOURS = [[13, 8, 135], [126, 3, 168], [204, 71, 120], [248, 149, 64], [240, 249, 33]];
+function colour(v) {
+  const x = Math.min(Math.max(v, 0), 1) * (COLOURS.length - 1);
+  const i = Math.min(Math.floor(x), COLOURS.length - 2), f = x - i;
+  return COLOURS[i].map((c, j) => c + (COLOURS[i + 1][j] - c) * f);
+}
+const LUT = Array.from({ length: 256 }, (_, i) => colour(i / 255));
+
+function drawSpectrogram(feats, f) {
+  const rows = f.n_mels || f.n_fft / 2 + (f.drop_last_bin ? 0 : 1);
+  const frames = 1 + Math.floor(f.clip_samples / f.hop_length);
+  const ctx = canvas.getContext("2d");
+  const image = ctx.createImageData(frames, rows);
+  for (let r = 0; r < rows; r++) {
+    const y = rows - 1 - r; // low frequencies at the bottom
+    for (let t = 0; t < frames; t++) {
+      const c = LUT[Math.round(Math.min(Math.max(feats[r * frames + t], 0), 1) * 255)];
+      const o = (y * frames + t) * 4;
+      image.data[o] = c[0]; image.data[o + 1] = c[1]; image.data[o + 2] = c[2];
+      image.data[o + 3] = 255;
+    }
+  }
+  const off = new OffscreenCanvas(frames, rows);
+  off.getContext("2d").putImageData(image, 0, 0);
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(off, 0, 0, canvas.width, canvas.height);
+}
+
+// ---- controls ---------------------------------------------------------------------------
+
+function onMove() {
+  root.dataset.inputAt = String(Date.now());
+  live = true;
+  clearTimeout(settleTimer);
+  if (!held) settleTimer = setTimeout(onRelease, SETTLE_MS); // keys have no "let go"
+  renderSound();
+}
+
+function onHold() {
+  held = true;
+  clearTimeout(settleTimer);
+}
+
+function onRelease() {
+  clearTimeout(settleTimer);
+  stopLooping();
+  live = false;
+  report(); // Python redraws its figures and downloads once, where the hand stopped
+  renderSound(); // the full-quality phase once the hand is still
+}
+
+function buildSliders(names, lo, hi, step) {
+  controls.innerHTML = "";
+  names.forEach((name, k) => {
+    const row = document.createElement("div");
+    row.className = "axis";
+    const id = `axis-${k}`;
+    row.innerHTML = `<label for="${id}"></label><input type="range" id="${id}">` +
+      `<output for="${id}"></output>`;
+    row.querySelector("label").textContent = name;
+    const input = row.querySelector("input"), out = row.querySelector("output");
+    Object.assign(input, { min: lo, max: hi, step, value: values[k] });
+    out.textContent = Number(values[k]).toFixed(2);
+    input.addEventListener("pointerdown", onHold);
+    input.addEventListener("input", () => {
+      values[k] = parseFloat(input.value);
+      out.textContent = values[k].toFixed(2);
+      onMove();
+    });
+    input.addEventListener("pointerup", onRelease);
+    controls.appendChild(row);
+  });
+}
+
+function syncSliders() {
+  controls.querySelectorAll("input[type=range]").forEach((input, k) => {
+    input.value = values[k];
+    input.parentElement.querySelector("output").textContent = Number(values[k]).toFixed(2);
+  });
+}
+
+function buildPad() {
+  controls.innerHTML = "";
+  const pad = document.createElement("canvas");
+  pad.id = "pad";
+  pad.width = args.pad_size || 320;
+  pad.height = args.pad_size || 320;
+  pad.setAttribute("aria-label", "latent pad: drag to move through the map");
+  pad.tabIndex = 0;
+  controls.appendChild(pad);
+  const caption = document.createElement("div");
+  caption.id = "pad-caption";
+  caption.className = "row";
+  controls.appendChild(caption);
+  const [x0, x1, y0, y1] = args.extent;
+  const toPad = (x, y) => [((x - x0) / (x1 - x0)) * pad.width, (1 - (y - y0) / (y1 - y0)) * pad.height];
+  const fromPad = (px, py) => [x0 + (px / pad.width) * (x1 - x0), y0 + (1 - py / pad.height) * (y1 - y0)];
+  const draw = () => {
+    const ctx = pad.getContext("2d");
+    ctx.clearRect(0, 0, pad.width, pad.height);
+    const palette = args.palette || ["#1f77b4"];
+    for (const [x, y, c] of args.points || []) {
+      const [px, py] = toPad(x, y);
+      ctx.fillStyle = palette[(c >= 0 ? c : 0) % palette.length];
+      ctx.globalAlpha = 0.5;
+      ctx.fillRect(px - 1.5, py - 1.5, 3, 3);
+    }
+    ctx.globalAlpha = 1;
+    const [cx, cy] = toPad(values[0], values[1]);
+    ctx.strokeStyle = "#31333f"; ctx.lineWidth = 2;
+    ctx.beginPath(); ctx.arc(cx, cy, 7, 0, 2 * Math.PI); ctx.stroke();
+    caption.textContent = `${args.axis_names[0]} ${values[0].toFixed(2)}, ` +
+      `${args.axis_names[1]} ${values[1].toFixed(2)}`;
+  };
+  const moveTo = (event) => {
+    const r = pad.getBoundingClientRect();
+    const px = Math.min(Math.max(event.clientX - r.left, 0), pad.width);
+    const py = Math.min(Math.max(event.clientY - r.top, 0), pad.height);
+    [values[0], values[1]] = fromPad(px, py);
+    draw();
+    onMove();
+  };
+  pad.addEventListener("pointerdown", (e) => { onHold(); pad.setPointerCapture(e.pointerId); moveTo(e); });
+  pad.addEventListener("pointermove", (e) => { if (held) moveTo(e); });
+  pad.addEventListener("pointerup", () => { onRelease(); });
+  pad.addEventListener("keydown", (e) => {
+    const step = (x1 - x0) / 50;
+    const d = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, step], ArrowDown: [0, -step] }[e.key];
+    if (!d) return;
+    e.preventDefault();
+    values[0] = Math.min(Math.max(values[0] + d[0], x0), x1);
+    values[1] = Math.min(Math.max(values[1] + d[1], y0), y1);
+    draw();
+    onMove();
+  });
+  draw();
+  return draw;
+}
+
+let redrawPad = null;
+
+function onRender(event) {
+  args = event.data.args;
+  const key = JSON.stringify([args.mode, args.names, args.extent, args.model_url,
+                              args.points ? args.points.length : 0, args.range]);
+  const newValues = revision !== args.revision || !values;
+  if (newValues) {
+    values = Float64Array.from(args.values);
+    revision = args.revision;
+  }
+  if (key !== layoutKey) {
+    layoutKey = key;
+    if (args.mode === "pad") redrawPad = buildPad();
+    else {
+      redrawPad = null;
+      const lo = args.mode === "alpha" ? 0 : -args.range, hi = args.mode === "alpha" ? 1 : args.range;
+      buildSliders(args.names, lo, hi, args.step || 0.01);
+    }
+  } else if (newValues) {
+    if (redrawPad) redrawPad(); else syncSliders();
+  }
+  setHeight();
+  const { values: _v, revision: _r, ...rest } = args;
+  const soundKey = JSON.stringify(rest);
+  if (newValues || soundKey !== heardKey) {
+    heardKey = soundKey;
+    renderSound(); // the sound of what Python shows (a new label, clip or random draw)
+  }
+}
+
+window.addEventListener("message", (event) => {
+  if (event.data && event.data.type === "streamlit:render") onRender(event);
+});
+window.addEventListener("resize", setHeight);
+send("streamlit:componentReady", { apiVersion: 1 });
