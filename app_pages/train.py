@@ -17,11 +17,13 @@ import torch
 from ui import cache, figures, state, widgets
 from vae import jobs
 from vae.checkpoints import BEST_DIR, CONFIG_FILE, has_checkpoint, pack_checkpoint
+from vae.export import export_name, export_zip
 from vae.model import MODEL_SIZES
 from vae.workspace import CHECKPOINT_ROOT, list_judges
 
 FOLDER = "train.folder"  # our own session keys: survive leaving the page
 FOLLOW = "train.follow"  # the folder of a run this session saw running, to act when it ends
+EXPORTED = "train.exported"  # (folder, stamp) whose ONNX export this session asked for
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 CLIPS = 3  # fixed validation clips reconstructed after every epoch
 POLL_S = 1.0  # the live view rereads the run's files this often while it trains
@@ -93,6 +95,36 @@ def _packed(folder: str, stamp: float) -> bytes:
     return pack_checkpoint(folder)
 
 
+@st.cache_data(max_entries=2, show_spinner=False)
+def _exported(folder: str, stamp: float) -> bytes:
+    """The checkpoint's ONNX export as zip bytes; ``stamp`` keys each saved epoch."""
+    return export_zip(folder, "onnx")
+
+
+def _export(folder: Path, stamp: float) -> None:
+    """Export to ONNX on request (checked against PyTorch), then offer the zip."""
+    key, name = (str(folder), stamp), export_name(folder, "onnx")
+    if st.button("Export to ONNX", key="train-export", icon=":material/ios_share:"):
+        with st.spinner("Exporting to ONNX and checking it with ONNX Runtime..."):
+            with widgets.user_errors(stop=False):
+                _exported(*key)
+                st.session_state[EXPORTED] = key
+    if st.session_state.get(EXPORTED) == key:
+        st.download_button(
+            f"Download {name}.zip",
+            _exported(*key),
+            file_name=f"{name}.zip",
+            mime="application/zip",
+            key="train-export-download",
+            icon=":material/download:",
+        )
+    st.caption(
+        "The decoder and encoder (and the label-mixing decoder, the vocoder, when the model "
+        "has them) as ONNX files with `export.json`; `examples/synthesise_onnx.py` plays "
+        "them without torch."
+    )
+
+
 def _show_reconstructions(run: jobs.TrainingStatus, data: Path | None) -> None:
     if not has_checkpoint(run.folder) or data is None:
         st.caption("Reconstructions of a few validation clips appear after the first epoch.")
@@ -156,7 +188,8 @@ def live(folder: Path, fallback_data: Path | None) -> None:
     _progress(run)
     if not run.running and has_checkpoint(folder):
         stamp = (folder / CONFIG_FILE).stat().st_mtime
-        st.download_button(
+        download_col, export_col = st.columns(2)
+        download_col.download_button(
             f"Download checkpoint {folder.name}.zip",
             _packed(str(folder), stamp),
             file_name=f"{folder.name}.zip",
@@ -164,6 +197,8 @@ def live(folder: Path, fallback_data: Path | None) -> None:
             key="train-download",
             icon=":material/download:",
         )
+        with export_col:
+            _export(folder, stamp)
     st.plotly_chart(figures.loss_curves(run.records), key="train-loss")
     _show_judge(run)
     data = run.data if run.data and run.data.is_dir() else fallback_data

@@ -185,3 +185,53 @@ def test_no_dataset_says_where_to_make_one(tmp_path: Path, monkeypatch) -> None:
     at = open_page("train")
     assert not at.exception
     assert "No dataset yet" in at.info[0].value
+
+
+def test_export_offers_the_checkpoint_as_an_onnx_zip(workspace: Path, monkeypatch) -> None:
+    """Export to ONNX, then the zip's download: a real export of the demo checkpoint, whose
+    decoder runs in ONNX Runtime as the checkpoint does in PyTorch."""
+    import io
+    import zipfile
+
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    # AppTest keeps a download's bytes only for the run: note them as Streamlit stores them.
+    stored: dict[str, bytes] = {}
+    keep = MemoryMediaFileStorage.load_and_get_id
+
+    def noting(self, data, mimetype, kind, filename=None):
+        file_id = keep(self, data, mimetype, kind, filename)
+        stored[filename] = data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", noting)
+    at = open_page("train")
+    at.text_input(key="train-folder").set_value("demo")
+    at.run()
+    labels = [d.proto.label for d in at.get("download_button")]
+    assert labels == ["Download checkpoint demo.zip"]  # no export until asked for
+    at.button(key="train-export").click()
+    at.run()
+    assert not at.exception and not at.error
+    download = at.get("download_button")[1].proto
+    assert download.label == "Download export-demo-onnx.zip"
+
+    with zipfile.ZipFile(io.BytesIO(stored["export-demo-onnx.zip"])) as zf:
+        assert sorted(zf.namelist()) == [
+            f"export-demo-onnx/{name}"
+            for name in ("decoder.onnx", "decoder_mix.onnx", "encoder.onnx", "export.json")
+        ]
+        decoder = ort.InferenceSession(zf.read("export-demo-onnx/decoder.onnx"))
+    z = np.full((1, 4), 0.5, np.float32)
+    model = ck.load_checkpoint("checkpoints/demo").model
+    with torch.no_grad():
+        want = model.decode(torch.from_numpy(z), [2]).numpy()
+    got = decoder.run(None, {"z": z, "label": np.array([2])})[0]
+    assert np.abs(got - want).max() < 1e-4
+
+    at.run()  # the offer stays for this checkpoint
+    assert [d.proto.label for d in at.get("download_button")][1].startswith("Download export")
+    assert not Path("checkpoints/demo/export.json").exists()  # nothing written beside it
