@@ -16,87 +16,37 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-SHOTS = ROOT / "test-artifacts" / "screenshots"
+from tests.browser import (
+    BROWSER_ARGS,
+    CHROMIUM,
+    go,
+    key,
+    one,
+    serve_app,
+    settle,
+    shot,
+)
+
 CLIPS = int(os.environ.get("VAE_BROWSER_CLIPS", "12"))
 EPOCHS = int(os.environ.get("VAE_BROWSER_EPOCHS", "1"))
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 if not CHROMIUM.is_file():
     pytest.skip(f"no browser at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``streamlit run app.py`` in an empty workspace; yields its URL."""
+    """``streamlit run app.py`` in an empty workspace, the sound pad switched off (this is
+    the server path; tests/test_browser_sound_pad.py drives the pad); yields its URL."""
     workspace = tmp_path_factory.mktemp("browser-workspace")
-    port = free_port()
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    log = open(SHOTS.parent / "streamlit.log", "w")  # noqa: SIM115 (closed below)
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(ROOT / "app.py"),
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--server.headless",
-        "true",
-        "--server.fileWatcherType",
-        "none",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen(cmd, cwd=workspace, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError(f"streamlit did not start; see {log.name}") from None
-            time.sleep(0.3)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
-    # a training the test left behind must not outlive it
-    subprocess.run(["pkill", "-f", f"vae train {workspace}"], check=False)
+    with serve_app(workspace, VAE_SOUND_PAD="0") as url:
+        yield url
     shutil.rmtree(workspace, ignore_errors=True)
 
 
@@ -109,37 +59,6 @@ def page(server: str):
         tab.goto(server)
         yield tab
         browser.close()
-
-
-def key(name: str) -> str:
-    """CSS selector of the element Streamlit wraps a widget with ``key=name`` in."""
-    return ".st-key-" + "".join(c if c.isalnum() or c in "_-" else "-" for c in name)
-
-
-def settle(page, timeout: float = 60) -> None:
-    """Wait until the script run is over (Streamlit's running indicator is gone)."""
-    page.wait_for_timeout(300)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-        timeout=timeout * 1000,
-    )
-
-
-def one(page, selector: str):
-    """The element matching ``selector`` once a rerun's stale copy of it is gone."""
-    page.wait_for_function(f"() => document.querySelectorAll({selector!r}).length === 1")
-    return page.locator(selector)
-
-
-def go(page, title: str) -> None:
-    """Click a page in the sidebar navigation, as a person would."""
-    page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
-    page.wait_for_selector(f"h1:has-text('{title}')")
-    settle(page)
-
-
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 def redrawn(page, selector: str, before: bytes, timeout: float = 30) -> bool:

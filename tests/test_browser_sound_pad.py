@@ -1,0 +1,132 @@
+"""The sound pad in a real browser: what the page plays while a slider moves is the
+checkpoint's own decode (ONNX Runtime Web against PyTorch) and the library's Griffin-Lim,
+every move makes a new sound (``data-rendered-at``), the server hears where the hand let go,
+and with the pad switched off the page's own sliders come back.
+
+Drives Debian's chromium through Playwright on the shipped checkpoint; skips, saying why,
+without chromium, Playwright or the pad's bundle (``npm ci --prefix ui/sound_pad/frontend``).
+Timings are in benchmarks/sound_pad_latency.py, not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from tests.browser import (
+    BROWSER_ARGS,
+    CHROMIUM,
+    PAD_FRAME,
+    WATCH_JS,
+    go,
+    key,
+    pad_frame,
+    pad_js,
+    serve_app,
+    settle,
+    shot,
+    with_shipped_checkpoint,
+)
+from ui.sound_pad import INSTALL, RUNTIME
+from vae.inference import Synthesiser
+from vae.latent import along_directions, checkpoint_axes
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+if not CHROMIUM.is_file():
+    pytest.skip(f"no browser at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+if not RUNTIME.is_file():
+    pytest.skip(f"the sound pad is not installed: {INSTALL}", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory):
+    ws = tmp_path_factory.mktemp("pad-workspace")
+    with_shipped_checkpoint(ws)
+    return ws
+
+
+@pytest.fixture(scope="module")
+def page(workspace) -> Iterator:
+    with (
+        serve_app(workspace, "streamlit-sound-pad.log") as url,
+        playwright_api.sync_playwright() as pw,
+    ):
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        tab = browser.new_page(viewport={"width": 1500, "height": 1300})
+        tab.set_default_timeout(90_000)
+        tab.goto(url)
+        tab.wait_for_selector("h1:has-text('Sound VAE Studio')")
+        settle(tab)
+        yield tab
+        browser.close()
+
+
+def _sounds(page) -> int:
+    return pad_js(page, "() => window.__sounds.length")
+
+
+def test_synthesise_sliders_sound_while_they_move(page, workspace):
+    go(page, "Synthesise")
+    frame = pad_frame(page)
+    pad_js(page, WATCH_JS)
+    slider = frame.locator("#axis-0")
+    slider.focus()
+    for n in range(1, 5):
+        slider.press("ArrowRight")  # step 0.05 along direction 1
+        page.wait_for_function(
+            "([sel, n]) => document.querySelector(sel).contentWindow.__sounds.length >= n",
+            arg=[PAD_FRAME, n],
+        )
+    assert frame.locator("output[for='axis-0']").inner_text() == "0.20"
+
+    # The code and features the page made are the checkpoint's: PyTorch decodes the same.
+    synth = Synthesiser.load(workspace / "checkpoints" / "fsdd-digits")
+    centre, directions, spread = checkpoint_axes(synth.checkpoint.path, synth.latent_dim, 8)
+    amounts = np.zeros(len(directions), np.float32)
+    amounts[0] = 0.2
+    code = along_directions(centre, directions, spread, amounts)
+    heard = pad_js(page, "() => window.soundPad")
+    np.testing.assert_allclose(heard["code"], code, atol=1e-5)
+    expected = synth.decode(torch.from_numpy(code)[None], [0])[0].numpy()  # "Say" is 0
+    page_feats = np.array(heard["features"], np.float32).reshape(expected.shape)
+    assert np.abs(page_feats - expected).max() < 1e-4
+
+    # Once the hand is still: full-quality phase in the page, and the server hears the value.
+    page.wait_for_function(
+        f"() => document.querySelector({PAD_FRAME!r}).contentWindow.soundPad.quick === false"
+    )
+    final = pad_js(page, "() => window.soundPad")
+    served = synth.to_audio(torch.from_numpy(expected))
+    assert np.abs(np.array(final["wave"]) - served).max() < 1e-2 * np.abs(served).max()
+    shown = ", ".join(f"{v:+.2f}" for v in code[:16])
+    page.wait_for_selector(f"text=code: {shown}")
+    settle(page)
+    shot(page, "synthesise-sound-pad")
+
+
+def test_a_random_sample_moves_the_pad_too(page):
+    go(page, "Synthesise")
+    frame = pad_frame(page)
+    before = frame.locator("output[for='axis-0']").inner_text()
+    page.locator(f"{key('synth-random')} button").click()
+    settle(page)
+    page.wait_for_function(
+        "([sel, before]) => document.querySelector(sel).contentDocument"
+        ".querySelector(\"output[for='axis-0']\").textContent !== before",
+        arg=[PAD_FRAME, before],
+    )
+
+
+def test_switched_off_the_page_uses_its_own_sliders(page):
+    go(page, "Synthesise")
+    pad_frame(page)
+    page.locator(f"{key('sound-pad-toggle')} label").click()
+    settle(page)
+    page.wait_for_selector(f"{key('synth-dir-0')} input[type='range']")
+    assert page.locator(PAD_FRAME).count() == 0
+    page.locator(f"{key('sound-pad-toggle')} label").click()  # back on for the next test
+    settle(page)
+    pad_frame(page)
