@@ -2,8 +2,8 @@
 
 Make an export first, then pick a point as the Synthesise page's sliders do:
 
-    python -m vae export checkpoints/fsdd-digits --out exports/fsdd-digits
-    python examples/synthesise_onnx.py exports/fsdd-digits --label 7 --amounts "1=2.0,3=-1" \\
+    python -m vae export checkpoints/fsdd-digits --out out/export-fsdd-digits
+    python examples/synthesise_onnx.py out/export-fsdd-digits --label 7 --amounts "1=2.0,3=-1" \\
         --out seven.wav
 
 The code starts at the centre of the training clips' codes (or, with ``--seed``, at a random
