@@ -77,6 +77,8 @@ def label_index(manifest: dict, label: str | None) -> int | None:
     """Index of a label name (or index) for a conditional export; None otherwise."""
     names = manifest["label_names"]
     if not manifest["conditional"]:
+        if label is not None:
+            print(f"note: this model takes no label; --label {label} is ignored", file=sys.stderr)
         return None
     if label is None:
         sys.exit(f"error: this model is conditional on {names}; pass --label")

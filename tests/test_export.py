@@ -337,9 +337,14 @@ def test_a_vocoder_is_exported_and_the_example_plays_through_it(
     want = vocoder.to_waveform(feats).numpy()
     got = _session(result.path / "vocoder.onnx").run(None, {"features": feats})[0]
     # PyTorch sums the integrated phase in float32 (the export in float64): measured
-    # 1e-4 of the peak there, 5e-6 for the direct phase.
+    # 1.5e-4 of the peak there (7.4e-5 of 0.48), 1.0e-6 for the direct phase (peak 1.36).
     tolerance = 1e-4 if phase == "direct" else 1e-3 * np.abs(want).max()
     assert got.shape == (3, 4096) and np.abs(got - want).max() < tolerance
+    scripted = E.export_checkpoint(ckpt, tmp_path / "ts", "torchscript")
+    traced = torch.jit.load(str(scripted.path / scripted.files["vocoder"]))
+    with torch.no_grad():
+        got = traced(torch.from_numpy(feats)).numpy()
+    assert np.abs(got - want).max() < tolerance
 
     wav, npy = tmp_path / "voc.wav", tmp_path / "voc.npy"
     done = _run_example(result.path, "--seed", "4", "--out", wav, "--features-out", npy)
@@ -350,7 +355,7 @@ def test_a_vocoder_is_exported_and_the_example_plays_through_it(
     assert np.abs(played - app).max() < (1e-3 if phase == "direct" else 1e-2)
 
 
-def test_inverse_stft_is_torch_istft(tmp_path) -> None:
+def test_inverse_stft_is_torch_istft() -> None:
     gen = torch.Generator().manual_seed(0)
     for cfg in (F.PRESETS["fsdd"], MEL, MEL.replace(n_fft=128, hop_length=100, clip_samples=4000)):
         spec = torch.randn(2, cfg.n_stft_bins, cfg.n_frames, dtype=torch.complex64, generator=gen)
@@ -360,11 +365,10 @@ def test_inverse_stft_is_torch_istft(tmp_path) -> None:
         assert got.shape == want.shape and (got - want).abs().max() < 1e-5
 
 
-def test_re_export_replaces_the_old_one_and_a_failed_check_keeps_it(shipped, tmp_path, monkeypatch):
+def test_re_export_replaces_the_old_one_and_a_failed_check_keeps_it(tmp_path, monkeypatch):
     out = tmp_path / "out"
     E.export_checkpoint(SHIPPED, out)
     (out / "stale.txt").write_text("from an older export")
-    first = E.read_export(out)["exported_at"]
     E.export_checkpoint(SHIPPED, out, "torchscript")
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["decoder.pt", "decoder_mix.pt", "encoder.pt", "export.json"]
@@ -374,7 +378,6 @@ def test_re_export_replaces_the_old_one_and_a_failed_check_keeps_it(shipped, tmp
         E.export_checkpoint(SHIPPED, out)
     assert E.read_export(out)["format"] == "torchscript"  # the previous export stands
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temp folder left
-    assert first
 
 
 def test_damaged_or_missing_checkpoints_and_bad_targets_give_clear_errors(tmp_path) -> None:
