@@ -77,7 +77,8 @@ def _show_pair(name: str, synth: Synthesiser, original: tuple | None, recon: tor
 st.title("Explore")
 st.caption(
     "Each point is one clip's posterior mean, flattened to 2-D. Click a point (or pick a "
-    "clip) to hear it beside its reconstruction; upload a clip of your own to see where it lands."
+    "clip) to hear it beside its reconstruction; upload or record a clip of your own to see "
+    "where it lands. Your clicks also draw a route: hear the morph along it."
 )
 
 # ---- guard
@@ -135,7 +136,7 @@ def _route_panel(route: list[str], own: dict[str, Clip]) -> None:
     if len(route) < 2:
         st.caption("Click more points to morph along a route through them.")
         return
-    steps = st.slider(
+    steps = st.columns(3)[0].slider(
         "Steps per leg", 2, 12, 4, key="explore-route-steps", help="clips decoded on each leg"
     )
     made_for = (tuple(route), steps)
@@ -253,7 +254,7 @@ if current is not None:
 for key, heading, clip, z, _ in mine.values():
     st.subheader(heading)
     if synth.conditional:
-        st.caption(f"Encoded and reconstructed as label {names[clip.label]!r} (set it above).")
+        st.caption(f"Encoded and reconstructed as label {names[clip.label]!r} (change it above).")
     recon = synth.decode(z, [clip.label])[0]
     _show_pair(key, synth, (clip.wave, clip.features.numpy()), recon)
     from_col, to_col, _ = st.columns([1, 1, 3])
