@@ -16,11 +16,12 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 import torch
+from plotly.colors import qualitative
 
-from ui import cache
+from ui import cache, sound_pad
 from ui.figures import latent_map, spectrograms
 from ui.state import hand_over, remember_selection, require_checkpoint, selected_clips
-from ui.widgets import clip_from_upload, play, user_errors
+from ui.widgets import clip_from_upload, download_wav, play, user_errors
 from vae.audio import wav_bytes
 from vae.checkpoints import LATENTS_FILE
 from vae.inference import Clip, Synthesiser
@@ -33,6 +34,7 @@ YOURS = "yours: "  # map names of the user's own clips start with this
 ROUTE = "explore.route"  # names of the points clicked on the map, in order
 ROUTE_MORPH = "explore.route-morph"  # ((route, steps), WAV bytes, seconds) of the last one
 ROUTE_FILE = "route-morph.wav"
+PAD_XY = "explore.pad-xy"  # where the sound pad's point was let go, on the PCA plane
 
 
 @st.cache_resource(max_entries=8, show_spinner="Projecting the latent means...")
@@ -162,6 +164,51 @@ def _route_xy(name: str) -> np.ndarray:
     return mine[name][4] if name in mine else proj.coords[ids.index(name)]
 
 
+def _play_the_map(pca: Projection, point_labels: np.ndarray) -> None:
+    """The sound pad over the map's PCA plane: drag a point and hear the code under it; where
+    the hand lets go, the server's sound and a download of it."""
+    st.subheader("Play the map")
+    if not sound_pad.toggle(synth):
+        return
+    label = -1
+    if synth.conditional:
+        label = names.index(st.selectbox("Say", names, key="explore-pad-label"))
+    st.caption(
+        "Drag over the plane of the first two principal axes (the PCA map): each point is the "
+        "code centre + x PC1 + y PC2, decoded and made into sound in this browser as you move."
+    )
+    x, y = st.session_state.get(PAD_XY, (0.0, 0.0))
+    with user_errors(stop=False):
+        moved = sound_pad.pad(
+            synth,
+            ckpt,
+            centre=pca.centre,
+            axes=pca.axes,
+            points=pca.coords,
+            point_labels=point_labels,
+            palette=list(qualitative.Plotly),
+            axis_names=["PC1", "PC2"],
+            position=(x, y),
+            label=label,
+            revision=0,  # only the hand moves it
+            key="explore-pad",
+        )
+        if moved is not None:
+            st.session_state[PAD_XY] = (x, y) = moved
+        code = pca.centre + x * pca.axes[0] + y * pca.axes[1]  # (D,)
+        feats = synth.decode(torch.from_numpy(code[None].astype(np.float32)), [label])[0]
+        wave = synth.to_audio(feats)
+        name = f"map-pc1-{x:+.2f}-pc2-{y:+.2f}"
+        play(wave, synth.config.sample_rate, f"At PC1 {x:+.2f}, PC2 {y:+.2f}")
+        download_wav(
+            wave,
+            synth.config.sample_rate,
+            f"{name}.wav",
+            "Download this point",
+            key="explore-pad-download",
+        )
+
+
 # ---- inputs
 current = next((c for c in reversed(selected_clips()) if c in id_set), None)
 if current is not None and st.session_state.get(CLIP_KEY) != current:
@@ -262,3 +309,8 @@ for key, heading, clip, z, _ in mine.values():
         if column.button(text, key=f"explore-{key}-to-{side}", icon=":material/linear_scale:"):
             hand_over(side, clip)  # Interpolate takes it as A or B
             st.switch_page("app_pages/interpolate.py")
+
+if sound_pad.in_a_browser():  # AppTest has no page to play in
+    with user_errors(stop=False):
+        pca = proj if method == "pca" else _projection(str(ckpt), stamp, "pca")
+        _play_the_map(pca, lat["labels"])

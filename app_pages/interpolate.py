@@ -6,11 +6,12 @@ of your own sent from Explore ("Morph from this" / "Morph to this").
 
 import streamlit as st
 
-from ui import cache, figures, state, widgets
+from ui import cache, figures, sound_pad, state, widgets
 from vae.audio import wav_bytes
 from vae.latent import to_directions
 
 MORPH = "interp.morph"  # (file name, WAV bytes) of the last morph made
+ALPHA = "interp.alpha"  # α, kept whether the sound pad or the page's slider moves it
 ANY = "any label"
 FROM_EXPLORE = "from Explore"
 
@@ -121,8 +122,30 @@ if a is None or b is None:
     st.stop()
 
 alpha_col, mode_col = st.columns([3, 1])
-alpha = alpha_col.slider("α: 0 is A, 1 is B", 0.0, 1.0, 0.5, 0.05, key="interp-alpha")
 mode = mode_col.radio("Path", ["lerp", "slerp"], key="interp-mode", horizontal=True)
+with alpha_col:
+    st.session_state.setdefault(ALPHA, 0.5)
+    if sound_pad.toggle(synth):
+        with widgets.user_errors():
+            moved = sound_pad.alpha(
+                synth,
+                checkpoint,
+                code_a=synth.code_of(a).numpy(),
+                code_b=synth.code_of(b).numpy(),
+                label_a=a.label,
+                label_b=b.label,
+                value=st.session_state[ALPHA],
+                interpolation=mode,
+                revision=0,  # only the hand moves α
+                key="interp-pad",
+            )
+        if moved is not None:
+            st.session_state[ALPHA] = round(moved, 2)
+        alpha = st.session_state[ALPHA]
+    else:
+        st.session_state.setdefault("interp-alpha", st.session_state[ALPHA])
+        alpha = st.slider("α: 0 is A, 1 is B", 0.0, 1.0, step=0.05, key="interp-alpha")
+        st.session_state[ALPHA] = alpha
 with widgets.user_errors():
     code, mix = synth.blend(a, b, alpha, mode)  # (D,), (bins, frames)
     mix_wave = synth.to_audio(mix)

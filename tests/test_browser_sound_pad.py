@@ -126,7 +126,52 @@ def test_switched_off_the_page_uses_its_own_sliders(page):
     page.locator(f"{key('sound-pad-toggle')} label").click()
     settle(page)
     page.wait_for_selector(f"{key('synth-dir-0')} input[type='range']")
-    assert page.locator(PAD_FRAME).count() == 0
+    page.wait_for_function(f"() => !document.querySelector({PAD_FRAME!r})")  # gone
     page.locator(f"{key('sound-pad-toggle')} label").click()  # back on for the next test
     settle(page)
     pad_frame(page)
+
+
+def test_interpolate_alpha_sounds_while_it_moves(page, workspace):
+    go(page, "Interpolate")
+    frame = pad_frame(page)
+    pad_js(page, WATCH_JS)
+    slider = frame.locator("#axis-0")
+    slider.focus()
+    slider.press("ArrowRight")
+    slider.press("ArrowRight")  # α 0.50 -> 0.52
+    page.wait_for_function(
+        f"() => document.querySelector({PAD_FRAME!r}).contentWindow.__sounds.length >= 2"
+    )
+    assert frame.locator("output[for='axis-0']").inner_text() == "0.52"
+    # The page's code is the library's blend of A's and B's codes at that α.
+    heard = pad_js(page, "() => window.soundPad")
+    page.wait_for_selector("text=mix, α = 0.52")  # the server heard it once still
+    settle(page)
+    synth = Synthesiser.load(workspace / "checkpoints" / "fsdd-digits")
+    args = pad_js(page, "() => ({a: window.padArgs.code_a, b: window.padArgs.code_b})")
+    a, b = np.array(args["a"], np.float32), np.array(args["b"], np.float32)
+    np.testing.assert_allclose(heard["code"], a + (b - a) * 0.52, atol=1e-5)
+    assert np.abs(a - b).max() > 0.1  # two different clips
+    assert synth.latent_dim == len(heard["code"])
+    shot(page, "interpolate-sound-pad")
+
+
+def test_the_map_pad_plays_under_a_dragged_point(page):
+    go(page, "Explore")
+    page.locator(PAD_FRAME).scroll_into_view_if_needed()
+    frame = pad_frame(page)
+    pad_js(page, WATCH_JS)
+    box = frame.locator("#pad").bounding_box()
+    page.mouse.move(box["x"] + 40, box["y"] + 40)
+    page.mouse.down()
+    for i in range(20):
+        page.mouse.move(box["x"] + 40 + 10 * i, box["y"] + 40 + 8 * i)
+        page.wait_for_timeout(40)
+    page.mouse.up()
+    assert _sounds(page) >= 5  # sounds kept coming while the point moved
+    caption = frame.locator("#pad-caption").inner_text()  # "PC1 x, PC2 y"
+    x, y = (float(part.split()[-1]) for part in caption.split(", "))
+    page.wait_for_selector(f"text=At PC1 {x:+.2f}, PC2 {y:+.2f}")  # the server's player
+    settle(page)
+    shot(page, "explore-sound-pad")

@@ -189,13 +189,14 @@ class Synthesiser:
         """Encode to the posterior mean and decode: (B, bins, frames) -> (B, bins, frames)."""
         return self.decode(self.encode(feats, labels), labels)
 
-    def _code(self, clip: Clip) -> torch.Tensor:
+    def code_of(self, clip: Clip) -> torch.Tensor:
+        """The clip's code (latent_dim,): its stored mean, else its posterior mean."""
         if clip.code is not None:
             return torch.as_tensor(clip.code, dtype=torch.float32).cpu()
         return self.encode(clip.features.unsqueeze(0), [clip.label])[0].cpu()
 
     def _codes(self, a: Clip, b: Clip) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._code(a), self._code(b)
+        return self.code_of(a), self.code_of(b)
 
     def clip_from_code(self, name: str, code: np.ndarray, label: str | int | None = None) -> Clip:
         """A clip known only by its code (latent_dim,), e.g. a mean stored in latents.npz:

@@ -58,9 +58,14 @@ def unavailable(synth: Synthesiser) -> str | None:
     n_fft = synth.config.n_fft
     if n_fft & (n_fft - 1):
         return f"in-browser sound needs a power-of-two FFT size (this model's is {n_fft})"
-    if not st.context.headers:
+    if not in_a_browser():
         return "no browser (the page is running headless)"
     return None
+
+
+def in_a_browser() -> bool:
+    """Whether a browser shows this session (AppTest runs pages without one)."""
+    return bool(st.context.headers)
 
 
 def toggle(synth: Synthesiser) -> bool:

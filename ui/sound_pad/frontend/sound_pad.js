@@ -398,6 +398,7 @@ let redrawPad = null;
 
 function onRender(event) {
   args = event.data.args;
+  window.padArgs = args; // for tests and devtools
   const key = JSON.stringify([args.mode, args.names, args.extent, args.model_url,
                               args.points ? args.points.length : 0, args.range]);
   const newValues = revision !== args.revision || !values;
