@@ -71,43 +71,74 @@ def key_latencies(page, selector: str, presses: int, keys: tuple[str, str]) -> l
     return out
 
 
-def drag(page, selector: str, seconds: float, vertical: bool = False) -> tuple[float, list]:
-    """Drag across the element for ``seconds`` at 60 pointer moves a second; returns new
+# A drag at the display's rate, driven inside the frame: one move per animation frame (60 a
+# second), as a hand gives. (Playwright's own mouse moves cost ~40 ms each here, so driven
+# from Python a "drag" would be a slow walk.) Slider drags set the range input's value and
+# send its input event, as the browser does; pad drags send pointer events to the canvas.
+DRAG_JS = """async ([selector, seconds, pad]) => {
+  const el = document.querySelector(selector);
+  const box = el.getBoundingClientRect();
+  const inputs = [], sounds = [];
+  const root = document.getElementById('root');
+  const watch = new MutationObserver(() => sounds.push(Number(root.dataset.renderedAt)));
+  watch.observe(root, { attributes: true, attributeFilter: ['data-rendered-at'] });
+  const at = (f) => {
+    const sweep = Math.abs(((f * 2) % 2) - 1);  // there and back
+    return [box.left + 8 + (box.width - 16) * (pad ? f : 1 - sweep),
+            box.top + 8 + (box.height - 16) * (pad ? sweep : 0.5)];
+  };
+  const fire = (type, f) => {
+    const [x, y] = at(f);
+    const e = new PointerEvent(type, { clientX: x, clientY: y, pointerId: 1, bubbles: true,
+                                       buttons: type === 'pointerup' ? 0 : 1 });
+    inputs.push(performance.timeOrigin + e.timeStamp);
+    if (pad || type !== 'pointermove') { el.dispatchEvent(e); return; }
+    const lo = Number(el.min), hi = Number(el.max);
+    el.value = String(lo + (hi - lo) * (1 - Math.abs(((f * 2) % 2) - 1)));
+    el.dispatchEvent(new Event('input', { bubbles: true }));
+  };
+  fire('pointerdown', 0);
+  const t0 = performance.now();
+  await new Promise((done) => {
+    const step = () => {
+      const f = (performance.now() - t0) / (seconds * 1000);
+      if (f >= 1) return done();
+      fire('pointermove', f);
+      requestAnimationFrame(step);
+    };
+    requestAnimationFrame(step);
+  });
+  const elapsed = (performance.now() - t0) / 1000;
+  const during = sounds.slice();
+  fire('pointerup', 1);
+  watch.disconnect();
+  return { inputs, sounds: during, elapsed };
+}"""
+
+
+def drag(page, selector: str, seconds: float, pad: bool = False) -> tuple[float, list]:
+    """Drag across the element for ``seconds`` at one move per animation frame; returns new
     sounds per second and ms from each move to the next new sound."""
-    pad_js(page, WATCH_JS)
-    box = page.frame_locator(PAD_FRAME).locator(selector).bounding_box()
-    frame_box = page.locator(PAD_FRAME).bounding_box()
-    assert box is not None and frame_box is not None
-    x0, y0 = box["x"] + 8, box["y"] + box["height"] / 2
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    start = time.monotonic()
-    n = int(seconds * 60)
-    for i in range(n):
-        f = i / n
-        sweep = abs(((f * 2) % 2) - 1)  # there and back
-        if vertical:
-            x = box["x"] + 8 + (box["width"] - 16) * f
-            y = box["y"] + 8 + (box["height"] - 16) * sweep
-        else:
-            x, y = box["x"] + 8 + (box["width"] - 16) * (1 - sweep), y0
-        page.mouse.move(x, y)
-        page.wait_for_timeout(1000 / 60)
-    elapsed = time.monotonic() - start
-    seen = pad_js(page, SOUNDS_JS)
-    page.mouse.up()
+    page.locator(PAD_FRAME).scroll_into_view_if_needed()
+    # Start once the page is still: the key presses before end in the server's redraw,
+    # which shares the browser's main thread (a drag during it makes half the sounds).
+    page.wait_for_timeout(800)
+    settle(page)
+    seen = pad_js(page, DRAG_JS, [selector, seconds, pad])
     sounds = seen["sounds"]
     lag = []
-    for t_in in seen["inputs"]:
+    for t_in in seen["inputs"][1:]:
         later = [s for s in sounds if s >= t_in]
         if later:
             lag.append(later[0] - t_in)
-    return len(sounds) / elapsed, lag
+    page.wait_for_timeout(1000)  # the full-quality sound and the server's rerun
+    settle(page)
+    return len(sounds) / seen["elapsed"], lag
 
 
 def server_latencies(page, slider_key: str, presses: int) -> list[float]:
     """The pad off: ms from a key press on Streamlit's slider to new audio in the player."""
-    thumb = page.locator(f"{key(slider_key)} [role='slider']")
+    thumb = page.locator(f"{key(slider_key)} input[type='range']")
     out = []
     for i in range(presses):
         src = page.locator("[data-testid='stAudio'] audio, audio").first.get_attribute("src")
@@ -150,21 +181,15 @@ def main() -> None:
             pad_frame(page)
             synth_keys = key_latencies(page, "#axis-0", args.presses, ("ArrowRight", "ArrowLeft"))
             synth_rate, synth_drag = drag(page, "#axis-1", args.drag_seconds)
-            page.wait_for_timeout(1000)
-            settle(page)
 
             go(page, "Interpolate")
             pad_frame(page)
             alpha_keys = key_latencies(page, "#axis-0", args.presses, ("ArrowLeft", "ArrowRight"))
             alpha_rate, alpha_drag = drag(page, "#axis-0", args.drag_seconds)
-            page.wait_for_timeout(1000)
-            settle(page)
 
             go(page, "Explore")
             pad_frame(page)
-            pad_rate, pad_drag = drag(page, "#pad", args.drag_seconds, vertical=True)
-            page.wait_for_timeout(1000)
-            settle(page)
+            pad_rate, pad_drag = drag(page, "#pad", args.drag_seconds, pad=True)
 
             go(page, "Synthesise")
             page.locator(f"{key('sound-pad-toggle')} label").click()

@@ -23,9 +23,7 @@ let args = null; // the latest render arguments from Python
 let layoutKey = null; // what the controls were built for
 let revision = null; // Python's revision of the values it set (Random sample, Reset...)
 let values = null; // the controls' values: amounts (sliders), [alpha] or [x, y] (pad)
-let session = null, sessionUrl = null, sessionLoading = null;
-let gl = null, glKey = null;
-let busy = false, pending = false;
+let pending = false; // moves made while a sound was being made
 let held = false; // a pointer holds a control: the sound loops until it lets go
 let live = false; // moving now: warm-started, quick phase; full quality once settled
 let settleTimer = null;
@@ -35,14 +33,6 @@ let heardKey = null; // what the last sound was made from (a rerun that changes 
 let interacted = false; // browsers play sound only after a gesture in the page
 for (const type of ["pointerdown", "keydown"]) {
   window.addEventListener(type, () => { interacted = true; }, { capture: true });
-}
-
-// Yield to input events (a MessageChannel task: setTimeout(0) may wait 4 ms).
-const channel = new MessageChannel();
-const waiting = [];
-channel.port1.onmessage = () => waiting.shift()();
-function nextTask() {
-  return new Promise((resolve) => { waiting.push(resolve); channel.port2.postMessage(0); });
 }
 
 function send(type, data) {
@@ -116,92 +106,64 @@ function slerp(a, b, t, out) {
 
 // ---- decoding and sound ----------------------------------------------------------------
 
-async function ensureSession() {
-  if (session && sessionUrl === args.model_url) return session;
-  if (sessionLoading && sessionUrl === args.model_url) return sessionLoading;
-  sessionUrl = args.model_url;
-  ort.env.wasm.wasmPaths = new URL("node_modules/onnxruntime-web/dist/", location.href).href;
-  ort.env.wasm.numThreads = 1; // a component iframe is not cross-origin isolated
-  sessionLoading = ort.InferenceSession.create(args.model_url, {
-    executionProviders: ["wasm"],
-    graphOptimizationLevel: "all",
-  });
-  session = await sessionLoading;
-  sessionLoading = null;
-  return session;
-}
+// Sounds are made in a worker (sound_worker.js): the page's main thread keeps drawing
+// frames and taking pointer moves meanwhile. One job in flight; moves that come meanwhile
+// are folded into the next (the latest position wins), except that a full-quality job is
+// superseded at once.
+const worker = new Worker("sound_worker.js");
+const wasmPaths = new URL("node_modules/onnxruntime-web/dist/", location.href).href;
+let inFlight = null; // {id, quick}
+let nextId = 0;
 
-function ensureGriffinLim() {
+function renderSound() {
+  if (inFlight && inFlight.quick) { pending = true; return; }
+  pending = false;
+  const { z, weights } = codeAndLabels();
+  const quick = live;
   const f = args.feature_config;
-  const key = JSON.stringify(f);
-  if (!gl || glKey !== key) {
-    gl = new GriffinLim(Object.assign({}, f, { mel_pinv: args.mel_pinv }));
-    glKey = key;
-  }
-  return gl;
+  inFlight = { id: ++nextId, quick };
+  worker.postMessage({
+    id: inFlight.id, modelUrl: new URL(args.model_url, location.href).href, wasmPaths,
+    z, weights: args.conditional ? weights : null, config: f, melPinv: args.mel_pinv,
+    quick, liveIters: LIVE_ITERS, chunkIters: CHUNK_ITERS,
+  });
 }
 
-async function renderSound() {
-  if (busy) { pending = true; return; }
-  busy = true;
-  try {
-    do {
-      pending = false;
-      const t0 = performance.now();
-      const s = await ensureSession();
-      const { z, weights } = codeAndLabels();
-      const feeds = { z: new ort.Tensor("float32", z, [1, z.length]) };
-      if (args.conditional) {
-        feeds.label_weights = new ort.Tensor("float32", weights, [1, weights.length]);
-      }
-      const out = await s.run(feeds);
-      const feats = out.features.data; // (1, bins, frames)
-      const t1 = performance.now();
-      const f = args.feature_config;
-      const g = ensureGriffinLim();
-      const quick = live || pending;
-      g.begin(feats, f.griffin_lim_momentum, quick);
-      if (quick) g.iterate(LIVE_ITERS);
-      else {
-        // Full quality once still, a few iterations at a time: a new move stops it.
-        let done = 0;
-        while (done < f.griffin_lim_iters && !pending) {
-          const n = Math.min(CHUNK_ITERS, f.griffin_lim_iters - done);
-          g.iterate(n);
-          done += n;
-          await nextTask();
-        }
-        if (pending) continue;
-      }
-      const wave = g.finish();
-      const t2 = performance.now();
-      // What was heard, for tests and the curious (devtools): code, features, audio.
-      window.soundPad = { code: Array.from(z), features: Array.from(feats),
-                          wave: Array.from(wave), quick };
-      play(wave, f.sample_rate);
-      drawSpectrogram(feats, f);
-      let stamp = Date.now();
-      if (stamp <= wasRendered) stamp = wasRendered + 1; // every new sound changes it
-      wasRendered = stamp;
-      root.dataset.renderedAt = String(stamp);
-      root.dataset.decodeMs = (t1 - t0).toFixed(1);
-      root.dataset.phaseMs = (t2 - t1).toFixed(1);
-      root.dataset.state = "ready";
-      setStatus(`In the browser: decoder ${(t1 - t0).toFixed(0)} ms, ` +
-                `Griffin-Lim ${(t2 - t1).toFixed(0)} ms (${quick ? LIVE_ITERS + " warm" :
-                f.griffin_lim_iters} iterations)`);
-    } while (pending);
-  } catch (err) {
+worker.onmessage = (event) => {
+  const r = event.data;
+  if (!inFlight || r.id !== inFlight.id) return; // an older job's answer
+  inFlight = null;
+  if (r.error) {
     root.dataset.state = "error";
-    setStatus(`In-browser sound failed: ${err.message || err}`, true);
+    setStatus(`In-browser sound failed: ${r.error}`, true);
     send("streamlit:setComponentValue", {
-      value: { error: String(err.message || err), values: values ? Array.from(values) : null },
+      value: { error: r.error, values: values ? Array.from(values) : null },
       dataType: "json",
     });
-  } finally {
-    busy = false;
+    return;
   }
-}
+  const f = args.feature_config;
+  // What was heard, for tests and the curious (devtools): code, features, audio.
+  window.soundPad = { code: Array.from(r.code), features: Array.from(r.features),
+                      wave: Array.from(r.wave), quick: r.quick };
+  play(r.wave, f.sample_rate);
+  drawSpectrogram(r.features, f);
+  let stamp = Date.now();
+  if (stamp <= wasRendered) stamp = wasRendered + 1; // every new sound changes it
+  wasRendered = stamp;
+  root.dataset.renderedAt = String(stamp);
+  root.dataset.decodeMs = r.decodeMs.toFixed(1);
+  root.dataset.phaseMs = r.phaseMs.toFixed(1);
+  root.dataset.state = "ready";
+  setStatus(`In the browser: decoder ${r.decodeMs.toFixed(0)} ms, Griffin-Lim ` +
+            `${r.phaseMs.toFixed(0)} ms (${r.quick ? LIVE_ITERS + " warm" :
+            f.griffin_lim_iters} iterations)`);
+  if (pending) renderSound();
+};
+worker.onerror = (event) => {
+  root.dataset.state = "error";
+  setStatus(`In-browser sound failed: ${event.message}`, true);
+};
 
 function ensureAudio(rate) {
   if (audio && audio.ctx.sampleRate === rate) return audio;
@@ -352,17 +314,20 @@ function buildPad() {
   const [x0, x1, y0, y1] = args.extent;
   const toPad = (x, y) => [((x - x0) / (x1 - x0)) * pad.width, (1 - (y - y0) / (y1 - y0)) * pad.height];
   const fromPad = (px, py) => [x0 + (px / pad.width) * (x1 - x0), y0 + (1 - py / pad.height) * (y1 - y0)];
+  // The clips are drawn once; a move only redraws the marker over them.
+  const background = new OffscreenCanvas(pad.width, pad.height);
+  const bg = background.getContext("2d");
+  const palette = args.palette || ["#1f77b4"];
+  bg.globalAlpha = 0.5;
+  for (const [x, y, c] of args.points || []) {
+    const [px, py] = toPad(x, y);
+    bg.fillStyle = palette[(c >= 0 ? c : 0) % palette.length];
+    bg.fillRect(px - 1.5, py - 1.5, 3, 3);
+  }
   const draw = () => {
     const ctx = pad.getContext("2d");
     ctx.clearRect(0, 0, pad.width, pad.height);
-    const palette = args.palette || ["#1f77b4"];
-    for (const [x, y, c] of args.points || []) {
-      const [px, py] = toPad(x, y);
-      ctx.fillStyle = palette[(c >= 0 ? c : 0) % palette.length];
-      ctx.globalAlpha = 0.5;
-      ctx.fillRect(px - 1.5, py - 1.5, 3, 3);
-    }
-    ctx.globalAlpha = 1;
+    ctx.drawImage(background, 0, 0);
     const [cx, cy] = toPad(values[0], values[1]);
     ctx.strokeStyle = "#31333f"; ctx.lineWidth = 2;
     ctx.beginPath(); ctx.arc(cx, cy, 7, 0, 2 * Math.PI); ctx.stroke();
@@ -377,7 +342,11 @@ function buildPad() {
     draw();
     onMove();
   };
-  pad.addEventListener("pointerdown", (e) => { onHold(); pad.setPointerCapture(e.pointerId); moveTo(e); });
+  pad.addEventListener("pointerdown", (e) => {
+    onHold();
+    try { pad.setPointerCapture(e.pointerId); } catch (err) { /* no such pointer: a script */ }
+    moveTo(e);
+  });
   pad.addEventListener("pointermove", (e) => { if (held) moveTo(e); });
   pad.addEventListener("pointerup", () => { onRelease(); });
   pad.addEventListener("keydown", (e) => {
