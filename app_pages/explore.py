@@ -200,6 +200,9 @@ def _play_the_map(pca: Projection, point_labels: np.ndarray) -> None:
         wave = synth.to_audio(feats)
         name = f"map-pc1-{x:+.2f}-pc2-{y:+.2f}"
         play(wave, synth.config.sample_rate, f"At PC1 {x:+.2f}, PC2 {y:+.2f}")
+        said = f" --label {names[label]}" if synth.conditional else ""
+        z_text = ",".join(f"{v:.4f}" for v in code)
+        st.code(f"python -m vae decode {ckpt} --z {z_text}{said} --out {name}.wav", "bash")
         download_wav(
             wave,
             synth.config.sample_rate,

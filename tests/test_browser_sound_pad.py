@@ -174,4 +174,7 @@ def test_the_map_pad_plays_under_a_dragged_point(page):
     x, y = (float(part.split()[-1]) for part in caption.split(", "))
     page.wait_for_selector(f"text=At PC1 {x:+.2f}, PC2 {y:+.2f}")  # the server's player
     settle(page)
+    command = page.locator("code", has_text="python -m vae decode").inner_text()
+    assert f"map-pc1-{x:+.2f}-pc2-{y:+.2f}.wav" in command  # the same point, headless
+    assert len(command.split("--z ")[1].split()[0].split(",")) == 16
     shot(page, "explore-sound-pad")
