@@ -14,7 +14,10 @@ import streamlit as st
 from ui.state import sidebar
 
 HERE = Path(__file__).resolve().parent  # so the app runs from any working directory
-st.set_page_config(page_title="Sound VAE Studio", page_icon=":material/graphic_eq:", layout="wide")
+# The icon is a file of ours: a material icon as favicon is fetched from a font CDN.
+st.set_page_config(
+    page_title="Sound VAE Studio", page_icon=str(HERE / "ui" / "favicon.png"), layout="wide"
+)
 PAGES = [
     st.Page(HERE / "app_pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page(HERE / "app_pages/dataset.py", title="Dataset", icon=":material/folder_open:"),

@@ -56,6 +56,8 @@ def page(workspace) -> Iterator:
     ):
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
         tab = browser.new_page(viewport={"width": 1500, "height": 1300})
+        tab.requested = []  # every URL the page, its frames and workers asked for
+        tab.context.on("request", lambda request: tab.requested.append(request.url))
         tab.set_default_timeout(90_000)
         tab.goto(url)
         tab.wait_for_selector("h1:has-text('Sound VAE Studio')")
@@ -178,3 +180,17 @@ def test_the_map_pad_plays_under_a_dragged_point(page):
     assert f"map-pc1-{x:+.2f}-pc2-{y:+.2f}.wav" in command  # the same point, headless
     assert len(command.split("--z ")[1].split()[0].split(",")) == 16
     shot(page, "explore-sound-pad")
+
+
+def test_nothing_the_pad_uses_comes_from_elsewhere(page):
+    """The pad's page, worker, ONNX Runtime Web and the decoder all come from the app's own
+    server, and so does everything else (the favicon is a file of ours): nothing is fetched
+    from a CDN when the page runs."""
+    go(page, "Synthesise")
+    pad_frame(page)
+    pad = [url for url in page.requested if "/component/ui.sound_pad" in url]
+    assert any(url.endswith(".wasm") for url in pad)
+    assert any(url.endswith(".onnx") for url in pad)
+    assert any(url.endswith("sound_worker.js") for url in pad)
+    local = ("http://127.0.0.1:", "data:", "blob:")
+    assert [url for url in page.requested if not url.startswith(local)] == []
