@@ -33,6 +33,7 @@ from vae.storage import (  # noqa: F401  (re-exported: the checkpoint API writes
     atomic_write_json,
     atomic_write_text,
     raise_if_disk_full,
+    read_versioned_json,
     versions,
     write_atomically,
 )
@@ -215,17 +216,10 @@ def read_config(path: str | Path) -> dict[str, Any]:
             f"{path}: incomplete checkpoint, missing {CONFIG_FILE} (training may have stopped "
             f"before its first epoch ended); resume it or {_fix(path)}"
         )
-    try:
-        config = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise CheckpointError(f"{file}: not readable JSON ({err}); {_fix(path)}") from None
-    version = config.get("format_version") if isinstance(config, dict) else None
-    if version != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{file}: checkpoint format_version {version!r} is not supported (this version "
-            f"reads {FORMAT_VERSION}); use the matching sound-vae-studio or {_fix(path)}"
-        )
-    return config
+    fix = f"use the matching sound-vae-studio or {_fix(path)}"
+    return read_versioned_json(
+        file, FORMAT_VERSION, "checkpoint", fix, CheckpointError, "not readable JSON"
+    )
 
 
 def _load_weights(path: Path, device: str | torch.device) -> dict[str, Any]:

@@ -19,7 +19,6 @@ with numpy and onnxruntime only.
 from __future__ import annotations
 
 import io
-import json
 import shutil
 import tempfile
 import warnings
@@ -35,7 +34,14 @@ from vae import export_graphs as graphs
 from vae import features as F
 from vae.checkpoints import Checkpoint, load_checkpoint, utc_now
 from vae.latent import checkpoint_axes
-from vae.storage import atomic_write_json, swap_into_place, temp_beside, tidy_leftovers, versions
+from vae.storage import (
+    atomic_write_json,
+    read_versioned_json,
+    swap_into_place,
+    temp_beside,
+    tidy_leftovers,
+    versions,
+)
 from vae.vocoder import Vocoder, has_vocoder, load_vocoder, vocoder_dir
 
 EXPORT_FORMAT_VERSION = 1
@@ -351,17 +357,10 @@ def export_checkpoint(
 def read_export(path: str | Path) -> dict[str, Any]:
     """An export folder's export.json, its format version checked."""
     file = Path(path) / MANIFEST
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ExportError(f"{file}: not an export ({err}); run `python -m vae export`") from None
-    version = data.get("format_version") if isinstance(data, dict) else None
-    if version != EXPORT_FORMAT_VERSION:
-        raise ExportError(
-            f"{file}: export format_version {version!r} is not supported (this version reads "
-            f"{EXPORT_FORMAT_VERSION}); export the checkpoint again"
-        )
-    return data
+    fix = "export the checkpoint (again) with `python -m vae export CKPT --out DIR`"
+    return read_versioned_json(
+        file, EXPORT_FORMAT_VERSION, "export", fix, ExportError, "not an export"
+    )
 
 
 def pack_export(path: str | Path) -> bytes:

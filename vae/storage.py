@@ -305,6 +305,29 @@ def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
+def read_versioned_json(
+    file: Path,
+    version: int,
+    kind: str,
+    fix: str,
+    error: type[Exception] = ValueError,
+    unreadable: str = "",
+) -> dict[str, Any]:
+    """A JSON file that carries its ``format_version``: its content, or ``error`` naming the
+    file, what is wrong with it and ``fix`` (unreadable: "not a <kind>" unless said)."""
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise error(f"{file}: {unreadable or 'not a ' + kind} ({err}); {fix}") from None
+    found = data.get("format_version") if isinstance(data, dict) else None
+    if found != version:
+        raise error(
+            f"{file}: {kind} format_version {found!r} is not supported (this version reads "
+            f"{version}); {fix}"
+        )
+    return data
+
+
 def versions() -> dict[str, str]:
     """Versions of what made a file, recorded in every config.json."""
     import platform

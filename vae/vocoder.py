@@ -16,7 +16,6 @@ and renamed into place. Training lives in ``vae.vocoder_train``.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from torch import nn
 from vae import features as F
 from vae.storage import (
     atomic_write_json,
+    read_versioned_json,
     swap_into_place,
     temp_beside,
     tidy_leftovers,
@@ -331,16 +331,7 @@ def load_vocoder(path: str | Path, feature_config: F.FeatureConfig | None = None
     if not (path / CONFIG_FILE).is_file() and (path / VOCODER_DIR / CONFIG_FILE).is_file():
         path = path / VOCODER_DIR
     fix = "train one with `python -m vae vocoder DATA --checkpoint CKPT`"
-    try:
-        info = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path / CONFIG_FILE}: not a vocoder ({err}); {fix}") from None
-    version = info.get("format_version") if isinstance(info, dict) else None
-    if version != VOCODER_FORMAT_VERSION:
-        raise ValueError(
-            f"{path / CONFIG_FILE}: vocoder format_version {version!r} is not supported "
-            f"(this version reads {VOCODER_FORMAT_VERSION}); {fix}"
-        )
+    info = read_versioned_json(path / CONFIG_FILE, VOCODER_FORMAT_VERSION, "vocoder", fix)
     try:
         config = VocoderConfig.from_dict(info["vocoder_config"])
     except (KeyError, TypeError, ValueError) as err:
