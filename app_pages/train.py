@@ -80,6 +80,11 @@ def _progress(run: jobs.TrainingStatus) -> None:
     elif run.state == "done":
         epochs = f"{run.epoch} epoch{'s' if run.epoch != 1 else ''}"
         st.success(f"Finished {epochs}: explore `{run.folder}` on the other pages.")
+    elif run.state == "stopped" and not run.saved:
+        st.info(
+            "Stopped before the first epoch finished, so nothing was saved (a checkpoint is "
+            "written at the end of each epoch). Press Start again to train from the beginning."
+        )
     elif run.state == "stopped":
         st.info(
             f"Stopped after epoch {run.epoch}; its checkpoint is kept. To train on, set Epochs "
@@ -280,7 +285,9 @@ with st.expander("Model and training parameters", expanded=not has_checkpoint(fo
 start_col, stop_col, resume_col, _ = st.columns([1, 1, 1, 3])
 run = jobs.status(folder)
 # No help= on these: Streamlit then draws each button twice, which breaks browser selectors.
-start = start_col.button("Start", key="train-start", type="primary", disabled=run.running)
+again = run.state in ("stopped", "failed") and not run.saved  # nothing to resume: start over
+start = start_col.button("Start again" if again else "Start", key="train-start", type="primary",
+                         disabled=run.running)
 stop = stop_col.button("Stop", key="train-stop", disabled=not run.running)
 resume = resume_col.button("Resume", key="train-resume",
                            disabled=run.running or not has_checkpoint(folder))

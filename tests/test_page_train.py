@@ -235,3 +235,30 @@ def test_export_offers_the_checkpoint_as_an_onnx_zip(workspace: Path, monkeypatc
     at.run()  # the offer stays for this checkpoint
     assert [d.proto.label for d in at.get("download_button")][1].startswith("Download export")
     assert not Path("checkpoints/demo/export.json").exists()  # nothing written beside it
+
+
+def test_a_stop_before_the_first_epoch_says_nothing_was_saved_and_offers_start(
+    workspace: Path,
+) -> None:
+    """Stopped while starting up (SIGTERM before the first epoch ends): no model.pt, so the
+    page says so and offers Start again, not Resume."""
+    folder = Path("checkpoints/early")
+    options = jobs.JobOptions(epochs=100_000, channels=(8, 16), latent_dim=4, batch_size=8)
+    jobs.start(Path("data/demo"), folder, options)
+    assert jobs.stop(folder) is not None  # the child is still importing torch
+    assert jobs.wait(folder, timeout=60).state == "stopped"
+    assert not ck.has_checkpoint(folder)
+
+    at = open_page("train", **{"train.folder": "early"})
+    assert not at.exception
+    info = [i.value for i in at.info]
+    assert any("Stopped before the first epoch finished, so nothing was saved" in i for i in info)
+    assert not any("Stopped after epoch" in i for i in info)
+    assert at.button(key="train-resume").disabled
+    start = at.button(key="train-start")
+    assert not start.disabled and start.label == "Start again"
+
+    _set_tiny(at, epochs=1)
+    at.button(key="train-start").click()
+    _poll(at, lambda: bool(at.success))
+    assert _epochs(folder) == [1] and ck.has_checkpoint(folder)

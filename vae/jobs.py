@@ -98,6 +98,8 @@ class TrainingStatus:
     state: "idle" (no job here), "running", "done", "stopped" (before its epoch total) or
     "failed" (``error`` says why). ``epoch`` is the last finished epoch; ``batch`` of
     ``batches`` is the latest logged step of the epoch in progress; ``eta`` in seconds.
+    ``saved``: the folder holds a checkpoint; a run stopped before its first epoch ended
+    saved nothing, so it can only be started again, not resumed.
     """
 
     folder: Path
@@ -112,6 +114,7 @@ class TrainingStatus:
     returncode: int | None = None
     error: str | None = None
     data: Path | None = None
+    saved: bool = False
     records: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     @property
@@ -358,7 +361,8 @@ def status(out: str | Path) -> TrainingStatus:
     epochs_done = [r for r in records if r.get("event") == "epoch"]
     epoch = int(epochs_done[-1]["epoch"]) if epochs_done else 0
     config: dict[str, Any] = {}
-    if ck.has_checkpoint(out):
+    saved = ck.has_checkpoint(out)
+    if saved:
         try:
             config = ck.read_config(out)
         except (OSError, ValueError):
@@ -373,7 +377,7 @@ def status(out: str | Path) -> TrainingStatus:
     per_epoch = _seconds_per_epoch(epochs_done, job.get("started"))
     common = dict(folder=out, epoch=epoch, epochs=epochs, batch=batch, batches=batches,
                   seconds_per_epoch=per_epoch, data=Path(data) if data else None,
-                  records=records)  # fmt: skip
+                  saved=saved, records=records)  # fmt: skip
     if pid is not None:
         eta = _eta(epoch, epochs, batch, batches, per_epoch, job.get("started"))
         return TrainingStatus(state="running", pid=pid, eta=eta, **common)
