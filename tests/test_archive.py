@@ -59,10 +59,12 @@ def test_entry_path_sanitises_odd_names():
 
 
 def test_folder_name_accepts_plain_names_only():
-    assert archive.folder_name(" my-clips_2 ") == "my-clips_2"
+    from vae.workspace import folder_name
+
+    assert folder_name(" my-clips_2 ") == "my-clips_2"
     for bad in ["", "../x", "a/b", ".hidden", "x" * 81, "a b"]:
         with pytest.raises(ValueError, match="not a usable folder name"):
-            archive.folder_name(bad)
+            folder_name(bad)
 
 
 def test_zip_upload_keeps_audio_inside_target_and_lists_the_rest(tmp_path, write_tone):

@@ -223,3 +223,51 @@ def test_judge_then_evaluate_reports_its_verdicts(workspace, tmp_path):
         "evaluate", workspace["ckpt"], workspace["data"], "--judge", tmp_path / "no", check=False
     )
     assert missing.returncode == 1 and "not a judge" in missing.stderr
+
+
+def test_sample_refuses_a_label_an_unconditional_model_would_ignore(workspace, tmp_path):
+    proc = vae("sample", workspace["ckpt"], "--label", "7", "--out", tmp_path / "s", check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unconditional" in lines[0] and "--label" in lines[0]
+    assert not (tmp_path / "s").exists()  # nothing written
+
+
+def test_out_folders_are_named_as_the_app_names_them(workspace, tmp_path):
+    for command in (
+        ("train", workspace["data"], "--out", tmp_path / "my run", "--epochs", "1"),
+        ("preprocess", workspace["clips"], "--out", tmp_path / ".hidden"),
+    ):
+        proc = vae(*command, check=False)
+        assert proc.returncode == 1, command
+        assert "not a usable folder name" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert not (tmp_path / "my run").exists() and not (tmp_path / ".hidden").exists()
+
+
+def test_preprocess_help_names_each_presets_values():
+    from vae.features import PRESETS
+
+    text = " ".join(vae("preprocess", "--help").stdout.split())
+    assert "default fsdd" in text
+    for name, cfg in PRESETS.items():
+        assert f"{name} {cfg.sample_rate}" in text and f"{name} {cfg.n_fft}" in text
+        assert f"{name} {cfg.hop_length}" in text
+
+
+def test_each_epoch_has_its_own_bar_and_the_checkpoint_line_its_own_line(
+    workspace, tmp_path, monkeypatch, capsys
+):
+    from vae import cli
+
+    monkeypatch.setattr(cli, "BAR_DELAY", 0)  # show every bar, however quick the epoch
+    out = tmp_path / "bars"
+    args = ["train", str(workspace["data"]), "--out", str(out), "--epochs", "2"]
+    assert cli.main([*args, *TINY_MODEL]) == 0
+    captured = capsys.readouterr()
+    err = captured.err.replace("\r", "\n")
+    first_bar, first_sum = err.index("epoch 1/2:"), err.index("epoch 1/2: loss")
+    assert first_bar <= first_sum  # epoch 1's bar is labelled epoch 1 from its start
+    second = err.index("epoch 2/2", first_sum)  # the next bar is labelled with its own epoch
+    assert err.index("epoch 2/2: loss") >= second
+    assert "epoch 1/2" not in err[first_sum + len("epoch 1/2: loss") :]  # no stale label
+    assert captured.out.splitlines()[-1] == f"checkpoint at epoch 2 -> {out}"

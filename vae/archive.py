@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from vae import audio, storage
+from vae.workspace import folder_name  # noqa: F401  (the Dataset page names folders with it)
 
 MARKER = ".import.json"  # written into every folder made here: it may be replaced later
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
@@ -104,21 +105,6 @@ def entry_path(name: str) -> PurePosixPath:
     if any(p.startswith(".") or p == "__MACOSX" for p in parts):
         raise UnsafeEntry("hidden or macOS metadata file")
     return PurePosixPath(*(clean_part(p) for p in parts))
-
-
-def folder_name(text: str) -> str:
-    """A user-typed dataset or folder name, checked: one safe path component.
-
-    Raises:
-        ValueError: empty, or holding anything but letters, digits, ``_ - .``.
-    """
-    name = text.strip()
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}", name):
-        raise ValueError(
-            f"{text!r} is not a usable folder name; use letters, digits, '-', '_' or '.' "
-            "(e.g. my-clips)"
-        )
-    return name
 
 
 @dataclass

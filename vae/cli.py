@@ -38,6 +38,9 @@ class CliError(Exception):
     """A user-facing failure: printed as one line, exit code 1."""
 
 
+BAR_DELAY = 0.5  # seconds before a progress bar shows: quick work prints only its result
+
+
 def _tqdm() -> type:
     """tqdm's bar class with its monitor thread off: preprocessing forks its workers only from
     a single-threaded process, and a bar of any earlier command would leave that thread."""
@@ -50,7 +53,7 @@ def _tqdm() -> type:
 def _bar(desc: str, unit: str = "clip") -> tuple[Callable[[int, int], None], Callable[[], None]]:
     """A tqdm bar on stderr driven by progress(done, total) callbacks."""
     tqdm = _tqdm()
-    bar = tqdm(desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, delay=0.5)
+    bar = tqdm(desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, delay=BAR_DELAY)
 
     def update(done: int, total: int) -> None:
         if bar.total != total:
@@ -80,6 +83,7 @@ def _feature_config(args: argparse.Namespace):
 
 
 def cmd_preprocess(args: argparse.Namespace) -> int:
+    _named_as_the_app_would(args.out)
     cfg = _feature_config(args)
     print(
         f"features: {cfg.n_bins} bins x {cfg.n_frames} frames "
@@ -187,10 +191,21 @@ def _judge_line(event: dict) -> str:
     )
 
 
+def _named_as_the_app_would(out: str) -> None:
+    """Refuse an --out folder whose name the app refuses, so both faces make the same ones."""
+    from vae.workspace import folder_name
+
+    try:
+        folder_name(Path(out).name)
+    except ValueError as err:
+        raise CliError(f"--out {out}: {err}") from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from vae.distributed import from_env
     from vae.train import train
 
+    _named_as_the_app_would(args.out)
     cfg = _train_config(args)
     overrides: dict = {"conditional": args.conditional}
     if args.latent_dim is not None:
@@ -203,29 +218,48 @@ def cmd_train(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     tqdm = _tqdm()
+    bars: dict = {"epoch": None, "bar": None}  # one bar per epoch, labelled from its start
 
-    bar = tqdm(file=sys.stderr, unit="batch", dynamic_ncols=True, delay=0.5)
-    shown = {"epoch": None}
+    def bar_for(epoch: int, batches: int):
+        if bars["epoch"] != epoch:
+            if bars["bar"] is not None:
+                bars["bar"].close()
+            bars["epoch"], bars["bar"] = (
+                epoch,
+                tqdm(
+                    total=batches,
+                    desc=f"epoch {epoch}/{cfg.epochs}",
+                    unit="batch",
+                    file=sys.stderr,
+                    dynamic_ncols=True,
+                    delay=BAR_DELAY,
+                    leave=False,  # the epoch's summary line stays instead
+                ),
+            )
+        return bars["bar"]
+
+    def say(line: str) -> None:
+        tqdm.write(line, file=sys.stderr)
 
     def progress(event: dict) -> None:
         kind = event.get("event")
         if kind == "batch":
-            if shown["epoch"] != event["epoch"]:  # a fresh bar (and ETA) for every epoch
-                shown["epoch"] = event["epoch"]
-                bar.reset(total=event["batches"])
-                bar.set_description(f"epoch {event['epoch']}/{cfg.epochs}", refresh=False)
+            bar = bar_for(event["epoch"], event["batches"])
             bar.update(event["batch"] - bar.n)
         elif kind == "epoch":
+            if bars["bar"] is not None:  # the epoch is over: its summary replaces its bar
+                bars["bar"].close()
+                bars["bar"] = None
             val = event.get("val_loss")
-            bar.write(
+            say(
                 f"epoch {event['epoch']}/{cfg.epochs}: loss {event['train_loss']:.3f} "
                 f"(recon {event['train_recon']:.3f}, kl {event['train_kl']:.3f}) "
                 f"val {'-' if val is None else f'{val:.3f}'} in {event['seconds']:.1f} s"
             )
         elif kind == "judge":
-            bar.write(_judge_line(event))
+            say(_judge_line(event))
         elif "message" in event:
-            bar.write(str(event["message"]))
+            say(str(event["message"]))
 
     try:
         result = train(
@@ -237,7 +271,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress=progress,
         )
     finally:
-        bar.close()
+        if bars["bar"] is not None:
+            bars["bar"].close()  # cleared: what follows starts on a line of its own
+        sys.stderr.flush()
     if from_env().is_main:  # under torchrun, rank 0 speaks for every rank
         print(f"checkpoint at epoch {result.epoch} -> {args.out}")
     return 0
@@ -343,6 +379,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
     synth, out = _synth(args.checkpoint, args.phase), Path(args.out)
     if synth.conditional and args.label is None:
         raise CliError(f"this checkpoint is conditional on {synth.label_names}; pass --label")
+    if not synth.conditional and args.label is not None:
+        raise CliError(
+            f"--label {args.label}: {args.checkpoint} is unconditional (it cannot be told what "
+            "to say); drop --label, or train with --conditional"
+        )
     _, feats = synth.sample(args.n, args.label, args.temperature, args.seed)
     prefix = f"sample-{args.label}-" if args.label is not None else "sample-"
     width = len(str(args.n - 1))
@@ -604,7 +645,7 @@ def cmd_fetch_fsdd(args: argparse.Namespace) -> int:
         unit_divisor=1024,
         file=sys.stderr,
         dynamic_ncols=True,
-        delay=0.5,
+        delay=BAR_DELAY,
     )
 
     def update(done: int, total: int) -> None:
@@ -631,6 +672,29 @@ def _phase_option(s: argparse.ArgumentParser) -> None:
     )
 
 
+# preprocess's feature overrides: option, type, FeatureConfig attribute, what it does.
+FEATURE_OVERRIDES = [
+    ("--sample-rate", int, "sample_rate", "resample every clip to this rate (Hz)"),
+    ("--clip-seconds", float, "clip_seconds", "length of one clip or segment (s)"),
+    ("--n-fft", int, "n_fft", "FFT size"),
+    ("--hop", int, "hop_length", "samples between frames"),
+    ("--top-db", float, "top_db", "dynamic range kept below full scale (dB)"),
+    ("--n-mels", int, "n_mels", "mel bands (0: linear frequency bins)"),
+    ("--trim-db", float, "trim_db", "trim edges this far below the peak (dB; none: keep all)"),
+]
+
+
+def _preset_values(field: str) -> str:
+    """What each preset sets ``field`` to, for --help: "fsdd 8000, music 22050, seed 22050"."""
+
+    def shown(value: object) -> str:
+        if value is None:
+            return "none"
+        return f"{value:.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+
+    return ", ".join(f"{name} {shown(getattr(PRESETS[name], field))}" for name in sorted(PRESETS))
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(prog="python -m vae", description=DESCRIPTION, formatter_class=fmt)
@@ -644,7 +708,12 @@ def build_parser() -> argparse.ArgumentParser:
         f"safely: {archive.Limits().describe()})",
     )
     s.add_argument("--out", required=True, help="dataset folder to write (replaced atomically)")
-    s.add_argument("--preset", default="fsdd", choices=sorted(PRESETS), help="feature preset")
+    s.add_argument(
+        "--preset",
+        default="fsdd",
+        choices=sorted(PRESETS),
+        help="feature preset (default fsdd); each override below names the presets' values",
+    )
     s.add_argument(
         "--labels",
         default="auto",
@@ -654,13 +723,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--val-fraction", type=float, default=0.1, help="share held out (per label)")
     s.add_argument("--seed", type=int, default=0, help="seed of the train/validation split")
     g = s.add_argument_group("feature overrides (default: the preset's values)")
-    g.add_argument("--sample-rate", type=int, help="resample every clip to this rate (Hz)")
-    g.add_argument("--clip-seconds", type=float, help="length of one clip or segment")
-    g.add_argument("--n-fft", type=int, help="FFT size")
-    g.add_argument("--hop", type=int, help="samples between frames")
-    g.add_argument("--top-db", type=float, help="dynamic range kept below full scale (dB)")
-    g.add_argument("--n-mels", type=int, help="mel bands (0: linear frequency bins)")
-    g.add_argument("--trim-db", type=float, help="trim edges this far below the peak (dB)")
+    for option, kind, field, text in FEATURE_OVERRIDES:
+        g.add_argument(option, type=kind, help=f"{text} ({_preset_values(field)})")
     s.set_defaults(func=cmd_preprocess)
 
     s = sub.add_parser("train", help="train a VAE on a preprocessed dataset")
