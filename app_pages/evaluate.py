@@ -108,9 +108,14 @@ if report is None:
     st.info("Press **Run the evaluation** (about 10 s per 300 validation clips on 2 cores).")
     st.stop()
 if report is stored:
+    again = (
+        "**Run the evaluation** recomputes them"
+        if ds is not None
+        else "with its dataset preprocessed, this page can recompute them"
+    )
     st.caption(
-        f"Figures stored with the checkpoint (`{EVALUATION_FILE}`, made when it was "
-        "built); **Run the evaluation** recomputes them."
+        f"Figures stored with the checkpoint (`{EVALUATION_FILE}`, made when it was built); "
+        f"{again}."
     )
 
 st.subheader(f"{report['clips']} validation clips, checkpoint epoch {report['epoch']}")

@@ -20,18 +20,24 @@ st.subheader("Next step")
 if checkpoint is not None:
     st.success(f"A model is ready: `{checkpoint}`. Listen to it:")
     cols = st.columns(3)
-    cols[0].page_link("app_pages/explore.py", label="Explore the latent map", icon="🗺️")
-    cols[1].page_link("app_pages/interpolate.py", label="Morph clip A into B", icon="🔀")
-    cols[2].page_link("app_pages/synthesise.py", label="Synthesise new sounds", icon="🎛️")
+    cols[0].page_link(
+        "app_pages/explore.py", label="Explore the latent map", icon=":material/scatter_plot:"
+    )
+    cols[1].page_link(
+        "app_pages/interpolate.py", label="Morph clip A into B", icon=":material/linear_scale:"
+    )
+    cols[2].page_link(
+        "app_pages/synthesise.py", label="Synthesise new sounds", icon=":material/tune:"
+    )
 elif dataset is not None:
     st.info(f"A dataset is ready: `{dataset}`. Train a model on it.")
-    st.page_link("app_pages/train.py", label="Train a VAE", icon="🏋️")
+    st.page_link("app_pages/train.py", label="Train a VAE", icon=":material/model_training:")
 else:
     st.info(
         "No dataset yet. Point the app at a folder of clips, upload some, download the Free "
         "Spoken Digit Dataset, or generate the offline demo set."
     )
-    st.page_link("app_pages/dataset.py", label="Make a dataset", icon="📁")
+    st.page_link("app_pages/dataset.py", label="Make a dataset", icon=":material/folder_open:")
 
 left, right = st.columns(2)
 with left:

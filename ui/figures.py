@@ -163,9 +163,19 @@ def loss_curves(records: Sequence[dict]) -> go.Figure:
             trace = _epoch_line(epochs, f"{split}_{key}", split, colour, split, col == 1)
             fig.add_trace(trace, row=1, col=col)
         fig.update_xaxes(title_text="epoch", row=1, col=col)
-    fig.update_yaxes(type="log", row=1, col=1)
-    fig.update_yaxes(type="log", row=1, col=2)
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10))
+    # Log axes for the two terms that fall by orders of magnitude, labelled as such, with
+    # ticks at 1, 2, 5 per decade (plotly's default prints "9, 8 ... 2" between decades).
+    for col in (1, 2):
+        fig.update_yaxes(
+            type="log", dtick="D2", tickformat="~s", title_text="log scale", row=1, col=col
+        )
+    fig.update_yaxes(title_text="nats", row=1, col=3)
+    # The legend sits under the panels, where the plot toolbar cannot cover it.
+    fig.update_layout(
+        height=320,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", yanchor="top", y=-0.25, x=0),
+    )
     return fig
 
 
@@ -295,7 +305,7 @@ def latent_map(
         height=height,
         legend_title_text=colour_title,
         dragmode="pan",
-        margin=dict(l=10, r=10, t=10, b=10),
+        margin=dict(l=10, r=10, t=40, b=10),  # room above for the toolbar: not on the legend
         clickmode="event+select",
     )
     return fig
