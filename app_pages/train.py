@@ -15,6 +15,7 @@ import streamlit as st
 import torch
 
 from ui import cache, figures, state, widgets
+from ui import train_settings as settings
 from vae import jobs
 from vae.checkpoints import BEST_DIR, CONFIG_FILE, has_checkpoint, pack_checkpoint
 from vae.export import export_name, export_zip
@@ -182,6 +183,18 @@ def _judge_options(every: int, judge: str | None, resume: bool = False) -> dict:
     return {"judge_every": every, "judge": judge if every else None}
 
 
+def _page_dataset(run: jobs.TrainingStatus, chosen: Path | None) -> tuple[Path | None, bool]:
+    """(dataset, whether it is the run's own): the folder's run's dataset, so a reloaded
+    page shows what that run trains on rather than the newest dataset; else ``chosen``."""
+    if run.data is not None and run.data.is_dir():
+        try:
+            cache.dataset(run.data)
+            return run.data, True
+        except (OSError, ValueError):  # no dataset there (a run that failed on it)
+            pass
+    return chosen, False
+
+
 def live(folder: Path, fallback_data: Path | None) -> None:
     """The run's progress, loss curves and reconstructions, reread from disk."""
     run = jobs.status(folder)
@@ -219,13 +232,6 @@ if dataset is None and not active:
     st.info("No dataset yet: make one on the **Dataset** page.")
     st.stop()
 
-label_names: list[str] = []
-if dataset is not None:
-    with widgets.user_errors():
-        ds = cache.dataset(dataset)
-    label_names = ds.label_names
-    st.caption(f"Dataset `{dataset}`: {len(ds)} clips, {len(label_names)} labels.")
-
 default = st.session_state.get(FOLDER) or (active[0].name if active else _fresh_name(dataset))
 name = st.text_input(
     "Checkpoint folder",
@@ -242,48 +248,62 @@ others = [p.name for p in active if p.name != name]
 if others:
     st.info(f"Training also runs in {', '.join(others)}: type its name above to follow it.")
 
+run = jobs.status(folder)
+dataset, own = _page_dataset(run, dataset)
+label_names: list[str] = []
+if dataset is not None:
+    with widgets.user_errors():
+        ds = cache.dataset(dataset)
+    label_names = ds.label_names
+    whose = f" (the one `{name}` trains on)" if own else ""
+    st.caption(f"Dataset `{dataset}`{whose}: {len(ds)} clips, {len(label_names)} labels.")
+
+judges = {str(j.path): j.summary for j in list_judges()}
+sizes, devices = list(MODEL_SIZES), ["auto", "cpu", "cuda"]
+choices = {"train-size": sizes, "train-device": devices, "train-judge": list(judges)}
+settings.load_run(name, jobs.settings(folder), choices)
+settings.restore(settings.widget_values(jobs.JobOptions()), choices)
+
 # fmt: off
 with st.expander("Model and training parameters", expanded=not has_checkpoint(folder)):
     model_col, train_col, kl_col = st.columns(3)
-    sizes = list(MODEL_SIZES)
-    size = model_col.selectbox("Model size", sizes, index=sizes.index("small"), key="train-size",
+    size = model_col.selectbox("Model size", sizes, key="train-size",
                                help="Channels per encoder stage: bigger learns more, slower.")
-    latent_dim = model_col.number_input("Latent dimensions", 1, 512, 16, key="train-latent",
+    latent_dim = model_col.number_input("Latent dimensions", 1, 512, key="train-latent",
                                         help="Size of the code each clip is squeezed into.")
     conditional = bool(label_names) and model_col.checkbox(
         "Conditional on the labels", key="train-conditional",
         help="Give the model each clip's label, so that you can ask it for one (say a 7).")
-    epochs = train_col.number_input("Epochs", 1, 100_000, 30, key="train-epochs",
+    epochs = train_col.number_input("Epochs", 1, 100_000, key="train-epochs",
                                     help="Total passes over the data; Resume trains up to it.")
-    batch_size = train_col.number_input("Batch size", 1, 4096, 64, key="train-batch",
+    batch_size = train_col.number_input("Batch size", 1, 4096, key="train-batch",
                                         help="Clips per step: larger is smoother, needs memory.")
-    lr = train_col.number_input("Learning rate", 1e-6, 1.0, 1e-3, step=1e-4, format="%g",
+    lr = train_col.number_input("Learning rate", 1e-6, 1.0, step=1e-4, format="%g",
                                 key="train-lr", help="AdamW step; lower it if the loss blows up.")
-    beta = kl_col.number_input("Beta (KL weight)", 0.0, 100.0, 1.0, step=0.1, key="train-beta",
+    beta = kl_col.number_input("Beta (KL weight)", 0.0, 100.0, step=0.1, key="train-beta",
                                help="Higher: a smoother latent space, blurrier sound.")
-    warmup = kl_col.number_input("Beta warm-up (epochs)", 0.0, 1000.0, 5.0, step=1.0,
+    warmup = kl_col.number_input("Beta warm-up (epochs)", 0.0, 1000.0, step=1.0,
                                  key="train-warmup", help="Beta rises from 0 over these epochs.")
-    free_bits = kl_col.number_input("Free bits (nats)", 0.0, 10.0, 0.0, step=0.1,
+    free_bits = kl_col.number_input("Free bits (nats)", 0.0, 10.0, step=0.1,
                                     key="train-free",
                                     help="KL floor per latent dimension, against collapse.")
     channels_text = st.text_input("Channels (advanced)", key="train-channels",
                                   help="e.g. 8,16: encoder channels per stage; overrides the size.")
-    device = st.selectbox("Device", ["auto", "cpu", "cuda"], key="train-device",
+    device = st.selectbox("Device", devices, key="train-device",
                           help="auto: a GPU when there is one.")
     every_col, judge_col = st.columns([1, 2])
     judge_every = every_col.number_input(
-        "Judge every N epochs", 0, 100_000, 0, key="train-judge-every",
+        "Judge every N epochs", 0, 100_000, key="train-judge-every",
         help="0: off (Resume: as the run was started). The judge scores prior samples and "
              "reconstructions every N epochs and at the last; the best epoch is kept in best/ "
              "inside the checkpoint folder.")
-    judges = {str(j.path): j.summary for j in list_judges()}
     judge = judge_col.selectbox(
         "Judge", list(judges), key="train-judge", format_func=lambda p: f"{p} ({judges[p]})",
         placeholder="no judge yet: train one on the Evaluate page", disabled=not judges,
         help="A classifier of the dataset's labels (`python -m vae judge DATA --out DIR`).")
+settings.keep()
 
 start_col, stop_col, resume_col, _ = st.columns([1, 1, 1, 3])
-run = jobs.status(folder)
 # No help= on these: Streamlit then draws each button twice, which breaks browser selectors.
 again = run.state in ("stopped", "failed") and not run.saved  # nothing to resume: start over
 start = start_col.button("Start again" if again else "Start", key="train-start", type="primary",

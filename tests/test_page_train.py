@@ -5,7 +5,9 @@ processes on a copy of the studio workspace."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -121,7 +123,9 @@ def test_stop_leaves_a_checkpoint_and_resume_continues(workspace: Path) -> None:
 
 def test_a_new_session_reattaches_to_a_running_training(workspace: Path) -> None:
     options = jobs.JobOptions(epochs=100_000, channels=(8, 16), latent_dim=4, batch_size=8)
+    options = dataclasses.replace(options, beta=2.5, conditional=True)
     pid = jobs.start(Path("data/demo"), Path("checkpoints/background"), options).pid
+    shutil.copytree("data/demo", "data/newer")  # now the newest: not what the run trains on
     # As after an app restart: this process is not the run's parent, only its files tell.
     child = jobs._CHILDREN.pop(str(Path("checkpoints/background").absolute()))
     try:
@@ -138,12 +142,47 @@ def _follow_and_stop_from_a_new_session(pid: int) -> None:
     assert at.text_input(key="train-folder").value == "background"
     assert any(f"Training process {pid}" in c.value for c in at.caption)
     assert not at.button(key="train-stop").disabled
+    _assert_run_settings(at)
     _poll(at, lambda: bool(_val_epochs(at)))
     assert _val_epochs(at)[0] == 1
 
     at.button(key="train-stop").click()
     _poll(at, lambda: any("Stopped after epoch" in i.value for i in at.info), timeout=60)
     assert jobs.status(Path("checkpoints/background")).state == "stopped"
+    # The ended run, opened in yet another session: still its own settings.
+    _assert_run_settings(open_page("train", **{"train.folder": "background"}))
+
+
+def _assert_run_settings(at) -> None:
+    """The page shows the background run's own dataset and options, not the defaults."""
+    assert not at.exception
+    shown = [c.value for c in at.caption if c.value.startswith("Dataset")]
+    assert shown and "data/demo` (the one `background` trains on)" in shown[0]
+    assert at.number_input(key="train-epochs").value == 100_000
+    assert at.number_input(key="train-latent").value == 4
+    assert at.number_input(key="train-batch").value == 8
+    assert at.number_input(key="train-beta").value == 2.5
+    assert at.text_input(key="train-channels").value == "8,16"
+    assert at.checkbox(key="train-conditional").value is True
+
+
+def test_the_settings_survive_leaving_the_page(workspace: Path) -> None:
+    """Streamlit drops a widget's value when its page is left: ours are kept, so Resume
+    does not fall back to the default epoch total."""
+    at = open_page("train")
+    at.number_input(key="train-epochs").set_value(45)
+    at.number_input(key="train-beta").set_value(0.5)
+    at.text_input(key="train-channels").set_value("8,16")
+    at.run()
+    at.switch_page("app_pages/explore.py")
+    at.run()
+    assert not at.exception
+    at.switch_page("app_pages/train.py")
+    at.run()
+    assert not at.exception
+    assert at.number_input(key="train-epochs").value == 45
+    assert at.number_input(key="train-beta").value == 0.5
+    assert at.text_input(key="train-channels").value == "8,16"
 
 
 def test_user_errors_show_the_fix(workspace: Path, tmp_path: Path) -> None:

@@ -25,12 +25,13 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from vae import checkpoints as ck
+from vae.job_options import JobOptions, stored_options
 from vae.storage import atomic_write_json, pid_alive
 from vae.train import JOB_FILES, TrainConfig, lock_owner
 
@@ -41,54 +42,6 @@ ROOT = Path(__file__).resolve().parents[1]  # on the child's PYTHONPATH: any cwd
 # Runs this process started, by folder: polled so that a finished child is reaped (a zombie
 # would look alive to os.kill(pid, 0)) and its exit code is recorded in job.json.
 _CHILDREN: dict[str, subprocess.Popen] = {}
-
-
-@dataclass(frozen=True)
-class JobOptions:
-    """The ``python -m vae train`` options a job passes; None leaves the CLI's default (or, on
-    resume, the checkpoint's stored value)."""
-
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    beta: float | None = None
-    beta_warmup_epochs: float | None = None
-    free_bits: float | None = None
-    latent_dim: int | None = None
-    size: str | None = None
-    channels: tuple[int, ...] | None = None
-    conditional: bool = False
-    seed: int | None = None
-    device: str | None = None
-    judge_every: int | None = None
-    judge: str | None = None
-
-    def check(self) -> None:
-        """Raise ValueError for a bad value now, not as a failed run a few seconds later."""
-        fields = ("epochs", "batch_size", "lr", "beta", "beta_warmup_epochs", "free_bits",
-                  "judge_every", "judge")  # fmt: skip
-        given = {k: getattr(self, k) for k in fields if getattr(self, k) is not None}
-        TrainConfig(**given)
-        if self.latent_dim is not None and self.latent_dim < 1:
-            raise ValueError(f"latent_dim={self.latent_dim} must be at least 1, e.g. 16")
-        if self.channels is not None and (not self.channels or min(self.channels) < 1):
-            raise ValueError(f"channels={self.channels} must be positive numbers, e.g. 16,32,64")
-
-    def arguments(self) -> list[str]:
-        """The options as command-line arguments."""
-        args: list[str] = []
-        for name in ("epochs", "batch_size", "lr", "beta", "beta_warmup_epochs", "free_bits",
-                     "latent_dim", "size", "seed", "device", "judge_every"):  # fmt: skip
-            value = getattr(self, name)
-            if value is not None:
-                args += [f"--{name.replace('_', '-')}", str(value)]
-        if self.judge is not None and self.judge_every:  # the child runs from another folder
-            args += ["--judge", str(Path(self.judge).absolute())]
-        if self.channels is not None:
-            args += ["--channels", ",".join(str(int(c)) for c in self.channels)]
-        if self.conditional:
-            args.append("--conditional")
-        return args
 
 
 @dataclass(frozen=True)
@@ -249,6 +202,7 @@ def _start_locked(data: Path, out: Path, options: JobOptions, resume: bool) -> T
     if epochs is None and resume and ck.has_checkpoint(out):
         epochs = ck.read_config(out).get("train_config", {}).get("epochs")
     job = {"format_version": JOB_VERSION, "pid": child.pid, "command": argv, "data": str(data)}
+    job["options"] = asdict(options)  # what a page that re-attaches shows (``settings``)
     job.update(epochs=epochs or TrainConfig().epochs, resume=resume, started=time.time())
     job.update(started_at=ck.utc_now(), returncode=None)
     atomic_write_json(out / JOB_FILE, job)
@@ -292,6 +246,26 @@ def running_under(root: str | Path) -> list[Path]:
         for folder in sorted(p for p in root.iterdir() if p.is_dir())
         if _owner(folder.absolute(), read_job(folder)) is not None
     ]
+
+
+def settings(out: str | Path) -> JobOptions | None:
+    """The options the folder's last job trains with, for a page that re-attaches to it
+    (not the page's own defaults): job.json's, completed from the checkpoint's stored
+    configs where a resumed job left options to them; None for a folder with neither."""
+    out = Path(out)
+    job, stored = read_job(out), stored_options(out)
+    if not job and stored is None:
+        return None
+    given = job.get("options") if isinstance(job.get("options"), dict) else {}
+    names = {f.name for f in fields(JobOptions)}
+    # None and False (``conditional`` of a resume) leave the value to the checkpoint.
+    merged = {**(stored or {}), **{k: v for k, v in given.items()
+                                   if k in names and v is not None and v is not False}}  # fmt: skip
+    if job.get("epochs"):
+        merged["epochs"] = int(job["epochs"])
+    if merged.get("channels") is not None:
+        merged["channels"] = tuple(int(c) for c in merged["channels"])
+    return JobOptions(**merged)
 
 
 def checkpoint_dataset(out: str | Path) -> Path | None:

@@ -1,0 +1,93 @@
+"""The Train page's settings widgets: their values from a job's options, and kept per session.
+
+Streamlit drops a keyed widget's value when the user leaves its page, so Epochs came back at
+its default and Resume would have trained to it. The values live under a key of our own
+(``SETTINGS``) and go back into the widgets' keys before the widgets are drawn; the widgets
+then take no ``value=`` of their own (Streamlit warns when both are given). A run's own
+options (``vae.jobs.settings``) or a recipe set the widgets the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import streamlit as st
+
+from vae.job_options import JobOptions
+
+SETTINGS = "train.settings"  # widget key -> value, as this session last left them
+LOADED = "train.loaded"  # the checkpoint folder whose run's settings the widgets were set from
+
+# JobOptions field -> the Train page's widget key
+KEYS = {
+    "size": "train-size",
+    "latent_dim": "train-latent",
+    "conditional": "train-conditional",
+    "epochs": "train-epochs",
+    "batch_size": "train-batch",
+    "lr": "train-lr",
+    "beta": "train-beta",
+    "beta_warmup_epochs": "train-warmup",
+    "free_bits": "train-free",
+    "channels": "train-channels",
+    "device": "train-device",
+    "judge_every": "train-judge-every",
+    "judge": "train-judge",
+}
+INTS = ("latent_dim", "epochs", "batch_size", "judge_every")
+FLOATS = ("lr", "beta", "beta_warmup_epochs", "free_bits")
+
+
+def widget_values(options: JobOptions) -> dict[str, object]:
+    """The widgets' values (by widget key) for ``options``, defaults filled in; numbers as
+    the type their widget holds (a number_input refuses a float where it counts ints)."""
+    full = options.resolved()
+    values: dict[str, object] = {}
+    for name, key in KEYS.items():
+        value = getattr(full, name)
+        if name in INTS:
+            value = int(value)
+        elif name in FLOATS:
+            value = float(value)
+        elif name == "channels":
+            value = ",".join(str(int(c)) for c in value) if value else ""
+        values[key] = value
+    return values
+
+
+def _allowed(key: str, value: object, choices: Mapping[str, Sequence[object]]) -> bool:
+    """Whether a selectbox can show ``value`` (a judge since deleted, a device like cuda:1
+    cannot; the widget then keeps its own)."""
+    return key not in choices or value in choices[key]
+
+
+def set_widgets(values: Mapping[str, object], choices: Mapping[str, Sequence[object]]) -> None:
+    """Put ``values`` into the widgets (call before they are drawn) and keep them."""
+    kept = {k: v for k, v in values.items() if _allowed(k, v, choices)}
+    st.session_state.update(kept)
+    st.session_state[SETTINGS] = {**st.session_state.get(SETTINGS, {}), **kept}
+
+
+def restore(defaults: Mapping[str, object], choices: Mapping[str, Sequence[object]]) -> None:
+    """Give each widget that lost its value (its page was left) the value this session
+    left it with, else ``defaults``; call before the widgets are drawn."""
+    for key, value in {**defaults, **st.session_state.get(SETTINGS, {})}.items():
+        if key not in st.session_state and _allowed(key, value, choices):
+            st.session_state[key] = value
+
+
+def keep() -> None:
+    """Note the widgets' values under our own key; call after they are drawn."""
+    keys = [k for k in KEYS.values() if k in st.session_state]
+    st.session_state[SETTINGS] = {k: st.session_state[k] for k in keys}
+
+
+def load_run(folder: str, options: JobOptions | None, choices) -> None:
+    """Show the settings of the run in ``folder`` once, when the page turns to that folder
+    (a reloaded page re-attaching to a run, or a name typed in): not the page's defaults,
+    nor another run's. Later edits are the user's and stay."""
+    if st.session_state.get(LOADED) == folder:
+        return
+    st.session_state[LOADED] = folder
+    if options is not None:
+        set_widgets(widget_values(options), choices)
