@@ -105,3 +105,21 @@ def test_the_page_refuses_an_fft_size_it_cannot_do(tmp_path: Path):
     feats = F.waveform_to_features(_tone(cfg), cfg).numpy()
     with pytest.raises(subprocess.CalledProcessError):
         _js_griffin_lim(cfg, feats, tmp_path)
+
+
+def test_the_pad_keeps_only_the_newest_exports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Each checkpoint version the page plays is exported once; a page open during a long
+    training must not leave one export per epoch behind."""
+    import os
+
+    from ui import sound_pad
+
+    monkeypatch.setattr(sound_pad, "MODELS", tmp_path)
+    for i in range(12):
+        (tmp_path / f"v{i:02d}").mkdir()
+        os.utime(tmp_path / f"v{i:02d}", (1000 + i, 1000 + i))
+    keep = tmp_path / "v00"  # the one just written (its mtime does not matter)
+    sound_pad._forget_old_exports(keep)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["v00", *(f"v{i:02d}" for i in range(5, 12))]
+    assert len(left) == sound_pad.KEEP_EXPORTS

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ MODELS = FRONTEND / "models"
 INSTALL = "npm ci --prefix ui/sound_pad/frontend"
 SWITCH = "sound_pad.on"  # session key of the pages' "Sound while dragging" toggle
 ENV_SWITCH = "VAE_SOUND_PAD"  # "0" turns the pad off for every session
+KEEP_EXPORTS = 8  # decoders kept in MODELS (checkpoint versions a page has played)
 
 _component = components.declare_component("sound_pad", path=str(FRONTEND))
 
@@ -93,9 +95,22 @@ def _exported(path: str, stamp: float) -> Exported:
     out = MODELS / key
     if not (out / MANIFEST).is_file():
         export_checkpoint(path, out)
+        _forget_old_exports(keep=out)
     info = json.loads((out / MANIFEST).read_text())
     name = info["files"].get("decoder_mix") or info["files"]["decoder"]
     return Exported(f"models/{key}/{name}", info)
+
+
+def _forget_old_exports(keep: Path, newest: int = KEEP_EXPORTS) -> None:
+    """Delete all but the newest exports: each training epoch makes a new model version, and
+    a page open during training would otherwise leave one export (5 MB) per epoch."""
+    found = sorted(
+        (p for p in MODELS.iterdir() if p.is_dir() and p != keep),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in found[newest - 1 :]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def exported(checkpoint: str | Path) -> Exported:
