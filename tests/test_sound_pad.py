@@ -123,3 +123,53 @@ def test_the_pad_keeps_only_the_newest_exports(tmp_path: Path, monkeypatch: pyte
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == ["v00", *(f"v{i:02d}" for i in range(5, 12))]
     assert len(left) == sound_pad.KEEP_EXPORTS
+
+
+def test_the_page_points_where_the_library_points(tmp_path: Path):
+    """Sliders, α (lerp and slerp, nearly parallel and opposite codes too) and the label
+    mix in latent.js give vae.latent's codes."""
+    from vae.latent import along_directions, lerp, slerp
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(16).astype(np.float32)
+    pairs = [
+        (a, rng.standard_normal(16).astype(np.float32)),
+        (a, a * 1.5 + 1e-6),  # nearly parallel: slerp falls back to lerp's weights
+        (a, -a),  # opposite
+    ]
+    ts = [0.0, 0.13, 0.5, 0.87, 1.0]
+    centre = rng.standard_normal(16).astype(np.float32)
+    directions = np.linalg.qr(rng.standard_normal((16, 8)))[0].T.astype(np.float32)  # (8, 16)
+    spread = rng.uniform(0.5, 1.5, 8).astype(np.float32)
+    amounts = rng.uniform(-3, 3, 8).astype(np.float32)
+    residual = (0.01 * rng.standard_normal(16)).astype(np.float32)
+    wa, wb = np.eye(10, dtype=np.float32)[3], np.eye(10, dtype=np.float32)[7]
+    job = {
+        "pairs": [[p.tolist(), q.tolist()] for p, q in pairs],
+        "ts": ts,
+        "centre": centre.tolist(),
+        "directions": directions.tolist(),
+        "spread": spread.tolist(),
+        "amounts": amounts.tolist(),
+        "residual": residual.tolist(),
+        "wa": wa.tolist(),
+        "wb": wb.tolist(),
+    }
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    runner = ROOT / "tests" / "js" / "latent_node.js"
+    subprocess.run(
+        [NODE, str(runner), str(tmp_path / "job.json"), str(tmp_path / "out.json")],
+        check=True,
+        timeout=60,
+    )
+    got = json.loads((tmp_path / "out.json").read_text())
+    for (p, q), result in zip(pairs, got["pairs"], strict=True):
+        pt, qt = torch.from_numpy(p)[None], torch.from_numpy(q)[None]
+        for t, lerped, slerped in zip(ts, result["lerp"], result["slerp"], strict=True):
+            tt = torch.tensor([[t]])
+            np.testing.assert_allclose(lerped, lerp(pt, qt, tt)[0].numpy(), atol=1e-5)
+            np.testing.assert_allclose(slerped, slerp(pt, qt, tt)[0].numpy(), atol=1e-4)
+    expected = along_directions(centre, directions, spread, amounts) + residual
+    np.testing.assert_allclose(got["along"], expected, atol=1e-5)
+    for t, mixed in zip(ts, got["mix"], strict=True):
+        np.testing.assert_allclose(mixed, wa * (1 - t) + wb * t, atol=1e-7)

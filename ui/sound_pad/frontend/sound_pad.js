@@ -59,55 +59,20 @@ function report(extra) {
 // ---- the code the controls point at -------------------------------------------------
 
 function codeAndLabels() {
-  const D = args.latent_dim;
-  const z = new Float32Array(D);
+  // latent.js holds the arithmetic (vae/latent.py's, tested against it).
   let weights = args.label_weights ? Float32Array.from(args.label_weights) : null;
+  let z;
   if (args.mode === "sliders") {
-    const { centre, directions, spread, residual } = args;
-    for (let d = 0; d < D; d++) z[d] = centre[d] + (residual ? residual[d] : 0);
-    for (let k = 0; k < directions.length; k++) {
-      const a = values[k] * spread[k];
-      for (let d = 0; d < D; d++) z[d] += a * directions[k][d];
-    }
+    z = alongDirections(args.centre, args.directions, args.spread, values, args.residual);
   } else if (args.mode === "alpha") {
     const t = values[0];
-    const a = args.code_a, b = args.code_b;
-    if (args.interpolation === "slerp") slerp(a, b, t, z);
-    else for (let d = 0; d < D; d++) z[d] = a[d] + (b[d] - a[d]) * t;
-    if (args.weights_a) {
-      weights = new Float32Array(args.weights_a.length);
-      for (let i = 0; i < weights.length; i++)
-        weights[i] = args.weights_a[i] * (1 - t) + args.weights_b[i] * t;
-    }
+    z = (args.interpolation === "slerp" ? slerp : lerp)(args.code_a, args.code_b, t);
+    if (args.weights_a) weights = mixWeights(args.weights_a, args.weights_b, t);
   } else {
-    const { centre, axes } = args;
-    for (let d = 0; d < D; d++)
-      z[d] = centre[d] + values[0] * axes[0][d] + values[1] * axes[1][d];
+    z = alongDirections(args.centre, args.axes, [1, 1], values, null);
   }
   return { z, weights };
 }
-
-function slerp(a, b, t, out) {
-  // vae.latent.slerp: great circle between the directions, norm moved linearly.
-  const D = a.length;
-  let na = 0, nb = 0, dot = 0;
-  for (let d = 0; d < D; d++) { na += a[d] * a[d]; nb += b[d] * b[d]; }
-  na = Math.sqrt(na); nb = Math.sqrt(nb);
-  const ca = Math.max(na, 1e-12), cb = Math.max(nb, 1e-12);
-  for (let d = 0; d < D; d++) dot += (a[d] / ca) * (b[d] / cb);
-  const omega = Math.acos(Math.min(1, Math.max(-1, dot)));
-  const s = Math.sin(omega);
-  const safe = Math.abs(s) > 1e-4;
-  const wa = safe ? Math.sin((1 - t) * omega) / Math.max(s, 1e-12) : 1 - t;
-  const wb = safe ? Math.sin(t * omega) / Math.max(s, 1e-12) : t;
-  let n = 0;
-  for (let d = 0; d < D; d++) { out[d] = wa * (a[d] / ca) + wb * (b[d] / cb); n += out[d] ** 2; }
-  n = Math.max(Math.sqrt(n), 1e-12);
-  const norm = na + (nb - na) * t;
-  for (let d = 0; d < D; d++) out[d] = (out[d] / n) * norm;
-}
-
-// ---- decoding and sound ----------------------------------------------------------------
 
 // Sounds are made in a worker (sound_worker.js): the page's main thread keeps drawing
 // frames and taking pointer moves meanwhile. One job in flight; moves that come meanwhile
