@@ -20,6 +20,7 @@ from vae import jobs
 from vae.checkpoints import BEST_DIR, CONFIG_FILE, has_checkpoint, pack_checkpoint
 from vae.export import export_name, export_zip
 from vae.model import MODEL_SIZES
+from vae.recipes import DEFAULT, RECIPES
 from vae.workspace import CHECKPOINT_ROOT, list_judges
 
 FOLDER = "train.folder"  # our own session keys: survive leaving the page
@@ -262,7 +263,17 @@ judges = {str(j.path): j.summary for j in list_judges()}
 sizes, devices = list(MODEL_SIZES), ["auto", "cpu", "cuda"]
 choices = {"train-size": sizes, "train-device": devices, "train-judge": list(judges)}
 settings.load_run(name, jobs.settings(folder), choices)
-settings.restore(settings.widget_values(jobs.JobOptions()), choices)
+settings.restore(settings.widget_values(DEFAULT.options), choices)
+recipes = {recipe.name: recipe.options for recipe in RECIPES.values()}
+unseen = ["train-judge"] + ([] if label_names else ["train-conditional"])  # no recipe sets them
+st.session_state[settings.RECIPE] = settings.matching(recipes, unseen)
+recipe = st.selectbox(
+    "Recipe", list(recipes), index=None, key=settings.RECIPE, placeholder="your own settings",
+    on_change=settings.choose_recipe, args=(recipes, choices),
+    help="Sets the parameters below; change any of them after.",
+)  # fmt: skip
+if recipe:
+    st.caption(RECIPES[recipe].summary)
 
 # fmt: off
 with st.expander("Model and training parameters", expanded=not has_checkpoint(folder)):

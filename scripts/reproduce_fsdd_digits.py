@@ -27,10 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vae import storage  # noqa: E402
+from vae.recipes import SHIPPED  # noqa: E402
 
 FSDD = ROOT.parent / "shared/datasets/fsdd/recordings"
-# Training settings of the shipped checkpoint; the model card records them with the figures.
-TRAIN = "--conditional --epochs 60 --latent-dim 16 --beta 3.0 --beta-warmup-epochs 5 --seed 0"
+# Training settings of the shipped checkpoint, from the one recipe the Train page offers too;
+# the model card records them with the figures.
+TRAIN = SHIPPED.arguments()
 MAX_MB = 25
 
 

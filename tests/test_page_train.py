@@ -6,7 +6,9 @@ processes on a copy of the studio workspace."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
+import shlex
 import shutil
 import signal
 import time
@@ -17,9 +19,11 @@ import pytest
 
 from tests.apptest import open_page
 from vae import checkpoints as ck
-from vae import jobs
+from vae import jobs, recipes
+from vae.cli import build_parser
 
 pytest.importorskip("streamlit.testing.v1")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -183,6 +187,61 @@ def test_the_settings_survive_leaving_the_page(workspace: Path) -> None:
     assert at.number_input(key="train-epochs").value == 45
     assert at.number_input(key="train-beta").value == 0.5
     assert at.text_input(key="train-channels").value == "8,16"
+
+
+def _widgets(at) -> dict[str, object]:
+    """The settings the page would train with, as JobOptions field -> value."""
+    numbers = {"epochs": "train-epochs", "latent_dim": "train-latent", "beta": "train-beta",
+               "beta_warmup_epochs": "train-warmup", "batch_size": "train-batch",
+               "lr": "train-lr", "free_bits": "train-free"}  # fmt: skip
+    values = {name: at.number_input(key=key).value for name, key in numbers.items()}
+    values["size"] = at.selectbox(key="train-size").value
+    values["channels"] = at.text_input(key="train-channels").value
+    values["conditional"] = at.checkbox(key="train-conditional").value
+    return values
+
+
+def _recipe_values(options: jobs.JobOptions) -> dict[str, object]:
+    """What ``_widgets`` should read for ``options``: its values, training's defaults else."""
+    full = options.resolved()
+    shown = ("epochs", "latent_dim", "beta", "lr", "beta_warmup_epochs", "batch_size",
+             "free_bits", "size", "conditional")  # fmt: skip
+    return {**{name: getattr(full, name) for name in shown}, "channels": ""}
+
+
+def test_recipes_set_the_widgets_and_the_reproduce_script_uses_the_shipped_one(
+    workspace: Path,
+) -> None:
+    at = open_page("train")
+    assert at.selectbox(key="train-recipe").value == recipes.DEFAULT.name
+    assert _widgets(at) == _recipe_values(recipes.DEFAULT.options)  # not beta 1, unconditional
+    assert _widgets(at)["conditional"] is True and _widgets(at)["beta"] == 3.0
+    for recipe in (recipes.QUICK, recipes.SHIPPED):  # the default first changes to the other
+        at.selectbox(key="train-recipe").set_value(recipe.name).run()
+        assert not at.exception
+        assert _widgets(at) == _recipe_values(recipe.options)
+        assert recipe.summary in [c.value for c in at.caption]
+    assert recipes.QUICK.options.epochs < recipes.SHIPPED.options.epochs == 60
+
+    at.number_input(key="train-epochs").set_value(7).run()  # any value can still be changed
+    assert at.number_input(key="train-epochs").value == 7
+    assert at.selectbox(key="train-recipe").value is None  # now the person's own settings
+    at.selectbox(key="train-recipe").set_value(recipes.SHIPPED.name).run()
+    page = _widgets(at)
+
+    # The reproduce script trains with exactly the page's "as the shipped model"...
+    spec = importlib.util.spec_from_file_location(
+        "reproduce", ROOT / "scripts/reproduce_fsdd_digits.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    args = build_parser().parse_args(["train", "DATA", "--out", "X", *shlex.split(script.TRAIN)])
+    assert args.conditional is page["conditional"] is True
+    for name in ("epochs", "latent_dim", "beta", "beta_warmup_epochs"):
+        assert getattr(args, name) == page[name], name
+    # ...which are the settings the shipped checkpoint was trained with.
+    shipped = jobs.settings(ROOT / "checkpoints" / "fsdd-digits")
+    assert shipped is not None and shipped.resolved() == recipes.SHIPPED.options.resolved()
 
 
 def test_user_errors_show_the_fix(workspace: Path, tmp_path: Path) -> None:

@@ -91,3 +91,24 @@ def load_run(folder: str, options: JobOptions | None, choices) -> None:
     st.session_state[LOADED] = folder
     if options is not None:
         set_widgets(widget_values(options), choices)
+
+
+RECIPE = "train-recipe"  # the recipe box: the recipe the widgets hold, None once changed
+
+
+def choose_recipe(recipes: Mapping[str, JobOptions], choices) -> None:
+    """The recipe box's on_change: the chosen recipe's values into the widgets (a callback
+    runs before the widgets are drawn, when their values may still be set)."""
+    name = st.session_state.get(RECIPE)
+    if name in recipes:
+        set_widgets(widget_values(recipes[name]), choices)
+
+
+def matching(recipes: Mapping[str, JobOptions], ignore: Sequence[str] = ()) -> str | None:
+    """The recipe whose values the widgets hold (widget keys in ``ignore`` aside), or None
+    once the person has changed one: the recipe box then says the settings are their own."""
+    for name, options in recipes.items():
+        wanted = {k: v for k, v in widget_values(options).items() if k not in ignore}
+        if all(st.session_state.get(k) == v for k, v in wanted.items()):
+            return name
+    return None
