@@ -45,19 +45,23 @@ def current_checkpoint() -> Path | None:
 
 
 def _picker(title: str, items: list[Item], key: str, empty: str) -> None:
+    """A sidebar box showing the current item of ``key``: its widget state is set from the
+    choice on every run, since a keyed selectbox ignores ``index`` once it has a value and
+    would go on showing an item another page has since replaced."""
     if not items:
         st.sidebar.caption(f"{title}: {empty}")
         return
     paths = [str(item.path) for item in items]
     summaries = {str(item.path): item.summary for item in items}
     current = _pick(items, key)
+    widget = f"sidebar.{key}"
+    st.session_state[widget] = str(current)
     st.sidebar.selectbox(
         title,
         paths,
-        index=paths.index(str(current)),
-        key=f"sidebar.{key}",
+        key=widget,
         help="\n".join(f"{p}: {s}" for p, s in summaries.items()),
-        on_change=lambda: select(key, st.session_state[f"sidebar.{key}"]),
+        on_change=lambda: select(key, st.session_state[widget]),
     )
     st.sidebar.caption(summaries[str(current)])
 
