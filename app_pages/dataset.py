@@ -2,7 +2,9 @@
 
 Sources land under ``data/sources/`` (uploads, FSDD, the demo set) or stay where they are
 (a folder path). What must outlive a page switch (the chosen source, the last import and
-preprocess, the feature settings) is kept in session_state keys of this page's own.
+preprocess) is kept in session_state keys of this page's own; the feature settings through
+``state.kept``, so the fields show what preprocessing will use even after a run stopped
+before drawing them (an offline download).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from vae.workspace import DATA_ROOT
 
 SOURCES_ROOT = DATA_ROOT / "sources"
 SOURCE, IMPORTED = "dataset.source", "dataset.last_import"
-SUMMARY, SETTINGS = "dataset.last_summary", "dataset.settings"
+SUMMARY = "dataset.last_summary"
 MAX_UPLOAD_MB = st.get_option("server.maxUploadSize")
 N_FFTS = [64, 128, 256, 512, 1024, 2048, 4096]
 PRESET_NOTES = {
@@ -99,16 +101,8 @@ def _preset_values(name: str) -> dict[str, object]:
 
 def _reset_to_preset() -> None:
     """A new preset brings all its values (on_change runs before the widgets are drawn)."""
-    st.session_state.update(_preset_values(st.session_state["dataset.preset"]))
-
-
-def _restore_settings() -> None:
-    """Widget values are dropped on a page switch: bring back the last ones (or a preset's)."""
-    saved = st.session_state.get(SETTINGS, {})
-    preset = saved.get("dataset.preset", "fsdd")
-    defaults = {"dataset.preset": preset, "dataset.labels": "auto", **_preset_values(preset)}
-    for key, value in {**defaults, **saved}.items():
-        st.session_state.setdefault(key, value)
+    for key, value in _preset_values(st.session_state["dataset.preset"]).items():
+        state.keep_value(key, value)
 
 
 def _choose(path: Path) -> None:
@@ -210,15 +204,14 @@ if imported and imported["target"] == str(source) and imported["skipped"]:
 
 # ---------------------------------------------------------------------------- features
 st.subheader("Features")
-_restore_settings()
-st.selectbox(
+preset = st.selectbox(
     "Preset",
     list(PRESETS),
-    key="dataset.preset",
-    on_change=_reset_to_preset,
     help="A starting point; changing it resets the values below.",
+    **state.kept("dataset.preset", "fsdd", list(PRESETS), on_change=_reset_to_preset),
 )
-st.caption(PRESET_NOTES.get(st.session_state["dataset.preset"], ""))
+st.caption(PRESET_NOTES.get(preset, ""))
+defaults = _preset_values(preset)
 cols = st.columns(4)
 for i, (param, (label, low, high, step, text)) in enumerate(NUMBERS.items()):
     cols[i % 4].number_input(
@@ -226,27 +219,24 @@ for i, (param, (label, low, high, step, text)) in enumerate(NUMBERS.items()):
         low,
         high,
         step=step,
-        key=f"dataset.{param}",
         help=text,
         format="%.3f" if param == "clip_seconds" else None,
+        **state.kept(f"dataset.{param}", defaults[f"dataset.{param}"]),
     )
 cols[2].selectbox(
     "FFT size",
     N_FFTS,
-    key="dataset.n_fft",
     help="Samples per analysis window: larger gives finer frequency bins, blurrier timing.",
+    **state.kept("dataset.n_fft", defaults["dataset.n_fft"], N_FFTS),
 )
 cols[3].selectbox(
     "Labels",
     sources.LABEL_RULES,
-    key="dataset.labels",
     help="fsdd: {digit}_{speaker}_{i}.wav names; folder: sub-folder names; "
     "none: unlabelled; auto: the first that fits.",
+    **state.kept("dataset.labels", "auto", list(sources.LABEL_RULES)),
 )
 ss = st.session_state
-st.session_state[SETTINGS] = {
-    k: ss[k] for k in ["dataset.preset", "dataset.labels", *(f"dataset.{p}" for p in PARAMS)]
-}
 try:
     rate = int(ss["dataset.sample_rate"])
     cfg = PRESETS[ss["dataset.preset"]].replace(
@@ -309,6 +299,7 @@ if st.button("Preprocess", key="dataset.preprocess", type="primary"):
             "seconds": done.seconds,
             "per_label": done.per_label,
             "refused": len(done.refused),
+            "features": f"{cfg.n_bins} x {cfg.n_frames} at {cfg.sample_rate} Hz",
         }
         state.select(state.DATASET, out)
         st.rerun()  # the sidebar lists the new dataset
@@ -318,7 +309,8 @@ if summary:
     out = Path(summary["out"])
     st.success(
         f"Kept {summary['kept']} clips from {summary['files']} files in "
-        f"{summary['seconds']:.1f} s -> `{out}`; it is now the current dataset "
+        f"{summary['seconds']:.1f} s -> `{out}` ({summary.get('features', '')}); "
+        "it is now the current dataset "
         "(train it on the **Train** page)."
     )
     if summary["per_label"]:

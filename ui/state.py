@@ -6,8 +6,9 @@ The choice lives in ``st.session_state`` under keys of our own, so it survives p
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
@@ -71,6 +72,55 @@ def sidebar() -> None:
     st.sidebar.header("Workspace")
     _picker("Dataset", list_datasets(), DATASET, "none yet (make one on the Dataset page)")
     _picker("Checkpoint", list_checkpoints(), CHECKPOINT, "none yet (train one on the Train page)")
+
+
+# Choices that outlive their page (a projection, a label, a preset): widget key -> value.
+# Written only through ``kept`` and its on_change.
+KEPT = "studio.kept"
+
+
+def _remember(widget_key: str, then: Callable[[], None] | None) -> None:
+    st.session_state.setdefault(KEPT, {})[widget_key] = st.session_state[widget_key]
+    if then is not None:
+        then()
+
+
+def kept(
+    widget_key: str,
+    default: Any,
+    options: Sequence[Any] | None = None,
+    on_change: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """The ``key`` and ``on_change`` arguments of a widget whose value outlives its page.
+
+    Call just before drawing the widget, and pass no default to the widget itself. The value
+    lives under ``KEPT`` and is written to the widget's key on every run: a keyed widget's
+    value is dropped when its page is left (or a run stops before it is drawn), and a
+    redrawn one otherwise shows its default in the browser while the server holds another.
+    A stored value no longer among ``options`` falls back to ``default``; ``on_change`` runs
+    after the new value is stored.
+
+    Returns:
+        ``{"key", "on_change", "args"}`` to unpack into the widget call.
+    """
+    store = st.session_state.setdefault(KEPT, {})
+    value = store.get(widget_key, default)
+    if options is not None and value not in options:
+        value = default
+    store[widget_key] = st.session_state[widget_key] = value
+    return {"key": widget_key, "on_change": _remember, "args": (widget_key, on_change)}
+
+
+def kept_value(widget_key: str, default: Any = None) -> Any:
+    """The kept value of ``widget_key`` (as ``kept`` stores it), e.g. for a callback that
+    runs before the widget is drawn."""
+    return st.session_state.get(KEPT, {}).get(widget_key, default)
+
+
+def keep_value(widget_key: str, value: Any) -> None:
+    """Store ``value`` for ``widget_key`` from code (a preset, a callback): the widget shows
+    it on its next drawing."""
+    st.session_state.setdefault(KEPT, {})[widget_key] = value
 
 
 def require_dataset() -> Path:
