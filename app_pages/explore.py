@@ -230,9 +230,16 @@ with controls:
     colour = colour_col.radio(
         "Colour by",
         ["label", "speaker"] if has_speakers else ["label"],
+        index=1 if synth.conditional and has_speakers else 0,  # labels: one cloud, see below
         horizontal=True,
         key="explore-colour",
     )
+    if synth.conditional and colour == "label":
+        colour_col.caption(
+            "A conditional model is given the label, so its code leaves the label out: "
+            "coloured by label the map is one even cloud"
+            + (", by speaker it shows what the code holds." if has_speakers else ".")
+        )
     st.selectbox(
         "Clip",
         ids,

@@ -7,6 +7,7 @@ import io
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,7 +80,7 @@ def test_map_draws_every_clip_and_picking_one_plays_original_and_reconstruction(
     at = explore_at()
     traces = _map(at)
     assert sorted(_coords(traces)) == sorted(demo_ids) and len(demo_ids) == 30
-    assert len(_clip_traces(traces)) == 5  # coloured by the 5 labels
+    assert len(_clip_traces(traces)) == 3  # a conditional model: coloured by its 3 speakers
     assert all(math.isfinite(v) for xy in _coords(traces).values() for v in xy)
     assert len(at.get("audio")) == 0 and not at.metric  # nothing picked yet
 
@@ -159,6 +160,43 @@ def test_colour_by_speaker_uses_the_speakers_in_the_file_names(studio_root, monk
     assert sum(len(_values(t["customdata"])) for t in groups) == 30
 
 
+def test_a_conditional_model_is_coloured_by_speaker_and_says_why_not_by_label(
+    studio_root, tmp_path, monkeypatch
+):
+    """The demo checkpoint is conditional: the decoder is given the label, so the code
+    leaves it out and coloured by label the map is one even cloud. An unconditional
+    model of the same clips still opens coloured by label, with no such note."""
+    from vae.train import TrainConfig, train
+
+    monkeypatch.chdir(studio_root)
+    at = open_page("explore")
+    assert at.radio(key="explore-colour").value == "speaker"
+    assert sorted(t["name"] for t in _clip_traces(_map(at))) == ["ann", "bo", "cy"]
+    assert not any("one even cloud" in c.value for c in at.caption)
+    at.radio(key="explore-colour").set_value("label").run()
+    assert not at.exception
+    assert len(_clip_traces(_map(at))) == 5
+    note = [c.value for c in at.caption if "one even cloud" in c.value]
+    assert note and note[0].startswith("A conditional model is given the label")
+    assert "by speaker it shows what the code holds" in note[0]
+
+    root = tmp_path / "studio"  # a copy: the shared workspace is read only
+    shutil.copytree(studio_root, root)
+    monkeypatch.chdir(root)
+    plain = Path("checkpoints") / "plain"
+    train(
+        Path("data") / "demo",
+        plain,
+        train_config=TrainConfig(epochs=1, batch_size=8, log_every=0, device="cpu", threads=1),
+        model_overrides={"channels": (8, 16), "latent_dim": 4},
+    )
+    at = open_page("explore", **{"studio.checkpoint": str(plain)})
+    assert not at.exception, at.exception
+    assert at.radio(key="explore-colour").value == "label"
+    assert len(_clip_traces(_map(at))) == 5
+    assert not any("one even cloud" in c.value for c in at.caption)
+
+
 def test_an_uploaded_clip_is_encoded_and_placed_on_the_map(explore_at, write_tone, tmp_path):
     at = explore_at()
     wav = write_tone(tmp_path / "my tone.wav", seconds=0.6, freq=330.0).read_bytes()
@@ -185,7 +223,7 @@ def test_an_unreadable_upload_says_what_to_upload(explore_at):
     assert len(at.error) == 1
     assert "notes.wav" in at.error[0].value and "upload a WAV" in at.error[0].value
     assert "/tmp" not in at.error[0].value
-    assert len(_clip_traces(_map(at))) == 5  # the map still draws
+    assert len(_clip_traces(_map(at))) == 3  # the map still draws
 
 
 def test_without_the_dataset_the_map_draws_and_reconstructions_play(
@@ -202,6 +240,7 @@ def test_without_the_dataset_the_map_draws_and_reconstructions_play(
     assert any("preprocess the dataset to hear originals" in c.value for c in at.caption)
     assert _heatmap_counts(at) == [1]
     assert at.radio(key="explore-colour").options == ["label"]
+    assert any(c.value.endswith("the map is one even cloud.") for c in at.caption)  # no speakers
 
 
 def test_a_missing_latents_file_is_an_error_with_the_fix(studio_root, tmp_path, monkeypatch):
