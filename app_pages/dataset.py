@@ -106,7 +106,9 @@ def _reset_to_preset() -> None:
 
 
 def _choose(path: Path) -> None:
+    """Make ``path`` the source; the last preprocess's result was another source's."""
     st.session_state[SOURCE] = str(path)
+    st.session_state.pop(SUMMARY, None)
     st.session_state["dataset.name"] = path.name
 
 

@@ -4,13 +4,17 @@ Each end is a dataset clip (or a stored code), an upload, a recording made here,
 of your own sent from Explore ("Morph from this" / "Morph to this").
 """
 
+import hashlib
+
 import streamlit as st
 
 from ui import cache, figures, sound_pad, state, widgets
 from vae.audio import wav_bytes
+from vae.inference import Clip
 from vae.latent import to_directions
 
-MORPH = "interp.morph"  # (file name, WAV bytes) of the last morph made
+MORPH = "interp.morph"  # (file name, WAV bytes, seconds) of the last morph made
+MORPH_FOR = "interp.morph-for"  # what it was made for: shown only while the page still says so
 ALPHA = "interp.alpha"  # α, kept whether the sound pad or the page's slider moves it
 ANY = "any label"
 FROM_EXPLORE = "from Explore"
@@ -36,6 +40,13 @@ elif latents is not None:
     ]
 else:
     LISTED, listed_ids, listed_labels = None, [], []
+
+
+def _identity(clip: Clip) -> tuple:
+    """What tells one end from another: its name, label and a digest of its features
+    (two uploads may share a name)."""
+    digest = hashlib.sha1(clip.features.numpy().tobytes()).hexdigest()
+    return clip.name, clip.label, digest
 
 
 def _listed_clip(clip_id: str):
@@ -202,6 +213,7 @@ if LISTED:
         help="the morph goes A -> each of these in turn -> B, every leg with the steps above "
         "(e.g. several segments of music)",
     )
+made_for = (_identity(a), _identity(b), mode, int(steps), tuple(via_ids))
 if st.button("Make the morph", key="interp-morph", icon=":material/graphic_eq:"):
     with st.spinner(f"Decoding {steps} steps per leg..."), widgets.user_errors():
         route = [a, *(_listed_clip(i) for i in via_ids), b]
@@ -209,7 +221,8 @@ if st.button("Make the morph", key="interp-morph", icon=":material/graphic_eq:")
     via = f"-via-{len(via_ids)}" if via_ids else ""
     name = f"morph-{a.name}-to-{b.name}{via}-{mode}-{steps}.wav"
     st.session_state[MORPH] = (name, wav_bytes(morph, sr), len(morph) / sr)
-if MORPH in st.session_state:
+    st.session_state[MORPH_FOR] = made_for
+if MORPH in st.session_state and st.session_state.get(MORPH_FOR) == made_for:
     name, data, seconds = st.session_state[MORPH]
     st.audio(data, format="audio/wav")
     st.download_button(

@@ -86,6 +86,36 @@ def test_make_morph_offers_a_wav_of_every_step_crossfaded(at):
     assert at.get("download_button")[0].proto.label.startswith("Download morph-")
 
 
+def test_a_morph_is_offered_only_for_the_ends_and_settings_it_was_made_for(at):
+    """Issue 15 item 5: the player and download of the last pair stayed after A changed."""
+    at.number_input(key="interp-steps").set_value(3).run()
+    at.button(key="interp-morph").click().run()
+    made = at.session_state["interp.morph"]
+    assert len(audio_urls(at)) == 4 and len(at.get("download_button")) == 1  # A, mix, B, morph
+    first_a = at.selectbox(key="interp-a-clip").value
+    other = next(o for o in at.selectbox(key="interp-a-clip").options if o != first_a)
+    for change, undo in [
+        (
+            lambda: at.selectbox(key="interp-a-clip").set_value(other),
+            lambda: at.selectbox(key="interp-a-clip").set_value(first_a),
+        ),
+        (
+            lambda: at.radio(key="interp-mode").set_value("slerp"),
+            lambda: at.radio(key="interp-mode").set_value("lerp"),
+        ),
+        (
+            lambda: at.number_input(key="interp-steps").set_value(4),
+            lambda: at.number_input(key="interp-steps").set_value(3),
+        ),
+    ]:
+        change().run()
+        assert not at.exception
+        assert len(audio_urls(at)) == 3 and not at.get("download_button")  # no stale morph
+        undo().run()
+        assert len(audio_urls(at)) == 4 and len(at.get("download_button")) == 1
+        assert at.session_state["interp.morph"] == made  # the same morph, offered again
+
+
 def test_a_morph_can_pass_through_more_clips_on_its_way(at):
     via = at.multiselect(key="interp-via")
     at.number_input(key="interp-steps").set_value(3).run()
