@@ -21,7 +21,14 @@ from plotly.colors import qualitative
 from ui import cache, sound_pad
 from ui.figures import latent_map, spectrograms
 from ui.state import hand_over, remember_selection, require_checkpoint, selected_clips
-from ui.widgets import clip_from_upload, download_wav, play, user_errors
+from ui.widgets import (
+    clip_from_upload,
+    download_wav,
+    label_from_upload,
+    label_note,
+    play,
+    user_errors,
+)
 from vae.audio import wav_bytes
 from vae.checkpoints import LATENTS_FILE
 from vae.inference import Clip, Synthesiser
@@ -252,8 +259,9 @@ with upload_col:
     upload = st.file_uploader("Place a clip of your own", key=UPLOAD_KEY)
     # the browser's own rate: the audio reader resamples recordings as it does uploads
     recording = st.audio_input("...or record one", key=RECORD_KEY, sample_rate=None)
-    upload_label = None
+    upload_label = named = None
     if synth.conditional:
+        named = label_from_upload(upload, names, "explore-upload-label")
         upload_label = st.selectbox(
             "Its label (the model is conditional)", names, key="explore-upload-label"
         )
@@ -311,7 +319,8 @@ if current is not None:
 for key, heading, clip, z, _ in mine.values():
     st.subheader(heading)
     if synth.conditional:
-        st.caption(f"Encoded and reconstructed as label {names[clip.label]!r} (change it above).")
+        from_name = named if key == "upload" else None
+        st.caption(label_note(names[clip.label], from_name, upload.name if upload else ""))
     recon = synth.decode(z, [clip.label])[0]
     _show_pair(key, synth, (clip.wave, clip.features.numpy()), recon)
     from_col, to_col, _ = st.columns([1, 1, 3])

@@ -99,15 +99,20 @@ def _own_end(side: str, source: str):
         file = st.audio_input(
             f"Record clip {side.upper()}", key=f"interp-{side}-record", sample_rate=None
         )
-    label = None
+    label = named = None
     if synth.conditional:
+        upload = file if source == "upload" else None
+        named = widgets.label_from_upload(upload, synth.label_names, f"interp-{side}-ulabel")
         label = st.selectbox("Its label", synth.label_names, key=f"interp-{side}-ulabel")
     if file is None:
         st.caption(f"{source.capitalize()} a clip, or pick one from the dataset.")
         return None
     name = f"recording-{side}" if source == "record" else None
     with widgets.user_errors():
-        return widgets.clip_from_upload(synth, file, label, name)
+        clip = widgets.clip_from_upload(synth, file, label, name)
+    if synth.conditional:
+        st.caption(widgets.label_note(label, named, file.name))
+    return clip
 
 
 st.caption(

@@ -215,6 +215,26 @@ def test_an_uploaded_clip_is_encoded_and_placed_on_the_map(explore_at, write_ton
     assert "my tone.wav" in at.subheader[-1].value
 
 
+def test_an_uploads_label_comes_from_its_name_until_the_user_changes_it(
+    explore_at, write_tone, tmp_path
+):
+    """Issue 15 item 6: an upload named by a label rule ({label}_{speaker}_{i}) is encoded
+    with that label, not the box's first one, and the page says which label it used."""
+    at = explore_at()
+    box = at.selectbox(key="explore-upload-label")
+    assert box.value == box.options[0] == "falling"
+    wav = write_tone(tmp_path / "rising_me_1.wav", seconds=0.6, freq=330.0).read_bytes()
+    at.file_uploader(key="explore-upload").set_value(("rising_me_1.wav", wav, "audio/wav")).run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="explore-upload-label").value == "rising"
+    captions = [c.value for c in at.caption]
+    said = "Encoded and reconstructed as label 'rising' (read from the name rising_me_1.wav; "
+    assert said + "change it above)." in captions
+    at.selectbox(key="explore-upload-label").set_value("tone").run()  # the user's word wins
+    assert at.selectbox(key="explore-upload-label").value == "tone"
+    assert any("as label 'tone' (the box above" in c.value for c in at.caption)
+
+
 def test_an_unreadable_upload_says_what_to_upload(explore_at):
     at = explore_at()
     at.file_uploader(key="explore-upload").set_value(("notes.wav", b"not audio", "audio/wav"))

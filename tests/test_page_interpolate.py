@@ -166,6 +166,28 @@ def test_an_uploaded_clip_can_be_an_end_and_bad_uploads_say_why(at, write_tone, 
     ]
 
 
+def test_an_uploads_label_is_read_from_its_name_and_used(studio_root, at, write_tone, tmp_path):
+    """Issue 15 item 6: "Its label" starts at the label the name gives, and A's
+    reconstruction (the mix at α = 0) is made with it."""
+    wav = write_tone(tmp_path / "pulses_me_3.wav", seconds=0.6, freq=330.0)
+    at.radio(key="interp-a-source").set_value("upload").run()
+    assert at.selectbox(key="interp-a-ulabel").value == "falling"  # the first, before a file
+    at.file_uploader(key="interp-a-upload").upload("pulses_me_3.wav", wav.read_bytes(), "audio/wav")
+    at.run()
+    at.slider(key="interp-alpha").set_value(0.0).run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="interp-a-ulabel").value == "pulses"
+    assert any(
+        "as label 'pulses' (read from the name pulses_me_3.wav" in c.value for c in at.caption
+    )
+    synth = Synthesiser.load(studio_root / "checkpoints" / "demo")
+    clip = synth.clip_from_file(wav, "pulses")
+    recon = synth.reconstruct(clip.features[None], [clip.label])[0].numpy()
+    np.testing.assert_allclose(panels(at)[1], recon, atol=1e-4)
+    other = synth.reconstruct(clip.features[None], [synth.label_index("falling")])[0].numpy()
+    assert np.abs(recon - other).max() > 0.01  # the label matters to what is heard
+
+
 def test_a_recording_can_be_an_end(studio_root, at, recording_wav):
     """A browser's recording (48 kHz WAV) as B, labelled with the first label by default."""
     at.radio(key="interp-b-source").set_value("record").run()

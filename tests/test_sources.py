@@ -94,6 +94,22 @@ def _file_bytes(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("3_george_1.mp3", "3"),  # FSDD's rule
+        ("recordings/7_theo_12.wav", "7"),
+        ("rising_bo_2.wav", "rising"),  # the demo set's file, out of its folder
+        ("12_george_1.wav", None),  # not one of the model's labels
+        ("3-george.wav", None),
+        ("my tone.wav", None),
+    ],
+)
+def test_label_from_a_file_name(name: str, label: str | None) -> None:
+    names = [str(d) for d in range(10)] + ["rising", "tone"]
+    assert sources.label_from_name(name, names) == label
+
+
 def test_demo_set_layout_labels_and_determinism(tmp_path: Path) -> None:
     calls: list[tuple[int, int]] = []
     a = sources.make_demo_set(

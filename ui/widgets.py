@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from vae.audio import wav_bytes
 from vae.inference import Clip, Synthesiser
+from vae.sources import label_from_name
 
 
 def play(wave: np.ndarray, sample_rate: int, caption: str | None = None) -> None:
@@ -57,6 +58,32 @@ def clip_from_upload(
             message = str(err).replace(str(path), upload.name)
             raise ValueError(f"{message}; upload a WAV, FLAC or OGG file") from None
     return dataclasses.replace(clip, name=name or Path(upload.name).stem)
+
+
+def label_from_upload(
+    upload: UploadedFile | None, label_names: Sequence[str], widget_key: str
+) -> str | None:
+    """Point the label box ``widget_key`` at the label the upload's name gives (FSDD's
+    ``3_george_1.mp3`` is a "3"), once per new file so that the user can still change it.
+    Call before drawing the box.
+
+    Returns:
+        The label the name gives, or None (no upload, or a name no label rule reads).
+    """
+    if upload is None:
+        return None
+    named = label_from_name(upload.name, label_names)
+    seen, this = f"{widget_key}.named-for", (upload.name, upload.size)
+    if named is not None and st.session_state.get(seen) != this:
+        st.session_state[widget_key] = named
+    st.session_state[seen] = this
+    return named
+
+
+def label_note(label: str, named: str | None, file_name: str) -> str:
+    """Which label a clip of the user's own was encoded with, and where it came from."""
+    origin = f"read from the name {file_name}" if label == named else "the box above"
+    return f"Encoded and reconstructed as label {label!r} ({origin}; change it above)."
 
 
 def progress_bar(text: str, scale: float = 1.0, unit: str = "") -> Callable[[int, int], None]:

@@ -22,6 +22,8 @@ LABEL_RULES = ("auto", "fsdd", "folder", "none")
 FSDD_PATTERN = re.compile(r"^(\d+)_([A-Za-z0-9-]+)_(\d+)\.\w+$")
 # {anything}_{speaker}_{i}.ext inside a label folder (the demo set, FSDD sorted into folders)
 SPEAKER_PATTERN = re.compile(r"^[^_]+_([A-Za-z0-9-]+)_\d+\.\w+$")
+# {label}_{speaker}_{i}.ext: FSDD's names, and the demo set's files out of their folders
+NAMED_PATTERN = re.compile(r"^([^_]+)_[A-Za-z0-9-]+_\d+\.\w+$")
 
 DEMO_CLASSES = ("rising", "falling", "tone", "pulses", "noise")
 # name -> (pitch multiplier, harmonic brightness): each "speaker" has its own register and timbre.
@@ -107,6 +109,19 @@ def label_for(path: Path, root: Path, rule: str) -> tuple[str, str]:
     if rule == "none":
         return "", ""
     raise ValueError("label rule 'auto' must be resolved first with resolve_label_rule")
+
+
+def label_from_name(name: str, label_names: Sequence[str]) -> str | None:
+    """The label a lone file's name gives, so an upload needs no folder to be labelled.
+
+    ``{label}_{speaker}_{i}.ext`` (FSDD's ``3_george_1.wav``, the demo set's
+    ``rising_bo_2.wav``) gives ``label`` when it is one of ``label_names``; any other name
+    gives None.
+    """
+    match = NAMED_PATTERN.match(os.path.basename(name))
+    if match and match.group(1) in label_names:
+        return match.group(1)
+    return None
 
 
 # ---------------------------------------------------------------------------- demo set
