@@ -20,13 +20,14 @@ from plotly.colors import qualitative
 
 from ui import cache, sound_pad
 from ui.figures import latent_map, spectrograms
-from ui.state import hand_over, remember_selection, require_checkpoint, selected_clips
+from ui.state import hand_over, kept, remember_selection, require_checkpoint, selected_clips
 from ui.widgets import (
     clip_from_upload,
     download_wav,
     label_from_upload,
     label_note,
     play,
+    timed,
     user_errors,
 )
 from vae.audio import wav_bytes
@@ -44,10 +45,25 @@ ROUTE_FILE = "route-morph.wav"
 PAD_XY = "explore.pad-xy"  # where the sound pad's point was let go, on the PCA plane
 
 
-@st.cache_resource(max_entries=8, show_spinner="Projecting the latent means...")
+# t-SNE of the 3,000 FSDD codes took about 45 s on a 2-core machine: the bar's estimate.
+TSNE_SECONDS_PER_CLIP = 45 / 3000
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
 def _projection(path: str, stamp: float, method: str) -> Projection:
-    """One map per checkpoint, latents.npz version (``stamp``) and method: t-SNE takes seconds."""
+    """One map per checkpoint, latents.npz version (``stamp``) and method, shared by every
+    session: t-SNE is computed once, then served from here."""
     return project(cache.latents(path)["means"], method, seed=0)
+
+
+def _map_of(method: str, stamp: float) -> Projection:
+    """The map by ``method``; the first t-SNE of a checkpoint fills a bar against its expected
+    time (sklearn reports no progress), later ones come from the cache at once."""
+    if method == "pca":
+        return _projection(str(ckpt), stamp, method)
+    expected = max(2.0, TSNE_SECONDS_PER_CLIP * len(ids))
+    text = f"t-SNE of {len(ids):,} codes, once per checkpoint (then kept):"
+    return timed(lambda: _projection(str(ckpt), stamp, method), text, expected)
 
 
 def _show_pair(name: str, synth: Synthesiser, original: tuple | None, recon: torch.Tensor) -> None:
@@ -179,7 +195,9 @@ def _play_the_map(pca: Projection, point_labels: np.ndarray) -> None:
         return
     label = -1
     if synth.conditional:
-        label = names.index(st.selectbox("Say", names, key="explore-pad-label"))
+        label = names.index(
+            st.selectbox("Say", names, **kept("explore-pad-label", names[0], names))
+        )
     st.caption(
         "Drag over the plane of the first two principal axes (the PCA map): each point is the "
         "code centre + x PC1 + y PC2, decoded and made into sound in this browser as you move."
@@ -231,15 +249,16 @@ with controls:
         list(METHOD_NAMES),
         format_func=METHOD_NAMES.get,
         horizontal=True,
-        key="explore-method",
+        **kept("explore-method", "pca", list(METHOD_NAMES)),
     )
     has_speakers = ds is not None and any(ds.speakers)  # folder labels name no speakers
+    colourings = ["label", "speaker"] if has_speakers else ["label"]
+    by_speaker = synth.conditional and has_speakers  # by label: one cloud, see below
     colour = colour_col.radio(
         "Colour by",
-        ["label", "speaker"] if has_speakers else ["label"],
-        index=1 if synth.conditional and has_speakers else 0,  # labels: one cloud, see below
+        colourings,
         horizontal=True,
-        key="explore-colour",
+        **kept("explore-colour", colourings[by_speaker], colourings),
     )
     if synth.conditional and colour == "label":
         colour_col.caption(
@@ -269,7 +288,7 @@ with upload_col:
 # ---- work
 with user_errors():
     stamp = (ckpt / LATENTS_FILE).stat().st_mtime
-    proj = _projection(str(ckpt), stamp, method)
+    proj = _map_of(method, stamp)
 groups = ds.speakers if colour == "speaker" and has_speakers else labels
 mine = {}  # map name -> (key, heading, clip, code (1, D), map point (2,)): your own clips
 for key, file, heading in (
@@ -331,5 +350,5 @@ for key, heading, clip, z, _ in mine.values():
 
 if sound_pad.in_a_browser():  # AppTest has no page to play in
     with user_errors(stop=False):
-        pca = proj if method == "pca" else _projection(str(ckpt), stamp, "pca")
+        pca = proj if method == "pca" else _map_of("pca", stamp)
         _play_the_map(pca, lat["labels"])

@@ -138,7 +138,9 @@ if a is None or b is None:
     st.stop()
 
 alpha_col, mode_col = st.columns([3, 1])
-mode = mode_col.radio("Path", ["lerp", "slerp"], key="interp-mode", horizontal=True)
+mode = mode_col.radio(
+    "Path", ["lerp", "slerp"], horizontal=True, **state.kept("interp-mode", "lerp")
+)
 with alpha_col:
     st.session_state.setdefault(ALPHA, 0.5)
     if sound_pad.toggle(synth):
@@ -205,9 +207,8 @@ steps = st.number_input(
     "Steps from A to B (each leg)",
     3,
     64,
-    8,
-    key="interp-steps",
     help="clips decoded along the path, crossfaded 50 ms into one WAV",
+    **state.kept("interp-steps", 8),
 )
 via_ids = []
 if LISTED:

@@ -55,26 +55,24 @@ st.caption(
 )
 controls, output = st.columns([1, 2])
 with controls:
-    mode = st.radio(
-        "Move along", ["main directions", "raw dimensions"], key="synth-mode", horizontal=True
-    )
+    modes = ["main directions", "raw dimensions"]
+    mode = st.radio("Move along", modes, horizontal=True, **state.kept("synth-mode", modes[0]))
     label = None
     if synth.conditional:
         label = st.selectbox(
             "Say",
             synth.label_names,
-            key="synth-label",
             help="the label this conditional model generates",
+            **state.kept("synth-label", synth.label_names[0], synth.label_names),
         )
     left, right = st.columns(2)
     left.slider(
         "Temperature",
         0.1,
         2.0,
-        1.0,
-        0.1,
-        key="synth-temperature",
+        step=0.1,
         help="scale of the random draw: low is typical, high is adventurous",
+        **state.kept("synth-temperature", 1.0),
     )
     left.button("Random sample", key="synth-random", on_click=_random, icon=":material/casino:")
     right.button("Back to the centre", key="synth-reset", on_click=_reset)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from streamlit.testing.v1 import AppTest
 
 from tests.apptest import chart_traces, forget_training_data, open_page
 from vae.audio import crossfade_concat
@@ -213,6 +214,45 @@ def test_an_uploaded_clip_is_encoded_and_placed_on_the_map(explore_at, write_ton
     assert len(at.get("audio")) == 2  # the upload and its reconstruction
     assert _heatmap_counts(at) == [3]
     assert "my tone.wav" in at.subheader[-1].value
+
+
+def test_the_projection_and_colouring_survive_a_page_switch(explore_at, demo_ids):
+    """Issue 15 item 7: t-SNE went back to PCA after a visit to another page."""
+    at = explore_at()
+    at.radio(key="explore-method").set_value("tsne").run()
+    tsne = _coords(_map(at))
+    at.switch_page("app_pages/synthesise.py")
+    at.run()
+    at.switch_page("app_pages/explore.py")
+    at.run()
+    assert not at.exception
+    assert at.radio(key="explore-method").value == "tsne"
+    assert _coords(_map(at)) == tsne  # the same map, from the cache
+    layout = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
+    assert layout["xaxis"]["title"]["text"] == "t-SNE 1"
+
+
+def test_timed_work_returns_its_value_raises_its_error_and_leaves_no_bar():
+    """The bar t-SNE fills while it runs (ui.widgets.timed): the work's value or error comes
+    back to the script thread, and the bar is gone once it is done."""
+
+    def script() -> None:
+        import time
+
+        import streamlit as st
+
+        from ui.widgets import timed
+
+        st.write(f"got {timed(lambda: (time.sleep(1.2), 42)[1], 'slow:', 2.0)}")
+        try:
+            timed(lambda: 1 / 0, "failing:", 1.0)
+        except ZeroDivisionError:
+            st.write("raised here")
+
+    at = AppTest.from_function(script, default_timeout=30).run()
+    assert not at.exception
+    assert [m.value for m in at.markdown] == ["got 42", "raised here"]
+    assert not at.get("progress")
 
 
 def test_an_uploads_label_comes_from_its_name_until_the_user_changes_it(

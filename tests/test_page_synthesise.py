@@ -4,8 +4,10 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from tests.apptest import audio_urls, chart_traces, open_page
+from vae.inference import Synthesiser
 
 
 def spectrogram(at) -> np.ndarray:
@@ -96,3 +98,24 @@ def test_random_sample_draws_from_the_learned_prior_and_says_so(at):
     drawn = synth.sample_codes(1, label, temperature=1.0, seed=1)[0].numpy()
     raw = [at.session_state[f"synth-dim-{i}"] for i in range(synth.latent_dim)]
     np.testing.assert_allclose(raw, np.clip(drawn, -3, 3).round(2), atol=1e-6)
+
+
+def test_the_pages_choices_survive_a_page_switch(studio_root, at):
+    """Issue 15 item 7: "Say", the temperature and the mode came back at their defaults
+    after a visit to another page (a keyed widget's value is dropped when its page is left)."""
+    at.selectbox(key="synth-label").set_value("pulses").run()
+    at.slider(key="synth-temperature").set_value(0.5).run()
+    at.radio(key="synth-mode").set_value("raw dimensions").run()
+    chosen = spectrogram(at)
+    at.switch_page("app_pages/explore.py")
+    at.run()
+    at.switch_page("app_pages/synthesise.py")
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="synth-label").value == "pulses"
+    assert at.slider(key="synth-temperature").value == 0.5
+    assert at.radio(key="synth-mode").value == "raw dimensions"
+    np.testing.assert_allclose(spectrogram(at), chosen, atol=1e-6)  # the same sound
+    synth = Synthesiser.load(studio_root / "checkpoints" / "demo")
+    said = synth.decode(torch.zeros(1, synth.latent_dim), [synth.label_index("pulses")])[0]
+    np.testing.assert_allclose(chosen, said.numpy(), atol=1e-5)  # z = 0 said as "pulses"

@@ -103,11 +103,10 @@ def kept(
     Returns:
         ``{"key", "on_change", "args"}`` to unpack into the widget call.
     """
-    store = st.session_state.setdefault(KEPT, {})
-    value = store.get(widget_key, default)
+    value = st.session_state.get(KEPT, {}).get(widget_key, default)
     if options is not None and value not in options:
         value = default
-    store[widget_key] = st.session_state[widget_key] = value
+    st.session_state[widget_key] = value  # a default stays one: stored only when chosen
     return {"key": widget_key, "on_change": _remember, "args": (widget_key, on_change)}
 
 

@@ -5,16 +5,22 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import streamlit as st
+from streamlit.runtime.scriptrunner import add_script_run_ctx
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from vae.audio import wav_bytes
 from vae.inference import Clip, Synthesiser
 from vae.sources import label_from_name
+
+T = TypeVar("T")
 
 
 def play(wave: np.ndarray, sample_rate: int, caption: str | None = None) -> None:
@@ -101,3 +107,35 @@ def progress_bar(text: str, scale: float = 1.0, unit: str = "") -> Callable[[int
             bar.progress(min(pct, 100) / 100, f"{text} {amount}{unit}")
 
     return update
+
+
+def timed(work: Callable[[], T], text: str, expected_s: float, quiet_s: float = 0.5) -> T:
+    """Run ``work``, which reports no progress of its own (sklearn's t-SNE), while a bar fills
+    against the time it is expected to take: a long first wait is not a bare spinner.
+
+    The work runs in a worker thread that draws nothing; this script thread draws the bar.
+    A call done within ``quiet_s`` (a cache hit) shows nothing. Errors are raised here.
+    """
+    done: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            done["value"] = work()
+        except BaseException as err:  # noqa: BLE001 - raised again in the script thread
+            done["error"] = err
+
+    worker = threading.Thread(target=run, daemon=True)
+    add_script_run_ctx(worker)  # a cached function called in it looks for the session
+    worker.start()
+    worker.join(quiet_s)
+    if worker.is_alive():
+        bar, start = st.progress(0.0, text), time.monotonic() - quiet_s
+        while worker.is_alive():
+            worker.join(0.25)
+            elapsed = time.monotonic() - start
+            note = f"{text} {elapsed:.0f} s of about {expected_s:.0f} s"
+            bar.progress(min(elapsed / expected_s, 0.99), note)
+        bar.empty()
+    if "error" in done:
+        raise done["error"]  # type: ignore[misc]
+    return done["value"]  # type: ignore[return-value]
