@@ -178,3 +178,20 @@ def test_the_sidebar_follows_a_new_dataset(page):
     choose(page, box, "data/first")  # the sidebar's choice makes it current
     assert current_dataset(page) == "data/first"
     assert field(page, box) == "data/first"
+
+
+def test_a_morph_is_not_offered_for_ends_it_was_not_made_for(page):
+    """Issue 15 item 5 on Interpolate: the player and download of the last morph stayed
+    after the path changed."""
+    go(page, "Interpolate")
+    click(page, "interp-morph")
+    download = page.locator(f"{key('interp-download')} button")
+    download.wait_for()
+    assert download.inner_text().startswith("Download morph-")
+    page.locator(key("interp-mode")).get_by_text("slerp").click()
+    settle(page)
+    shot(page, "first-minutes-interpolate")
+    download.wait_for(state="detached", timeout=30_000)
+    page.locator(key("interp-mode")).get_by_text("lerp", exact=True).click()
+    settle(page)
+    download.wait_for(timeout=30_000)  # the same ends and path again: the same morph
