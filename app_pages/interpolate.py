@@ -6,12 +6,13 @@ of your own sent from Explore ("Morph from this" / "Morph to this").
 
 import hashlib
 
+import numpy as np
 import streamlit as st
 
 from ui import cache, figures, sound_pad, state, widgets
 from vae.audio import wav_bytes
 from vae.inference import Clip
-from vae.latent import to_directions
+from vae.projection import project
 
 MORPH = "interp.morph"  # (file name, WAV bytes, seconds) of the last morph made
 MORPH_FOR = "interp.morph-for"  # what it was made for: shown only while the page still says so
@@ -186,20 +187,22 @@ st.subheader("The path on the latent map")
 if no_map is not None:
     st.caption(f"No map: {no_map}")
 if latents is not None and synth.latent_dim > 1:
-    centre, axes, spread = cache.directions(checkpoint, synth.latent_dim, 2)
+    # The same map as Explore's PCA (axes, signs, titles), with the path drawn on it.
+    pca = project(np.asarray(latents["means"], np.float32), "pca")
     path_codes, _ = synth.interpolate(a, b, 9, mode)
     names = synth.label_names
     groups = [names[i] if 0 <= i < len(names) else "unlabelled" for i in latents["labels"]]
     fig = figures.latent_map(
-        to_directions(latents["means"], centre, axes, spread),
+        pca.coords,
         latents["ids"],
         groups,
         "label",
-        extra=[("mix", to_directions(code.numpy(), centre, axes, spread))],
-        path=to_directions(path_codes.numpy(), centre, axes, spread),
+        extra=[("mix", pca.transform(code.numpy()[None])[0])],
+        path=pca.transform(path_codes.numpy()),
         height=420,
     )
-    fig.update_layout(xaxis_title="PC 1 (sd)", yaxis_title="PC 2 (sd)")
+    x_title, y_title = pca.axis_titles()
+    fig.update_layout(xaxis_title=x_title, yaxis_title=y_title)
     st.plotly_chart(fig, key="interp-map")
 
 st.subheader("Download a morph")

@@ -65,8 +65,7 @@ with controls:
             help="the label this conditional model generates",
             **state.kept("synth-label", synth.label_names[0], synth.label_names),
         )
-    left, right = st.columns(2)
-    left.slider(
+    st.slider(
         "Temperature",
         0.1,
         2.0,
@@ -74,8 +73,21 @@ with controls:
         help="scale of the random draw: low is typical, high is adventurous",
         **state.kept("synth-temperature", 1.0),
     )
-    left.button("Random sample", key="synth-random", on_click=_random, icon=":material/casino:")
-    right.button("Back to the centre", key="synth-reset", on_click=_reset)
+    # Side by side the narrow column cut "Random sample" off: one button a row, full width.
+    st.button(
+        "Random sample",
+        key="synth-random",
+        on_click=_random,
+        icon=":material/casino:",
+        width="stretch",
+    )
+    st.button(
+        "Back to the centre",
+        key="synth-reset",
+        on_click=_reset,
+        icon=":material/center_focus_strong:",
+        width="stretch",
+    )
     for key in [f"synth-dir-{i}" for i in range(k)] + [f"synth-dim-{i}" for i in range(16)]:
         st.session_state.setdefault(key, 0.0)  # set here, not as a default: callbacks move them
     live = sound_pad.toggle(synth)
