@@ -8,6 +8,7 @@ from vae.latent import along_directions, to_directions
 
 RANGE = 3.0  # sliders reach this many standard deviations of the data either side
 AMOUNTS, RESIDUAL, DRAWS = "synth.amounts", "synth.residual", "synth.draws"
+SLIDERS = "synth.sliders"  # slider key -> value, so the code outlives a page switch
 REVISION = "synth.revision"  # counts the moves made here, not by hand (the pad adopts them)
 
 st.title("Synthesise")
@@ -88,8 +89,11 @@ with controls:
         icon=":material/center_focus_strong:",
         width="stretch",
     )
-    for key in [f"synth-dir-{i}" for i in range(k)] + [f"synth-dim-{i}" for i in range(16)]:
-        st.session_state.setdefault(key, 0.0)  # set here, not as a default: callbacks move them
+    # set here, not as a default (callbacks move them), from the code last dialled in: a
+    # slider's own value is dropped when the page is left
+    slider_keys = [f"synth-dir-{i}" for i in range(k)] + [f"synth-dim-{i}" for i in range(16)]
+    for key in slider_keys:
+        st.session_state.setdefault(key, st.session_state.get(SLIDERS, {}).get(key, 0.0))
     live = sound_pad.toggle(synth)
     residual = st.session_state.get(RESIDUAL, np.zeros(synth.latent_dim, np.float32))
     shown = min(synth.latent_dim, 16)
@@ -128,6 +132,7 @@ with controls:
             ],
             np.float32,
         )
+    st.session_state[SLIDERS] = {key: st.session_state[key] for key in slider_keys}
     code = along_directions(axes[0], axes[1], axes[2], values)
     if axes[3] is not None:
         code = code + axes[3]

@@ -119,3 +119,17 @@ def test_the_pages_choices_survive_a_page_switch(studio_root, at):
     synth = Synthesiser.load(studio_root / "checkpoints" / "demo")
     said = synth.decode(torch.zeros(1, synth.latent_dim), [synth.label_index("pulses")])[0]
     np.testing.assert_allclose(chosen, said.numpy(), atol=1e-5)  # z = 0 said as "pulses"
+
+
+def test_the_code_dialled_in_survives_a_page_switch(at):
+    """Issue 15 item 7: the sliders came back at the centre after a visit to another page."""
+    at.slider(key="synth-dir-0").set_value(2.5).run()
+    at.slider(key="synth-dir-2").set_value(-1.0).run()
+    dialled = spectrogram(at)
+    at.switch_page("app_pages/home.py")
+    at.run()
+    at.switch_page("app_pages/synthesise.py")
+    at.run()
+    assert not at.exception
+    assert [at.slider(key=f"synth-dir-{i}").value for i in range(4)] == [2.5, 0.0, -1.0, 0.0]
+    np.testing.assert_allclose(spectrogram(at), dialled, atol=1e-6)
