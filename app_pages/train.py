@@ -39,7 +39,7 @@ def _fresh_name(dataset: Path | None) -> str:
 
 def _duration(seconds: float) -> str:
     if seconds < 1:
-        return "under a second"
+        return "any moment now"
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
@@ -262,8 +262,8 @@ if dataset is not None:
 judges = {str(j.path): j.summary for j in list_judges()}
 sizes, devices = list(MODEL_SIZES), ["auto", "cpu", "cuda"]
 choices = {"train-size": sizes, "train-device": devices, "train-judge": list(judges)}
-settings.load_run(name, jobs.settings(folder), choices)
 settings.restore(settings.widget_values(DEFAULT.options), choices)
+settings.load_run(name, jobs.settings(folder), choices)
 recipes = {recipe.name: recipe.options for recipe in RECIPES.values()}
 unseen = ["train-judge"] + ([] if label_names else ["train-conditional"])  # no recipe sets them
 st.session_state[settings.RECIPE] = settings.matching(recipes, unseen)

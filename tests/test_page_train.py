@@ -188,6 +188,15 @@ def test_the_settings_survive_leaving_the_page(workspace: Path) -> None:
     assert at.number_input(key="train-beta").value == 0.5
     assert at.text_input(key="train-channels").value == "8,16"
 
+    # A look at another run's folder shows its settings; back to a fresh folder, ours again.
+    fresh = at.text_input(key="train-folder").value
+    at.text_input(key="train-folder").set_value("demo").run()
+    assert at.number_input(key="train-epochs").value == 2  # the shipped demo checkpoint's
+    assert at.number_input(key="train-latent").value == 4
+    at.text_input(key="train-folder").set_value(fresh).run()
+    assert at.number_input(key="train-epochs").value == 45
+    assert at.number_input(key="train-beta").value == 0.5
+
 
 def _widgets(at) -> dict[str, object]:
     """The settings the page would train with, as JobOptions field -> value."""

@@ -17,6 +17,7 @@ from vae.job_options import JobOptions
 
 SETTINGS = "train.settings"  # widget key -> value, as this session last left them
 LOADED = "train.loaded"  # the checkpoint folder whose run's settings the widgets were set from
+OWN = "train.own"  # the person's own settings, put aside while the widgets show a run's
 
 # JobOptions field -> the Train page's widget key
 KEYS = {
@@ -85,12 +86,17 @@ def keep() -> None:
 def load_run(folder: str, options: JobOptions | None, choices) -> None:
     """Show the settings of the run in ``folder`` once, when the page turns to that folder
     (a reloaded page re-attaching to a run, or a name typed in): not the page's defaults,
-    nor another run's. Later edits are the user's and stay."""
+    nor another run's. The person's own settings are put aside meanwhile and come back
+    when they turn to a folder without a run (to start their own). Call after ``restore``."""
     if st.session_state.get(LOADED) == folder:
         return
     st.session_state[LOADED] = folder
     if options is not None:
+        current = {k: st.session_state[k] for k in KEYS.values() if k in st.session_state}
+        st.session_state.setdefault(OWN, current)  # from run to run: still the first
         set_widgets(widget_values(options), choices)
+    elif OWN in st.session_state:
+        set_widgets(st.session_state.pop(OWN), choices)
 
 
 RECIPE = "train-recipe"  # the recipe box: the recipe the widgets hold, None once changed
