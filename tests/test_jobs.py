@@ -157,3 +157,23 @@ def test_status_of_a_run_another_process_started(tmp_path: Path) -> None:
     (out / jobs.LOG_FILE).write_text("epoch 1/20: 0%|   | 0/3\rerror: out of memory\n")
     failed = jobs.status(out)
     assert failed.state == "failed" and failed.error.startswith("out of memory; the checkpoint")
+
+
+def test_the_eta_counts_down_between_progress_lines_and_covers_the_last_save():
+    """With a known pace (10 s an epoch, saving included), the ETA falls with the clock, not
+    in jumps at each logged step, and the last epoch's saving is not "under a second"."""
+    from vae.jobs import _eta
+
+    def left(now: float, batch: int | None = None) -> float | None:
+        # 3 of 5 epochs done; epoch 4 began at t = 100
+        return _eta(3, 5, batch, 20, 10.0, started=0.0, epoch_began=100.0, now=now)
+
+    assert left(100.0) == 20.0
+    assert [left(t) for t in (103.0, 106.0, 109.0)] == [17.0, 14.0, 11.0]
+    assert left(106.0, batch=7) == left(106.0, batch=19)  # a step line does not move it
+    assert left(119.5) == 0.5  # the last epoch's batches are done, its save is not
+    assert left(140.0) == 0.0  # never below 0: "any moment now"
+    # epoch 1, no pace yet: the share of batches done so far sets it
+    first = _eta(0, 5, 5, 20, None, started=0.0, now=10.0)
+    assert first == pytest.approx((5 - 0.25) * 40.0)
+    assert _eta(0, 5, None, None, None, started=0.0, now=10.0) is None

@@ -353,7 +353,8 @@ def status(out: str | Path) -> TrainingStatus:
                   seconds_per_epoch=per_epoch, data=Path(data) if data else None,
                   saved=saved, records=records)  # fmt: skip
     if pid is not None:
-        eta = _eta(epoch, epochs, batch, batches, per_epoch, job.get("started"))
+        since = _stamp(epochs_done[-1]) if epochs_done else job.get("started")
+        eta = _eta(epoch, epochs, batch, batches, per_epoch, job.get("started"), since)
         return TrainingStatus(state="running", pid=pid, eta=eta, **common)
     if not job:
         return TrainingStatus(state="idle", **common)
@@ -367,17 +368,20 @@ def _seconds_per_epoch(epochs_done: list[dict[str, Any]], started: float | None)
     records wins when it is longer (their times are whole seconds: only over 5 s or more)."""
     recent = [float(r["seconds"]) for r in epochs_done[-5:] if r.get("seconds") is not None]
     measured = sum(recent) / len(recent) if recent else None
-    stamps = []
-    for record in epochs_done[-20:]:
-        try:
-            stamps.append(datetime.fromisoformat(record["time"]).timestamp())
-        except (KeyError, TypeError, ValueError):
-            continue
+    stamps = [t for t in map(_stamp, epochs_done[-20:]) if t is not None]
     stamps = [t for t in stamps if started is None or t >= float(started) - 1]
     if len(stamps) >= 2 and stamps[-1] - stamps[0] >= 5:
         wall = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
         return max(wall, measured or 0.0)
     return measured
+
+
+def _stamp(record: dict[str, Any]) -> float | None:
+    """A metrics record's time as a Unix timestamp, or None."""
+    try:
+        return datetime.fromisoformat(record["time"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _eta(
@@ -387,14 +391,22 @@ def _eta(
     batches: int | None,
     per_epoch: float | None,
     started: float | None,
+    epoch_began: float | None = None,
+    now: float | None = None,
 ) -> float | None:
-    """Seconds left: epochs to go times the recent epoch time (in epoch 1: the pace so far)."""
+    """Seconds left. Once an epoch's wall-clock pace is known (it includes validation and
+    saving, which follow the last batch): epochs to go times that pace, less the time the
+    current epoch has run, so it counts down between progress lines rather than jumping at
+    each and does not sit at zero while the last epoch saves. In epoch 1: the pace so far.
+    0 means "any moment now" (the epoch runs longer than the recent ones)."""
     if not epochs:
         return None
+    now = time.time() if now is None else now
+    if per_epoch is not None and math.isfinite(per_epoch):
+        running = max(0.0, now - epoch_began) if epoch_began is not None else 0.0
+        return max(0.0, (epochs - epoch) * per_epoch - running)
     part = batch / batches if batch and batches else 0.0
-    left = max(0.0, epochs - epoch - part)
-    if per_epoch is None:
-        if not part or not started:
-            return None
-        per_epoch = (time.time() - float(started)) / part  # includes start-up: an upper bound
-    return left * per_epoch if math.isfinite(per_epoch) else None
+    if not part or started is None:
+        return None
+    per_epoch = (now - float(started)) / part  # includes start-up: an upper bound
+    return max(0.0, epochs - epoch - part) * per_epoch
