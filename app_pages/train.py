@@ -7,7 +7,6 @@ re-attaches to a run in progress, and a crashed run leaves the app standing.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +20,11 @@ from vae.checkpoints import BEST_DIR, CONFIG_FILE, has_checkpoint, pack_checkpoi
 from vae.export import export_name, export_zip
 from vae.model import MODEL_SIZES
 from vae.recipes import DEFAULT, RECIPES
-from vae.workspace import CHECKPOINT_ROOT, list_judges
+from vae.workspace import CHECKPOINT_ROOT, folder_name, list_judges
 
 FOLDER = "train.folder"  # our own session keys: survive leaving the page
 FOLLOW = "train.follow"  # the folder of a run this session saw running, to act when it ends
 EXPORTED = "train.exported"  # (folder, stamp) whose ONNX export this session asked for
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 CLIPS = 3  # fixed validation clips reconstructed after every epoch
 POLL_S = 1.0  # the live view rereads the run's files this often while it trains
 
@@ -240,8 +238,10 @@ name = st.text_input(
     key="train-folder",
     help=f"A folder under {CHECKPOINT_ROOT}/; it is saved after every epoch.",
 ).strip()
-if not NAME.fullmatch(name):
-    st.error(f"{name!r} is not a folder name: use letters, digits, '-', '_' and '.' only.")
+try:
+    name = folder_name(name)  # the CLI's rule too: both faces make the same folders
+except ValueError as err:
+    st.error(str(err))
     st.stop()
 st.session_state[FOLDER] = name
 folder = CHECKPOINT_ROOT / name

@@ -267,7 +267,7 @@ def test_user_errors_show_the_fix(workspace: Path, tmp_path: Path) -> None:
 
     at.text_input(key="train-folder").set_value("../outside")
     at.run()
-    assert "is not a folder name" in at.error[0].value
+    assert "is not a usable folder name" in at.error[0].value  # the CLI's rule too
 
     at.text_input(key="train-folder").set_value("fresh")
     at.run()
