@@ -401,6 +401,7 @@ def test_train_page_says_stop_now_and_needs_a_judge(studio_copy: Path) -> None:
         "evaluations since then, so stopping loses nothing."
     ]
     at.text_input(key="train-folder").set_value("fresh")
+    at.run()  # in a browser each change is a run of its own: leaving demo/ restores mine
     at.number_input(key="train-judge-every").set_value(2)
     at.button(key="train-start").click()
     at.run()

@@ -239,7 +239,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return bars["bar"]
 
     def say(line: str) -> None:
-        tqdm.write(line, file=sys.stderr)
+        tqdm.write(line)  # stdout, as every result line (scripts read it); bars are on stderr
 
     def progress(event: dict) -> None:
         kind = event.get("event")
@@ -273,7 +273,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         if bars["bar"] is not None:
             bars["bar"].close()  # cleared: what follows starts on a line of its own
-        sys.stderr.flush()
     if from_env().is_main:  # under torchrun, rank 0 speaks for every rank
         print(f"checkpoint at epoch {result.epoch} -> {args.out}")
     return 0
