@@ -195,3 +195,45 @@ def test_a_morph_is_not_offered_for_ends_it_was_not_made_for(page):
     page.locator(key("interp-mode")).get_by_text("lerp", exact=True).click()
     settle(page)
     download.wait_for(timeout=30_000)  # the same ends and path again: the same morph
+
+
+# What the reload test types on Train (widget key -> text); none of them is a default.
+TYPED = {
+    "train-folder": "reload-run",
+    "train-channels": "8,16",
+    "train-latent": "4",
+    "train-batch": "8",
+    "train-beta": "2.5",
+    "train-epochs": "100000",
+}
+NUMBERS = ("train-latent", "train-batch", "train-beta", "train-epochs")
+
+
+def _as_typed(name: str, text: str) -> str:
+    return f"{float(text):g}" if name in NUMBERS else text  # 2.50 and 2.5 alike
+
+
+def test_a_reload_during_training_shows_the_runs_own_settings(page, workspace):
+    """Issue 15 item 4, last because it reloads (a reload is a new Streamlit session: only
+    the run's files carry over): the page showed the newest dataset and the default epochs,
+    not the running job's own settings."""
+    go(page, "Train")
+    for name, text in TYPED.items():
+        type_in(page, name, text)
+    click(page, "train-start")
+    page.wait_for_selector("text=Training process", timeout=120_000)
+    used = page.get_by_text("trains on").first.inner_text()  # names the run's dataset
+    assert "data/first" in used  # the sidebar's choice of the test before
+    shutil.copytree(workspace / "data" / "first", workspace / "data" / "newer")
+    try:
+        page.reload()
+        page.wait_for_selector("h1:has-text('Train')")
+        page.wait_for_selector("text=Training process", timeout=60_000)
+        settle(page)
+        shown = {name: _as_typed(name, field(page, name)) for name in TYPED}
+        assert shown == {name: _as_typed(name, text) for name, text in TYPED.items()}
+        caption = page.get_by_text("trains on").first.inner_text()
+        assert "newer" not in caption and caption == used
+    finally:
+        page.locator(f"{key('train-stop')} button").click()
+        page.wait_for_selector("text=Stopped", timeout=60_000)
