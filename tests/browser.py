@@ -100,6 +100,31 @@ def serve_app(workspace: Path, log_name: str = "streamlit.log", **env: str) -> I
             subprocess.run(["pkill", "-f", f"vae train {workspace}"], check=False)
 
 
+@contextlib.contextmanager
+def chromium_tab(url: str, *extra_args: str, timeout_ms: int = 60_000, **context) -> Iterator:
+    """A tab of Debian's chromium on ``url`` (1500 x 1300), the app's home page drawn;
+    ``extra_args`` go to chromium, ``context`` to its browser context (permissions...).
+    ``tab.requested`` lists every URL the page, its frames and workers asked for."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), args=[*BROWSER_ARGS, *extra_args]
+        )
+        try:
+            ctx = browser.new_context(viewport={"width": 1500, "height": 1300}, **context)
+            tab = ctx.new_page()
+            tab.requested = []
+            ctx.on("request", lambda request: tab.requested.append(request.url))
+            tab.set_default_timeout(timeout_ms)
+            tab.goto(url)
+            tab.wait_for_selector("h1:has-text('Sound VAE Studio')")
+            settle(tab)
+            yield tab
+        finally:
+            browser.close()
+
+
 def key(name: str) -> str:
     """CSS selector of the element Streamlit wraps a widget with ``key=name`` in."""
     return ".st-key-" + "".join(c if c.isalnum() or c in "_-" else "-" for c in name)

@@ -22,8 +22,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.browser import (
-    BROWSER_ARGS,
     CHROMIUM,
+    chromium_tab,
     go,
     key,
     one,
@@ -52,13 +52,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def page(server: str):
-    with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
-        tab = browser.new_page(viewport={"width": 1500, "height": 1300})
-        tab.set_default_timeout(60_000)
-        tab.goto(server)
+    with chromium_tab(server) as tab:
         yield tab
-        browser.close()
 
 
 def redrawn(page, selector: str, before: bytes, timeout: float = 30) -> bool:

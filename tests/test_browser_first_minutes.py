@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from tests.browser import (
-    BROWSER_ARGS,
     CHROMIUM,
+    chromium_tab,
     go,
     key,
     serve_app,
@@ -70,15 +70,8 @@ def server(workspace: Path) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def page(server: str):
     """One browser tab, one Streamlit session, for every test of this file."""
-    with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
-        tab = browser.new_page(viewport={"width": 1500, "height": 1300})
-        tab.set_default_timeout(60_000)
-        tab.goto(server)
-        tab.wait_for_selector("h1:has-text('Sound VAE Studio')")
-        settle(tab)
+    with chromium_tab(server) as tab:
         yield tab
-        browser.close()
 
 
 def click(page, widget_key: str) -> None:

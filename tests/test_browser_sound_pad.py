@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from tests.browser import (
-    BROWSER_ARGS,
     CHROMIUM,
     PAD_FRAME,
     WATCH_JS,
+    chromium_tab,
     go,
     key,
     pad_frame,
@@ -52,18 +52,9 @@ def workspace(tmp_path_factory: pytest.TempPathFactory):
 def page(workspace) -> Iterator:
     with (
         serve_app(workspace, "streamlit-sound-pad.log") as url,
-        playwright_api.sync_playwright() as pw,
+        chromium_tab(url, timeout_ms=90_000) as tab,
     ):
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
-        tab = browser.new_page(viewport={"width": 1500, "height": 1300})
-        tab.requested = []  # every URL the page, its frames and workers asked for
-        tab.context.on("request", lambda request: tab.requested.append(request.url))
-        tab.set_default_timeout(90_000)
-        tab.goto(url)
-        tab.wait_for_selector("h1:has-text('Sound VAE Studio')")
-        settle(tab)
         yield tab
-        browser.close()
 
 
 def _sounds(page) -> int:

@@ -22,9 +22,9 @@ import pytest
 import soundfile as sf
 
 from tests.browser import (
-    BROWSER_ARGS,
     CHROMIUM,
     SHIPPED,
+    chromium_tab,
     go,
     key,
     serve_app,
@@ -53,18 +53,11 @@ def page(tmp_path_factory: pytest.TempPathFactory, recording_wav: Path) -> Itera
         "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-audio-capture={recording_wav}",
     ]
-    with serve_app(workspace, "streamlit-voice.log") as url, playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS + fake_mic)
-        context = browser.new_context(
-            viewport={"width": 1500, "height": 1300}, permissions=["microphone"]
-        )
-        tab = context.new_page()
-        tab.set_default_timeout(60_000)
-        tab.goto(url)
-        tab.wait_for_selector("h1:has-text('Sound VAE Studio')")
-        settle(tab)
+    with (
+        serve_app(workspace, "streamlit-voice.log") as url,
+        chromium_tab(url, *fake_mic, permissions=["microphone"]) as tab,
+    ):
         yield tab
-        browser.close()
 
 
 def _route_points(tab) -> int:
