@@ -47,10 +47,12 @@ def vae(*args: object) -> str:
 
 
 def _shown(path: Path) -> str:
-    """``path`` relative to the project when it is near it (no machine's absolute paths in
-    a shipped file), else as given."""
-    rel = os.path.relpath(path.resolve(), ROOT)
-    return rel if not rel.startswith("../../") else str(path)
+    """``path`` relative to the project when it is in it or in ../shared beside it (no
+    machine's absolute paths in a shipped file), else as given (a folder elsewhere, say a
+    temporary one beside a clone in /tmp, is not the project's)."""
+    full = path.resolve()
+    near = full.is_relative_to(ROOT) or full.is_relative_to(ROOT.parent / "shared")
+    return os.path.relpath(full, ROOT) if near else str(path)
 
 
 def _record_dataset_path(ckpt: Path, data: Path) -> None:
