@@ -28,7 +28,8 @@ from vae.dataset import preprocess  # noqa: E402
 from vae.features import get_preset  # noqa: E402
 from vae.inference import Synthesiser  # noqa: E402
 from vae.sources import make_demo_set  # noqa: E402
-from vae.train import TrainConfig, train  # noqa: E402
+from vae.train import train  # noqa: E402
+from vae.train_config import TrainConfig  # noqa: E402
 
 PRESETS = {  # 1 s clips: the brief's figure is for one second of audio
     "fsdd (8 kHz, 128 x 128)": get_preset("fsdd"),

@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vae import dataset, features  # noqa: E402
-from vae.train import TrainConfig, train  # noqa: E402
+from vae.train import train  # noqa: E402
+from vae.train_config import TrainConfig  # noqa: E402
 
 FSDD = ROOT.parent / "shared/datasets/fsdd/recordings"
 

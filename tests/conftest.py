@@ -89,7 +89,8 @@ def studio_root(tmp_path_factory: pytest.TempPathFactory, demo_set_dir: Path) ->
     set, 5 labels, 128 x 33 features) and ``checkpoints/demo`` (a tiny conditional VAE
     trained 2 epochs on it). Shared by the page tests: copy it before writing into it."""
     from vae.dataset import preprocess
-    from vae.train import TrainConfig, train
+    from vae.train import train
+    from vae.train_config import TrainConfig
 
     root = tmp_path_factory.mktemp("studio")
     cfg = FeatureConfig(sample_rate=8000, clip_samples=4096, n_fft=256, hop_length=128)

@@ -28,7 +28,8 @@ from vae.dataset import load_dataset, preprocess
 from vae.features import FeatureConfig
 from vae.loop import encode_means
 from vae.sources import make_demo_set
-from vae.train import TrainConfig, train
+from vae.train import train
+from vae.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 # 8 kHz, 4032 samples, n_fft 128, hop 64 -> 64 bins x 64 frames.

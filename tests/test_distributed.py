@@ -23,7 +23,8 @@ from vae.batches import FeatureFile
 from vae.dataset import load_dataset
 from vae.loop import Trainer
 from vae.prior import PRIOR_FILE
-from vae.train import TrainConfig, build_model_config, train
+from vae.train import build_model_config, train
+from vae.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"channels": (8, 16), "latent_dim": 4}

@@ -60,7 +60,8 @@ def shipped(tmp_path_factory) -> tuple:
 def mel_checkpoint(tmp_path_factory, demo_set_dir) -> Path:
     """A tiny unconditional VAE on 32-band mel features of the demo set, one epoch."""
     from vae.dataset import preprocess
-    from vae.train import TrainConfig, train
+    from vae.train import train
+    from vae.train_config import TrainConfig
 
     root = tmp_path_factory.mktemp("mel")
     preprocess(demo_set_dir, root / "data", MEL, val_fraction=0.2, seed=0)

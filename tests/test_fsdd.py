@@ -11,7 +11,8 @@ from vae.dataset import load_dataset, preprocess
 from vae.evaluate import evaluate_reconstruction
 from vae.inference import Clip, Synthesiser
 from vae.metrics import spectral_convergence
-from vae.train import TrainConfig, train
+from vae.train import train
+from vae.train_config import TrainConfig
 
 
 @pytest.mark.parametrize("preset", ["fsdd", "seed"])

@@ -22,7 +22,8 @@ from vae.inference import Synthesiser
 from vae.judge import Judge
 from vae.judge_training import JudgeTraining, train_judge
 from vae.judging import BEST_DIR, SAMPLES_PER_LABEL, Judging, copy_best
-from vae.train import TrainConfig, train
+from vae.train import train
+from vae.train_config import TrainConfig
 from vae.workspace import list_checkpoints
 
 TINY = {"channels": (8, 16), "latent_dim": 4, "conditional": True}

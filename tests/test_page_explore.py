@@ -167,7 +167,8 @@ def test_a_conditional_model_is_coloured_by_speaker_and_says_why_not_by_label(
     """The demo checkpoint is conditional: the decoder is given the label, so the code
     leaves it out and coloured by label the map is one even cloud. An unconditional
     model of the same clips still opens coloured by label, with no such note."""
-    from vae.train import TrainConfig, train
+    from vae.train import train
+    from vae.train_config import TrainConfig
 
     monkeypatch.chdir(studio_root)
     at = open_page("explore")

@@ -21,7 +21,8 @@ from vae.checkpoints import CheckpointError
 from vae.dataset import load_dataset, preprocess
 from vae.features import FeatureConfig
 from vae.sources import make_demo_set
-from vae.train import FolderLock, TrainConfig, TrainingDiverged, lock_owner, train
+from vae.train import FolderLock, TrainingDiverged, lock_owner, train
+from vae.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 # 8 kHz, 4032 samples, n_fft 128, hop 64 -> 64 bins x 64 frames.
@@ -238,7 +239,8 @@ def test_lock_refuses_a_second_trainer(data: Path, tmp_path: Path) -> None:
 
 KILL_SCRIPT = """
 import sys, time
-from vae.train import TrainConfig, train
+from vae.train import train
+from vae.train_config import TrainConfig
 cfg = TrainConfig(epochs=4, batch_size=2, beta_warmup_epochs=2, threads=1, log_every=1)
 # Sleeping in should_stop slows each batch down without changing what is trained.
 train(sys.argv[1], sys.argv[2], train_config=cfg, model_overrides={"channels": (8, 16, 32),

@@ -161,7 +161,7 @@ TRAIN_OPTIONS = {  # CLI option -> TrainConfig field; None defaults mean "not gi
 def _train_config(args: argparse.Namespace):
     """Options given on the command line over the stored config (resume) or the defaults."""
     from vae.checkpoints import has_checkpoint, read_config
-    from vae.train import TrainConfig
+    from vae.train_config import TrainConfig
 
     base = TrainConfig()
     if args.resume and has_checkpoint(args.out):

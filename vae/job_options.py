@@ -11,7 +11,7 @@ from typing import Any
 
 from vae import checkpoints as ck
 from vae.model import MODEL_SIZES, ModelConfig
-from vae.train import TrainConfig
+from vae.train_config import TrainConfig
 
 # JobOptions fields that are TrainConfig's (the rest shape the model)
 TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "beta", "beta_warmup_epochs", "free_bits",

@@ -44,7 +44,7 @@ from vae.prior import PRIOR_FILE
 from vae.storage import swap_into_place, temp_beside, tidy_leftovers
 
 if TYPE_CHECKING:
-    from vae.train import TrainConfig
+    from vae.train_config import TrainConfig
 
 BEST_DIR = ck.BEST_DIR
 BEST_FILES = (ck.WEIGHTS_FILE, ck.CONFIG_FILE, ck.LATENTS_FILE, PRIOR_FILE)

@@ -27,7 +27,7 @@ from vae.prior import PRIOR_FILE, fit_prior, write_prior
 
 if TYPE_CHECKING:
     from vae.judging import Judging
-    from vae.train import TrainConfig
+    from vae.train_config import TrainConfig
 
 Progress = Callable[[dict[str, Any]], None]
 # Clips per no-grad forward pass (validation, latents). Profiled on FSDD (small model, 2
