@@ -11,7 +11,7 @@ import soundfile as sf
 
 from vae.features import FeatureConfig
 
-# --- sources / dataset fixtures (tests/test_sources.py, tests/test_dataset.py) ---------------
+# --- sources / dataset fixtures (tests/unit/test_sources.py, tests/unit/test_dataset.py) ---------------
 
 FSDD_RECORDINGS = Path(__file__).resolve().parents[1].parent / "shared/datasets/fsdd/recordings"
 
@@ -141,8 +141,8 @@ def studio_copy(studio_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     jobs._CHILDREN.clear()
 
 
-# --- a recording as a browser makes it (tests/test_page_explore.py, test_page_interpolate.py,
-# tests/test_browser_voice.py) ---------------------------------------------------------------
+# --- a recording as a browser makes it (tests/app/test_page_explore.py, test_page_interpolate.py,
+# tests/e2e/test_browser_voice.py) ---------------------------------------------------------------
 
 RECORDING_RATE = 48_000  # a browser's usual capture rate; st.audio_input(sample_rate=None)
 

@@ -1,5 +1,5 @@
 // Runs the sound pad's Griffin-Lim (ui/sound_pad/frontend/griffin_lim.js) under node for
-// tests/test_sound_pad.py: reads {cfg, feats, n_iter, momentum} as JSON from argv[2],
+// tests/unit/test_sound_pad.py: reads {cfg, feats, n_iter, momentum} as JSON from argv[2],
 // writes the waveform as a JSON list to argv[3].
 "use strict";
 const fs = require("fs");

@@ -1,5 +1,5 @@
 // Runs the sound pad's latent arithmetic (ui/sound_pad/frontend/latent.js) under node for
-// tests/test_sound_pad.py: reads cases as JSON from argv[2], writes results to argv[3].
+// tests/unit/test_sound_pad.py: reads cases as JSON from argv[2], writes results to argv[3].
 "use strict";
 const fs = require("fs");
 const path = require("path");

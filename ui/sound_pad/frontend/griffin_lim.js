@@ -4,7 +4,7 @@
 //
 // Shapes follow the library: features are (bins, frames) row-major, bins = n_fft / 2
 // (Nyquist dropped) or n_mels; spectra are kept frame-major: (frames, n_fft / 2 + 1).
-// Runs in a browser page and in node (tests/test_sound_pad_js.py compares it with torch).
+// Runs in a browser page and in node (tests/unit/test_sound_pad.py compares it with torch).
 
 "use strict";
 

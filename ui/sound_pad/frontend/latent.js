@@ -1,5 +1,5 @@
 // Where the controls point in latent space: the same arithmetic as vae/latent.py, so the
-// page decodes the code the server would (tests/test_sound_pad.py compares them under node).
+// page decodes the code the server would (tests/unit/test_sound_pad.py compares them under node).
 
 "use strict";
 

@@ -17,7 +17,7 @@ import torchaudio
 from vae import features as F
 from vae.features import FeatureConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RUNNER = ROOT / "tests" / "js" / "griffin_lim_node.js"
 NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(NODE is None, reason="no node here (apt-get install nodejs)")

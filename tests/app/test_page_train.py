@@ -23,7 +23,7 @@ from vae import jobs, recipes
 from vae.cli import build_parser
 
 pytest.importorskip("streamlit.testing.v1")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

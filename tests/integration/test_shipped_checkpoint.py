@@ -11,7 +11,7 @@ from tests.apptest import audio_urls, chart_traces, open_page
 from vae.inference import Synthesiser
 from vae.judge import Judge
 
-SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "fsdd-digits"
+SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "fsdd-digits"
 pytestmark = pytest.mark.skipif(
     not (SHIPPED / "model.pt").is_file(), reason=f"no shipped checkpoint at {SHIPPED}"
 )

@@ -22,7 +22,7 @@ import pytest
 
 from vae import fsdd
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOP = "free-spoken-digit-dataset-1.0.9"
 RECORDINGS = ["0_jackson_0.wav", "1_theo_3.wav", "7_nicolas_12.wav"]
 

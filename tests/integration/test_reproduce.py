@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_chain_writes_a_loadable_checkpoint_with_judge_and_card(demo_set_dir, tmp_path):

@@ -3,8 +3,8 @@ and reader threads) and once through the CLI: each bad file is refused with its 
 reason while the good files are kept, each unusual one is accepted and analysed as the same
 signal at the target rate would be, and no file lets a NaN into the features.
 
-Single reader errors are in tests/test_audio.py; processes == threads on good files in
-tests/test_parallel.py.
+Single reader errors are in tests/unit/test_audio.py; processes == threads on good files in
+tests/unit/test_parallel.py.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from vae.features import FeatureConfig
 
 CFG = FeatureConfig(sample_rate=8000, clip_samples=4096, n_fft=256, hop_length=128)
 PATHS = ("threads", "processes")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def signal(sr: int, seconds: float = 0.5, channels: int = 1, amp: float = 0.5) -> np.ndarray:

@@ -26,7 +26,7 @@ from vae.prior import PRIOR_FILE
 from vae.train import build_model_config, train
 from vae.train_config import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = {"channels": (8, 16), "latent_dim": 4}
 ARGS = "--batch-size 8 --channels 8,16 --latent-dim 4 --beta-warmup-epochs 1 --threads 1".split()
 # 2 ranks vs 1 differ only in summation order (each rank's batch mean, DDP's gradient

@@ -9,7 +9,7 @@ Skips, with the reason, where Playwright or /usr/bin/chromium is missing.
 
 ``VAE_BROWSER_CLIPS`` (demo clips per class, default 12) and ``VAE_BROWSER_EPOCHS``
 (default 1) make a longer run whose screenshots show a trained model (the README's:
-``VAE_BROWSER_CLIPS=40 VAE_BROWSER_EPOCHS=40 .venv/bin/python -m pytest tests/test_browser.py``).
+``VAE_BROWSER_CLIPS=40 VAE_BROWSER_EPOCHS=40 .venv/bin/python -m pytest tests/e2e/test_browser.py``).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ if not CHROMIUM.is_file():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``streamlit run app.py`` in an empty workspace, the sound pad switched off (this is
-    the server path; tests/test_browser_sound_pad.py drives the pad); yields its URL."""
+    the server path; tests/e2e/test_browser_sound_pad.py drives the pad); yields its URL."""
     workspace = tmp_path_factory.mktemp("browser-workspace")
     with serve_app(workspace, VAE_SOUND_PAD="0") as url:
         yield url

@@ -24,7 +24,7 @@ from vae.sources import make_demo_set
 from vae.train import FolderLock, TrainingDiverged, lock_owner, train
 from vae.train_config import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # 8 kHz, 4032 samples, n_fft 128, hop 64 -> 64 bins x 64 frames.
 FEATURES = FeatureConfig(sample_rate=8000, clip_samples=4032, n_fft=128, hop_length=64)
 TINY = {"channels": (8, 16, 32), "latent_dim": 4}

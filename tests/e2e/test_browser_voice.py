@@ -8,7 +8,7 @@ records 1.5 s, sees the recording land on the map and be reconstructed, presses 
 this" and sees Interpolate morph from it; back on Explore it clicks three points of the map
 and downloads the route's morph: one WAV of the expected length.
 Skips, with the reason, where Playwright, /usr/bin/chromium or the checkpoint is missing.
-Slow: run it alone (``.venv/bin/python -m pytest tests/test_browser_voice.py``).
+Slow: run it alone (``.venv/bin/python -m pytest tests/e2e/test_browser_voice.py``).
 """
 
 from __future__ import annotations
