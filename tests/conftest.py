@@ -11,7 +11,19 @@ import soundfile as sf
 
 from vae.features import FeatureConfig
 
-# --- sources / dataset fixtures (tests/unit/test_sources.py, tests/unit/test_dataset.py) ---------------
+# --- markers: `pytest -m "not slow"` is the inner loop ---------------------------------------
+# tests/e2e drive chromium: they are `browser` and `slow` by where they live; other slow tests
+# carry @pytest.mark.slow (or a module-level pytestmark) themselves.
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "e2e" in item.path.parts:
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.slow)
+
+
+# --- sources / dataset fixtures (tests/unit/test_sources.py, tests/unit/test_dataset.py) ------
 
 FSDD_RECORDINGS = Path(__file__).resolve().parents[1].parent / "shared/datasets/fsdd/recordings"
 
@@ -80,7 +92,7 @@ def write_tone() -> Callable[..., Path]:
     return write
 
 
-# --- app fixtures (tests/test_app*.py, tests/test_page_*.py) ----------------------------------
+# --- app fixtures (tests/app/) ----------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,9 @@ and get a new spectrogram, move a Synthesise slider. Screenshots of every page l
 Skips, with the reason, where Playwright or /usr/bin/chromium is missing.
 
 ``VAE_BROWSER_CLIPS`` (demo clips per class, default 12) and ``VAE_BROWSER_EPOCHS``
-(default 1) make a longer run whose screenshots show a trained model (the README's:
-``VAE_BROWSER_CLIPS=40 VAE_BROWSER_EPOCHS=40 .venv/bin/python -m pytest tests/e2e/test_browser.py``).
+(default 1) make a longer run whose screenshots show a trained model (the README's
+screenshots: ``VAE_BROWSER_CLIPS=40 VAE_BROWSER_EPOCHS=40
+.venv/bin/python -m pytest tests/e2e/test_browser.py``).
 """
 
 from __future__ import annotations
