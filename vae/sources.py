@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from vae import audio
-
-Progress = Callable[[int, int], None]
+from vae.progress import Progress
 
 LABEL_RULES = ("auto", "fsdd", "folder", "none")
 FSDD_PATTERN = re.compile(r"^(\d+)_([A-Za-z0-9-]+)_(\d+)\.\w+$")
