@@ -20,11 +20,11 @@ from vae.audio import crossfade_concat, peak_normalise
 from vae.checkpoints import Checkpoint, load_checkpoint
 from vae.dataset import SpectrogramSet
 from vae.latent import INTERPOLATION_MODES, interpolation_path, lerp, slerp
+from vae.model import Labels
 from vae.prior import ALL, LatentPrior, read_prior
 from vae.vocoder import CONFIG_FILE as VOCODER_CONFIG
 from vae.vocoder import Vocoder, load_vocoder, vocoder_dir
 
-Labels = torch.Tensor | list[int] | None
 # How features become sound: the checkpoint's vocoder when it has one ("auto"), always
 # the vocoder (an error without one), or always Griffin-Lim.
 PHASES = ("auto", "vocoder", "griffin-lim")
