@@ -28,6 +28,7 @@ import numpy as np
 import streamlit as st
 import streamlit.components.v1 as components
 
+from vae.checkpoints import WEIGHTS_FILE
 from vae.export import MANIFEST, export_checkpoint
 from vae.inference import Synthesiser
 
@@ -116,7 +117,7 @@ def _forget_old_exports(keep: Path, newest: int = KEEP_EXPORTS) -> None:
 def exported(checkpoint: str | Path) -> Exported:
     """The checkpoint's decoder exported for the page (once per checkpoint version)."""
     path = Path(checkpoint).resolve()
-    model = path / "model.pt"
+    model = path / WEIGHTS_FILE
     return _exported(str(path), model.stat().st_mtime if model.exists() else 0.0)
 
 
