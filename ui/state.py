@@ -2,6 +2,11 @@
 
 The choice lives in ``st.session_state`` under keys of our own, so it survives page switches
 (a keyed widget's value is dropped when its page is left) and stays per browser session.
+
+Every session-state and widget key is ``"<page>-<name>"``, lowercase with dashes, and a key
+that code reads or writes is a constant at the top of the module that owns it: pages use
+``home``, ``dataset``, ``train``, ``explore``, ``interp``, ``synth``, ``evaluate``; the sidebar
+``sidebar``, the sound pad ``pad``, and what this module keeps for every page ``studio``.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from vae.workspace import Item, list_checkpoints, list_datasets
 if TYPE_CHECKING:
     from vae.inference import Clip
 
-DATASET = "studio.dataset"
-CHECKPOINT = "studio.checkpoint"
+DATASET = "studio-dataset"
+CHECKPOINT = "studio-checkpoint"
+# The sidebar pickers' widget keys, by the key of the choice they show.
+PICKERS = {DATASET: "sidebar-dataset", CHECKPOINT: "sidebar-checkpoint"}
 
 
 def _pick(items: list[Item], key: str) -> Path | None:
@@ -55,7 +62,7 @@ def _picker(title: str, items: list[Item], key: str, empty: str) -> None:
     paths = [str(item.path) for item in items]
     summaries = {str(item.path): item.summary for item in items}
     current = _pick(items, key)
-    widget = f"sidebar.{key}"
+    widget = PICKERS[key]
     st.session_state[widget] = str(current)
     st.sidebar.selectbox(
         title,
@@ -76,7 +83,7 @@ def sidebar() -> None:
 
 # Choices that outlive their page (a projection, a label, a preset): widget key -> value.
 # Written only through ``kept`` and its on_change.
-KEPT = "studio.kept"
+KEPT = "studio-kept"
 
 
 def _remember(widget_key: str, then: Callable[[], None] | None) -> None:
@@ -142,7 +149,7 @@ def require_checkpoint() -> Path:
 
 # Clips picked on the Explore map (ids, most recent last): Interpolate offers the last two
 # as A and B. Written only through ``remember_selection``.
-SELECTED = "studio.selected"
+SELECTED = "studio-selected"
 
 
 def remember_selection(clip_id: str, keep: int = 2) -> None:
@@ -158,7 +165,7 @@ def selected_clips() -> list[str]:
 
 # Clips of the user's own (an upload or a recording placed on Explore) sent to Interpolate
 # as end "a" or "b": side -> (clip, not yet seen by Interpolate).
-HANDED = "studio.handed"
+HANDED = "studio-handed"
 
 
 def hand_over(side: str, clip: Clip) -> None:

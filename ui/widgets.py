@@ -80,7 +80,7 @@ def label_from_upload(
     if upload is None:
         return None
     named = label_from_name(upload.name, label_names)
-    seen, this = f"{widget_key}.named-for", (upload.name, upload.size)
+    seen, this = f"{widget_key}-named-for", (upload.name, upload.size)
     if named is not None and st.session_state.get(seen) != this:
         st.session_state[widget_key] = named
     st.session_state[seen] = this

@@ -36,7 +36,8 @@ FRONTEND = Path(__file__).resolve().parent / "frontend"
 RUNTIME = FRONTEND / "node_modules" / "onnxruntime-web" / "dist" / "ort.wasm.min.js"
 MODELS = FRONTEND / "models"
 INSTALL = "npm ci --prefix ui/sound_pad/frontend"
-SWITCH = "sound_pad.on"  # session key of the pages' "Sound while dragging" toggle
+SWITCH = "pad-on"  # session key of the pages' "Sound while dragging" choice
+TOGGLE = "pad-toggle"  # its widget
 ENV_SWITCH = "VAE_SOUND_PAD"  # "0" turns the pad off for every session
 KEEP_EXPORTS = 8  # decoders kept in MODELS (checkpoint versions a page has played)
 
@@ -82,7 +83,7 @@ def toggle(synth: Synthesiser) -> bool:
     on = st.toggle(
         "Sound while dragging",
         value=st.session_state[SWITCH],
-        key="sound-pad-toggle",
+        key=TOGGLE,
         help="decode and make the sound in this browser as you move (the server redraws "
         "the figures and downloads when you let go); off: the server makes each sound",
     )
