@@ -17,7 +17,8 @@ from vae.judge import Judge
 from vae.judge_training import JudgeTraining, train_judge
 from vae.workspace import JUDGE_ROOT, list_judges
 
-REPORTS = "evaluate.reports"  # checkpoint path -> last report, for this session
+REPORTS = "evaluate-reports"  # checkpoint path -> last report, for this session
+JUDGE = "evaluate-judge"  # the judge picked (its folder)
 EVALUATION_FILE = "evaluation.json"  # written beside a shipped checkpoint by its build script
 
 
@@ -52,14 +53,14 @@ if ds is None:
 else:
     judges = list_judges()
     judge_paths = [str(j.path) for j in judges]
-    if st.session_state.get("evaluate-judge") not in judge_paths:  # none yet, or one just trained
-        st.session_state["evaluate-judge"] = judge_paths[0] if judge_paths else None
+    if st.session_state.get(JUDGE) not in judge_paths:  # none yet, or one just trained
+        st.session_state[JUDGE] = judge_paths[0] if judge_paths else None
     left, right = st.columns([2, 1])
     with left:
         chosen = st.selectbox(
             "Judge",
             judge_paths,
-            key="evaluate-judge",
+            key=JUDGE,
             placeholder="no judge yet: train one on the right",
             format_func=lambda p: f"{p} ({next(j.summary for j in judges if str(j.path) == p)})",
         )

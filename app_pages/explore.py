@@ -39,10 +39,10 @@ from vae.projection import METHOD_NAMES, Projection, project
 MAP_KEY, CLIP_KEY, UPLOAD_KEY = "explore-map", "explore-clip", "explore-upload"
 RECORD_KEY = "explore-record"
 YOURS = "yours: "  # map names of the user's own clips start with this
-ROUTE = "explore.route"  # names of the points clicked on the map, in order
-ROUTE_MORPH = "explore.route-morph"  # ((route, steps), WAV bytes, seconds) of the last one
+ROUTE = "explore-route"  # names of the points clicked on the map, in order
+ROUTE_MORPH = "explore-route-wav"  # ((route, steps), WAV bytes, seconds) of the last one
 ROUTE_FILE = "route-morph.wav"
-PAD_XY = "explore.pad-xy"  # where the sound pad's point was let go, on the PCA plane
+PAD_XY = "explore-pad-xy"  # where the sound pad's point was let go, on the PCA plane
 
 
 # t-SNE of the 3,000 FSDD codes took about 45 s on a 2-core machine: the bar's estimate.
@@ -80,10 +80,10 @@ def _show_pair(name: str, synth: Synthesiser, original: tuple | None, recon: tor
     with right:
         play(recon_wave, cfg.sample_rate, "Reconstruction (decoded posterior mean)")
     if original is None:
-        st.plotly_chart(spectrograms([("reconstruction", recon)], cfg), key=f"spec-{name}")
+        st.plotly_chart(spectrograms([("reconstruction", recon)], cfg), key=f"explore-spec-{name}")
         return
     panels = [("original", original[1]), ("reconstruction", recon)]
-    st.plotly_chart(spectrograms(panels, cfg, difference=True), key=f"spec-{name}")
+    st.plotly_chart(spectrograms(panels, cfg, difference=True), key=f"explore-spec-{name}")
     scores = clip_metrics(original[1], recon, cfg, est_wave=recon_wave)
     sc, lsd = st.columns(2)
     sc.metric(

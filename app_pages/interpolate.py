@@ -14,9 +14,18 @@ from vae.audio import wav_bytes
 from vae.inference import Clip
 from vae.projection import project
 
-MORPH = "interp.morph"  # (file name, WAV bytes, seconds) of the last morph made
-MORPH_FOR = "interp.morph-for"  # what it was made for: shown only while the page still says so
-ALPHA = "interp.alpha"  # α, kept whether the sound pad or the page's slider moves it
+MORPH = "interp-morph-wav"  # (file name, WAV bytes, seconds) of the last morph made
+MORPH_FOR = "interp-morph-for"  # what it was made for: shown only while the page still says so
+ALPHA = "interp-alpha-value"  # α, kept whether the sound pad or the page's slider moves it
+ALPHA_SLIDER = "interp-alpha"
+# Each end's widgets, by side ("a" or "b"): END_CLIP.format(side="a") is "interp-a-clip".
+END_SOURCE, END_LABEL, END_CLIP = (
+    "interp-{side}-source",
+    "interp-{side}-label",
+    "interp-{side}-clip",
+)
+END_UPLOAD, END_RECORD = "interp-{side}-upload", "interp-{side}-record"
+END_UPLOAD_LABEL = "interp-{side}-ulabel"
 ANY = "any label"
 FROM_EXPLORE = "from Explore"
 
@@ -57,21 +66,21 @@ def _listed_clip(clip_id: str):
 def _use_map_selection() -> None:
     picked = state.selected_clips()
     for side, clip_id in zip(("a", "b"), picked[-2:] if len(picked) > 1 else picked, strict=False):
-        st.session_state[f"interp-{side}-source"] = LISTED
-        st.session_state[f"interp-{side}-label"] = ANY
-        st.session_state[f"interp-{side}-clip"] = clip_id
+        st.session_state[END_SOURCE.format(side=side)] = LISTED
+        st.session_state[END_LABEL.format(side=side)] = ANY
+        st.session_state[END_CLIP.format(side=side)] = clip_id
 
 
 def choose_end(side: str, column, fallback: int):
     """Widgets for one end of the path; returns its Clip or None when not chosen yet."""
     handed, new = state.handed_over(side)
     if new:  # just sent from Explore: show it (the radio is not drawn yet this run)
-        st.session_state[f"interp-{side}-source"] = FROM_EXPLORE
+        st.session_state[END_SOURCE.format(side=side)] = FROM_EXPLORE
     with column:
         st.subheader(f"Clip {side.upper()}")
         sources = ([LISTED] if LISTED else []) + ["upload", "record"]
         sources += [FROM_EXPLORE] if handed is not None else []
-        source = st.radio("From", sources, key=f"interp-{side}-source", horizontal=True)
+        source = st.radio("From", sources, key=END_SOURCE.format(side=side), horizontal=True)
         if source == FROM_EXPLORE:
             st.caption(f"Your clip {handed.name!r}, sent from the Explore page.")
             return handed
@@ -79,12 +88,13 @@ def choose_end(side: str, column, fallback: int):
             return _own_end(side, source)
         known = set(listed_labels)
         names = [n for n in (ds.label_names if ds is not None else synth.label_names) if n in known]
-        label = st.selectbox("Label", [ANY, *names], key=f"interp-{side}-label")
+        label = st.selectbox("Label", [ANY, *names], key=END_LABEL.format(side=side))
         ids = [i for i, lab in zip(listed_ids, listed_labels, strict=True) if label in (ANY, lab)]
-        st.session_state.setdefault(f"interp-{side}-clip", ids[min(fallback, len(ids) - 1)])
-        if st.session_state[f"interp-{side}-clip"] not in ids:
-            st.session_state[f"interp-{side}-clip"] = ids[0]
-        clip_id = st.selectbox("Clip", ids, key=f"interp-{side}-clip")
+        clip_key = END_CLIP.format(side=side)
+        st.session_state.setdefault(clip_key, ids[min(fallback, len(ids) - 1)])
+        if st.session_state[clip_key] not in ids:
+            st.session_state[clip_key] = ids[0]
+        clip_id = st.selectbox("Clip", ids, key=clip_key)
         with widgets.user_errors():
             return _listed_clip(clip_id)
 
@@ -94,17 +104,20 @@ def _own_end(side: str, source: str):
     reading as uploads are), or None until there is one."""
     if source == "upload":
         file = st.file_uploader(
-            "Audio file", key=f"interp-{side}-upload", type=["wav", "flac", "ogg", "aiff", "mp3"]
+            "Audio file",
+            key=END_UPLOAD.format(side=side),
+            type=["wav", "flac", "ogg", "aiff", "mp3"],
         )
     else:
         file = st.audio_input(
-            f"Record clip {side.upper()}", key=f"interp-{side}-record", sample_rate=None
+            f"Record clip {side.upper()}", key=END_RECORD.format(side=side), sample_rate=None
         )
     label = named = None
     if synth.conditional:
         upload = file if source == "upload" else None
-        named = widgets.label_from_upload(upload, synth.label_names, f"interp-{side}-ulabel")
-        label = st.selectbox("Its label", synth.label_names, key=f"interp-{side}-ulabel")
+        label_key = END_UPLOAD_LABEL.format(side=side)
+        named = widgets.label_from_upload(upload, synth.label_names, label_key)
+        label = st.selectbox("Its label", synth.label_names, key=label_key)
     if file is None:
         st.caption(f"{source.capitalize()} a clip, or pick one from the dataset.")
         return None
@@ -162,8 +175,8 @@ with alpha_col:
             st.session_state[ALPHA] = round(moved, 2)
         alpha = st.session_state[ALPHA]
     else:
-        st.session_state.setdefault("interp-alpha", st.session_state[ALPHA])
-        alpha = st.slider("α: 0 is A, 1 is B", 0.0, 1.0, step=0.05, key="interp-alpha")
+        st.session_state.setdefault(ALPHA_SLIDER, st.session_state[ALPHA])
+        alpha = st.slider("α: 0 is A, 1 is B", 0.0, 1.0, step=0.05, key=ALPHA_SLIDER)
         st.session_state[ALPHA] = alpha
 with widgets.user_errors():
     code, mix = synth.blend(a, b, alpha, mode)  # (D,), (bins, frames)

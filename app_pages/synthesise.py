@@ -7,9 +7,13 @@ from ui import cache, figures, sound_pad, state, widgets
 from vae.latent import along_directions, to_directions
 
 RANGE = 3.0  # sliders reach this many standard deviations of the data either side
-AMOUNTS, RESIDUAL, DRAWS = "synth.amounts", "synth.residual", "synth.draws"
-SLIDERS = "synth.sliders"  # slider key -> value, so the code outlives a page switch
-REVISION = "synth.revision"  # counts the moves made here, not by hand (the pad adopts them)
+RESIDUAL, DRAWS = "synth-residual", "synth-draws"
+SLIDERS = "synth-sliders"  # slider key -> value, so the code outlives a page switch
+REVISION = "synth-revision"  # counts the moves made here, not by hand (the pad adopts them)
+# Slider i along a main direction or a raw dimension: DIRECTION.format(0) is "synth-dir-0".
+DIRECTION, DIMENSION = "synth-dir-{}", "synth-dim-{}"
+LABEL, TEMPERATURE = "synth-label", "synth-temperature"
+MODES = {"main directions": "synth-pad-directions", "raw dimensions": "synth-pad-dimensions"}
 
 st.title("Synthesise")
 checkpoint = state.require_checkpoint()
@@ -24,9 +28,9 @@ def _set_code(code: np.ndarray) -> None:
     """Point every slider at ``code`` (D,): direction amounts, raw dimensions and the rest."""
     amounts = np.clip(to_directions(code, centre, directions, spread), -RANGE, RANGE)
     for i, value in enumerate(amounts):
-        st.session_state[f"synth-dir-{i}"] = round(float(value), 2)
+        st.session_state[DIRECTION.format(i)] = round(float(value), 2)
     for i, value in enumerate(code):
-        st.session_state[f"synth-dim-{i}"] = round(float(np.clip(value, -RANGE, RANGE)), 2)
+        st.session_state[DIMENSION.format(i)] = round(float(np.clip(value, -RANGE, RANGE)), 2)
     st.session_state[RESIDUAL] = code - along_directions(centre, directions, spread, amounts)
     st.session_state[REVISION] = st.session_state.get(REVISION, 0) + 1
 
@@ -34,8 +38,8 @@ def _set_code(code: np.ndarray) -> None:
 def _random() -> None:
     draws = st.session_state.get(DRAWS, 0) + 1
     st.session_state[DRAWS] = draws
-    said = st.session_state.get("synth-label") if synth.conditional else None
-    temperature = st.session_state.get("synth-temperature", 1.0)
+    said = st.session_state.get(LABEL) if synth.conditional else None
+    temperature = st.session_state.get(TEMPERATURE, 1.0)
     _set_code(synth.sample_codes(1, said, temperature, seed=draws)[0].numpy())
 
 
@@ -56,7 +60,7 @@ st.caption(
 )
 controls, output = st.columns([1, 2])
 with controls:
-    modes = ["main directions", "raw dimensions"]
+    modes = list(MODES)  # each with a sound pad of its own
     mode = st.radio("Move along", modes, horizontal=True, **state.kept("synth-mode", modes[0]))
     label = None
     if synth.conditional:
@@ -64,7 +68,7 @@ with controls:
             "Say",
             synth.label_names,
             help="the label this conditional model generates",
-            **state.kept("synth-label", synth.label_names[0], synth.label_names),
+            **state.kept(LABEL, synth.label_names[0], synth.label_names),
         )
     st.slider(
         "Temperature",
@@ -72,7 +76,7 @@ with controls:
         2.0,
         step=0.1,
         help="scale of the random draw: low is typical, high is adventurous",
-        **state.kept("synth-temperature", 1.0),
+        **state.kept(TEMPERATURE, 1.0),
     )
     # Side by side the narrow column cut "Random sample" off: one button a row, full width.
     st.button(
@@ -91,18 +95,18 @@ with controls:
     )
     # set here, not as a default (callbacks move them), from the code last dialled in: a
     # slider's own value is dropped when the page is left
-    slider_keys = [f"synth-dir-{i}" for i in range(k)] + [f"synth-dim-{i}" for i in range(16)]
+    slider_keys = [DIRECTION.format(i) for i in range(k)] + [DIMENSION.format(i) for i in range(16)]
     for key in slider_keys:
         st.session_state.setdefault(key, st.session_state.get(SLIDERS, {}).get(key, 0.0))
     live = sound_pad.toggle(synth)
     residual = st.session_state.get(RESIDUAL, np.zeros(synth.latent_dim, np.float32))
     shown = min(synth.latent_dim, 16)
     if mode == "main directions":
-        keys = [f"synth-dir-{i}" for i in range(k)]
+        keys = [DIRECTION.format(i) for i in range(k)]
         names = [f"direction {i + 1} (spread {spread[i]:.2f})" for i in range(k)]
         axes = (centre, directions, spread, residual)
     else:
-        keys = [f"synth-dim-{i}" for i in range(shown)]
+        keys = [DIMENSION.format(i) for i in range(shown)]
         names = [f"z[{i}]" for i in range(shown)]
         eye = np.eye(synth.latent_dim, dtype=np.float32)[:shown]
         axes = (np.zeros(synth.latent_dim, np.float32), eye, np.ones(shown, np.float32), None)
@@ -119,7 +123,7 @@ with controls:
             label=synth.label_index(label) if synth.conditional else -1,
             value_range=RANGE,
             revision=st.session_state.get(REVISION, 0),
-            key=f"synth-pad-{mode}",
+            key=MODES[mode],
         )
         for key, value in zip(keys, moved or [], strict=False):
             st.session_state[key] = round(value, 2)

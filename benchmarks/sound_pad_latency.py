@@ -192,7 +192,7 @@ def main() -> None:
             pad_rate, pad_drag = drag(page, "#pad", args.drag_seconds, pad=True)
 
             go(page, "Synthesise")
-            page.locator(f"{key('sound-pad-toggle')} label").click()
+            page.locator(f"{key('pad-toggle')} label").click()
             settle(page)
             baseline = server_latencies(page, "synth-dir-0", max(10, args.presses // 3))
             browser.close()

@@ -13,7 +13,9 @@ import numpy as np
 import streamlit as st
 import torch
 
+from vae import inference
 from vae.checkpoints import CONFIG_FILE, LATENTS_FILE, read_latents
+from vae.dataset import CONFIG_FILE as DATASET_CONFIG
 from vae.dataset import SpectrogramSet, load_dataset
 from vae.inference import Clip, Synthesiser
 from vae.latent import checkpoint_axes
@@ -45,7 +47,7 @@ def _dataset(path: str, stamp: float) -> SpectrogramSet:
 def dataset(path: str | Path) -> SpectrogramSet:
     """The preprocessed dataset at ``path``, memory-mapped."""
     path = Path(path).resolve()
-    return _dataset(str(path), _stamp(path / "config.json"))
+    return _dataset(str(path), _stamp(path / DATASET_CONFIG))
 
 
 @st.cache_resource(max_entries=4)
@@ -97,24 +99,8 @@ def clip(
 def companion_dataset(
     checkpoint: str | Path, synth: Synthesiser, same_clips: bool = False
 ) -> SpectrogramSet | None:
-    """A dataset for this checkpoint: the current one, else the one it was trained on
-    when still on disk, else None.
-
-    Args:
-        same_clips: demand the very dataset it was trained on (its fingerprint: features,
-            clip ids and order), as latents.npz rows do; else any with the same features.
-    """
+    """A dataset for this checkpoint, opened through the cache: the current one, else the
+    one it was trained on when still on disk, else None (``vae.inference.companion_dataset``)."""
     from ui.state import current_dataset
 
-    info = synth.checkpoint.dataset_info
-    for path in (current_dataset(), info.get("path")):
-        if path and (Path(path) / "config.json").is_file():
-            try:
-                ds = dataset(path)
-            except (OSError, ValueError):
-                continue
-            if same_clips and ds.fingerprint == info.get("fingerprint"):
-                return ds
-            if not same_clips and ds.config.fingerprint() == synth.config.fingerprint():
-                return ds
-    return None
+    return inference.companion_dataset(synth.checkpoint, current_dataset(), same_clips, dataset)

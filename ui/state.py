@@ -2,6 +2,11 @@
 
 The choice lives in ``st.session_state`` under keys of our own, so it survives page switches
 (a keyed widget's value is dropped when its page is left) and stays per browser session.
+
+Every session-state and widget key is ``"<page>-<name>"``, lowercase with dashes, and a key
+that code reads or writes is a constant at the top of the module that owns it: pages use
+``home``, ``dataset``, ``train``, ``explore``, ``interp``, ``synth``, ``evaluate``; the sidebar
+``sidebar``, the sound pad ``pad``, and what this module keeps for every page ``studio``.
 """
 
 from __future__ import annotations
@@ -17,8 +22,20 @@ from vae.workspace import Item, list_checkpoints, list_datasets
 if TYPE_CHECKING:
     from vae.inference import Clip
 
-DATASET = "studio.dataset"
-CHECKPOINT = "studio.checkpoint"
+# The current dataset and checkpoint folders (str): chosen in the sidebar or by a page.
+DATASET = "studio-dataset"
+CHECKPOINT = "studio-checkpoint"
+# The sidebar pickers' widget keys, by the key of the choice they show.
+PICKERS = {DATASET: "sidebar-dataset", CHECKPOINT: "sidebar-checkpoint"}
+# Choices that outlive their page (a projection, a label, a preset): widget key -> value.
+# Written only through ``kept`` and its on_change.
+KEPT = "studio-kept"
+# Clips picked on the Explore map (ids, most recent last): Interpolate offers the last two
+# as A and B. Written only through ``remember_selection``.
+SELECTED = "studio-selected"
+# Clips of the user's own (an upload or a recording placed on Explore) sent to Interpolate
+# as end "a" or "b": side -> (clip, not yet seen by Interpolate).
+HANDED = "studio-handed"
 
 
 def _pick(items: list[Item], key: str) -> Path | None:
@@ -55,7 +72,7 @@ def _picker(title: str, items: list[Item], key: str, empty: str) -> None:
     paths = [str(item.path) for item in items]
     summaries = {str(item.path): item.summary for item in items}
     current = _pick(items, key)
-    widget = f"sidebar.{key}"
+    widget = PICKERS[key]
     st.session_state[widget] = str(current)
     st.sidebar.selectbox(
         title,
@@ -72,11 +89,6 @@ def sidebar() -> None:
     st.sidebar.header("Workspace")
     _picker("Dataset", list_datasets(), DATASET, "none yet (make one on the Dataset page)")
     _picker("Checkpoint", list_checkpoints(), CHECKPOINT, "none yet (train one on the Train page)")
-
-
-# Choices that outlive their page (a projection, a label, a preset): widget key -> value.
-# Written only through ``kept`` and its on_change.
-KEPT = "studio.kept"
 
 
 def _remember(widget_key: str, then: Callable[[], None] | None) -> None:
@@ -140,11 +152,6 @@ def require_checkpoint() -> Path:
     return path
 
 
-# Clips picked on the Explore map (ids, most recent last): Interpolate offers the last two
-# as A and B. Written only through ``remember_selection``.
-SELECTED = "studio.selected"
-
-
 def remember_selection(clip_id: str, keep: int = 2) -> None:
     """Add ``clip_id`` to the map selection, keeping the last ``keep`` distinct ids."""
     chosen = [c for c in st.session_state.get(SELECTED, []) if c != clip_id] + [clip_id]
@@ -154,11 +161,6 @@ def remember_selection(clip_id: str, keep: int = 2) -> None:
 def selected_clips() -> list[str]:
     """Clip ids picked on the map, most recent last."""
     return list(st.session_state.get(SELECTED, []))
-
-
-# Clips of the user's own (an upload or a recording placed on Explore) sent to Interpolate
-# as end "a" or "b": side -> (clip, not yet seen by Interpolate).
-HANDED = "studio.handed"
 
 
 def hand_over(side: str, clip: Clip) -> None:

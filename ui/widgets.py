@@ -18,6 +18,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from vae.audio import wav_bytes
 from vae.inference import Clip, Synthesiser
+from vae.progress import Progress
 from vae.sources import label_from_name
 
 T = TypeVar("T")
@@ -79,7 +80,7 @@ def label_from_upload(
     if upload is None:
         return None
     named = label_from_name(upload.name, label_names)
-    seen, this = f"{widget_key}.named-for", (upload.name, upload.size)
+    seen, this = f"{widget_key}-named-for", (upload.name, upload.size)
     if named is not None and st.session_state.get(seen) != this:
         st.session_state[widget_key] = named
     st.session_state[seen] = this
@@ -92,7 +93,7 @@ def label_note(label: str, named: str | None, file_name: str) -> str:
     return f"Encoded and reconstructed as label {label!r} ({origin}; change it above)."
 
 
-def progress_bar(text: str, scale: float = 1.0, unit: str = "") -> Callable[[int, int], None]:
+def progress_bar(text: str, scale: float = 1.0, unit: str = "") -> Progress:
     """A progress(done, total) callback drawing an st.progress bar (redrawn once per %);
     ``scale`` and ``unit`` show amounts such as bytes as "1.5 of 12.0 MB"."""
     bar, shown = st.progress(0.0, text), [-1]

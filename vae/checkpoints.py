@@ -318,15 +318,6 @@ def check_compatible(ckpt: Checkpoint, feature_config: FeatureConfig, what: str)
         )
 
 
-def list_checkpoints(root: str | Path) -> list[Path]:
-    """Checkpoint folders directly under ``root`` (those holding config.json), newest first."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if (p / CONFIG_FILE).is_file()]
-    return sorted(found, key=lambda p: (p / CONFIG_FILE).stat().st_mtime, reverse=True)
-
-
 # ------------------------------------------------------------------------------ latents
 
 

@@ -12,7 +12,6 @@ the real clips (Fréchet distance of the judge's embeddings, inception score:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,8 +24,7 @@ from vae.distribution import embedding_stats, ratio, set_figures
 from vae.inference import Synthesiser
 from vae.judge import Judge
 from vae.metrics import log_spectral_distance, spectral_convergence, summarise
-
-Progress = Callable[[int, int], None] | None
+from vae.progress import Progress
 
 
 def evaluate_reconstruction(
@@ -34,7 +32,7 @@ def evaluate_reconstruction(
     ds: SpectrogramSet,
     split: str = "val",
     batch_size: int = 64,
-    progress: Progress = None,
+    progress: Progress | None = None,
 ) -> dict:
     """Log-spectral distance (dB) and spectral convergence on ``split`` of ``ds``.
 
@@ -176,7 +174,7 @@ def evaluate_with_judge(
     seed: int = 0,
     batch_size: int = 64,
     reference_clips: int = 1000,
-    progress: Progress = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """What the judge hears in real clips of ``split``, in copies of them made by the
     checkpoint's phase method alone, in their reconstructions and in prior samples

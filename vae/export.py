@@ -190,11 +190,12 @@ def _check(folder: Path, modules: dict[str, torch.nn.Module], roles: dict) -> di
         with torch.no_grad():
             want = modules[role](*inputs).numpy()
         feeds = {spec[0]: x.numpy() for spec, x in zip(roles[role][0], inputs, strict=True)}
-        got = _ort_session(folder / f"{role}.onnx").run(None, feeds)[0]
+        file = folder / (role + FORMATS["onnx"])
+        got = _ort_session(file).run(None, feeds)[0]
         parity[role] = float(np.abs(got - want).max())
         if not parity[role] <= PARITY_TOLERANCE:
             raise ExportError(
-                f"{folder / (role + '.onnx')}: ONNX Runtime's features differ from PyTorch's by "
+                f"{file}: ONNX Runtime's features differ from PyTorch's by "
                 f"{parity[role]:.3g} (more than {PARITY_TOLERANCE:g}); the export is not kept: "
                 "try --format torchscript, or report it with your torch and onnxruntime versions"
             )

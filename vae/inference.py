@@ -6,7 +6,7 @@ app's Explore, Interpolate and Synthesise pages.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -18,13 +18,14 @@ import torch
 from vae import features as F
 from vae.audio import crossfade_concat, peak_normalise
 from vae.checkpoints import Checkpoint, load_checkpoint
-from vae.dataset import SpectrogramSet
+from vae.dataset import CONFIG_FILE as DATASET_CONFIG
+from vae.dataset import SpectrogramSet, load_dataset
 from vae.latent import INTERPOLATION_MODES, interpolation_path, lerp, slerp
+from vae.model import Labels
 from vae.prior import ALL, LatentPrior, read_prior
 from vae.vocoder import CONFIG_FILE as VOCODER_CONFIG
 from vae.vocoder import Vocoder, load_vocoder, vocoder_dir
 
-Labels = torch.Tensor | list[int] | None
 # How features become sound: the checkpoint's vocoder when it has one ("auto"), always
 # the vocoder (an error without one), or always Griffin-Lim.
 PHASES = ("auto", "vocoder", "griffin-lim")
@@ -321,3 +322,33 @@ class Synthesiser:
             return torch.from_numpy(self.prior.sample(n, index, temperature, seed))
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         return torch.randn(n, self.latent_dim, generator=gen) * temperature
+
+
+def companion_dataset(
+    checkpoint: Checkpoint,
+    preferred: str | Path | None = None,
+    same_clips: bool = False,
+    load: Callable[[Path], SpectrogramSet] = load_dataset,
+) -> SpectrogramSet | None:
+    """A dataset to go with ``checkpoint``: ``preferred`` (the one the user picked) when it
+    fits, else the one it was trained on when still on disk and fitting, else None.
+
+    Args:
+        same_clips: demand the very dataset it was trained on (its fingerprint: features,
+            clip ids and order), as latents.npz rows do; else any with the same features.
+        load: opens a dataset folder (the app passes its cached loader); one that raises
+            ``OSError`` or ``ValueError`` is passed over.
+    """
+    info = checkpoint.dataset_info
+    for path in (preferred, info.get("path")):
+        if not path or not (Path(path) / DATASET_CONFIG).is_file():
+            continue
+        try:
+            ds = load(Path(path))
+        except (OSError, ValueError):
+            continue
+        if same_clips and ds.fingerprint == info.get("fingerprint"):
+            return ds
+        if not same_clips and ds.config.fingerprint() == checkpoint.feature_config.fingerprint():
+            return ds
+    return None

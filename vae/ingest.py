@@ -19,7 +19,7 @@ import numpy as np
 
 from vae import audio, features, parallel, sources, storage
 from vae.features import FeatureConfig
-from vae.sources import Progress
+from vae.progress import Progress
 
 # Budget of one batched STFT, in samples or STFT cells (whichever a clip has more of): the
 # temporaries take ~100 bytes each, so 2**20 keeps them near 100 MiB (64 seed or fsdd clips,

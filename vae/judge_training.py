@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from torch import nn
 from vae.dataset import SpectrogramSet
 from vae.features import features_to_waveform
 from vae.judge import JudgeConfig, JudgeNet, log_mel, save_judge
+from vae.progress import OnEvent
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ def train_judge(
     ds: SpectrogramSet,
     out: str | Path,
     training: JudgeTraining = JudgeTraining(),
-    progress: Callable[[dict[str, Any]], None] | None = None,
+    progress: OnEvent | None = None,
 ) -> dict[str, Any]:
     """Train a judge on the waveforms of ``ds``'s train split and save its last epoch in the
     folder ``out``; returns {"val_accuracy", "val_accuracy_phase_copies", "train_accuracy",

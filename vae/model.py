@@ -31,6 +31,8 @@ MODEL_SIZES: dict[str, tuple[int, ...]] = {
     "large": (32, 64, 128, 256, 512),
 }
 
+# What encode/decode take as labels, here and in vae.inference: indices (n,), one index for
+# all, label weights (n, n_labels), or None for an unconditional model.
 Labels = torch.Tensor | Sequence[int] | int | None
 # How the decoder doubles its resolution: "transpose" (a 4x4 transposed convolution, the
 # first version) or "upsample" (nearest-neighbour upsampling, then a 3x3 convolution: no

@@ -27,9 +27,8 @@ from torch import nn
 from vae import features as F
 from vae.dataset import SpectrogramSet
 from vae.metrics import log_spectral_distance, spectral_convergence, summarise
+from vae.progress import OnEvent
 from vae.vocoder import Vocoder, VocoderConfig, VocoderNet, save_vocoder
-
-Progress = Callable[[dict[str, Any]], None] | None
 
 
 @dataclass(frozen=True)
@@ -143,7 +142,7 @@ def train_vocoder(
     out: str | Path,
     config: VocoderConfig | None = None,
     training: VocoderTraining = VocoderTraining(),
-    progress: Progress = None,
+    progress: OnEvent | None = None,
 ) -> dict[str, Any]:
     """Train a vocoder on ``ds``'s train split within ``training.seconds``, measure it
     beside Griffin-Lim on the val split, and save it in the folder ``out``.

@@ -7,6 +7,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from vae import checkpoints as ck
+from vae import dataset as ds
+from vae import judge as jg
+
 DATA_ROOT = Path("data")
 CHECKPOINT_ROOT = Path("checkpoints")
 # A dataset or checkpoint folder's name, the same rule for the app and the CLI: one path
@@ -58,10 +62,10 @@ def list_datasets(root: Path = DATA_ROOT) -> list[Item]:
     """Folders under ``root`` holding a preprocessed dataset, newest first. One whose
     config.json is torn is listed as damaged, so that opening it says why."""
     items = []
-    for folder in _folders_with(root, "features.npy"):
-        info = _read_json(folder / "config.json")
+    for folder in _folders_with(root, ds.FEATURES_FILE):
+        info = _read_json(folder / ds.CONFIG_FILE)
         if info is None:
-            items.append(Item(folder, "dataset", DAMAGED.format("config.json")))
+            items.append(Item(folder, "dataset", DAMAGED.format(ds.CONFIG_FILE)))
             continue
         counts = info.get("counts", {})
         feats = info.get("feature_config", {})
@@ -78,11 +82,13 @@ def list_checkpoints(root: Path = CHECKPOINT_ROOT) -> list[Item]:
     (``run/best``, a complete checkpoint of its own), newest first; one with a torn
     config.json is listed as damaged, so that opening it says why."""
     items = []
-    best = [p for p in _folders_with(root, "best/model.pt") if p.parent.name[0] != "."]
-    for folder in _folders_with(root, "model.pt") + best:
-        info = _read_json(folder / "config.json")
+    weights, config = ck.WEIGHTS_FILE, ck.CONFIG_FILE
+    best_weights = f"{ck.BEST_DIR}/{weights}"
+    best = [p for p in _folders_with(root, best_weights) if p.parent.name[0] != "."]
+    for folder in _folders_with(root, weights) + best:
+        info = _read_json(folder / config)
         if info is None:
-            items.append(Item(folder, "checkpoint", DAMAGED.format("config.json")))
+            items.append(Item(folder, "checkpoint", DAMAGED.format(config)))
             continue
         model = info.get("model_config", {})
         kind = "conditional" if model.get("n_labels") else "unconditional"
@@ -98,13 +104,13 @@ JUDGE_ROOT = Path("judges")
 
 def list_judges(root: Path = JUDGE_ROOT, checkpoints: Path = CHECKPOINT_ROOT) -> list[Item]:
     """Judge folders: under ``root``, and a ``judge/`` inside any checkpoint; newest first."""
-    found = list(Path(root).glob("*/judge.json")) + list(
-        Path(checkpoints).glob("*/judge/judge.json")
+    found = list(Path(root).glob(f"*/{jg.CONFIG_FILE}")) + list(
+        Path(checkpoints).glob(f"*/judge/{jg.CONFIG_FILE}")
     )
     items = []
     for cfg_path in found:
         info = _read_json(cfg_path)
-        if info is None or not (cfg_path.parent / "judge.pt").is_file():
+        if info is None or not (cfg_path.parent / jg.WEIGHTS_FILE).is_file():
             continue
         accuracy = info.get("val_accuracy")
         shown = f"{accuracy:.1%}" if isinstance(accuracy, float) else "?"

@@ -44,14 +44,14 @@ def test_sidebar_switches_the_current_checkpoint_on_every_page(studio_root, tmp_
     os.utime(second / "config.json", (1, 1))  # older: listed second
     monkeypatch.chdir(tmp_path / "ws")
     at = open_page("home")
-    picker = at.sidebar.selectbox(key="sidebar.studio.checkpoint")
+    picker = at.sidebar.selectbox(key="sidebar-checkpoint")
     assert picker.options == ["checkpoints/demo", "checkpoints/older"]
     assert "checkpoints/demo" in at.success[0].value
     picker.set_value("checkpoints/older").run()
     assert "checkpoints/older" in at.success[0].value
     at.switch_page("app_pages/synthesise.py").run()  # the choice survives a page switch
-    assert at.sidebar.selectbox(key="sidebar.studio.checkpoint").value == "checkpoints/older"
-    assert at.session_state["studio.checkpoint"] == "checkpoints/older"
+    assert at.sidebar.selectbox(key="sidebar-checkpoint").value == "checkpoints/older"
+    assert at.session_state["studio-checkpoint"] == "checkpoints/older"
 
 
 PAGES = ["home", "dataset", "train", "explore", "interpolate", "synthesise", "evaluate"]
@@ -71,7 +71,7 @@ def test_every_page_opens_in_an_empty_workspace_with_the_next_step(page, tmp_pat
 def test_every_page_opens_on_the_demo_workspace(page, studio_page):
     at = studio_page(page)
     assert not at.error
-    assert at.sidebar.selectbox(key="sidebar.studio.checkpoint").value == "checkpoints/demo"
+    assert at.sidebar.selectbox(key="sidebar-checkpoint").value == "checkpoints/demo"
 
 
 def test_a_broken_checkpoint_is_an_error_with_the_fix_on_every_model_page(

@@ -83,7 +83,7 @@ def test_demo_set_preview_follows_the_parameters_and_preprocess_selects_it(tmp_p
     feats = np.load(tmp_path / "data/demo/features.npy")
     assert feats.shape == (20, 128, 128)
     assert "Kept 20 clips from 20 files" in _texts(at.success)
-    assert at.session_state["studio.dataset"] == "data/demo"
+    assert at.session_state["studio-dataset"] == "data/demo"
     assert at.sidebar.selectbox[0].value == "data/demo"
     per_label = _table(at, "clips")
     assert dict(zip(per_label["label"], per_label["clips"], strict=True)) == {

@@ -39,7 +39,7 @@ def test_train_a_judge_then_evaluate_the_checkpoint(studio_root, tmp_path, monke
     at.radio(key="evaluate-which").set_value("prior samples").run()
     counts = np.asarray(chart_traces(at, "evaluate-confusion")[0]["text"])
     assert counts.sum(axis=1).tolist() == [3] * 5  # 3 samples asked of each label
-    report = at.session_state["evaluate.reports"]["checkpoints/demo"]
+    report = at.session_state["evaluate-reports"]["checkpoints/demo"]
     assert json.loads(json.dumps(report))["judge"]["samples"]["per_label_samples"] == 3
     table = at.table[0].value  # the distribution section: one row per set
     assert list(table.columns) == [

@@ -23,8 +23,8 @@ from vae.inference import Synthesiser
 from vae.metrics import clip_metrics
 from vae.projection import project
 
-SELECTED = "studio.selected"
-ROUTE, ROUTE_MORPH = "explore.route", "explore.route-morph"
+SELECTED = "studio-selected"
+ROUTE, ROUTE_MORPH = "explore-route", "explore-route-wav"
 
 
 def _map(at) -> list[dict]:
@@ -192,7 +192,7 @@ def test_a_conditional_model_is_coloured_by_speaker_and_says_why_not_by_label(
         train_config=TrainConfig(epochs=1, batch_size=8, log_every=0, device="cpu", threads=1),
         model_overrides={"channels": (8, 16), "latent_dim": 4},
     )
-    at = open_page("explore", **{"studio.checkpoint": str(plain)})
+    at = open_page("explore", **{"studio-checkpoint": str(plain)})
     assert not at.exception, at.exception
     assert at.radio(key="explore-colour").value == "label"
     assert len(_clip_traces(_map(at))) == 5
@@ -356,7 +356,7 @@ def test_a_recording_lands_on_the_map_is_reconstructed_and_morphs_on_interpolate
     assert at.subheader[-1].value == "Your recording"
     assert any(f"reconstructed as label {first!r}" in c.value for c in at.caption)
     assert len(at.get("audio")) == 2  # the recording and its reconstruction
-    original, recon, _ = (t["z"] for t in chart_traces(at, "spec-recording"))
+    original, recon, _ = (t["z"] for t in chart_traces(at, "explore-spec-recording"))
     np.testing.assert_allclose(original, clip.features.numpy(), atol=1e-5)
     np.testing.assert_allclose(recon, synth.decode(z, [clip.label])[0].numpy(), atol=1e-4)
 
@@ -370,7 +370,7 @@ def test_a_recording_lands_on_the_map_is_reconstructed_and_morphs_on_interpolate
     np.testing.assert_allclose(a_panel, clip.features.numpy(), atol=1e-5)
     at.button(key="interp-morph").click().run()
     assert not at.exception
-    name, data, _ = at.session_state["interp.morph"]
+    name, data, _ = at.session_state["interp-morph-wav"]
     assert name.startswith("morph-recording-to-")
     assert len(sf.read(io.BytesIO(data))[0]) > 0
 

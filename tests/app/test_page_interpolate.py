@@ -66,7 +66,7 @@ def test_label_filter_and_map_selection_choose_the_ends(at):
     at.selectbox(key="interp-a-label").set_value("tone").run()
     assert at.selectbox(key="interp-a-clip").value.startswith("tone/")
     assert all(o.startswith("tone/") for o in at.selectbox(key="interp-a-clip").options)
-    at.session_state["studio.selected"] = ["rising/rising_bo_1", "noise/noise_cy_2"]
+    at.session_state["studio-selected"] = ["rising/rising_bo_1", "noise/noise_cy_2"]
     at.run()
     at.button(key="interp-use-map").click().run()
     assert at.selectbox(key="interp-a-clip").value == "rising/rising_bo_1"
@@ -77,7 +77,7 @@ def test_make_morph_offers_a_wav_of_every_step_crossfaded(at):
     at.number_input(key="interp-steps").set_value(5).run()
     at.button(key="interp-morph").click().run()
     assert not at.exception
-    name, data, seconds = at.session_state["interp.morph"]
+    name, data, seconds = at.session_state["interp-morph-wav"]
     wave, sr = sf.read(io.BytesIO(data))
     n, fade = 4096, int(0.05 * 8000)
     assert sr == 8000 and len(wave) == 5 * n - 4 * fade
@@ -90,7 +90,7 @@ def test_a_morph_is_offered_only_for_the_ends_and_settings_it_was_made_for(at):
     """Issue 15 item 5: the player and download of the last pair stayed after A changed."""
     at.number_input(key="interp-steps").set_value(3).run()
     at.button(key="interp-morph").click().run()
-    made = at.session_state["interp.morph"]
+    made = at.session_state["interp-morph-wav"]
     assert len(audio_urls(at)) == 4 and len(at.get("download_button")) == 1  # A, mix, B, morph
     first_a = at.selectbox(key="interp-a-clip").value
     other = next(o for o in at.selectbox(key="interp-a-clip").options if o != first_a)
@@ -113,7 +113,7 @@ def test_a_morph_is_offered_only_for_the_ends_and_settings_it_was_made_for(at):
         assert len(audio_urls(at)) == 3 and not at.get("download_button")  # no stale morph
         undo().run()
         assert len(audio_urls(at)) == 4 and len(at.get("download_button")) == 1
-        assert at.session_state["interp.morph"] == made  # the same morph, offered again
+        assert at.session_state["interp-morph-wav"] == made  # the same morph, offered again
 
 
 def test_the_path_and_steps_survive_a_page_switch(at):
@@ -128,7 +128,7 @@ def test_the_path_and_steps_survive_a_page_switch(at):
     assert at.radio(key="interp-mode").value == "slerp"
     assert at.number_input(key="interp-steps").value == 5
     at.button(key="interp-morph").click().run()
-    assert at.session_state["interp.morph"][0].endswith("-slerp-5.wav")  # what is shown is used
+    assert at.session_state["interp-morph-wav"][0].endswith("-slerp-5.wav")  # what is shown is used
 
 
 def test_a_morph_can_pass_through_more_clips_on_its_way(at):
@@ -137,7 +137,7 @@ def test_a_morph_can_pass_through_more_clips_on_its_way(at):
     via.set_value([via.options[1], via.options[2]]).run()
     at.button(key="interp-morph").click().run()
     assert not at.exception
-    name, data, _ = at.session_state["interp.morph"]
+    name, data, _ = at.session_state["interp-morph-wav"]
     wave, _ = sf.read(io.BytesIO(data))
     n, fade, clips = 4096, int(0.05 * 8000), 3 * (3 - 1) + 1  # three legs, ends heard once
     assert len(wave) == clips * n - (clips - 1) * fade
@@ -162,7 +162,7 @@ def test_without_the_dataset_the_ends_come_from_stored_codes(studio_root, tmp_pa
     np.testing.assert_allclose(panels(at)[1], a_decoded.numpy(), atol=1e-4)
     np.testing.assert_allclose(panels(at)[0], a_decoded.numpy(), atol=1e-4)
     at.button(key="interp-morph").click().run()
-    assert not at.exception and "interp.morph" in at.session_state
+    assert not at.exception and "interp-morph-wav" in at.session_state
 
 
 def test_an_uploaded_clip_can_be_an_end_and_bad_uploads_say_why(at, write_tone, tmp_path):
@@ -221,6 +221,6 @@ def test_a_recording_can_be_an_end(studio_root, at, recording_wav):
     recon = synth.reconstruct(clip.features[None], [clip.label])[0].numpy()
     np.testing.assert_allclose(panels(at)[1], recon, atol=1e-4)  # α = 1: the recording's
     at.button(key="interp-morph").click().run()
-    name, data, _ = at.session_state["interp.morph"]
+    name, data, _ = at.session_state["interp-morph-wav"]
     assert "-to-recording-b-" in name
     assert len(sf.read(io.BytesIO(data))[0]) == 8 * 4096 - 7 * 400

@@ -50,7 +50,7 @@ def test_random_sample_moves_the_sliders_and_repeats_for_the_same_draw(at):
     at.button(key="synth-reset").click().run()
     assert all(s.value == 0.0 for s in at.slider[1:])
     np.testing.assert_allclose(spectrogram(at), before, atol=1e-6)
-    at.session_state["synth.draws"] = 0  # the same draw again gives the same sound
+    at.session_state["synth-draws"] = 0  # the same draw again gives the same sound
     at.button(key="synth-random").click().run()
     np.testing.assert_allclose(spectrogram(at), first, atol=1e-6)
 

@@ -94,7 +94,7 @@ def test_start_shows_curves_reconstructions_and_selects_the_checkpoint(workspace
     assert "Reconstructions after epoch 3" in [s.value for s in at.subheader]
     assert len(at.get("audio")) == 6  # 3 validation clips: original and reconstruction
     assert len([c for c in at.get("plotly_chart") if "train-recon-" in c.proto.id]) == 3
-    assert at.session_state["studio.checkpoint"] == str(folder)  # now the current checkpoint
+    assert at.session_state["studio-checkpoint"] == str(folder)  # now the current checkpoint
     assert ck.read_config(folder)["model_config"]["channels"] == [8, 16]
     assert ck.read_config(folder)["model_config"]["latent_dim"] == 4
     download = at.get("download_button")[0].proto
@@ -115,7 +115,7 @@ def test_stop_leaves_a_checkpoint_and_resume_continues(workspace: Path) -> None:
     kept = ck.read_config(folder)["epoch"]
     assert kept >= 2 and _epochs(folder) == list(range(1, kept + 1))
     assert f"Stopped after epoch {kept}" in [i.value for i in at.info][-1]
-    assert at.session_state["studio.checkpoint"] == str(folder)
+    assert at.session_state["studio-checkpoint"] == str(folder)
 
     at.number_input(key="train-epochs").set_value(kept + 2)
     at.button(key="train-resume").click()

@@ -34,21 +34,21 @@ def _epochs(folder: Path) -> list[int]:
 
 
 def test_two_sessions_keep_their_own_checkpoint_and_map_picks(workspace: Path) -> None:
-    picker = "sidebar.studio.checkpoint"
+    picker = "sidebar-checkpoint"
     alice, bob = open_page("explore"), open_page("explore")
     assert alice.sidebar.selectbox(key=picker).value == "checkpoints/demo"
     alice.sidebar.selectbox(key=picker).set_value("checkpoints/other").run()
-    alice.session_state["studio.selected"] = ["demo/a", "demo/b"]
+    alice.session_state["studio-selected"] = ["demo/a", "demo/b"]
 
     bob.run()
     assert bob.sidebar.selectbox(key=picker).value == "checkpoints/demo"
-    assert "studio.selected" not in bob.session_state
+    assert "studio-selected" not in bob.session_state
     for at in (alice, bob):  # a page change keeps each session's own choice
         at.switch_page("app_pages/synthesise.py").run()
         assert not at.exception
     assert alice.sidebar.selectbox(key=picker).value == "checkpoints/other"
     assert bob.sidebar.selectbox(key=picker).value == "checkpoints/demo"
-    assert alice.session_state["studio.selected"] == ["demo/a", "demo/b"]
+    assert alice.session_state["studio-selected"] == ["demo/a", "demo/b"]
 
 
 def test_two_starts_at_once_give_one_run_and_one_clear_refusal(workspace: Path) -> None:

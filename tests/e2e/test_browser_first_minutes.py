@@ -160,7 +160,7 @@ def test_a_new_source_clears_the_last_preprocess_result(page):
 def test_the_sidebar_follows_a_new_dataset(page):
     """Issue 15 item 1: the sidebar kept showing the first dataset once a second was
     current, and choosing the shown one did nothing."""
-    box = "sidebar.studio.dataset"
+    box = "sidebar-dataset"
     assert field(page, box) == "data/first"
     preprocess(page, "second")
     assert field(page, box) == "data/second"

@@ -116,11 +116,11 @@ def test_a_random_sample_moves_the_pad_too(page):
 def test_switched_off_the_page_uses_its_own_sliders(page):
     go(page, "Synthesise")
     pad_frame(page)
-    page.locator(f"{key('sound-pad-toggle')} label").click()
+    page.locator(f"{key('pad-toggle')} label").click()
     settle(page)
     page.wait_for_selector(f"{key('synth-dir-0')} input[type='range']")
     page.wait_for_function(f"() => !document.querySelector({PAD_FRAME!r})")  # gone
-    page.locator(f"{key('sound-pad-toggle')} label").click()  # back on for the next test
+    page.locator(f"{key('pad-toggle')} label").click()  # back on for the next test
     settle(page)
     pad_frame(page)
 

@@ -40,7 +40,7 @@ def test_it_is_small_conditional_on_the_digits_and_carries_its_judge_and_card():
 def test_the_app_opens_on_it_and_its_pages_play_without_data(fresh_clone):
     at = open_page("home")
     assert "checkpoints/fsdd-digits" in at.success[0].value
-    at = open_page("explore", **{"studio.selected": ["3_theo_12"]})
+    at = open_page("explore", **{"studio-selected": ["3_theo_12"]})
     assert not at.exception and not at.error
     assert len(audio_urls(at)) == 1  # the reconstruction, decoded from the stored mean
     at = open_page("interpolate")
@@ -110,6 +110,6 @@ def test_originals_play_once_fsdd_is_preprocessed(fresh_clone, fsdd_recordings):
     config = json.loads((SHIPPED / "config.json").read_text())
     assert config["dataset"]["path"] == "data/fsdd"  # where the app looks, relative
     preprocess(fsdd_recordings, fresh_clone / "data" / "fsdd", PRESETS["fsdd"])
-    at = open_page("explore", **{"studio.selected": ["3_theo_12"]})
+    at = open_page("explore", **{"studio-selected": ["3_theo_12"]})
     assert not at.exception and not at.error
     assert len(audio_urls(at)) == 2  # the original now plays beside the reconstruction

@@ -208,13 +208,6 @@ def test_metrics_reader_skips_torn_lines_and_trim_drops_later_epochs(tmp_path: P
     assert ck.trim_metrics(tmp_path, 2) == 0
 
 
-def test_list_checkpoints(tmp_path: Path) -> None:
-    _save(tmp_path / "one")
-    (tmp_path / "not-a-checkpoint").mkdir()
-    assert ck.list_checkpoints(tmp_path) == [tmp_path / "one"]
-    assert ck.list_checkpoints(tmp_path / "missing") == []
-
-
 def test_pack_checkpoint_zips_what_loading_needs(studio_root, tmp_path):
     import zipfile
 

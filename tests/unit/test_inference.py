@@ -1,12 +1,15 @@
 """The Synthesiser's interactive pieces: clips by id, one point of a path, whole morphs."""
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from vae import latent
 from vae.dataset import load_dataset
-from vae.inference import Synthesiser
+from vae.inference import Synthesiser, companion_dataset
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +68,32 @@ def test_directions_round_trip_and_move_one_axis_at_a_time():
     np.testing.assert_allclose(latent.to_directions(code, centre, dirs, spread), amounts, atol=1e-5)
     one = latent.along_directions(centre, dirs, spread, np.array([1.0, 0, 0], np.float32))
     assert np.linalg.norm(one - centre) == pytest.approx(spread[0], rel=1e-5)
+
+
+def test_companion_dataset_prefers_the_pick_then_the_training_set(synth_and_data, tmp_path):
+    synth, ds = synth_and_data
+    ckpt, trained = synth.checkpoint, Path(synth.checkpoint.dataset_info["path"])
+    assert companion_dataset(ckpt).root == ds.root  # the one it was trained on
+    assert companion_dataset(ckpt, tmp_path / "nothing-here").root == ds.root
+    opened = []
+
+    def load(path: Path):
+        opened.append(path)
+        return ds
+
+    assert companion_dataset(ckpt, trained, load=load) is ds and opened == [trained]
+
+    # the training set gone: none, whatever the flags
+    gone = dataclasses.replace(ckpt, dataset_info={**ckpt.dataset_info, "path": str(tmp_path)})
+    assert companion_dataset(gone) is None
+    assert companion_dataset(gone, trained, same_clips=True).root == ds.root
+
+    # same features but other clips: fits for sound, not for latents.npz rows
+    other = dataclasses.replace(ckpt, dataset_info={**ckpt.dataset_info, "fingerprint": "x"})
+    assert companion_dataset(other, trained).root == ds.root
+    assert companion_dataset(other, trained, same_clips=True) is None
+
+    def broken(path: Path):
+        raise ValueError(f"{path}: torn")
+
+    assert companion_dataset(ckpt, trained, load=broken) is None

@@ -119,7 +119,7 @@ def test_demo_set_layout_labels_and_determinism(tmp_path: Path) -> None:
     c = sources.make_demo_set(tmp_path / "c", n_per_class=4, seed=4)
     files = sources.find_audio_files(a)
     assert len(files) == 4 * len(sources.DEMO_CLASSES) == 20
-    assert (a / "README.txt").read_text().startswith(sources.DEMO_MARKER)
+    assert (a / sources.DEMO_README).read_text().startswith(sources.DEMO_MARKER)
     assert sources.resolve_label_rule(files, a, "auto") == "folder"
     labels = {sources.label_for(f, a, "folder")[0] for f in files}
     assert labels == set(sources.DEMO_CLASSES)

@@ -28,6 +28,7 @@ import numpy as np
 import streamlit as st
 import streamlit.components.v1 as components
 
+from vae.checkpoints import WEIGHTS_FILE
 from vae.export import MANIFEST, export_checkpoint
 from vae.inference import Synthesiser
 
@@ -35,7 +36,8 @@ FRONTEND = Path(__file__).resolve().parent / "frontend"
 RUNTIME = FRONTEND / "node_modules" / "onnxruntime-web" / "dist" / "ort.wasm.min.js"
 MODELS = FRONTEND / "models"
 INSTALL = "npm ci --prefix ui/sound_pad/frontend"
-SWITCH = "sound_pad.on"  # session key of the pages' "Sound while dragging" toggle
+SWITCH = "pad-on"  # session key of the pages' "Sound while dragging" choice
+TOGGLE = "pad-toggle"  # its widget
 ENV_SWITCH = "VAE_SOUND_PAD"  # "0" turns the pad off for every session
 KEEP_EXPORTS = 8  # decoders kept in MODELS (checkpoint versions a page has played)
 
@@ -81,7 +83,7 @@ def toggle(synth: Synthesiser) -> bool:
     on = st.toggle(
         "Sound while dragging",
         value=st.session_state[SWITCH],
-        key="sound-pad-toggle",
+        key=TOGGLE,
         help="decode and make the sound in this browser as you move (the server redraws "
         "the figures and downloads when you let go); off: the server makes each sound",
     )
@@ -116,7 +118,7 @@ def _forget_old_exports(keep: Path, newest: int = KEEP_EXPORTS) -> None:
 def exported(checkpoint: str | Path) -> Exported:
     """The checkpoint's decoder exported for the page (once per checkpoint version)."""
     path = Path(checkpoint).resolve()
-    model = path / "model.pt"
+    model = path / WEIGHTS_FILE
     return _exported(str(path), model.stat().st_mtime if model.exists() else 0.0)
 
 
