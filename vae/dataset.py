@@ -30,7 +30,7 @@ import torch
 
 from vae import audio, ingest, sources, storage
 from vae.features import FeatureConfig
-from vae.sources import Progress
+from vae.progress import Progress
 
 FORMAT_VERSION = 1
 FEATURES_FILE, WAVEFORMS_FILE = "features.npy", "waveforms.npy"

@@ -202,18 +202,50 @@ class Trainer:
 
         self.judging = Judging.start(self.cfg, self.ds, self.out, self.emit)
 
-    def _labels(self, y: torch.Tensor) -> torch.Tensor | None:
-        return y.to(self.device) if self.model_config.conditional else None
+    def run(self) -> tuple[int, list[dict[str, Any]], bool]:
+        """Train up to ``cfg.epochs``; returns (last saved epoch, epoch records, stopped)."""
+        cfg, emit = self.cfg, self.emit
+        start = {"event": "start", "epoch": self.start, "epochs": cfg.epochs}
+        start.update(batches=self.batches, train_clips=self.n, val_clips=self.n_val)
+        if self.world.active:
+            start["world_size"] = self.world.size
+        emit({**start, "device": str(self.device), "parameters": count_parameters(self.model)})
+        if self.start > cfg.epochs:
+            note = f"already trained {self.start - 1} of {cfg.epochs} epochs"
+            emit({"event": "note", "message": note})
+        history: list[dict[str, Any]] = []
+        last, stopped = self.start - 1, False
+        for epoch in range(self.start, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            done = self.train_epoch(epoch)
+            if done is None:
+                stopped = True
+                note = f"stopped; the checkpoint of epoch {last} is kept in {self.out}"
+                emit({"event": "stopped", "epoch": last, "message": note})
+                break
+            history.append(self.finish_epoch(epoch, *done, t0))
+            last = epoch
+            emit(history[-1])
+            if self.judge(epoch):
+                stopped = True
+                best = self.out / ck.BEST_DIR
+                note = f"stopped after epoch {last} (--stop-when-stale); {best} holds the best"
+                emit({"event": "stopped", "epoch": last, "message": note})
+                break
+        if last > 0 and not dist.on_main(
+            self.world, lambda: run_checkpoint.latents_current(self.out)
+        ):
+            self.write_latents()
+        self.features.close()
+        return last, history, stopped
 
-    def _diverged(self, what: str, epoch: int) -> TrainingDiverged:
-        fix = f"a lower --lr (now {self.cfg.lr}) or a longer beta warm-up"
-        if epoch == 1:
-            return TrainingDiverged(
-                f"{what} at epoch 1; no checkpoint was written: train with {fix}"
-            )
-        return TrainingDiverged(
-            f"{what} at epoch {epoch}; the checkpoint of epoch {epoch - 1} in {self.out} is kept: "
-            f"resume it with {fix}"
+    def judge(self, epoch: int) -> bool:
+        """Rank 0 scores the checkpoint just saved when ``epoch`` is due (the others wait);
+        True on every rank when training should stop (``stop_when_stale``)."""
+        if not self.cfg.judged_after(epoch):
+            return False
+        return dist.on_main(
+            self.world, lambda: self.judging is not None and self.judging.after_epoch(epoch)
         )
 
     def train_epoch(self, epoch: int) -> tuple[list[float], float] | None:
@@ -293,18 +325,6 @@ class Trainer:
         event = {"event": "batch", "epoch": epoch, "batch": b + 1, "batches": self.batches}
         self.emit({**event, "loss": loss})
 
-    def validate(self, beta: float) -> dict[str, float]:
-        """Mean per-clip losses over the val split; each rank evaluates its shard."""
-        x_val, y_val = self.parts["val"]
-        mine = dist.shard(self.n_val, self.world.rank, self.world.size)
-        stats, _ = evaluate(
-            self.model, x_val.subset(mine), self._labels(y_val[mine]), beta,
-            self.cfg.free_bits, self.device, self.cfg.precision, self.cfg.likelihood,
-        )  # fmt: skip
-        n = len(x_val.subset(mine))
-        sums = dist.all_reduce_sum(torch.tensor([stats[k] * n for k in LOSS_KEYS]).double())
-        return {k: float(v) / max(self.n_val, 1) for k, v in zip(LOSS_KEYS, sums, strict=True)}
-
     def finish_epoch(self, epoch: int, train_stats: list[float], beta: float, t0: float) -> dict:
         """Validate, log the epoch, save the checkpoint and the latents; returns the record."""
         val = self.validate(beta)
@@ -325,6 +345,18 @@ class Trainer:
         dist.on_main(self.world, lambda: self._save(record))
         self.write_latents()
         return record
+
+    def validate(self, beta: float) -> dict[str, float]:
+        """Mean per-clip losses over the val split; each rank evaluates its shard."""
+        x_val, y_val = self.parts["val"]
+        mine = dist.shard(self.n_val, self.world.rank, self.world.size)
+        stats, _ = evaluate(
+            self.model, x_val.subset(mine), self._labels(y_val[mine]), beta,
+            self.cfg.free_bits, self.device, self.cfg.precision, self.cfg.likelihood,
+        )  # fmt: skip
+        n = len(x_val.subset(mine))
+        sums = dist.all_reduce_sum(torch.tensor([stats[k] * n for k in LOSS_KEYS]).double())
+        return {k: float(v) / max(self.n_val, 1) for k, v in zip(LOSS_KEYS, sums, strict=True)}
 
     def _save(self, record: dict[str, Any]) -> None:
         """The epoch's metrics line, then model.pt and config.json (rank 0)."""
@@ -358,48 +390,16 @@ class Trainer:
             ),
         )
 
-    def run(self) -> tuple[int, list[dict[str, Any]], bool]:
-        """Train up to ``cfg.epochs``; returns (last saved epoch, epoch records, stopped)."""
-        cfg, emit = self.cfg, self.emit
-        start = {"event": "start", "epoch": self.start, "epochs": cfg.epochs}
-        start.update(batches=self.batches, train_clips=self.n, val_clips=self.n_val)
-        if self.world.active:
-            start["world_size"] = self.world.size
-        emit({**start, "device": str(self.device), "parameters": count_parameters(self.model)})
-        if self.start > cfg.epochs:
-            note = f"already trained {self.start - 1} of {cfg.epochs} epochs"
-            emit({"event": "note", "message": note})
-        history: list[dict[str, Any]] = []
-        last, stopped = self.start - 1, False
-        for epoch in range(self.start, cfg.epochs + 1):
-            t0 = time.perf_counter()
-            done = self.train_epoch(epoch)
-            if done is None:
-                stopped = True
-                note = f"stopped; the checkpoint of epoch {last} is kept in {self.out}"
-                emit({"event": "stopped", "epoch": last, "message": note})
-                break
-            history.append(self.finish_epoch(epoch, *done, t0))
-            last = epoch
-            emit(history[-1])
-            if self.judge(epoch):
-                stopped = True
-                best = self.out / ck.BEST_DIR
-                note = f"stopped after epoch {last} (--stop-when-stale); {best} holds the best"
-                emit({"event": "stopped", "epoch": last, "message": note})
-                break
-        if last > 0 and not dist.on_main(
-            self.world, lambda: run_checkpoint.latents_current(self.out)
-        ):
-            self.write_latents()
-        self.features.close()
-        return last, history, stopped
+    def _labels(self, y: torch.Tensor) -> torch.Tensor | None:
+        return y.to(self.device) if self.model_config.conditional else None
 
-    def judge(self, epoch: int) -> bool:
-        """Rank 0 scores the checkpoint just saved when ``epoch`` is due (the others wait);
-        True on every rank when training should stop (``stop_when_stale``)."""
-        if not self.cfg.judged_after(epoch):
-            return False
-        return dist.on_main(
-            self.world, lambda: self.judging is not None and self.judging.after_epoch(epoch)
+    def _diverged(self, what: str, epoch: int) -> TrainingDiverged:
+        fix = f"a lower --lr (now {self.cfg.lr}) or a longer beta warm-up"
+        if epoch == 1:
+            return TrainingDiverged(
+                f"{what} at epoch 1; no checkpoint was written: train with {fix}"
+            )
+        return TrainingDiverged(
+            f"{what} at epoch {epoch}; the checkpoint of epoch {epoch - 1} in {self.out} is kept: "
+            f"resume it with {fix}"
         )

@@ -8,8 +8,9 @@ finished one. Everything random is seeded: the shuffle order and the sampling no
 functions of (seed, epoch), so a resumed run repeats an uninterrupted one exactly.
 
 Under ``torchrun`` (see :mod:`vae.distributed`) the same call runs on every rank: rank 0
-takes the folder lock, checks the folder and reads the checkpoint, and shares what it found
-with the others; each rank then trains on its share of every global batch.
+takes the folder lock, checks the folder, reads the dataset and the checkpoint and shares
+the :class:`Plan` it made with the others (an error on rank 0 reaches them all); each rank
+then trains on its share of every global batch.
 """
 
 from __future__ import annotations
