@@ -17,7 +17,7 @@ import streamlit as st
 from ui import state
 from ui.figures import spectrograms, waveform
 from ui.widgets import play, progress_bar, user_errors
-from vae import archive, audio, features, fsdd, sources
+from vae import archive, audio, features, fsdd, reader, sources
 from vae.dataset import ERRORS_FILE, preprocess
 from vae.features import PRESETS
 from vae.workspace import DATA_ROOT
@@ -267,7 +267,7 @@ if ss.get("dataset.clip") not in files:
     ss["dataset.clip"] = files[0]
 clip = st.selectbox("Clip", files, key="dataset.clip")
 with user_errors(stop=False):
-    _, wave = features.load_clips(source / clip, cfg)[0]  # (clip_samples,): the first segment
+    _, wave = reader.load_clips(source / clip, cfg)[0]  # (clip_samples,): the first segment
     wave = audio.peak_normalise(wave)
     feats = features.waveform_to_features(wave, cfg).numpy()  # (bins, frames)
     left, right = st.columns([2, 3])

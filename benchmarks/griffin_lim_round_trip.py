@@ -21,6 +21,7 @@ import torch
 
 from vae import features as F
 from vae.metrics import spectral_convergence
+from vae.reader import load_clips
 
 FSDD = Path(__file__).resolve().parents[1].parent / "shared/datasets/fsdd/recordings"
 
@@ -36,7 +37,7 @@ def main() -> None:
     print(f"{len(files)} FSDD clips, torch threads {torch.get_num_threads()}")
     for name in args.presets.split(","):
         cfg = F.get_preset(name)
-        clips = np.stack([F.load_clips(f, cfg)[0][1] for f in files])
+        clips = np.stack([load_clips(f, cfg)[0][1] for f in files])
         feats = F.waveform_to_features(clips, cfg)
         ref = F.features_to_magnitude(feats, cfg)
         for label, invert in [

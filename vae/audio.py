@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import io
 import math
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,9 @@ import numpy as np
 import soundfile as sf
 import torch
 import torchaudio
+
+from vae.storage import atomic_write_bytes
+from vae.wav_header import plain_pcm16, wav_layout
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3")
 PEAK = 0.99  # target peak of every written or normalised clip: just under full scale
@@ -41,56 +43,6 @@ LONG_SAMPLES = 2**22  # longer mono waves resample a window at a time (_resample
 
 class AudioError(ValueError):
     """A file that cannot be used as audio; the message names the file and the reason."""
-
-
-@dataclass(frozen=True)
-class _WavLayout:
-    """Where a RIFF/WAVE file keeps its samples, from its chunk headers."""
-
-    format_tag: int
-    channels: int
-    sample_rate: int
-    bits: int
-    data_start: int
-    data_bytes: int
-
-
-def _wav_layout(raw: bytes, size: int) -> _WavLayout | str | None:
-    """The layout of a RIFF/WAVE file from its first bytes ``raw`` and its ``size``, a reason
-    it is truncated, or None when it is not RIFF/WAVE, has no fmt chunk before its data, or
-    its chunk headers lie beyond ``raw`` (then soundfile decides).
-
-    libsndfile quietly reads what is there, so a cut-off download would pass unnoticed.
-    """
-    if len(raw) < 12 or raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
-        return None
-    pos, fmt = 12, None
-    while pos + 8 <= size:
-        if pos + 8 > len(raw):
-            return None
-        chunk_id, chunk_size = struct.unpack_from("<4sI", raw, pos)
-        if chunk_id == b"fmt " and chunk_size >= 16 and pos + 24 <= size:
-            fmt = struct.unpack_from("<HHIIHH", raw, pos + 8)  # tag, ch, rate, _, _, bits
-        if chunk_id == b"data":
-            held = size - pos - 8
-            if chunk_size != 0xFFFFFFFF and chunk_size > held:
-                return f"truncated: header declares {chunk_size} bytes of audio, file holds {held}"
-            if fmt is None:
-                return None
-            tag, channels, rate, _, _, bits = fmt
-            return _WavLayout(tag, channels, rate, bits, pos + 8, min(chunk_size, held))
-        pos += 8 + chunk_size + (chunk_size & 1)
-    return "truncated: no audio data chunk"
-
-
-def _plain_pcm16(raw: bytes, layout: _WavLayout, frames: int) -> np.ndarray | None:
-    """(frames, channels) float32 of a plain 16-bit PCM WAV, decoded as libsndfile does
-    (x / 32768), or None for any other encoding. Reading FSDD this way, without soundfile's
-    per-file set-up, cut the cost of reading a file by two thirds."""
-    if layout.format_tag != 1 or layout.bits != 16 or not 0 < layout.channels <= 64:
-        return None
-    ints = np.frombuffer(raw, "<i2", frames * layout.channels, layout.data_start)
-    return (ints.astype(np.float32) / 32768.0).reshape(frames, layout.channels)
 
 
 def _duration(seconds: float) -> str:
@@ -188,7 +140,7 @@ def _decode(
     whole = size <= WHOLE_FILE_BYTES
     with path.open("rb") as f:
         raw = f.read() if whole else f.read(HEADER_BYTES)
-    layout = _wav_layout(raw, size)
+    layout = wav_layout(raw, size)
     if isinstance(layout, str):
         raise AudioError(f"{path}: {layout}")
     if whole and layout is not None and layout.format_tag == 1 and layout.bits == 16:
@@ -197,7 +149,7 @@ def _decode(
         keep = (
             frames if head_seconds is None else min(frames, int(head_seconds * layout.sample_rate))
         )
-        data = _plain_pcm16(raw, layout, keep)
+        data = plain_pcm16(raw, layout, keep)
         if data is not None:
             out = _Decoded(np.zeros(0, np.float32), layout.sample_rate, layout.channels)
             out.wave, out.head = out.add(data, 0), keep < frames
@@ -420,8 +372,6 @@ def chunk(wave: np.ndarray, n: int, min_fraction: float = 0.5) -> list[tuple[int
 
 def write_wav(path: str | Path, wave: np.ndarray, sample_rate: int, normalise: bool = True) -> Path:
     """Write a mono 16-bit WAV atomically; peak-normalised unless ``normalise`` is False."""
-    from vae.storage import atomic_write_bytes
-
     return atomic_write_bytes(path, wav_bytes(wave, sample_rate, normalise))
 
 

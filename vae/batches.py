@@ -86,7 +86,7 @@ class FeatureFile:
             view, offset = view[done:], offset + done
 
 
-class Rows:
+class FeatureRows:
     """Chosen rows of a :class:`FeatureFile`, read when indexed.
 
     ``len(rows)`` is their count; ``rows[key]`` (a slice or an index array into them) reads
@@ -102,5 +102,5 @@ class Rows:
     def __getitem__(self, key: slice | np.ndarray) -> torch.Tensor:
         return self.file.read(self.rows[key])
 
-    def subset(self, key: slice | np.ndarray) -> Rows:
-        return Rows(self.file, self.rows[key])
+    def subset(self, key: slice | np.ndarray) -> FeatureRows:
+        return FeatureRows(self.file, self.rows[key])

@@ -11,7 +11,6 @@ import dataclasses
 import functools
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -335,42 +334,3 @@ def zero_phase_waveform(feats: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor
         center=True,
         length=cfg.clip_samples,
     )
-
-
-def load_clips(path: str | Path, cfg: FeatureConfig) -> list[tuple[int, np.ndarray]]:
-    """Read a file and shape it as the config says: [(start_sample, clip (clip_samples,))].
-
-    Raises AudioError for unusable files; see :func:`shape_clips` for the shaping.
-    """
-    from vae import audio
-
-    wave, _ = audio.read_audio(path, cfg.sample_rate, **read_limits(cfg))
-    return shape_clips(wave, cfg)
-
-
-def read_limits(cfg: FeatureConfig) -> dict[str, float]:
-    """How much of a file ``cfg`` can use, as ``audio.read_audio`` arguments: one clip per
-    file needs only the start (an hours-long file then costs what a short one does); chunks
-    use the whole file, so files longer than ``audio.MAX_SECONDS`` are refused."""
-    from vae import audio
-
-    if cfg.segment == "single":
-        return {"head_seconds": max(audio.HEAD_SECONDS, 2 * cfg.clip_seconds)}
-    return {"max_seconds": audio.MAX_SECONDS}
-
-
-def shape_clips(wave: np.ndarray, cfg: FeatureConfig) -> list[tuple[int, np.ndarray]]:
-    """Cut a waveform (samples,) at ``cfg.sample_rate`` into [(start_sample, clip)].
-
-    "single" gives one clip (silence trimmed if asked, then cut or zero-padded at the end);
-    "chunks" gives consecutive segments. Starts count samples from the beginning of the file.
-    """
-    from vae import audio
-
-    offset = 0
-    if cfg.trim_db is not None:
-        offset, stop = audio.loud_bounds(wave, cfg.trim_db)
-        wave = wave[offset:stop]
-    if cfg.segment == "chunks":
-        return [(offset + start, seg) for start, seg in audio.chunk(wave, cfg.clip_samples)]
-    return [(offset, audio.fit_length(wave, cfg.clip_samples))]

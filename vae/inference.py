@@ -23,6 +23,7 @@ from vae.dataset import SpectrogramSet, load_dataset
 from vae.latent import INTERPOLATION_MODES, interpolation_path, lerp, slerp
 from vae.model import Labels
 from vae.prior import ALL, LatentPrior, read_prior
+from vae.reader import load_clips
 from vae.vocoder import CONFIG_FILE as VOCODER_CONFIG
 from vae.vocoder import Vocoder, load_vocoder, vocoder_dir
 
@@ -129,7 +130,7 @@ class Synthesiser:
 
     def clip_from_file(self, path: str | Path, label: str | int | None = None) -> Clip:
         """The first clip of an audio file, shaped as the checkpoint's features expect."""
-        _, wave = F.load_clips(path, self.config)[0]
+        _, wave = load_clips(path, self.config)[0]
         wave = peak_normalise(wave)
         feats = F.waveform_to_features(wave, self.config)  # (bins, frames)
         return Clip(Path(path).stem, wave, feats, self.label_index(label))

@@ -1,10 +1,10 @@
 """From a list of audio files to clips, waveforms and features: the reading half of
 preprocessing (``vae.dataset`` builds and loads the dataset folder around it).
 
-Two ways through the same reader (:func:`read_source`, :func:`clips_of`): worker processes
-writing rows in place (``vae.parallel``: one clip per file, from a single-threaded process),
-or reader threads feeding batched STFTs appended in file order (any segment mode, and
-inside the app's server, which cannot fork).
+Two ways through the same reader (:mod:`vae.reader`): worker processes writing rows in
+place (``vae.parallel``: one clip per file, from a single-threaded process), or reader
+threads feeding batched STFTs appended in file order (any segment mode, and inside the
+app's server, which cannot fork).
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from vae import audio, features, parallel, sources, storage
+from vae import audio, features, parallel, storage
 from vae.features import FeatureConfig
 from vae.progress import Progress
+from vae.reader import Segments, read_file
 
 # Budget of one batched STFT, in samples or STFT cells (whichever a clip has more of): the
 # temporaries take ~100 bytes each, so 2**20 keeps them near 100 MiB (64 seed or fsdd clips,
@@ -32,61 +33,8 @@ READ_AHEAD_BYTES = 64 * 2**20
 READ_WORKERS = 2  # soundfile and torch release the GIL: reading overlaps the batched STFT
 
 
-Clips = list[tuple[int, int, np.ndarray]]  # (segment, start sample, clip (clip_samples,))
-
-
-def _reason(path: Path, err: Exception, expected: bool = False) -> str:
-    """One line, without the file name errors.csv already has; an unexpected error keeps
-    its type's name."""
-    text = " ".join(str(err).split()) or type(err).__name__
-    for prefix in (f"{path}: ", f"{path.name}: "):
-        text = text.removeprefix(prefix)
-    return (
-        text if expected or isinstance(err, audio.AudioError) else f"{type(err).__name__}: {text}"
-    )
-
-
-def read_source(
-    path: Path, src: Path, cfg: FeatureConfig, rule: str, native: bool = False
-) -> tuple[str, str, np.ndarray, int] | str:
-    """(label, speaker, wave (samples,), rate) of one file, or why not. The wave is at
-    ``cfg.sample_rate`` unless ``native`` (the caller then resamples, in a batch).
-
-    Never raises: a bad file must not stop the batch.
-    """
-    try:
-        label, speaker = sources.label_for(path, src, rule)
-    except ValueError as err:
-        return _reason(path, err, expected=True)
-    try:
-        rate = None if native else cfg.sample_rate
-        wave, sr = audio.read_audio(path, rate, **features.read_limits(cfg))
-    except Exception as err:  # noqa: BLE001 - any failure is this file's, reported not raised
-        return _reason(path, err)
-    return label, speaker, wave, sr
-
-
-def clips_of(path: Path, wave: np.ndarray, cfg: FeatureConfig) -> Clips | str:
-    """The loud clips of a wave at ``cfg.sample_rate``, or why there are none."""
-    try:
-        clips = features.shape_clips(wave, cfg)
-    except Exception as err:  # noqa: BLE001
-        return _reason(path, err)
-    loud = [(k, s, c) for k, (s, c) in enumerate(clips) if np.abs(c).max() >= audio.SILENCE_PEAK]
-    return loud or "silent after trimming"
-
-
-def read_file(path: Path, src: Path, cfg: FeatureConfig, rule: str) -> tuple[str, str, Clips] | str:
-    """(label, speaker, [(segment, start, clip)]) of one file, or why not; never raises."""
-    source = read_source(path, src, cfg, rule)
-    if isinstance(source, str):
-        return source
-    label, speaker, wave, _ = source
-    clips = clips_of(path, wave, cfg)
-    return clips if isinstance(clips, str) else (label, speaker, clips)
-
-
-Rows = list[list[Any]]  # id, source, label, speaker, start
+# One row of the dataset manifest per clip: id, source, label, speaker, start sample.
+ManifestRows = list[list[Any]]
 
 
 @dataclass(frozen=True)
@@ -105,13 +53,13 @@ class Job:
     progress: Progress | None
 
 
-def analyse_in_processes(job: Job) -> tuple[Rows, list[tuple[str, str]]]:
+def analyse_in_processes(job: Job) -> tuple[ManifestRows, list[tuple[str, str]]]:
     """One clip per file, worker processes writing rows in place (``vae.parallel``)."""
     rels, file_ids = job.rels, job.file_ids
     outcomes = parallel.analyse_files(
         job.files, job.src, job.cfg, job.rule, job.feats_path, job.waves_path, job.progress
     )
-    rows: Rows = []
+    rows: ManifestRows = []
     refused: list[tuple[str, str]] = []
     for o in outcomes:
         if o.reason is not None:
@@ -143,11 +91,11 @@ def read_ahead(
     return storage.read_ahead(pool, fn, files, READ_AHEAD, _size, READ_AHEAD_BYTES)
 
 
-def analyse_in_threads(job: Job) -> tuple[Rows, list[tuple[str, str]]]:
+def analyse_in_threads(job: Job) -> tuple[ManifestRows, list[tuple[str, str]]]:
     """Any segment mode: reader threads feed batched STFTs appended in file order."""
     src, files, rels, file_ids = job.src, job.files, job.rels, job.file_ids
     cfg, rule, progress = job.cfg, job.rule, job.progress
-    rows: Rows = []
+    rows: ManifestRows = []
     refused: list[tuple[str, str]] = []
     pending: list[np.ndarray] = []
     batch = max(1, BATCH_BUDGET // max(cfg.clip_samples, cfg.n_stft_bins * cfg.n_frames))
@@ -161,7 +109,7 @@ def analyse_in_threads(job: Job) -> tuple[Rows, list[tuple[str, str]]]:
         feats_out.append(feats.half().numpy())
         pending.clear()
 
-    def read(path: Path) -> tuple[str, str, list[tuple[int, int, np.ndarray]]] | str:
+    def read(path: Path) -> tuple[str, str, Segments] | str:
         return read_file(path, src, cfg, rule)
 
     with feats_out, waves_out, ThreadPoolExecutor(READ_WORKERS) as pool:
@@ -183,7 +131,7 @@ def analyse_in_threads(job: Job) -> tuple[Rows, list[tuple[str, str]]]:
     return rows, refused
 
 
-def analyse(job: Job) -> tuple[Rows, list[tuple[str, str]]]:
+def analyse(job: Job) -> tuple[ManifestRows, list[tuple[str, str]]]:
     """Fill ``job``'s two arrays; returns the kept rows and the refused (file, reason)."""
     fast = parallel.can_fork(job.cfg, len(job.files))
     return analyse_in_processes(job) if fast else analyse_in_threads(job)

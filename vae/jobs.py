@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from vae import checkpoints as ck
+from vae.folder_lock import lock_owner
 from vae.job_options import JobOptions, stored_options
 from vae.storage import atomic_write_json, pid_alive
-from vae.train import JOB_FILES, lock_owner
+from vae.train import JOB_FILES
 from vae.train_config import TrainConfig
 
 JOB_FILE, LOG_FILE = JOB_FILES

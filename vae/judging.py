@@ -30,7 +30,7 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,10 +41,9 @@ from vae.distribution import embedding_stats, frechet_distance_from_stats
 from vae.inference import Synthesiser
 from vae.judge import Judge
 from vae.prior import PRIOR_FILE
+from vae.progress import OnEvent
 from vae.storage import swap_into_place, temp_beside, tidy_leftovers
-
-if TYPE_CHECKING:
-    from vae.train_config import TrainConfig
+from vae.train_config import TrainConfig
 
 BEST_DIR = ck.BEST_DIR
 BEST_FILES = (ck.WEIGHTS_FILE, ck.CONFIG_FILE, ck.LATENTS_FILE, PRIOR_FILE)
@@ -58,8 +57,6 @@ BATCH = 32  # clips decoded and turned into audio at a time (bounds Griffin-Lim'
 # on one thread and 43-60 s on two.
 JUDGE_THREADS = 1
 SCORE_KEY = "samples_frechet"
-
-Emit = Callable[[dict[str, Any]], None]
 
 
 def load_judge_for(path: str | Path, ds: SpectrogramSet) -> Judge:
@@ -108,7 +105,7 @@ class Judging:
         out: Path,
         patience: int = 3,
         stop_when_stale: bool = False,
-        emit: Emit | None = None,
+        emit: OnEvent | None = None,
     ) -> None:
         self.judge, self.ds, self.out = judge, ds, Path(out)
         self.patience, self.stop_when_stale = patience, stop_when_stale
@@ -127,7 +124,7 @@ class Judging:
         self.stale = 0
 
     @classmethod
-    def start(cls, cfg: TrainConfig, ds: SpectrogramSet, out: Path, emit: Emit) -> Judging:
+    def start(cls, cfg: TrainConfig, ds: SpectrogramSet, out: Path, emit: OnEvent) -> Judging:
         """Open the judge of ``cfg`` for a run into ``out``, picking up the best epoch and the
         stale count from the judge lines a resumed run left (already trimmed to the
         checkpoint), and making ``best/`` agree with them."""

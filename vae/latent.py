@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vae.checkpoints import LATENTS_FILE, read_latents
+
 INTERPOLATION_MODES = ("lerp", "slerp")
 # The Synthesise page offers sliders along at most this many main directions.
 SLIDER_DIRECTIONS = 8
@@ -107,8 +109,6 @@ def checkpoint_axes(
     latents.npz means, or of the prior when it has none; ``k`` defaults to
     ``min(SLIDER_DIRECTIONS, latent_dim)``. One definition for the Synthesise page, the
     CLI's ``decode`` and exports. Returns as :func:`principal_directions`."""
-    from vae.checkpoints import LATENTS_FILE, read_latents  # the file format lives there
-
     k = min(SLIDER_DIRECTIONS, latent_dim) if k is None else k
     means = read_latents(path)["means"] if (Path(path) / LATENTS_FILE).is_file() else None
     return latent_axes(means, latent_dim, k)

@@ -11,6 +11,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,23 +21,24 @@ from torch.nn.parallel import DistributedDataParallel
 
 from vae import checkpoints as ck
 from vae import distributed as dist
-from vae.batches import FeatureFile, Rows
+from vae import run_checkpoint
+from vae.batches import FeatureFile, FeatureRows
 from vae.dataset import FEATURES_FILE, SpectrogramSet
 from vae.model import ConvVAE, ModelConfig, count_parameters, vae_loss
-from vae.prior import PRIOR_FILE, fit_prior, write_prior
+from vae.progress import OnEvent, ignore_event
+from vae.train_config import TrainConfig
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported in Trainer._open_judging, only by runs that judge
     from vae.judging import Judging
-    from vae.train_config import TrainConfig
 
-Progress = Callable[[dict[str, Any]], None]
 # Clips per no-grad forward pass (validation, latents). Profiled on FSDD (small model, 2
 # cores): 256 took 2.8 s to encode 2,700 clips, 32 took 1.0 s; the activations of a large
 # batch fall out of the CPU caches.
 EVAL_BATCH = 32
 LOSS_KEYS = ("loss", "recon", "kl")
-# Clips are tensors in memory, or vae.batches.Rows read from disk a chunk at a time.
-Clips = torch.Tensor | Rows
+# Clips to train or evaluate on: tensors in memory, or rows of features.npy read from disk
+# a chunk at a time.
+TrainingClips = torch.Tensor | FeatureRows
 
 
 class TrainingDiverged(RuntimeError):
@@ -59,7 +61,7 @@ def noise_seed(seed: int, epoch: int) -> int:
 @torch.no_grad()
 def evaluate(
     model: ConvVAE,
-    x: Clips,
+    x: TrainingClips,
     y: torch.Tensor | None,
     beta: float,
     free_bits: float,
@@ -87,7 +89,7 @@ def evaluate(
 @torch.no_grad()
 def encode_means(
     model: ConvVAE,
-    x: Clips,
+    x: TrainingClips,
     y: torch.Tensor | None,
     device: torch.device,
     precision: str = "fp32",
@@ -103,59 +105,82 @@ def encode_means(
     return torch.cat(means)
 
 
+def never() -> bool:
+    """A ``stop`` that never asks to stop."""
+    return False
+
+
+@dataclass(frozen=True)
+class TrainerSetup:
+    """Everything a :class:`Trainer` starts from, decided by :func:`vae.train.train`.
+
+    Attributes:
+        ds: the dataset; its train and val splits are read from disk a batch at a time.
+        out: the checkpoint folder the run keeps current.
+        label_names: the names of the labels a conditional model is conditioned on.
+        device: this rank's device.
+        emit: receives the run's events (rank 0's; the others' are dropped).
+        stop: polled every batch; True stops the run, keeping the last finished epoch.
+        resume: the model.pt dict of the checkpoint to continue (weights, optimizer), or
+            None for a fresh model seeded with ``cfg.seed``.
+        world: this process's place among the ranks (one process by default).
+    """
+
+    ds: SpectrogramSet
+    out: Path
+    cfg: TrainConfig
+    model_config: ModelConfig
+    label_names: list[str]
+    device: torch.device
+    emit: OnEvent = ignore_event
+    stop: Callable[[], bool] = never
+    resume: dict[str, Any] | None = None
+    world: dist.World = dist.World()
+
+
+def build_model(setup: TrainerSetup) -> tuple[ConvVAE, torch.optim.Optimizer, int]:
+    """The model on ``setup.device``, its optimizer and the first epoch to train: fresh
+    (seeded with ``cfg.seed``, epoch 1) or the checkpoint's ``setup.resume`` continued."""
+    cfg = setup.cfg
+    torch.manual_seed(cfg.seed)
+    model = ConvVAE(setup.model_config).to(setup.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if setup.resume is None:
+        return model, opt, 1
+    # The checkpoint's "rng" entry (older versions drew noise from it) is unused.
+    model.load_state_dict(setup.resume["model"])
+    opt.load_state_dict(setup.resume["optimizer"])
+    for group in opt.param_groups:  # a resumed run may change them
+        group["lr"], group["weight_decay"] = cfg.lr, cfg.weight_decay
+    return model, opt, int(setup.resume["epoch"]) + 1
+
+
 class Trainer:
     """A run in progress: the splits (read from disk a batch at a time), model, optimizer,
     the checkpoint folder it keeps.
 
     Under torchrun every rank builds one; each trains on its share of every global batch
     (``cfg.batch_size`` clips), and rank 0 alone writes metrics, checkpoints and latents.
-
-    Args:
-        resume: the model.pt dict of the checkpoint to continue (weights, optimizer), or
-            None for a fresh model seeded with ``cfg.seed``.
-        world: this process's place among the ranks (one process by default).
     """
 
-    def __init__(
-        self,
-        ds: SpectrogramSet,
-        out: Path,
-        cfg: TrainConfig,
-        model_config: ModelConfig,
-        label_names: list[str],
-        device: torch.device,
-        emit: Progress,
-        stop: Callable[[], bool],
-        resume: dict[str, Any] | None = None,
-        world: dist.World | None = None,
-    ) -> None:
-        self.world = world or dist.World()
-        self.ds, self.out, self.cfg, self.device = ds, out, cfg, device
-        self.model_config, self.label_names, self.stop = model_config, label_names, stop
-        self.emit = emit if self.world.is_main else (lambda event: None)
-        torch.manual_seed(cfg.seed)
-        self.model = ConvVAE(model_config).to(device)
-        self.opt = torch.optim.AdamW(
-            self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
-        )
-        self.start = 1
-        if resume is not None:  # its "rng" entry (older versions drew noise from it) is unused
-            self.start = int(resume["epoch"]) + 1
-            self.model.load_state_dict(resume["model"])
-            self.opt.load_state_dict(resume["optimizer"])
-            for group in self.opt.param_groups:  # a resumed run may change them
-                group["lr"], group["weight_decay"] = cfg.lr, cfg.weight_decay
+    def __init__(self, setup: TrainerSetup) -> None:
+        self.world, self.stop = setup.world, setup.stop
+        self.ds, self.out, self.cfg, self.device = setup.ds, setup.out, setup.cfg, setup.device
+        self.model_config, self.label_names = setup.model_config, setup.label_names
+        self.emit = setup.emit if self.world.is_main else ignore_event
+        ds, cfg = self.ds, self.cfg
+        self.model, self.opt, self.start = build_model(setup)
         # The same weights on every rank; DDP averages the gradients in backward().
         self.net: torch.nn.Module = self.model
         if self.world.active:
-            ids = [device.index] if device.type == "cuda" else None
+            ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids)
         self.features = FeatureFile(Path(ds.root) / FEATURES_FILE)
         labels = torch.from_numpy(ds.label_indices)
-        self.parts: dict[str, tuple[Rows, torch.Tensor]] = {}
+        self.parts: dict[str, tuple[FeatureRows, torch.Tensor]] = {}
         for split in ("train", "val"):
             rows = ds.split_indices(split)  # (n,) dataset rows
-            self.parts[split] = (Rows(self.features, rows), labels[rows])
+            self.parts[split] = (FeatureRows(self.features, rows), labels[rows])
         self.n, self.n_val = len(self.parts["train"][0]), len(self.parts["val"][0])
         if self.n == 0:
             raise ValueError(f"{ds.root}: no clips in the train split; preprocess more clips")
@@ -172,22 +197,55 @@ class Trainer:
             dist.on_main(self.world, self._open_judging)
 
     def _open_judging(self) -> None:
-        from vae.judging import Judging  # the judge and the audio stack: only runs that judge
+        # Lazy: the judge and its audio stack add 0.35 s to every run that does not judge.
+        from vae.judging import Judging
 
         self.judging = Judging.start(self.cfg, self.ds, self.out, self.emit)
 
-    def _labels(self, y: torch.Tensor) -> torch.Tensor | None:
-        return y.to(self.device) if self.model_config.conditional else None
+    def run(self) -> tuple[int, list[dict[str, Any]], bool]:
+        """Train up to ``cfg.epochs``; returns (last saved epoch, epoch records, stopped)."""
+        cfg, emit = self.cfg, self.emit
+        start = {"event": "start", "epoch": self.start, "epochs": cfg.epochs}
+        start.update(batches=self.batches, train_clips=self.n, val_clips=self.n_val)
+        if self.world.active:
+            start["world_size"] = self.world.size
+        emit({**start, "device": str(self.device), "parameters": count_parameters(self.model)})
+        if self.start > cfg.epochs:
+            note = f"already trained {self.start - 1} of {cfg.epochs} epochs"
+            emit({"event": "note", "message": note})
+        history: list[dict[str, Any]] = []
+        last, stopped = self.start - 1, False
+        for epoch in range(self.start, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            done = self.train_epoch(epoch)
+            if done is None:
+                stopped = True
+                note = f"stopped; the checkpoint of epoch {last} is kept in {self.out}"
+                emit({"event": "stopped", "epoch": last, "message": note})
+                break
+            history.append(self.finish_epoch(epoch, *done, t0))
+            last = epoch
+            emit(history[-1])
+            if self.judge(epoch):
+                stopped = True
+                best = self.out / ck.BEST_DIR
+                note = f"stopped after epoch {last} (--stop-when-stale); {best} holds the best"
+                emit({"event": "stopped", "epoch": last, "message": note})
+                break
+        if last > 0 and not dist.on_main(
+            self.world, lambda: run_checkpoint.latents_current(self.out)
+        ):
+            self.write_latents()
+        self.features.close()
+        return last, history, stopped
 
-    def _diverged(self, what: str, epoch: int) -> TrainingDiverged:
-        fix = f"a lower --lr (now {self.cfg.lr}) or a longer beta warm-up"
-        if epoch == 1:
-            return TrainingDiverged(
-                f"{what} at epoch 1; no checkpoint was written: train with {fix}"
-            )
-        return TrainingDiverged(
-            f"{what} at epoch {epoch}; the checkpoint of epoch {epoch - 1} in {self.out} is kept: "
-            f"resume it with {fix}"
+    def judge(self, epoch: int) -> bool:
+        """Rank 0 scores the checkpoint just saved when ``epoch`` is due (the others wait);
+        True on every rank when training should stop (``stop_when_stale``)."""
+        if not self.cfg.judged_after(epoch):
+            return False
+        return dist.on_main(
+            self.world, lambda: self.judging is not None and self.judging.after_epoch(epoch)
         )
 
     def train_epoch(self, epoch: int) -> tuple[list[float], float] | None:
@@ -267,18 +325,6 @@ class Trainer:
         event = {"event": "batch", "epoch": epoch, "batch": b + 1, "batches": self.batches}
         self.emit({**event, "loss": loss})
 
-    def validate(self, beta: float) -> dict[str, float]:
-        """Mean per-clip losses over the val split; each rank evaluates its shard."""
-        x_val, y_val = self.parts["val"]
-        mine = dist.shard(self.n_val, self.world.rank, self.world.size)
-        stats, _ = evaluate(
-            self.model, x_val.subset(mine), self._labels(y_val[mine]), beta,
-            self.cfg.free_bits, self.device, self.cfg.precision, self.cfg.likelihood,
-        )  # fmt: skip
-        n = len(x_val.subset(mine))
-        sums = dist.all_reduce_sum(torch.tensor([stats[k] * n for k in LOSS_KEYS]).double())
-        return {k: float(v) / max(self.n_val, 1) for k, v in zip(LOSS_KEYS, sums, strict=True)}
-
     def finish_epoch(self, epoch: int, train_stats: list[float], beta: float, t0: float) -> dict:
         """Validate, log the epoch, save the checkpoint and the latents; returns the record."""
         val = self.validate(beta)
@@ -296,112 +342,64 @@ class Trainer:
             record["world_size"] = self.world.size
             record["rank_clips"] = [int(c) for c in dist.all_reduce_sum(counts)]
         record.update(seconds=time.perf_counter() - t0, time=ck.utc_now())
-        dist.on_main(self.world, lambda: self._save(epoch, record))
+        dist.on_main(self.world, lambda: self._save(record))
         self.write_latents()
         return record
 
-    def _save(self, epoch: int, record: dict[str, Any]) -> None:
-        """The epoch's metrics line, then model.pt, then config.json (rank 0)."""
-        ck.append_jsonl(self.out / ck.METRICS_FILE, record)
-        try:
-            ck.save_checkpoint(
-                self.out,
-                model=self.model,
-                optimizer=self.opt,
-                epoch=epoch,
-                feature_config=self.ds.config,
-                model_config=self.model_config,
-                train_config=self.cfg,
-                label_names=self.label_names,
-                dataset_info=self.dataset_info,
-                extra={"step": epoch * self.batches},
-            )
-        except OSError:  # out of space: the epoch's line must not claim a checkpoint
-            self.forget_unsaved()
-            raise
+    def validate(self, beta: float) -> dict[str, float]:
+        """Mean per-clip losses over the val split; each rank evaluates its shard."""
+        x_val, y_val = self.parts["val"]
+        mine = dist.shard(self.n_val, self.world.rank, self.world.size)
+        stats, _ = evaluate(
+            self.model, x_val.subset(mine), self._labels(y_val[mine]), beta,
+            self.cfg.free_bits, self.device, self.cfg.precision, self.cfg.likelihood,
+        )  # fmt: skip
+        n = len(x_val.subset(mine))
+        sums = dist.all_reduce_sum(torch.tensor([stats[k] * n for k in LOSS_KEYS]).double())
+        return {k: float(v) / max(self.n_val, 1) for k, v in zip(LOSS_KEYS, sums, strict=True)}
 
-    def forget_unsaved(self) -> None:
-        """After a failed save, drop the metrics lines past the epoch model.pt really holds,
-        so readers of metrics.jsonl (the app) name the checkpoint that is kept. Best effort:
-        a kill cannot do this, and resuming trims them anyway."""
-        try:
-            saved = ck.load_checkpoint(self.out).epoch if ck.has_checkpoint(self.out) else 0
-            ck.trim_metrics(self.out, saved)
-        except (OSError, ValueError):
-            pass
+    def _save(self, record: dict[str, Any]) -> None:
+        """The epoch's metrics line, then model.pt and config.json (rank 0)."""
+        run_checkpoint.save_epoch(
+            self.out,
+            record,
+            model=self.model,
+            optimizer=self.opt,
+            feature_config=self.ds.config,
+            model_config=self.model_config,
+            train_config=self.cfg,
+            label_names=self.label_names,
+            dataset_info=self.dataset_info,
+            step=record["epoch"] * self.batches,
+        )
 
     def write_latents(self) -> None:
         """latents.npz: posterior means (N, D) of every clip in dataset order; each rank
         encodes its shard of the rows, rank 0 writes the sum."""
         n = len(self.ds)
         mine = dist.shard(n, self.world.rank, self.world.size)
-        rows = Rows(self.features, np.arange(n)[mine])
+        rows = FeatureRows(self.features, np.arange(n)[mine])
         labels = self._labels(torch.from_numpy(self.ds.label_indices[mine]))
         means = torch.zeros(n, self.model_config.latent_dim)
         means[mine] = encode_means(self.model, rows, labels, self.device, self.cfg.precision)
         dist.all_reduce_sum(means)
-        dist.on_main(self.world, lambda: self._write_latents(means.numpy()))
-
-    def _write_latents(self, means: np.ndarray) -> None:
-        """latents.npz, then the learned prior fitted to the train split's means (rank 0)."""
-        ck.write_latents(self.out, means, self.ds.label_indices, self.ds.ids)
-        rows = self.ds.split_indices("train")
-        fitted = fit_prior(
-            means[rows], self.ds.label_indices[rows], self.model_config.conditional, self.cfg.seed
-        )
-        if fitted is not None:
-            write_prior(self.out, fitted)
-        else:  # too few clips: a prior of an earlier epoch must not outlive its model
-            (self.out / PRIOR_FILE).unlink(missing_ok=True)
-
-    def run(self) -> tuple[int, list[dict[str, Any]], bool]:
-        """Train up to ``cfg.epochs``; returns (last saved epoch, epoch records, stopped)."""
-        cfg, emit = self.cfg, self.emit
-        start = {"event": "start", "epoch": self.start, "epochs": cfg.epochs}
-        start.update(batches=self.batches, train_clips=self.n, val_clips=self.n_val)
-        if self.world.active:
-            start["world_size"] = self.world.size
-        emit({**start, "device": str(self.device), "parameters": count_parameters(self.model)})
-        if self.start > cfg.epochs:
-            note = f"already trained {self.start - 1} of {cfg.epochs} epochs"
-            emit({"event": "note", "message": note})
-        history: list[dict[str, Any]] = []
-        last, stopped = self.start - 1, False
-        for epoch in range(self.start, cfg.epochs + 1):
-            t0 = time.perf_counter()
-            done = self.train_epoch(epoch)
-            if done is None:
-                stopped = True
-                note = f"stopped; the checkpoint of epoch {last} is kept in {self.out}"
-                emit({"event": "stopped", "epoch": last, "message": note})
-                break
-            history.append(self.finish_epoch(epoch, *done, t0))
-            last = epoch
-            emit(history[-1])
-            if self.judge(epoch):
-                stopped = True
-                best = self.out / ck.BEST_DIR
-                note = f"stopped after epoch {last} (--stop-when-stale); {best} holds the best"
-                emit({"event": "stopped", "epoch": last, "message": note})
-                break
-        if last > 0 and not dist.on_main(self.world, self.latents_current):
-            self.write_latents()
-        self.features.close()
-        return last, history, stopped
-
-    def judge(self, epoch: int) -> bool:
-        """Rank 0 scores the checkpoint just saved when ``epoch`` is due (the others wait);
-        True on every rank when training should stop (``stop_when_stale``)."""
-        if not self.cfg.judged_after(epoch):
-            return False
-        return dist.on_main(
-            self.world, lambda: self.judging is not None and self.judging.after_epoch(epoch)
+        dist.on_main(
+            self.world,
+            lambda: run_checkpoint.save_latents(
+                self.out, means.numpy(), self.ds, self.model_config.conditional, self.cfg.seed
+            ),
         )
 
-    def latents_current(self) -> bool:
-        """Whether latents.npz is there and no older than model.pt: a run killed (or out of
-        space) between the two leaves the previous epoch's latents behind."""
-        latents, weights = self.out / ck.LATENTS_FILE, self.out / ck.WEIGHTS_FILE
-        if not latents.is_file():
-            return False
-        return not weights.is_file() or latents.stat().st_mtime_ns >= weights.stat().st_mtime_ns
+    def _labels(self, y: torch.Tensor) -> torch.Tensor | None:
+        return y.to(self.device) if self.model_config.conditional else None
+
+    def _diverged(self, what: str, epoch: int) -> TrainingDiverged:
+        fix = f"a lower --lr (now {self.cfg.lr}) or a longer beta warm-up"
+        if epoch == 1:
+            return TrainingDiverged(
+                f"{what} at epoch 1; no checkpoint was written: train with {fix}"
+            )
+        return TrainingDiverged(
+            f"{what} at epoch {epoch}; the checkpoint of epoch {epoch - 1} in {self.out} is kept: "
+            f"resume it with {fix}"
+        )

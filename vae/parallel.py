@@ -15,7 +15,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,8 @@ import torch
 
 from vae import audio, features
 from vae.features import FeatureConfig
+from vae.progress import Progress
+from vae.reader import clips_of, read_source
 from vae.storage import NpyRows
 
 SHARD = 32  # files analysed as one batch: small enough for the STFT to stay in cache
@@ -77,8 +79,6 @@ def can_fork(cfg: FeatureConfig, n_files: int) -> bool:
 
 def _analyse(shard: Shard) -> list[FileRow]:
     """Runs in a worker: read, clip and analyse a shard, write its rows, return outcomes."""
-    from vae.ingest import clips_of, read_source  # the reader both paths share
-
     cfg = shard.cfg
     rows: list[FileRow | None] = [None] * len(shard.paths)
     sources: dict[int, list[tuple[int, str, str, np.ndarray]]] = {}  # rate -> files
@@ -120,7 +120,7 @@ def analyse_files(
     rule: str,
     feats_path: Path,
     waves_path: Path,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> list[FileRow]:
     """Fill ``feats_path`` (N, bins, frames) float16 and ``waves_path`` (N, clip_samples)
     float32 with one row per file, in file order, using worker processes.

@@ -13,6 +13,7 @@ import errno
 import io
 import json
 import os
+import platform
 import re
 import secrets
 import shutil
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from vae import __version__
 
 
 class NpyAppender:
@@ -330,15 +333,13 @@ def read_versioned_json(
 
 def versions() -> dict[str, str]:
     """Versions of what made a file, recorded in every config.json."""
-    import platform
-
+    # Lazy: storage is plain os/numpy plumbing (0.2 s to import) and torch takes 2.5 s more;
+    # only writers of config.json need its version.
     import torch
     import torchaudio
 
-    import vae
-
     return {
-        "vae": vae.__version__,
+        "vae": __version__,
         "torch": torch.__version__,
         "torchaudio": torchaudio.__version__,
         "numpy": np.__version__,

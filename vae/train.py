@@ -8,8 +8,9 @@ finished one. Everything random is seeded: the shuffle order and the sampling no
 functions of (seed, epoch), so a resumed run repeats an uninterrupted one exactly.
 
 Under ``torchrun`` (see :mod:`vae.distributed`) the same call runs on every rank: rank 0
-takes the folder lock, checks the folder and reads the checkpoint, and shares what it found
-with the others; each rank then trains on its share of every global batch.
+takes the folder lock, checks the folder, reads the dataset and the checkpoint and shares
+the :class:`Plan` it made with the others (an error on rank 0 reaches them all); each rank
+then trains on its share of every global batch.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,14 +31,15 @@ import torch
 from vae import checkpoints as ck
 from vae import distributed as dist
 from vae.dataset import SpectrogramSet, load_dataset
-from vae.loop import Progress, Trainer, TrainingDiverged
+from vae.folder_lock import LOCK_FILE, FolderLock
+from vae.loop import Trainer, TrainerSetup, TrainingDiverged
 from vae.model import MODEL_SIZES, ModelConfig
-from vae.storage import pid_alive, tidy_leftovers
+from vae.progress import OnEvent, ignore_event
+from vae.storage import tidy_leftovers
 from vae.train_config import TrainConfig, check_precision, resolve_device
 
-__all__ = ["TrainResult", "TrainingDiverged", "FolderLock", "lock_owner", "train"]
+__all__ = ["TrainResult", "TrainingDiverged", "train"]
 
-LOCK_FILE = ".lock"
 # Written beside a run by vae.jobs (the app's launcher): part of a checkpoint folder, not foreign.
 JOB_FILES = ("job.json", "train.log")
 OVERRIDE_KEYS = (
@@ -62,56 +64,177 @@ class TrainResult:
     seconds: float
 
 
-# ------------------------------------------------------------------------------ folder lock
+@dataclass(frozen=True)
+class Plan:
+    """What rank 0 decides before training, under the folder lock, and shares with the others.
 
-
-def lock_owner(folder: str | Path) -> int | None:
-    """Pid of the live process training into ``folder`` (0: one starting up), else None."""
-    lock = Path(folder) / LOCK_FILE
-    try:
-        text = lock.read_text().strip()
-        age = time.time() - lock.stat().st_mtime
-    except OSError:
-        return None
-    if not text.isdigit():
-        return 0 if age < 10 else None  # an owner may be between its create and its write
-    return int(text) if pid_alive(int(text)) else None
-
-
-class FolderLock:
-    """Exclusive use of a checkpoint folder: an O_EXCL ``.lock`` file holding the owner's pid.
-
-    A lock whose owner is dead is stale and taken over.
+    ``dataset`` is rank 0's, loaded while planning; it stays behind when the plan is sent
+    (the other ranks load their own and check its fingerprint).
     """
 
-    def __init__(self, folder: str | Path):
-        self.path = Path(folder) / LOCK_FILE
+    cfg: TrainConfig
+    model_config: ModelConfig
+    label_names: list[str]
+    state: dict[str, Any] | None  # model.pt of the checkpoint to resume
+    fingerprint: str
+    dataset: SpectrogramSet | None = None
 
-    def __enter__(self) -> FolderLock:
-        for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                pid = lock_owner(self.path.parent)
-                if pid is not None:
-                    raise ValueError(
-                        f"{self.path.parent}: training process {pid or '(starting)'} is writing "
-                        f"this checkpoint; wait for it or stop it, or choose another --out "
-                        f"(delete {self.path} if no such training runs)"
-                    ) from None
-                self.path.unlink(missing_ok=True)  # stale: its owner is dead
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(f"{os.getpid()}\n")
-            return self
-        raise ValueError(f"{self.path}: could not take the lock; try again")
-
-    def __exit__(self, *exc: object) -> None:
-        if lock_owner(self.path.parent) == os.getpid():
-            self.path.unlink(missing_ok=True)
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "dataset": None}
 
 
-# ------------------------------------------------------------------------------ helpers
+def train(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    train_config: TrainConfig | None = None,
+    model_overrides: dict[str, Any] | None = None,
+    resume: bool = False,
+    progress: OnEvent | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Train a ConvVAE on the dataset ``data_dir``, keeping the checkpoint ``out_dir`` current.
+
+    Args:
+        train_config: how to train; None means defaults, or on resume the stored config.
+            On resume a given config is used as is (e.g. more ``epochs``).
+        model_overrides: latent_dim, channels, size (a MODEL_SIZES name), conditional,
+            label_dim; ignored on resume (the checkpoint fixes the model).
+        resume: continue the checkpoint in ``out_dir`` (fresh start when there is none).
+        progress: called with small dicts: {"event": "start" | "batch" | "epoch" | "note" |
+            "stopped" | "done", ...}.
+        should_stop: polled between batches; True stops, keeping the last finished epoch.
+            SIGTERM does the same when training runs in the main thread.
+    Raises:
+        ValueError: bad arguments, a busy or foreign ``out_dir``, a dataset that cannot train.
+        CheckpointError: resuming a checkpoint made from other data or features.
+        TrainingDiverged: the loss became NaN or infinite.
+    """
+    started = time.perf_counter()
+    out, data = Path(out_dir), Path(data_dir)
+    world = dist.from_env()
+    emit = (progress or ignore_event) if world.is_main else ignore_event
+    terminated = threading.Event()
+
+    def stop() -> bool:
+        return terminated.is_set() or (should_stop is not None and should_stop())
+
+    dist.start(world)
+    try:
+        with _locked_on_main(world, out):
+            # Rank 0 checks the folder, loads the dataset and the checkpoint and decides; the
+            # others wait for its plan, or its error.
+            plan = dist.on_main(
+                world, lambda: make_plan(out, data, train_config, model_overrides, resume, emit)
+            )
+            ds, device = _join(world, plan, data)
+            setup = TrainerSetup(
+                ds,
+                out,
+                plan.cfg,
+                plan.model_config,
+                plan.label_names,
+                device,
+                emit=emit,
+                stop=stop,
+                resume=plan.state,
+                world=world,
+            )
+            threads = plan.cfg.threads or max(1, _cpu_count() // world.local_size)
+            with _torch_threads(threads if device.type == "cpu" else None):
+                with _sigterm_sets(terminated):
+                    last, history, stopped = Trainer(setup).run()
+    finally:
+        dist.stop()
+    seconds = time.perf_counter() - started
+    emit({"event": "done", "epoch": last, "stopped": stopped, "seconds": seconds})
+    return TrainResult(out, last, history, stopped, seconds)
+
+
+# ------------------------------------------------------------------------------ the steps
+
+
+@contextlib.contextmanager
+def _locked_on_main(world: dist.World, out: Path) -> Iterator[None]:
+    """Rank 0 holds ``out``'s folder lock until the block ends, and first tidies what writers
+    killed mid-write left; when it cannot take the lock, every rank raises."""
+    with contextlib.ExitStack() as held:
+
+        def lock() -> None:
+            if out.exists() and not out.is_dir():
+                raise ValueError(f"{out}: is a file, not a checkpoint folder; choose another --out")
+            out.mkdir(parents=True, exist_ok=True)
+            held.enter_context(FolderLock(out))
+            _tidy(out)
+
+        dist.on_main(world, lock)
+        yield
+
+
+def make_plan(
+    out: Path,
+    data_dir: Path,
+    train_config: TrainConfig | None,
+    overrides: dict[str, Any] | None,
+    resume: bool,
+    emit: OnEvent,
+) -> Plan:
+    """Check the locked folder ``out`` against ``resume``, load the dataset and the
+    checkpoint to resume, and decide the configs; rank 0 alone runs this."""
+    has = _prepare_out(out, resume, emit)
+    ds = load_dataset(data_dir)
+    ckpt = ck.load_checkpoint(out) if has else None
+    cfg = train_config or (TrainConfig.from_dict(ckpt.train_config) if ckpt else TrainConfig())
+    model_config, label_names = _restore(ckpt, ds, out, overrides, emit)
+    state = ckpt.state if ckpt else None
+    return Plan(cfg, model_config, label_names, state, ds.fingerprint, dataset=ds)
+
+
+def _join(world: dist.World, plan: Plan, data_dir: Path) -> tuple[SpectrogramSet, torch.device]:
+    """This rank's dataset and device, checked on every rank before any of them trains."""
+    ds, device, error = plan.dataset, None, None
+    try:
+        if ds is None:
+            ds = load_dataset(data_dir)
+        if ds.fingerprint != plan.fingerprint:
+            raise ValueError(
+                f"{data_dir}: on rank {world.rank} this is dataset {ds.fingerprint}, on rank 0 "
+                f"{plan.fingerprint}; give every machine the same dataset"
+            )
+        device = dist.device_for(world, resolve_device(plan.cfg.device))
+        check_precision(plan.cfg.precision, device)
+    except (ValueError, OSError) as err:
+        error = str(err)
+    dist.check_all(world, error)
+    assert ds is not None and device is not None
+    return ds, device
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """torch's CPU threads set to ``n`` (None: left alone) while the block runs."""
+    old = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@contextlib.contextmanager
+def _sigterm_sets(terminated: threading.Event) -> Iterator[None]:
+    """While the block runs, SIGTERM (the app's Stop, `kill`; torchrun passes it on to every
+    rank) sets ``terminated``, and training stops at the next batch as ``should_stop`` does.
+    Only the main thread may set handlers; elsewhere SIGTERM is left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, lambda *_: terminated.set())
+    try:
+        yield
+    finally:  # None: a handler not set from Python; give back the default
+        signal.signal(signal.SIGTERM, old or signal.SIG_DFL)
 
 
 def _cpu_count() -> int:
@@ -119,6 +242,43 @@ def _cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+# ------------------------------------------------------------------------------ the folder
+
+
+def _prepare_out(out: Path, resume: bool, emit: OnEvent) -> bool:
+    """Check ``out`` against ``resume``; True when a checkpoint is there to resume."""
+    if ck.has_checkpoint(out):
+        if not resume:
+            raise ValueError(
+                f"{out}: already holds a checkpoint; pass --resume to continue or choose "
+                "another --out"
+            )
+        return True
+    ours = {LOCK_FILE, ck.METRICS_FILE, ck.LATENTS_FILE, ck.BEST_DIR, *JOB_FILES}
+    foreign = [p.name for p in out.iterdir() if p.name not in ours]
+    if foreign:
+        raise ValueError(
+            f"{out}: exists and is not a checkpoint folder (holds {', '.join(sorted(foreign)[:3])})"
+            "; choose another --out"
+        )
+    if resume:
+        emit({"event": "note", "message": f"{out} holds no checkpoint yet: starting fresh"})
+    for name in (ck.METRICS_FILE, ck.LATENTS_FILE):  # leftovers of a run killed in epoch 1
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / ck.BEST_DIR, ignore_errors=True)  # and a best epoch of a run now gone
+    return False
+
+
+def _tidy(out: Path) -> None:
+    """Remove temp files of writers killed mid-write (we hold the lock: none is alive)."""
+    for tmp in out.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+    tidy_leftovers(out / ck.BEST_DIR, ck.CONFIG_FILE)  # a copy into best/ cut short
+
+
+# ------------------------------------------------------------------------------ the model
 
 
 def build_model_config(
@@ -156,167 +316,6 @@ def build_model_config(
     return cfg, list(ds.label_names)
 
 
-def _prepare_out(out: Path, resume: bool, emit: Progress) -> bool:
-    """Check ``out`` against ``resume``; True when a checkpoint is there to resume."""
-    if ck.has_checkpoint(out):
-        if not resume:
-            raise ValueError(
-                f"{out}: already holds a checkpoint; pass --resume to continue or choose "
-                "another --out"
-            )
-        return True
-    ours = {LOCK_FILE, ck.METRICS_FILE, ck.LATENTS_FILE, ck.BEST_DIR, *JOB_FILES}
-    foreign = [p.name for p in out.iterdir() if p.name not in ours]
-    if foreign:
-        raise ValueError(
-            f"{out}: exists and is not a checkpoint folder (holds {', '.join(sorted(foreign)[:3])})"
-            "; choose another --out"
-        )
-    if resume:
-        emit({"event": "note", "message": f"{out} holds no checkpoint yet: starting fresh"})
-    for name in (ck.METRICS_FILE, ck.LATENTS_FILE):  # leftovers of a run killed in epoch 1
-        (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / ck.BEST_DIR, ignore_errors=True)  # and a best epoch of a run now gone
-    return False
-
-
-def _tidy(out: Path) -> None:
-    """Remove temp files of writers killed mid-write (we hold the lock: none is alive)."""
-    for tmp in out.glob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
-    tidy_leftovers(out / ck.BEST_DIR, ck.CONFIG_FILE)  # a copy into best/ cut short
-
-
-def train(
-    data_dir: str | Path,
-    out_dir: str | Path,
-    *,
-    train_config: TrainConfig | None = None,
-    model_overrides: dict[str, Any] | None = None,
-    resume: bool = False,
-    progress: Progress | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> TrainResult:
-    """Train a ConvVAE on the dataset ``data_dir``, keeping the checkpoint ``out_dir`` current.
-
-    Args:
-        train_config: how to train; None means defaults, or on resume the stored config.
-            On resume a given config is used as is (e.g. more ``epochs``).
-        model_overrides: latent_dim, channels, size (a MODEL_SIZES name), conditional,
-            label_dim; ignored on resume (the checkpoint fixes the model).
-        resume: continue the checkpoint in ``out_dir`` (fresh start when there is none).
-        progress: called with small dicts: {"event": "start" | "batch" | "epoch" | "note" |
-            "stopped" | "done", ...}.
-        should_stop: polled between batches; True stops, keeping the last finished epoch.
-            SIGTERM does the same when training runs in the main thread.
-    Raises:
-        ValueError: bad arguments, a busy or foreign ``out_dir``, a dataset that cannot train.
-        CheckpointError: resuming a checkpoint made from other data or features.
-        TrainingDiverged: the loss became NaN or infinite.
-    """
-    started = time.perf_counter()
-    out = Path(out_dir)
-    world = dist.from_env()
-    emit: Progress = (progress or (lambda event: None)) if world.is_main else (lambda event: None)
-    asked = should_stop or (lambda: False)
-    terminated: list[int] = []
-
-    def stop() -> bool:
-        return bool(terminated) or asked()
-
-    dist.start(world)
-    try:
-        with contextlib.ExitStack() as lock:
-            found: list[SpectrogramSet] = []  # rank 0's dataset, loaded while planning
-
-            def plan() -> _Plan:
-                return _plan(out, Path(data_dir), train_config, model_overrides, resume, emit,
-                             lock, found)  # fmt: skip
-
-            run = dist.on_main(world, plan)  # the others wait for rank 0's plan, or its error
-            ds, device = _join(world, run, Path(data_dir), found)
-            old_threads = torch.get_num_threads()
-            if device.type == "cpu":
-                torch.set_num_threads(run.cfg.threads or max(1, _cpu_count() // world.local_size))
-            # SIGTERM (the app's Stop, `kill`; torchrun passes it on to every rank) stops at
-            # the next batch like should_stop does.
-            main = threading.current_thread() is threading.main_thread()
-            old_handler = (
-                signal.signal(signal.SIGTERM, lambda *_: terminated.append(1)) if main else None
-            )
-            try:
-                trainer = Trainer(ds, out, run.cfg, run.model_config, run.label_names, device,
-                                  emit, stop, resume=run.state, world=world)  # fmt: skip
-                last, history, stopped = trainer.run()
-            finally:
-                torch.set_num_threads(old_threads)
-                if main:  # None: a handler not set from Python; give back the default
-                    signal.signal(signal.SIGTERM, old_handler or signal.SIG_DFL)
-    finally:
-        dist.stop()
-    seconds = time.perf_counter() - started
-    emit({"event": "done", "epoch": last, "stopped": stopped, "seconds": seconds})
-    return TrainResult(out, last, history, stopped, seconds)
-
-
-@dataclass
-class _Plan:
-    """What rank 0 decides before training and shares with the other ranks."""
-
-    cfg: TrainConfig
-    model_config: ModelConfig
-    label_names: list[str]
-    state: dict[str, Any] | None  # model.pt of the checkpoint to resume
-    fingerprint: str
-
-
-def _plan(
-    out: Path,
-    data_dir: Path,
-    train_config: TrainConfig | None,
-    overrides: dict[str, Any] | None,
-    resume: bool,
-    emit: Progress,
-    lock: contextlib.ExitStack,
-    found: list[SpectrogramSet],
-) -> _Plan:
-    """Lock ``out`` (held until ``lock`` closes), check it, load the dataset (into
-    ``found``) and the checkpoint to resume; rank 0 alone runs this."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out}: is a file, not a checkpoint folder; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    lock.enter_context(FolderLock(out))
-    _tidy(out)
-    has = _prepare_out(out, resume, emit)
-    ds = load_dataset(data_dir)
-    found.append(ds)
-    ckpt = ck.load_checkpoint(out) if has else None
-    cfg = train_config or (TrainConfig.from_dict(ckpt.train_config) if ckpt else TrainConfig())
-    model_config, label_names = _restore(ckpt, ds, out, overrides, emit)
-    return _Plan(cfg, model_config, label_names, ckpt.state if ckpt else None, ds.fingerprint)
-
-
-def _join(
-    world: dist.World, run: _Plan, data_dir: Path, found: list[SpectrogramSet]
-) -> tuple[SpectrogramSet, torch.device]:
-    """This rank's dataset and device, checked on every rank before any of them trains."""
-    ds, device, error = found[0] if found else None, None, None
-    try:
-        ds = ds or load_dataset(data_dir)
-        if ds.fingerprint != run.fingerprint:
-            raise ValueError(
-                f"{data_dir}: on rank {world.rank} this is dataset {ds.fingerprint}, on rank 0 "
-                f"{run.fingerprint}; give every machine the same dataset"
-            )
-        device = dist.device_for(world, resolve_device(run.cfg.device))
-        check_precision(run.cfg.precision, device)
-    except (ValueError, OSError) as err:
-        error = str(err)
-    dist.check_all(world, error)
-    assert ds is not None and device is not None
-    return ds, device
-
-
 def _ignored_overrides(cfg: ModelConfig, overrides: dict[str, Any] | None) -> list[str]:
     """["name=value", ...] of the overrides that differ from a resumed model's config."""
     o = dict(overrides or {})
@@ -336,7 +335,7 @@ def _restore(
     ds: SpectrogramSet,
     out: Path,
     overrides: dict | None,
-    emit: Progress,
+    emit: OnEvent,
 ) -> tuple[ModelConfig, list[str]]:
     """Model config and label names of the run; for a resume, checks the data and tidies."""
     if ckpt is None:

@@ -16,6 +16,7 @@ and renamed into place. Training lives in ``vae.vocoder_train``.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import torch
 from torch import nn
 
 from vae import features as F
+from vae.checkpoints import feature_differences
 from vae.storage import (
     atomic_write_json,
     read_versioned_json,
@@ -270,8 +272,6 @@ class Vocoder:
 
     def check_features(self, cfg: F.FeatureConfig, what: str) -> None:
         """ValueError when ``what`` (a checkpoint, a dataset) has other features than this."""
-        from vae.checkpoints import feature_differences
-
         diff = feature_differences(self.config.feature, cfg)
         if diff:
             raise ValueError(
@@ -313,8 +313,6 @@ def save_vocoder(out: str | Path, net: VocoderNet, report: dict[str, Any]) -> Pa
         atomic_write_json(tmp / CONFIG_FILE, info)
         swap_into_place(tmp, out)
     except BaseException:
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vae import audio, dataset, features, ingest, parallel
+from vae import audio, dataset, features, parallel, reader
 from vae.features import FeatureConfig
 
 CFG = FeatureConfig(sample_rate=8000, clip_samples=4096, n_fft=256, hop_length=128)
@@ -219,7 +219,7 @@ def test_hours_long_file_in_single_mode_reads_only_its_start(mixed, tmp_path):
     assert path.stat().st_size == 44 + 2 * TWO_HOURS  # 115 MB, more than one read in memory
     tracemalloc.start()
     try:
-        wave, sr = audio.read_audio(path, CFG.sample_rate, **features.read_limits(CFG))
+        wave, sr = audio.read_audio(path, CFG.sample_rate, **reader.read_limits(CFG))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -228,7 +228,7 @@ def test_hours_long_file_in_single_mode_reads_only_its_start(mixed, tmp_path):
     ds, _ = built["processes"]
     row = ds.sources.index("two_hours.wav")
     head = (signal(8000)[:, 0] * 32767).astype("<i2") / np.float32(32768)  # as pcm16_wav wrote it
-    want = features.waveform_to_features(features.shape_clips(head, CFG)[0][1], CFG)
+    want = features.waveform_to_features(reader.shape_clips(head, CFG)[0][1], CFG)
     np.testing.assert_allclose(ds.features[row].astype(np.float32), want.numpy(), atol=2e-3)
 
 
@@ -292,7 +292,7 @@ def unusual(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dataset.Spect
 
 def _reference() -> np.ndarray:
     """Features (bins, frames) of the signal written at the target rate as float."""
-    clip = features.shape_clips(signal(CFG.sample_rate)[:, 0].astype(np.float32), CFG)[0][1]
+    clip = reader.shape_clips(signal(CFG.sample_rate)[:, 0].astype(np.float32), CFG)[0][1]
     return features.waveform_to_features(clip, CFG).numpy()
 
 
@@ -315,7 +315,7 @@ def test_unusual_file_is_accepted_as_the_same_signal(unusual, name, path):
 
 def test_thread_reader_never_raises_on_a_vanished_file(tmp_path):
     gone = tmp_path / "gone.wav"
-    assert ingest.read_file(gone, tmp_path, CFG, "none") == "no such file"
+    assert reader.read_file(gone, tmp_path, CFG, "none") == "no such file"
 
 
 def test_past_min_files_the_process_path_is_taken_and_refuses_alike(mixed, tmp_path, monkeypatch):

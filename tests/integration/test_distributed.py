@@ -21,7 +21,7 @@ from vae import checkpoints as ck
 from vae import distributed as dist
 from vae.batches import FeatureFile
 from vae.dataset import load_dataset
-from vae.loop import Trainer
+from vae.loop import Trainer, TrainerSetup
 from vae.prior import PRIOR_FILE
 from vae.train import build_model_config, train
 from vae.train_config import TrainConfig
@@ -202,8 +202,10 @@ def test_each_rank_reads_a_disjoint_share_of_every_batch(
     try:
         for rank in (0, 1):
             world = dist.World(rank=rank, size=2, local_rank=rank, local_size=2)
-            trainer = Trainer(ds, tmp_path, _cfg(1), model_config, names, torch.device("cpu"),
-                              lambda e: None, lambda: False, world=world)  # fmt: skip
+            setup = TrainerSetup(
+                ds, tmp_path, _cfg(1), model_config, names, torch.device("cpu"), world=world
+            )
+            trainer = Trainer(setup)
 
             def spy(self: FeatureFile, rows: np.ndarray, rank: int = rank) -> torch.Tensor:
                 read[rank].extend(int(r) for r in rows)

@@ -11,6 +11,7 @@ from vae.dataset import load_dataset, preprocess
 from vae.evaluate import evaluate_reconstruction
 from vae.inference import Clip, Synthesiser
 from vae.metrics import spectral_convergence
+from vae.reader import load_clips
 from vae.train import train
 from vae.train_config import TrainConfig
 
@@ -19,7 +20,7 @@ from vae.train_config import TrainConfig
 def test_griffin_lim_round_trip_on_fsdd(preset, fsdd_recordings):
     cfg = F.get_preset(preset)
     files = sorted(fsdd_recordings.glob("*.wav"))[::50]  # 60 clips: every digit and speaker
-    clips = np.stack([F.load_clips(f, cfg)[0][1] for f in files])
+    clips = np.stack([load_clips(f, cfg)[0][1] for f in files])
     feats = F.waveform_to_features(clips, cfg)  # (60, bins, frames)
     ref = F.features_to_magnitude(feats, cfg)
     gl = F.stft_magnitude(F.features_to_waveform(feats, cfg), cfg)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from vae.batches import FeatureFile, Rows
+from vae.batches import FeatureFile, FeatureRows
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def test_reads_the_rows_asked_for_in_their_order(npy: tuple[Path, np.ndarray]) -
     assert f.read(np.array([], dtype=np.int64)).shape == (0, 6, 5)
     with pytest.raises(IndexError, match="outside 0..49"):
         f.read(np.array([50]))
-    view = Rows(f, np.array([10, 20, 30, 40]))
+    view = FeatureRows(f, np.array([10, 20, 30, 40]))
     assert len(view) == 4 and len(view.subset(slice(1, 3))) == 2
     np.testing.assert_array_equal(view[1:3].numpy(), rows[[20, 30]].astype(np.float32))
     f.close()

@@ -1,7 +1,7 @@
 """Property tests of the audio reader and the feature round trip on generated files.
 
 Whatever the bytes, ``read_audio`` gives a finite mono float32 wave or an AudioError of one
-line naming the file; the preprocessing reader (``ingest.read_file``) never raises; and any
+line naming the file; the preprocessing reader (``reader.read_file``) never raises; and any
 audio it accepts becomes features of the fixed shape in [0, 1] that decode to finite sound.
 Runs are derandomised (a fixed seed per test) so CI sees the same examples every time.
 """
@@ -19,7 +19,7 @@ import soundfile as sf
 from hypothesis import HealthCheck, event, given, reject, settings
 from hypothesis import strategies as st
 
-from vae import audio, features, ingest
+from vae import audio, features, reader
 from vae.features import FeatureConfig
 
 TINY = FeatureConfig(sample_rate=8000, clip_samples=4096, n_fft=256, hop_length=128)
@@ -64,7 +64,7 @@ def read_or_refuse(path: Path, rate: int | None = None) -> np.ndarray | None:
 def round_trip(path: Path, cfg: FeatureConfig) -> None:
     """The preprocessing reader never raises; what it accepts becomes features of the fixed
     shape in [0, 1] that Griffin-Lim turns back into finite sound."""
-    result = ingest.read_file(path, path.parent, cfg, "none")
+    result = reader.read_file(path, path.parent, cfg, "none")
     if isinstance(result, str):
         assert result and "\n" not in result
         return

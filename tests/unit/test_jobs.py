@@ -14,7 +14,7 @@ import pytest
 
 from vae import checkpoints as ck
 from vae import jobs
-from vae.train import lock_owner
+from vae.folder_lock import lock_owner
 
 TINY = jobs.JobOptions(channels=(8, 16), latent_dim=4, batch_size=8)
 LONG = jobs.JobOptions(epochs=100_000, channels=(8, 16), latent_dim=4, batch_size=8)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vae import audio, features, sources
+from vae import audio, features, reader, sources
 
 
 def _touch(root: Path, *names: str) -> None:
@@ -154,7 +154,7 @@ def test_demo_set_rewrites_itself_but_not_a_user_folder(tmp_path: Path) -> None:
 def _centroid_track(path: Path) -> np.ndarray:
     """Spectral centroid (Hz) of each loud frame of a clip."""
     cfg = features.FeatureConfig(sample_rate=8000, clip_samples=8000, n_fft=256, hop_length=64)
-    [(_, wave)] = features.load_clips(path, cfg.replace(trim_db=30.0))
+    [(_, wave)] = reader.load_clips(path, cfg.replace(trim_db=30.0))
     mag = features.stft_magnitude(features.torch.from_numpy(wave), cfg).numpy()  # (bins, frames)
     energy = mag.sum(axis=0)
     freqs = np.linspace(0, 4000, mag.shape[0])[:, None]

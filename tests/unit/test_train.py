@@ -20,8 +20,9 @@ from vae import loop
 from vae.checkpoints import CheckpointError
 from vae.dataset import load_dataset, preprocess
 from vae.features import FeatureConfig
+from vae.folder_lock import FolderLock, lock_owner
 from vae.sources import make_demo_set
-from vae.train import FolderLock, TrainingDiverged, lock_owner, train
+from vae.train import TrainingDiverged, train
 from vae.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
