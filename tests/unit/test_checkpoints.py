@@ -229,3 +229,15 @@ def test_pack_checkpoint_zips_what_loading_needs(studio_root, tmp_path):
         assert torch.equal(loaded.model.state_dict()[key], value)
     with pytest.raises(CheckpointError, match="no checkpoint here yet"):
         pack_checkpoint(tmp_path)
+
+
+def test_the_packed_vocoder_names_are_the_vocoder_modules_own() -> None:
+    """pack_checkpoint spells the vocoder's file names out (importing vae.vocoder would make a
+    cycle); this keeps the two spellings one."""
+    import inspect
+
+    from vae import checkpoints, vocoder
+
+    source = inspect.getsource(checkpoints.pack_checkpoint)
+    for name in (vocoder.WEIGHTS_FILE, vocoder.CONFIG_FILE):
+        assert f'"{vocoder.VOCODER_DIR}/{name}"' in source
