@@ -364,6 +364,8 @@ def pack_checkpoint(path: str | Path) -> bytes:
     if not has_checkpoint(path):
         raise CheckpointError(f"{path}: no checkpoint here yet; train at least one epoch")
     buf = io.BytesIO()
+    # vae.vocoder's VOCODER_DIR, WEIGHTS_FILE and CONFIG_FILE, spelt out: vae.vocoder imports
+    # this module, so importing it here would make a cycle.
     vocoder = ("vocoder/vocoder.pt", "vocoder/vocoder.json")
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name in (WEIGHTS_FILE, CONFIG_FILE, METRICS_FILE, LATENTS_FILE, PRIOR_FILE, *vocoder):
