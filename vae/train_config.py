@@ -73,9 +73,19 @@ class Option:
 JUDGE_GROUP = "the judge in the loop (scores samples; keeps the best in CKPT/best)"
 
 
-def _option(default: Any, **option: Any) -> Any:
-    """A dataclass field with its :class:`Option` in the metadata."""
-    return dataclasses.field(default=default, metadata={"option": Option(**option)})
+def option(default: Any, **described: Any) -> Any:
+    """A dataclass field with its :class:`Option` (``described``) in the metadata."""
+    return dataclasses.field(default=default, metadata={"option": Option(**described)})
+
+
+def options_of(config: type) -> dict[str, Option]:
+    """Field name -> :class:`Option` of a dataclass whose fields were made by :func:`option`."""
+    return {f.name: f.metadata["option"] for f in dataclasses.fields(config)}
+
+
+def flag(name: str) -> str:
+    """The CLI flag of a field: ``batch_size`` -> ``--batch-size``."""
+    return "--" + name.replace("_", "-")
 
 
 @dataclass(frozen=True)
@@ -105,74 +115,74 @@ class TrainConfig:
     """
 
     # fmt: off
-    epochs: int = _option(
+    epochs: int = option(
         30, help="total epochs, resume counting on (default 30)", label="Epochs", min=1,
         max=100_000, tip="Total passes over the data; Resume trains up to it.", advanced=False)
-    batch_size: int = _option(
+    batch_size: int = option(
         64, help="clips per step (default 64)", label="Batch size", min=1, max=4096,
         tip="Clips per step: larger is smoother, needs memory.", advanced=False)
-    lr: float = _option(
+    lr: float = option(
         1e-3, help="learning rate (default 0.001)", label="Learning rate", positive=True,
         rule="positive, e.g. 1e-3", low=1e-6, max=1.0, step=1e-4, format="%g",
         tip="AdamW step; lower it if the loss blows up.", advanced=False)
-    beta: float = _option(
+    beta: float = option(
         1.0, help="final weight of the KL term (default 1.0)", label="Beta (KL weight)", min=0,
         rule="0 or more", max=100.0, step=0.1,
         tip="Higher: a smoother latent space, blurrier sound.", advanced=False)
-    beta_warmup_epochs: float = _option(
+    beta_warmup_epochs: float = option(
         5.0, help="epochs to ramp beta up (default 5)", label="Beta warm-up (epochs)", min=0,
         rule="0 or more", max=1000.0, step=1.0, tip="Beta rises from 0 over these epochs.",
         advanced=False)
-    free_bits: float = _option(
+    free_bits: float = option(
         0.0, help="KL floor per latent dim, nats (default 0)", label="Free bits (nats)", min=0,
         rule="0 or more", max=10.0, step=0.1,
         tip="KL floor per latent dimension, against collapse.", advanced=False)
-    weight_decay: float = _option(
+    weight_decay: float = option(
         0.0, help="AdamW weight decay (default 0)", label="Weight decay", min=0,
         rule="0 or more", max=1.0, step=1e-4, format="%g",
         tip="AdamW's decoupled weight decay; 0: none.")
-    grad_clip: float = _option(
+    grad_clip: float = option(
         1000.0, help="max gradient norm (default 1000; 0: no clipping)",
         label="Gradient clip (max norm)", min=0, rule="0 (off) or more", max=1e9, step=10.0,
         tip="Gradients longer than this are scaled down to it; 0: no clipping.")
-    seed: int = _option(
+    seed: int = option(
         0, help="seed of initialisation and shuffling (default 0)", label="Seed", low=0,
         max=2**31 - 1,
         tip="Seeds initialisation, shuffling and sampling noise: the same seed, the same run.")
-    device: str = _option(
+    device: str = option(
         "auto", help="auto: a GPU if any", label="Device", choices=DEVICES, open=True,
         tip="auto: a GPU when there is one.", advanced=False)
-    log_every: int = _option(
+    log_every: int = option(
         10, help="write a step line to metrics.jsonl every N steps (default 10; 0: never)",
         label="Log every N steps", min=0, rule="0 (off) or more", max=1_000_000,
         tip="A step line in metrics.jsonl every this many steps; 0: epoch lines only.")
-    threads: int = _option(
+    threads: int = option(
         0, help="CPU threads per process (default: all cores)", label="CPU threads", min=0,
         rule="0 (all cores) or more", max=1024,
         tip="Torch threads per training process; 0: every core, shared among the processes.")
-    precision: str = _option(
+    precision: str = option(
         "fp32", help="bf16: on a GPU (default fp32)", label="Precision", choices=PRECISIONS,
         tip="bf16: autocast on a CUDA GPU that supports it; fp32 elsewhere.")
-    likelihood: str = _option(
+    likelihood: str = option(
         "gaussian",
         help="reconstruction term: squared (gaussian, default) or absolute (laplace) errors",
         label="Likelihood", choices=LIKELIHOODS,
         tip="gaussian: squared errors; laplace: absolute errors, which blur detail less.")
-    judge_every: int = _option(
+    judge_every: int = option(
         0, help="score every N epochs and the last (0: off)", label="Judge every N epochs",
         min=0, rule="0 (off) or more", max=100_000, group=JUDGE_GROUP, advanced=False,
         tip="0: off (Resume: as the run was started). The judge scores prior samples and "
             "reconstructions every N epochs and at the last; the best epoch is kept in best/ "
             "inside the checkpoint folder.")
-    judge: str | None = _option(
+    judge: str | None = option(
         None, help="judge folder, made by `python -m vae judge DATA --out DIR`", label="Judge",
         group=JUDGE_GROUP, advanced=False,
         tip="A classifier of the dataset's labels (`python -m vae judge DATA --out DIR`).")
-    judge_patience: int = _option(
+    judge_patience: int = option(
         3, help="scorings without gain before the note (3)", label="Judge patience", min=1,
         rule="1 or more", max=1000, group=JUDGE_GROUP,
         tip="Scorings without improvement before the page says stopping loses nothing.")
-    stop_when_stale: bool = _option(
+    stop_when_stale: bool = option(
         False, help="stop training once the judge's score has not improved for the patience",
         label="Stop when stale", group=JUDGE_GROUP,
         tip="Stop training then, instead of only saying so.")
@@ -213,7 +223,7 @@ class TrainConfig:
         return self.beta * min(1.0, done / self.beta_warmup_epochs)
 
 
-OPTIONS: dict[str, Option] = {f.name: f.metadata["option"] for f in dataclasses.fields(TrainConfig)}
+OPTIONS = options_of(TrainConfig)
 """TrainConfig field -> its :class:`Option`, in field order."""
 
 
