@@ -194,12 +194,12 @@ def test_a_morph_is_not_offered_for_ends_it_was_not_made_for(page):
 TYPED = {
     "train-folder": "reload-run",
     "train-channels": "8,16",
-    "train-latent": "4",
-    "train-batch": "8",
+    "train-latent-dim": "4",
+    "train-batch-size": "8",
     "train-beta": "2.5",
     "train-epochs": "100000",
 }
-NUMBERS = ("train-latent", "train-batch", "train-beta", "train-epochs")
+NUMBERS = ("train-latent-dim", "train-batch-size", "train-beta", "train-epochs")
 
 
 def _as_typed(name: str, text: str) -> str:

@@ -322,8 +322,8 @@ def test_job_options_pass_the_judge(judge_dir: Path) -> None:
 def _tiny_on_page(at, name: str, epochs: int) -> None:
     at.text_input(key="train-folder").set_value(name)
     at.text_input(key="train-channels").set_value("8,16")
-    at.number_input(key="train-latent").set_value(4)
-    at.number_input(key="train-batch").set_value(8)
+    at.number_input(key="train-latent-dim").set_value(4)
+    at.number_input(key="train-batch-size").set_value(8)
     at.number_input(key="train-epochs").set_value(epochs)
 
 
