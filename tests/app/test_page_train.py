@@ -79,6 +79,8 @@ def test_start_shows_curves_reconstructions_and_selects_the_checkpoint(workspace
     assert at.text_input(key="train-folder").value == "demo-vae"  # a fresh name
     assert any("Nothing trained" in c.value for c in at.caption)
     _set_tiny(at, epochs=3)
+    at.number_input(key="train-weight-decay").set_value(0.01)  # in the Advanced expander
+    at.selectbox(key="train-likelihood").set_value("laplace")
     at.button(key="train-start").click()
     at.run()
     assert not at.error and not at.exception
@@ -97,6 +99,8 @@ def test_start_shows_curves_reconstructions_and_selects_the_checkpoint(workspace
     assert at.session_state["studio.checkpoint"] == str(folder)  # now the current checkpoint
     assert ck.read_config(folder)["model_config"]["channels"] == [8, 16]
     assert ck.read_config(folder)["model_config"]["latent_dim"] == 4
+    trained = ck.read_config(folder)["train_config"]  # the Advanced widgets reach the run
+    assert (trained["weight_decay"], trained["likelihood"]) == (0.01, "laplace")
     download = at.get("download_button")[0].proto
     assert download.label == "Download checkpoint demo-vae.zip"
 

@@ -63,10 +63,7 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
 def _model_options(args: argparse.Namespace) -> ModelOptions:
     """The model flags given (a fresh run's model; --resume keeps the checkpoint's)."""
     given = {name: getattr(args, name) for name in MODEL_OPTIONS}
-    if given["channels"]:
-        given["channels"] = parse_channels(given["channels"])
-    else:
-        given["channels"] = None
+    given["channels"] = parse_channels(args.channels) if args.channels else None
     return ModelOptions(**given)
 
 
