@@ -5,6 +5,10 @@ its default and Resume would have trained to it. The values live under a key of 
 (``SETTINGS``) and go back into the widgets' keys before the widgets are drawn; the widgets
 then take no ``value=`` of their own (Streamlit warns when both are given). A run's own
 options (``vae.jobs.settings``) or a recipe set the widgets the same way.
+
+Each widget is drawn from its option's description (``vae.train_config.Option`` of a
+TrainConfig or ModelOptions field): label, help, range, choices, and its key
+``train-<field-with-dashes>``; so a new training option is a widget without code here.
 """
 
 from __future__ import annotations
@@ -27,12 +31,12 @@ DESCRIBED: dict[str, Option] = {**MODEL_OPTIONS, **OPTIONS}  # JobOptions field 
 _TYPES = {f.name: str(f.type) for f in fields(JobOptions)}
 
 
-def key(name: str) -> str:
+def key_of(name: str) -> str:
     """The Train page's widget key of a JobOptions field: ``batch_size`` -> ``train-batch-size``."""
     return "train-" + name.replace("_", "-")
 
 
-KEYS = {name: key(name) for name in DESCRIBED}  # JobOptions field -> the widget's key
+KEYS = {name: key_of(name) for name in DESCRIBED}  # JobOptions field -> the widget's key
 INTS = tuple(n for n in DESCRIBED if _TYPES[n].startswith("int"))
 FLOATS = tuple(n for n in DESCRIBED if _TYPES[n].startswith("float"))
 ADVANCED = tuple(n for n, d in DESCRIBED.items() if d.advanced)  # in the Advanced expander

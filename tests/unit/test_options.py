@@ -75,16 +75,38 @@ def test_the_config_validates_from_the_same_description(change, message) -> None
 def test_every_field_is_a_widget_on_the_train_page(studio_copy) -> None:
     pytest.importorskip("streamlit.testing.v1")
     from tests.apptest import open_page
-    from ui.train_settings import KEYS, key
+    from ui.train_settings import KEYS, key_of
 
     at = open_page("train")
     assert not at.exception, at.exception
     drawn = {w.key for kind in ("number_input", "selectbox", "checkbox", "text_input")
              for w in at.get(kind)}  # fmt: skip
     for name in (*TRAIN_FIELDS, *MODEL_FIELDS):
-        assert KEYS[name] == key(name) == "train-" + name.replace("_", "-")
+        assert KEYS[name] == key_of(name) == "train-" + name.replace("_", "-")
         assert KEYS[name] in drawn, name
     defaults = TrainConfig()  # the page starts from the default recipe, else the defaults
     assert at.number_input(key="train-weight-decay").value == defaults.weight_decay
     assert at.selectbox(key="train-likelihood").value == defaults.likelihood
     assert at.checkbox(key="train-stop-when-stale").value is False
+
+
+def test_feature_overrides_apply_one_way_for_the_cli_and_the_dataset_page() -> None:
+    from vae.cli.data import _feature_config
+    from vae.features import PRESETS
+
+    fsdd = PRESETS["fsdd"]
+    cfg = fsdd.overridden(sample_rate=16000, clip_seconds=0.5, hop=32, trim_db=None)
+    assert (cfg.sample_rate, cfg.clip_samples, cfg.hop_length, cfg.trim_db) == (
+        16000,
+        8000,
+        32,
+        None,
+    )
+    assert cfg.n_fft == fsdd.n_fft and fsdd.overridden() is fsdd  # left out: the preset's
+    args = build_parser().parse_args(
+        ["preprocess", "src", "--out", "o", "--sample-rate", "16000", "--clip-seconds", "0.5",
+         "--hop", "32"]
+    )  # fmt: skip
+    assert _feature_config(args) == fsdd.overridden(sample_rate=16000, clip_seconds=0.5, hop=32)
+    with pytest.raises(ValueError, match="unknown feature overrides \\['hop_length'\\]"):
+        fsdd.overridden(hop_length=32)
