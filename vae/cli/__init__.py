@@ -4,11 +4,12 @@ Each command prints progress on long work, exits 0 on success and 1 with a one-l
 ``error: ...`` otherwise (set VAE_DEBUG=1 for the traceback); bad files inside a batch are
 reported and skipped.
 
-One module per group of commands, each with an ``add_parsers(sub)`` beside the handlers it
-wires: :mod:`vae.cli.data` (preprocess, demo-data, fetch-fsdd), :mod:`vae.cli.train`,
-:mod:`vae.cli.synthesis` (reconstruct, interpolate, sample, decode, map) and
-:mod:`vae.cli.evaluation` (evaluate, judge, vocoder, export). This module holds what they
-share: the error class, the progress bars, the skipped-file line.
+One module per group of commands, each with an ``add_parsers(sub)`` (data also
+``add_preprocess``, listed first) beside the handlers it wires: :mod:`vae.cli.data`
+(preprocess, demo-data, fetch-fsdd), :mod:`vae.cli.train`, :mod:`vae.cli.synthesis`
+(reconstruct, interpolate, sample, decode, map) and :mod:`vae.cli.evaluation` (evaluate,
+judge, vocoder, export). This module holds what they share: the error class, the progress
+bars, the skipped-file line.
 """
 
 from __future__ import annotations
