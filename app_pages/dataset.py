@@ -23,8 +23,9 @@ from vae.features import PRESETS
 from vae.workspace import DATA_ROOT
 
 SOURCES_ROOT = DATA_ROOT / "sources"
-SOURCE, IMPORTED = "dataset.source", "dataset.last_import"
-SUMMARY = "dataset.last_summary"
+SOURCE, IMPORTED = "dataset-source", "dataset-last-import"
+SUMMARY = "dataset-last-summary"
+PRESET, NAME, LABELS = "dataset-preset", "dataset-name", "dataset-labels"  # widgets' keys
 MAX_UPLOAD_MB = st.get_option("server.maxUploadSize")
 N_FFTS = [64, 128, 256, 512, 1024, 2048, 4096]
 PRESET_NOTES = {
@@ -79,6 +80,11 @@ NUMBERS = {  # parameter -> (label, min, max, step, the one-line explanation)
 }
 
 
+def _key(param: str) -> str:
+    """The widget key of a feature parameter: ``sample_rate`` -> ``dataset-sample-rate``."""
+    return "dataset-" + param.replace("_", "-")
+
+
 def _preset_values(name: str) -> dict[str, object]:
     cfg = PRESETS[name]
     values = dict(
@@ -96,12 +102,12 @@ def _preset_values(name: str) -> dict[str, object]:
             strict=True,
         )
     )
-    return {f"dataset.{k}": v for k, v in values.items()}
+    return {_key(k): v for k, v in values.items()}
 
 
 def _reset_to_preset() -> None:
     """A new preset brings all its values (on_change runs before the widgets are drawn)."""
-    for key, value in _preset_values(st.session_state["dataset.preset"]).items():
+    for key, value in _preset_values(st.session_state[PRESET]).items():
         state.keep_value(key, value)
 
 
@@ -109,7 +115,7 @@ def _choose(path: Path) -> None:
     """Make ``path`` the source; the last preprocess's result was another source's."""
     st.session_state[SOURCE] = str(path)
     st.session_state.pop(SUMMARY, None)
-    st.session_state["dataset.name"] = path.name
+    st.session_state[NAME] = path.name
 
 
 @st.cache_data(show_spinner=False, max_entries=8, ttl=60)  # files added in sub-folders
@@ -126,16 +132,16 @@ folder_tab, upload_tab, fsdd_tab, demo_tab = st.tabs(
 with folder_tab:
     folder = st.text_input(
         "Folder of clips",
-        key="dataset.folder",
+        key="dataset-folder",
         placeholder="/path/to/clips",
         help="Searched recursively for audio files "
         f"({', '.join(audio.AUDIO_EXTENSIONS)}); sub-folders can be "
         "the labels.",
     )
-    use_folder = st.button("Use this folder", key="dataset.use_folder")
+    use_folder = st.button("Use this folder", key="dataset-use-folder")
 with upload_tab:
     uploads = st.file_uploader(
-        "Audio files, or a zip / tar.gz of them", key="dataset.upload", accept_multiple_files=True
+        "Audio files, or a zip / tar.gz of them", key="dataset-upload", accept_multiple_files=True
     )
     st.caption(
         f"Up to {MAX_UPLOAD_MB} MB per file (`server.maxUploadSize` in "
@@ -143,20 +149,20 @@ with upload_tab:
         "safely: entries that would leave the folder, links and non-audio files are skipped "
         "and listed."
     )
-    do_import = st.button("Import", key="dataset.import", disabled=not uploads)
+    do_import = st.button("Import", key="dataset-import", disabled=not uploads)
 with fsdd_tab:
     st.caption(
         "The Free Spoken Digit Dataset v1.0.9 from GitHub: 2,500 recordings of the "
         "digits 0-9 by 5 speakers at 8 kHz (12 MB, checked by SHA-256)."
     )
-    do_fsdd = st.button("Download FSDD", key="dataset.fsdd")
+    do_fsdd = st.button("Download FSDD", key="dataset-fsdd")
 with demo_tab:
     st.caption(
         f"Offline synthetic clips: {len(sources.DEMO_CLASSES)} classes "
         f"({', '.join(sources.DEMO_CLASSES)}) in 3 'voices', 8 kHz."
     )
-    per_class = st.number_input("Clips per class", 2, 500, 40, key="dataset.demo_n")
-    do_demo = st.button("Generate demo set", key="dataset.demo")
+    per_class = st.number_input("Clips per class", 2, 500, 40, key="dataset-demo-n")
+    do_demo = st.button("Generate demo set", key="dataset-demo")
 
 with user_errors():
     if use_folder:
@@ -200,7 +206,7 @@ if imported and imported["target"] == str(source) and imported["skipped"]:
     )
     st.dataframe(
         pd.DataFrame(imported["skipped"], columns=["entry", "reason"]),
-        key="dataset.skipped",
+        key="dataset-skipped",
         hide_index=True,
     )
 
@@ -210,7 +216,7 @@ preset = st.selectbox(
     "Preset",
     list(PRESETS),
     help="A starting point; changing it resets the values below.",
-    **state.kept("dataset.preset", "fsdd", list(PRESETS), on_change=_reset_to_preset),
+    **state.kept(PRESET, "fsdd", list(PRESETS), on_change=_reset_to_preset),
 )
 st.caption(PRESET_NOTES.get(preset, ""))
 defaults = _preset_values(preset)
@@ -223,33 +229,26 @@ for i, (param, (label, low, high, step, text)) in enumerate(NUMBERS.items()):
         step=step,
         help=text,
         format="%.3f" if param == "clip_seconds" else None,
-        **state.kept(f"dataset.{param}", defaults[f"dataset.{param}"]),
+        **state.kept(_key(param), defaults[_key(param)]),
     )
 cols[2].selectbox(
     "FFT size",
     N_FFTS,
     help="Samples per analysis window: larger gives finer frequency bins, blurrier timing.",
-    **state.kept("dataset.n_fft", defaults["dataset.n_fft"], N_FFTS),
+    **state.kept(_key("n_fft"), defaults[_key("n_fft")], N_FFTS),
 )
 cols[3].selectbox(
     "Labels",
     sources.LABEL_RULES,
     help="fsdd: {digit}_{speaker}_{i}.wav names; folder: sub-folder names; "
     "none: unlabelled; auto: the first that fits.",
-    **state.kept("dataset.labels", "auto", list(sources.LABEL_RULES)),
+    **state.kept(LABELS, "auto", list(sources.LABEL_RULES)),
 )
 ss = st.session_state
 try:
-    rate = int(ss["dataset.sample_rate"])
-    cfg = PRESETS[ss["dataset.preset"]].replace(
-        sample_rate=rate,
-        clip_samples=int(round(ss["dataset.clip_seconds"] * rate)),
-        n_fft=int(ss["dataset.n_fft"]),
-        hop_length=int(ss["dataset.hop"]),
-        top_db=float(ss["dataset.top_db"]),
-        n_mels=int(ss["dataset.n_mels"]),
-        trim_db=float(ss["dataset.trim_db"]) or None,
-    )
+    values = {param: ss[_key(param)] for param in PARAMS}
+    values["trim_db"] = float(values["trim_db"]) or None  # the field's 0 keeps all
+    cfg = PRESETS[ss[PRESET]].overridden(**values)
 except ValueError as err:
     st.error(f"Feature settings: {err}. Change that value above, or pick a preset again.")
     st.stop()
@@ -263,35 +262,35 @@ st.subheader("Preview")
 if not files:
     st.info(f"`{source}` holds no audio files: choose another source above.")
     st.stop()
-if ss.get("dataset.clip") not in files:
-    ss["dataset.clip"] = files[0]
-clip = st.selectbox("Clip", files, key="dataset.clip")
+if ss.get("dataset-clip") not in files:
+    ss["dataset-clip"] = files[0]
+clip = st.selectbox("Clip", files, key="dataset-clip")
 with user_errors(stop=False):
     _, wave = reader.load_clips(source / clip, cfg)[0]  # (clip_samples,): the first segment
     wave = audio.peak_normalise(wave)
     feats = features.waveform_to_features(wave, cfg).numpy()  # (bins, frames)
     left, right = st.columns([2, 3])
-    left.plotly_chart(waveform(wave, cfg.sample_rate), key="dataset.wave_fig")
-    right.plotly_chart(spectrograms([(clip, feats)], cfg), key="dataset.spec_fig")
+    left.plotly_chart(waveform(wave, cfg.sample_rate), key="dataset-wave-fig")
+    right.plotly_chart(spectrograms([(clip, feats)], cfg), key="dataset-spec-fig")
     play(wave, cfg.sample_rate, caption="As it will be stored (trimmed, cut or padded).")
 
 # ---------------------------------------------------------------------------- preprocess
 st.subheader("Preprocess")
-if "dataset.name" not in ss:
-    ss["dataset.name"] = source.name
+if NAME not in ss:
+    ss[NAME] = source.name
 name = st.text_input(
     "Dataset name",
-    key="dataset.name",
+    key=NAME,
     help="A folder under data/; a dataset of the same name is replaced.",
 )
-if st.button("Preprocess", key="dataset.preprocess", type="primary"):
+if st.button("Preprocess", key="dataset-preprocess", type="primary"):
     with user_errors():
         out = DATA_ROOT / archive.folder_name(name)
         done = preprocess(
             source,
             out,
             cfg,
-            labels=ss["dataset.labels"],
+            labels=ss[LABELS],
             progress=progress_bar("Preprocessing files:"),
         )
         ss[SUMMARY] = {
@@ -317,9 +316,9 @@ if summary:
     )
     if summary["per_label"]:
         per_label = pd.DataFrame(list(summary["per_label"].items()), columns=["label", "clips"])
-        st.dataframe(per_label, key="dataset.per_label", hide_index=True)
+        st.dataframe(per_label, key="dataset-per-label", hide_index=True)
     errors = out / ERRORS_FILE
     refused = pd.read_csv(errors, dtype=str, keep_default_na=False) if errors.is_file() else None
     if refused is not None and len(refused):
         st.warning(f"{len(refused)} file{'s' * (len(refused) != 1)} refused (not in the dataset):")
-        st.dataframe(refused, key="dataset.refused", hide_index=True)
+        st.dataframe(refused, key="dataset-refused", hide_index=True)

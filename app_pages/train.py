@@ -9,22 +9,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
-import torch
 
 from ui import cache, figures, state, widgets
 from ui import train_settings as settings
 from vae import jobs
 from vae.checkpoints import BEST_DIR, CONFIG_FILE, has_checkpoint, pack_checkpoint
 from vae.export import export_name, export_zip
-from vae.model import MODEL_SIZES
+from vae.job_options import TRAIN_OPTIONS
+from vae.model_options import MODEL_OPTIONS, parse_channels
 from vae.recipes import DEFAULT, RECIPES
+from vae.showcase import reconstruct_showcase
 from vae.workspace import CHECKPOINT_ROOT, folder_name, list_judges
 
-FOLDER = "train.folder"  # our own session keys: survive leaving the page
-FOLLOW = "train.follow"  # the folder of a run this session saw running, to act when it ends
-EXPORTED = "train.exported"  # (folder, stamp) whose ONNX export this session asked for
+FOLDER = "train-last-folder"  # our own session keys: survive leaving the page
+FOLLOW = "train-follow"  # the folder of a run this session saw running, to act when it ends
+EXPORTED = "train-exported"  # (folder, stamp) whose ONNX export this session asked for
 CLIPS = 3  # fixed validation clips reconstructed after every epoch
 POLL_S = 1.0  # the live view rereads the run's files this often while it trains
 
@@ -45,21 +45,11 @@ def _duration(seconds: float) -> str:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _reconstructions(folder: str, data: str, stamp: float) -> tuple:
-    """(feature config, epoch, [(id, original (bins, frames), reconstruction, original wave,
-    reconstructed wave)]) for a few validation clips of different labels; ``stamp``
-    (config.json's mtime) makes a new epoch's checkpoint a new entry."""
-    synth, ds = cache.synthesiser(folder), cache.dataset(data)
-    if ds.config.fingerprint() != synth.config.fingerprint():
-        raise ValueError(f"{data}: not the features of checkpoint {folder}; pick its dataset")
-    rows = ds.showcase(CLIPS, "val")  # a clip of each of the first labels
-    feats = torch.from_numpy(ds.features[rows].astype(np.float32))  # (n, bins, frames)
-    labels = torch.from_numpy(ds.label_indices[rows]) if synth.conditional else None
-    recon = synth.reconstruct(feats, labels)  # (n, bins, frames)
-    waves = synth.to_audio(recon)  # (n, clip_samples)
-    clips = [
-        (ds.ids[r], feats[i].numpy(), recon[i].numpy(), np.asarray(ds.waveforms[r]), waves[i])
-        for i, r in enumerate(rows)
-    ]
+    """(feature config, epoch, reconstructions) of a few validation clips of different labels
+    (``vae.showcase``); ``stamp`` (config.json's mtime) makes a new epoch's checkpoint a new
+    entry."""
+    synth = cache.synthesiser(folder)
+    clips = reconstruct_showcase(synth, cache.dataset(data), CLIPS)
     return synth.config, synth.checkpoint.epoch, clips
 
 
@@ -141,13 +131,16 @@ def _show_reconstructions(run: jobs.TrainingStatus, data: Path | None) -> None:
         st.warning(f"No reconstructions: {err}")
         return
     st.subheader(f"Reconstructions after epoch {epoch}")
-    for i, (clip_id, original, recon, wave, recon_wave) in enumerate(clips):
-        panels = [(f"original {clip_id}", original), ("reconstruction", recon)]
+    for i, clip in enumerate(clips):
+        panels = [
+            (f"original {clip.clip_id}", clip.original),
+            ("reconstruction", clip.reconstruction),
+        ]
         left, right = st.columns([3, 1])
         left.plotly_chart(figures.spectrograms(panels, cfg, height=220), key=f"train-recon-{i}")
         with right:
-            widgets.play(wave, cfg.sample_rate, "original")
-            widgets.play(recon_wave, cfg.sample_rate, "reconstruction")
+            widgets.play(clip.wave, cfg.sample_rate, "original")
+            widgets.play(clip.reconstructed_wave, cfg.sample_rate, "reconstruction")
 
 
 def _show_judge(run: jobs.TrainingStatus) -> None:
@@ -260,13 +253,12 @@ if dataset is not None:
     st.caption(f"Dataset `{dataset}`{whose}: {len(ds)} clips, {len(label_names)} labels.")
 
 judges = {str(j.path): j.summary for j in list_judges()}
-sizes, devices = list(MODEL_SIZES), ["auto", "cpu", "cuda"]
-choices = {"train-size": sizes, "train-device": devices, "train-judge": list(judges)}
+choices = settings.choices(list(judges))
 settings.restore(settings.widget_values(DEFAULT.options), choices)
 settings.load_run(name, jobs.settings(folder), choices)
 recipes = {recipe.name: recipe.options for recipe in RECIPES.values()}
-unseen = ["train-judge"] + ([] if label_names else ["train-conditional"])  # no recipe sets them
-st.session_state[settings.RECIPE] = settings.matching(recipes, unseen)
+unseen = [settings.KEYS["judge"]] + ([] if label_names else [settings.KEYS["conditional"]])
+st.session_state[settings.RECIPE] = settings.matching(recipes, unseen)  # no recipe sets those
 recipe = st.selectbox(
     "Recipe", list(recipes), index=None, key=settings.RECIPE, placeholder="your own settings",
     on_change=settings.choose_recipe, args=(recipes, choices),
@@ -275,43 +267,29 @@ recipe = st.selectbox(
 if recipe:
     st.caption(RECIPES[recipe].summary)
 
+# Each widget is drawn from its option's description (vae.train_config, vae.model_options).
+widget = settings.widget
 # fmt: off
 with st.expander("Model and training parameters", expanded=not has_checkpoint(folder)):
     model_col, train_col, kl_col = st.columns(3)
-    size = model_col.selectbox("Model size", sizes, key="train-size",
-                               help="Channels per encoder stage: bigger learns more, slower.")
-    latent_dim = model_col.number_input("Latent dimensions", 1, 512, key="train-latent",
-                                        help="Size of the code each clip is squeezed into.")
-    conditional = bool(label_names) and model_col.checkbox(
-        "Conditional on the labels", key="train-conditional",
-        help="Give the model each clip's label, so that you can ask it for one (say a 7).")
-    epochs = train_col.number_input("Epochs", 1, 100_000, key="train-epochs",
-                                    help="Total passes over the data; Resume trains up to it.")
-    batch_size = train_col.number_input("Batch size", 1, 4096, key="train-batch",
-                                        help="Clips per step: larger is smoother, needs memory.")
-    lr = train_col.number_input("Learning rate", 1e-6, 1.0, step=1e-4, format="%g",
-                                key="train-lr", help="AdamW step; lower it if the loss blows up.")
-    beta = kl_col.number_input("Beta (KL weight)", 0.0, 100.0, step=0.1, key="train-beta",
-                               help="Higher: a smoother latent space, blurrier sound.")
-    warmup = kl_col.number_input("Beta warm-up (epochs)", 0.0, 1000.0, step=1.0,
-                                 key="train-warmup", help="Beta rises from 0 over these epochs.")
-    free_bits = kl_col.number_input("Free bits (nats)", 0.0, 10.0, step=0.1,
-                                    key="train-free",
-                                    help="KL floor per latent dimension, against collapse.")
-    channels_text = st.text_input("Channels (advanced)", key="train-channels",
-                                  help="e.g. 8,16: encoder channels per stage; overrides the size.")
-    device = st.selectbox("Device", devices, key="train-device",
-                          help="auto: a GPU when there is one.")
+    widget(model_col, "size")
+    widget(model_col, "latent_dim")
+    conditional = bool(label_names) and widget(model_col, "conditional")
+    for name in ("epochs", "batch_size", "lr"):
+        widget(train_col, name)
+    for name in ("beta", "beta_warmup_epochs", "free_bits"):
+        widget(kl_col, name)
+    channels_text = widget(st, "channels")
+    widget(st, "device")
     every_col, judge_col = st.columns([1, 2])
-    judge_every = every_col.number_input(
-        "Judge every N epochs", 0, 100_000, key="train-judge-every",
-        help="0: off (Resume: as the run was started). The judge scores prior samples and "
-             "reconstructions every N epochs and at the last; the best epoch is kept in best/ "
-             "inside the checkpoint folder.")
-    judge = judge_col.selectbox(
-        "Judge", list(judges), key="train-judge", format_func=lambda p: f"{p} ({judges[p]})",
-        placeholder="no judge yet: train one on the Evaluate page", disabled=not judges,
-        help="A classifier of the dataset's labels (`python -m vae judge DATA --out DIR`).")
+    judge_every = widget(every_col, "judge_every")
+    judge = widget(
+        judge_col, "judge", list(judges), format_func=lambda p: f"{p} ({judges[p]})",
+        placeholder="no judge yet: train one on the Evaluate page", disabled=not judges)
+with st.expander("Advanced parameters"):
+    columns = st.columns(3)
+    for i, name in enumerate(settings.ADVANCED):
+        widget(columns[i % 3], name)
 settings.keep()
 
 start_col, stop_col, resume_col, _ = st.columns([1, 1, 1, 3])
@@ -324,23 +302,20 @@ resume = resume_col.button("Resume", key="train-resume",
                            disabled=run.running or not has_checkpoint(folder))
 st.caption("Start trains a new model into the folder. Stop ends after the batch in hand, "
            "keeping the last finished epoch. Resume trains that checkpoint on up to Epochs.")
+# fmt: on
 
 # ------------------------------------------------------------------------------ work
-train_options = dict(epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
-                     beta=float(beta), beta_warmup_epochs=float(warmup),
-                     free_bits=float(free_bits), device=device)
-# fmt: on
+# Every training option but the judge's (which _judge_options reads), from its widget.
+train_options = settings.given([n for n in TRAIN_OPTIONS if n not in ("judge_every", "judge")])
 if start:
     with widgets.user_errors(stop=False):
         if dataset is None:
             raise ValueError("No dataset chosen: pick one in the sidebar or make one first.")
-        try:
-            channels = tuple(int(c) for c in channels_text.split(",")) if channels_text else None
-        except ValueError:
-            raise ValueError(f"Channels {channels_text!r}: write numbers like 8,16,32") from None
-        model = dict(size=size, latent_dim=int(latent_dim), channels=channels)
+        channels = parse_channels(channels_text) if channels_text else None
+        model = settings.given([n for n in MODEL_OPTIONS if n not in ("channels", "conditional")])
         judging = _judge_options(int(judge_every), judge)
-        options = jobs.JobOptions(conditional=conditional, **model, **train_options, **judging)
+        options = jobs.JobOptions(conditional=conditional, channels=channels, **model,
+                                  **train_options, **judging)  # fmt: skip
         jobs.start(dataset, folder, options)
         st.rerun()  # the buttons and the live view follow the new run
 if stop:
@@ -351,7 +326,7 @@ if stop:
 if resume:
     with widgets.user_errors(stop=False):
         done = jobs.status(folder).epoch
-        if int(epochs) <= done:
+        if train_options["epochs"] <= done:
             raise ValueError(
                 f"{folder} has trained {done} epochs: set Epochs above {done} to train on."
             )

@@ -5,38 +5,83 @@ its default and Resume would have trained to it. The values live under a key of 
 (``SETTINGS``) and go back into the widgets' keys before the widgets are drawn; the widgets
 then take no ``value=`` of their own (Streamlit warns when both are given). A run's own
 options (``vae.jobs.settings``) or a recipe set the widgets the same way.
+
+Each widget is drawn from its option's description (``vae.train_config.Option`` of a
+TrainConfig or ModelOptions field): label, help, range, choices, and its key
+``train-<field-with-dashes>``; so a new training option is a widget without code here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from typing import Any
 
 import streamlit as st
 
 from vae.job_options import JobOptions
+from vae.model_options import MODEL_OPTIONS
+from vae.train_config import OPTIONS, Option
 
-SETTINGS = "train.settings"  # widget key -> value, as this session last left them
-LOADED = "train.loaded"  # the checkpoint folder whose run's settings the widgets were set from
-OWN = "train.own"  # the person's own settings, put aside while the widgets show a run's
+SETTINGS = "train-settings"  # widget key -> value, as this session last left them
+LOADED = "train-loaded"  # the checkpoint folder whose run's settings the widgets were set from
+OWN = "train-own"  # the person's own settings, put aside while the widgets show a run's
 
-# JobOptions field -> the Train page's widget key
-KEYS = {
-    "size": "train-size",
-    "latent_dim": "train-latent",
-    "conditional": "train-conditional",
-    "epochs": "train-epochs",
-    "batch_size": "train-batch",
-    "lr": "train-lr",
-    "beta": "train-beta",
-    "beta_warmup_epochs": "train-warmup",
-    "free_bits": "train-free",
-    "channels": "train-channels",
-    "device": "train-device",
-    "judge_every": "train-judge-every",
-    "judge": "train-judge",
-}
-INTS = ("latent_dim", "epochs", "batch_size", "judge_every")
-FLOATS = ("lr", "beta", "beta_warmup_epochs", "free_bits")
+DESCRIBED: dict[str, Option] = {**MODEL_OPTIONS, **OPTIONS}  # JobOptions field -> its Option
+_TYPES = {f.name: str(f.type) for f in fields(JobOptions)}
+
+
+def key_of(name: str) -> str:
+    """The Train page's widget key of a JobOptions field: ``batch_size`` -> ``train-batch-size``."""
+    return "train-" + name.replace("_", "-")
+
+
+KEYS = {name: key_of(name) for name in DESCRIBED}  # JobOptions field -> the widget's key
+INTS = tuple(n for n in DESCRIBED if _TYPES[n].startswith("int"))
+FLOATS = tuple(n for n in DESCRIBED if _TYPES[n].startswith("float"))
+ADVANCED = tuple(n for n, d in DESCRIBED.items() if d.advanced)  # in the Advanced expander
+
+
+def choices(judges: Sequence[str]) -> dict[str, list[object]]:
+    """Widget key -> the values its selectbox offers (``judges``: the judge folders)."""
+    offered: dict[str, list[object]] = {KEYS[n]: list(d.choices) for n, d in DESCRIBED.items()
+                                        if d.choices}  # fmt: skip
+    return {**offered, KEYS["judge"]: list(judges)}
+
+
+def widget(where: Any, name: str, offered: Sequence[object] | None = None, **extra: Any) -> Any:
+    """Draw the widget of JobOptions field ``name`` in ``where`` (``st`` or a column) from its
+    Option: a checkbox, a selectbox (its choices, or ``offered``), a number input (its range)
+    or a text input; ``extra`` goes to the widget. Returns the widget's value."""
+    described, widget_key = DESCRIBED[name], KEYS[name]
+    tip = described.tip or described.help
+    if _TYPES[name] == "bool":
+        return where.checkbox(described.label, key=widget_key, help=tip, **extra)
+    if offered is not None or described.choices:
+        shown = list(described.choices if offered is None else offered)
+        return where.selectbox(described.label, shown, key=widget_key, help=tip, **extra)
+    if name in INTS or name in FLOATS:
+        kind = int if name in INTS else float
+        low = described.min if described.low is None else described.low
+        bounds = [None if b is None else kind(b) for b in (low, described.max)]
+        step = None if described.step is None else kind(described.step)
+        return where.number_input(described.label, *bounds, step=step, format=described.format,
+                                  key=widget_key, help=tip, **extra)  # fmt: skip
+    return where.text_input(described.label, key=widget_key, help=tip, **extra)
+
+
+def given(names: Sequence[str]) -> dict[str, Any]:
+    """The values of these fields' widgets as JobOptions values (numbers of their type;
+    ``channels`` and ``judge`` are the page's to read)."""
+    values: dict[str, Any] = {}
+    for name in names:
+        value = st.session_state[KEYS[name]]
+        if name in INTS:
+            value = int(value)
+        elif name in FLOATS:
+            value = float(value)
+        values[name] = value
+    return values
 
 
 def widget_values(options: JobOptions) -> dict[str, object]:
@@ -52,6 +97,8 @@ def widget_values(options: JobOptions) -> dict[str, object]:
             value = float(value)
         elif name == "channels":
             value = ",".join(str(int(c)) for c in value) if value else ""
+        elif _TYPES[name] == "bool":
+            value = bool(value)
         values[key] = value
     return values
 

@@ -19,6 +19,17 @@ import torchaudio
 
 FEATURE_FORMAT_VERSION = 1
 SEGMENT_MODES = ("single", "chunks")
+# What a person may change of a preset (CLI flags, the Dataset page's fields) -> its field;
+# clip_seconds becomes clip_samples at the (new) sample rate.
+OVERRIDES = {
+    "sample_rate": "sample_rate",
+    "clip_seconds": "clip_samples",
+    "n_fft": "n_fft",
+    "hop": "hop_length",
+    "top_db": "top_db",
+    "n_mels": "n_mels",
+    "trim_db": "trim_db",
+}
 
 
 @dataclass(frozen=True)
@@ -135,6 +146,24 @@ class FeatureConfig:
 
     def replace(self, **changes: Any) -> FeatureConfig:
         return dataclasses.replace(self, **changes)
+
+    def overridden(self, **values: Any) -> FeatureConfig:
+        """This preset with a person's values: the keys of :data:`OVERRIDES` (sample_rate,
+        clip_seconds, n_fft, hop, top_db, n_mels, trim_db); one left out keeps this config's
+        value. The one way the CLI and the Dataset page turn their fields into a config.
+
+        Raises:
+            ValueError: for an unknown key, or a value the config refuses.
+        """
+        unknown = sorted(set(values) - set(OVERRIDES))
+        if unknown:
+            raise ValueError(f"unknown feature overrides {unknown}; choose from {list(OVERRIDES)}")
+        ints = ("sample_rate", "n_fft", "hop", "n_mels")
+        changes = {OVERRIDES[k]: int(v) if k in ints else v for k, v in values.items()}
+        if "clip_seconds" in values:
+            rate = changes.get("sample_rate", self.sample_rate)
+            changes["clip_samples"] = int(round(float(values["clip_seconds"]) * rate))
+        return self.replace(**changes) if changes else self
 
 
 PRESETS: dict[str, FeatureConfig] = {

@@ -1,53 +1,38 @@
 """What a training job is asked for: ``JobOptions`` (the ``python -m vae train`` options),
 the defaults training fills in for those left out, and the options read back from a
 checkpoint. ``vae.jobs`` starts jobs with them; ``vae.recipes`` names sets of them.
+
+JobOptions is made from ``TrainConfig``'s and ``ModelOptions``' fields, so a new training
+option is a job option (and a command-line argument) without being written here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import dataclasses
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from vae import checkpoints as ck
-from vae.model import MODEL_SIZES, ModelConfig
-from vae.train_config import TrainConfig
+from vae.model import MODEL_SIZES
+from vae.model_options import MODEL_DEFAULTS, MODEL_OPTIONS, ModelOptions
+from vae.train_config import OPTIONS, TrainConfig, flag
 
-# JobOptions fields that are TrainConfig's (the rest shape the model)
-TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "beta", "beta_warmup_epochs", "free_bits",
-                 "seed", "device", "judge_every", "judge")  # fmt: skip
+TRAIN_OPTIONS = tuple(OPTIONS)  # JobOptions fields that are TrainConfig's (the rest: the model)
 
 
-@dataclass(frozen=True)
-class JobOptions:
-    """The ``python -m vae train`` options a job passes; None leaves the CLI's default (or, on
-    resume, the checkpoint's stored value)."""
-
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    beta: float | None = None
-    beta_warmup_epochs: float | None = None
-    free_bits: float | None = None
-    latent_dim: int | None = None
-    size: str | None = None
-    channels: tuple[int, ...] | None = None
-    conditional: bool = False
-    seed: int | None = None
-    device: str | None = None
-    judge_every: int | None = None
-    judge: str | None = None
+class _JobOptionsMethods:
+    """The methods of :data:`JobOptions` (its fields come from the configs)."""
 
     def check(self) -> None:
         """Raise ValueError for a bad value now, not as a failed run a few seconds later."""
-        fields = ("epochs", "batch_size", "lr", "beta", "beta_warmup_epochs", "free_bits",
-                  "judge_every", "judge")  # fmt: skip
-        given = {k: getattr(self, k) for k in fields if getattr(self, k) is not None}
+        given = {k: getattr(self, k) for k in TRAIN_OPTIONS if getattr(self, k) is not None}
         TrainConfig(**given)
-        if self.latent_dim is not None and self.latent_dim < 1:
-            raise ValueError(f"latent_dim={self.latent_dim} must be at least 1, e.g. 16")
-        if self.channels is not None and (not self.channels or min(self.channels) < 1):
-            raise ValueError(f"channels={self.channels} must be positive numbers, e.g. 16,32,64")
+        self.model().check()
+
+    def model(self) -> ModelOptions:
+        """The model options among these."""
+        return ModelOptions(**{k: getattr(self, k) for k in MODEL_OPTIONS})
 
     def resolved(self) -> JobOptions:
         """Every option left to the CLI's default filled in with that default (TrainConfig's
@@ -55,29 +40,53 @@ class JobOptions:
         that are a named size become that size."""
         train = TrainConfig()
         values = {k: getattr(train, k) for k in TRAIN_OPTIONS if getattr(self, k) is None}
-        if self.latent_dim is None:
-            values["latent_dim"] = ModelConfig.latent_dim  # the dataclass field's default
-        channels = self.channels or (MODEL_SIZES[self.size] if self.size else ModelConfig.channels)
+        for name in ("latent_dim", "decoder", "res_blocks"):
+            if getattr(self, name) is None:
+                values[name] = MODEL_DEFAULTS[name]
+        channels = self.channels or (
+            MODEL_SIZES[self.size] if self.size else MODEL_DEFAULTS["channels"]
+        )
         size = _size_of(tuple(channels))
-        default_size = _size_of(ModelConfig.channels)
+        default_size = _size_of(MODEL_DEFAULTS["channels"])
         return replace(self, **values, size=size or self.size or default_size,
                        channels=None if size else tuple(channels))  # fmt: skip
 
     def arguments(self) -> list[str]:
-        """The options as command-line arguments."""
+        """The options as command-line arguments (those given: None and False are not)."""
         args: list[str] = []
-        for name in ("epochs", "batch_size", "lr", "beta", "beta_warmup_epochs", "free_bits",
-                     "latent_dim", "size", "seed", "device", "judge_every"):  # fmt: skip
+        for name in (*TRAIN_OPTIONS, *MODEL_OPTIONS):
             value = getattr(self, name)
-            if value is not None:
-                args += [f"--{name.replace('_', '-')}", str(value)]
-        if self.judge is not None and self.judge_every:  # the child runs from another folder
-            args += ["--judge", str(Path(self.judge).absolute())]
-        if self.channels is not None:
-            args += ["--channels", ",".join(str(int(c)) for c in self.channels)]
-        if self.conditional:
-            args.append("--conditional")
+            if value is None or value is False:
+                continue
+            if value is True:
+                args.append(flag(name))
+            elif name == "judge":  # only with judge_every; the child runs from another folder
+                args += [flag(name), str(Path(value).absolute())] if self.judge_every else []
+            elif name == "channels":
+                args += [flag(name), ",".join(str(int(c)) for c in value)]
+            else:
+                args += [flag(name), str(value)]
         return args
+
+
+def _optional(field: dataclasses.Field) -> tuple[str, Any, dataclasses.Field]:
+    """A JobOptions field for a config field: None (not given) unless it is a switch."""
+    default = False if field.default is False else None
+    kind = field.type if default is False else f"{field.type} | None"
+    return field.name, kind, dataclasses.field(default=default, metadata=field.metadata)
+
+
+JobOptions = dataclasses.make_dataclass(
+    "JobOptions",
+    [_optional(f) for f in (*dataclasses.fields(TrainConfig), *dataclasses.fields(ModelOptions))],
+    bases=(_JobOptionsMethods,),
+    frozen=True,
+    kw_only=True,
+)
+JobOptions.__module__ = __name__  # pickled and shown as vae.job_options.JobOptions
+JobOptions.__doc__ = """The ``python -m vae train`` options a job passes: a field for each
+``TrainConfig`` and ``ModelOptions`` field; None leaves the CLI's default (or, on resume, the
+checkpoint's stored value)."""
 
 
 def _size_of(channels: tuple[int, ...]) -> str | None:
@@ -96,6 +105,7 @@ def stored_options(out: str | Path) -> dict[str, Any] | None:
         return None
     train, model = config.get("train_config", {}), config.get("model_config", {})
     values = {k: train[k] for k in TRAIN_OPTIONS if train.get(k) is not None}
-    values.update({k: model[k] for k in ("channels", "latent_dim") if model.get(k) is not None})
+    stored = ("channels", "latent_dim", "decoder", "res_blocks")
+    values.update({k: model[k] for k in stored if model.get(k) is not None})
     values["conditional"] = bool(model.get("n_labels"))
     return values

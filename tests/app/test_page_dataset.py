@@ -22,7 +22,7 @@ SOURCES = Path("data/sources")
 
 
 def _spectrogram(at) -> np.ndarray:
-    return chart_traces(at, "dataset.spec_fig")[0]["z"]  # (bins, frames)
+    return chart_traces(at, "dataset-spec-fig")[0]["z"]  # (bins, frames)
 
 
 def _table(at, column: str):
@@ -42,43 +42,43 @@ def test_demo_set_preview_follows_the_parameters_and_preprocess_selects_it(tmp_p
     assert not at.exception
     assert "Choose a source of clips" in _texts(at.info)
 
-    at.number_input(key="dataset.demo_n").set_value(4)
-    at.button(key="dataset.demo").click().run()
+    at.number_input(key="dataset-demo-n").set_value(4)
+    at.button(key="dataset-demo").click().run()
     assert not at.exception and not at.error
     assert len(list((tmp_path / SOURCES / "demo").rglob("*.wav"))) == 20
     assert "`data/sources/demo` (20 audio files)" in _texts(at.markdown)
     # Preview under the default fsdd preset: 128 bins x 128 frames, a waveform and a player.
     assert _spectrogram(at).shape == (128, 128)
-    wave = chart_traces(at, "dataset.wave_fig")[0]["y"]
+    wave = chart_traces(at, "dataset-wave-fig")[0]["y"]
     assert 0.98 < np.abs(wave).max() <= 1.0  # peak-normalised, as stored
     assert len(audio_urls(at)) == 1
     first = _spectrogram(at)
 
-    at.selectbox(key="dataset.n_fft").set_value(512).run()
+    at.selectbox(key="dataset-n-fft").set_value(512).run()
     assert _spectrogram(at).shape == (256, 128)
-    at.selectbox(key="dataset.preset").set_value("seed").run()  # resets every value
-    assert at.number_input(key="dataset.sample_rate").value == 22050
-    assert at.selectbox(key="dataset.n_fft").value == 512
-    assert at.number_input(key="dataset.hop").value == 256
+    at.selectbox(key="dataset-preset").set_value("seed").run()  # resets every value
+    assert at.number_input(key="dataset-sample-rate").value == 22050
+    assert at.selectbox(key="dataset-n-fft").value == 512
+    assert at.number_input(key="dataset-hop").value == 256
     assert _spectrogram(at).shape == (256, 64)
     urls = audio_urls(at)
-    at.selectbox(key="dataset.preset").set_value("fsdd").run()
-    assert at.number_input(key="dataset.hop").value == 64
+    at.selectbox(key="dataset-preset").set_value("fsdd").run()
+    assert at.number_input(key="dataset-hop").value == 64
     assert audio_urls(at) != urls  # 8 kHz again: a new sound
     np.testing.assert_allclose(_spectrogram(at), first)
-    clip = at.selectbox(key="dataset.clip")
+    clip = at.selectbox(key="dataset-clip")
     clip.set_value(clip.options[-1]).run()
     assert not np.allclose(_spectrogram(at), first)
 
-    at.number_input(key="dataset.hop").set_value(4000).run()  # a user error, not a traceback
+    at.number_input(key="dataset-hop").set_value(4000).run()  # a user error, not a traceback
     assert not at.exception
     assert "hop_length=4000 must be in 1..n_fft (256)" in _texts(at.error)
     assert "Change that value above" in _texts(at.error)
     assert not at.get("plotly_chart")
-    at.number_input(key="dataset.hop").set_value(64).run()
+    at.number_input(key="dataset-hop").set_value(64).run()
 
-    assert at.text_input(key="dataset.name").value == "demo"
-    at.button(key="dataset.preprocess").click().run()
+    assert at.text_input(key="dataset-name").value == "demo"
+    at.button(key="dataset-preprocess").click().run()
     assert not at.exception and not at.error
     feats = np.load(tmp_path / "data/demo/features.npy")
     assert feats.shape == (20, 128, 128)
@@ -93,18 +93,18 @@ def test_demo_set_preview_follows_the_parameters_and_preprocess_selects_it(tmp_p
 
     assert not at.warning  # no refused files, and no widget-state warnings either
 
-    at.number_input(key="dataset.top_db").set_value(60.0).run()
+    at.number_input(key="dataset-top-db").set_value(60.0).run()
     at.switch_page("app_pages/home.py").run()  # widget values are dropped on the way...
     at.switch_page("app_pages/dataset.py").run()  # ...and restored from the page's own keys
-    assert at.number_input(key="dataset.top_db").value == 60.0
-    assert at.number_input(key="dataset.hop").value == 64
-    assert at.selectbox(key="dataset.preset").value == "fsdd"
-    assert at.selectbox(key="dataset.n_fft").value == 256
+    assert at.number_input(key="dataset-top-db").value == 60.0
+    assert at.number_input(key="dataset-hop").value == 64
+    assert at.selectbox(key="dataset-preset").value == "fsdd"
+    assert at.selectbox(key="dataset-n-fft").value == 256
     assert "Kept 20 clips from 20 files" in _texts(at.success)
     assert _spectrogram(at).shape == (128, 128)
 
-    at.text_input(key="dataset.name").set_value("../escape").run()
-    at.button(key="dataset.preprocess").click().run()
+    at.text_input(key="dataset-name").set_value("../escape").run()
+    at.button(key="dataset-preprocess").click().run()
     assert "is not a usable folder name" in _texts(at.error)
     assert not (tmp_path / "escape").exists()
 
@@ -117,20 +117,20 @@ def test_folder_source_lists_refused_files_and_bad_folders_are_errors(
     (clips / "tone" / "broken.wav").write_bytes(b"RIFF not really a wave file")
     at = open_page("dataset")
 
-    at.text_input(key="dataset.folder").set_value(str(tmp_path / "nowhere"))
-    at.button(key="dataset.use_folder").click().run()
+    at.text_input(key="dataset-folder").set_value(str(tmp_path / "nowhere"))
+    at.button(key="dataset-use-folder").click().run()
     assert not at.exception
     assert "nowhere: not a folder" in _texts(at.error)
     (tmp_path / "empty").mkdir()
-    at.text_input(key="dataset.folder").set_value(str(tmp_path / "empty"))
-    at.button(key="dataset.use_folder").click().run()
+    at.text_input(key="dataset-folder").set_value(str(tmp_path / "empty"))
+    at.button(key="dataset-use-folder").click().run()
     assert "no audio files in this folder" in _texts(at.error)
 
-    at.text_input(key="dataset.folder").set_value(str(clips))
-    at.button(key="dataset.use_folder").click().run()
+    at.text_input(key="dataset-folder").set_value(str(clips))
+    at.button(key="dataset-use-folder").click().run()
     assert not at.error
     assert "(31 audio files)" in _texts(at.markdown)
-    at.button(key="dataset.preprocess").click().run()
+    at.button(key="dataset-preprocess").click().run()
     assert not at.exception and not at.error
     assert np.load(tmp_path / "data/clips/features.npy").shape == (30, 128, 128)
     assert "Kept 30 clips from 31 files" in _texts(at.success)
@@ -155,9 +155,9 @@ def test_zip_upload_refuses_escaping_entries(tmp_path, monkeypatch, write_tone):
     monkeypatch.chdir(work)
     at = open_page("dataset")
     data = _zip({"set/a.wav": wav, "set/b.wav": wav, "../evil.wav": wav, "../../evil2.wav": wav})
-    at.file_uploader(key="dataset.upload").set_value([("set.zip", data, "application/zip")])
+    at.file_uploader(key="dataset-upload").set_value([("set.zip", data, "application/zip")])
     at.run()
-    at.button(key="dataset.import").click().run()
+    at.button(key="dataset-import").click().run()
     assert not at.exception and not at.error
     target = work / SOURCES / "upload"
     # Only the good entries, the zip's wrapper folder "set" lifted away.
@@ -175,9 +175,9 @@ def test_zip_upload_refuses_escaping_entries(tmp_path, monkeypatch, write_tone):
     assert "(2 audio files)" in _texts(at.markdown)
 
     only_evil = _zip({"../evil.wav": wav})
-    at.file_uploader(key="dataset.upload").set_value([("evil.zip", only_evil, "application/zip")])
+    at.file_uploader(key="dataset-upload").set_value([("evil.zip", only_evil, "application/zip")])
     at.run()
-    at.button(key="dataset.import").click().run()
+    at.button(key="dataset-import").click().run()
     assert not at.exception
     assert "evil.zip: no audio files" in _texts(at.error)
     assert "../evil.wav: path leaves the folder" in _texts(at.error)
@@ -220,7 +220,7 @@ def test_download_fsdd_button_and_the_offline_error(tmp_path, monkeypatch, fsdd_
     monkeypatch.setenv("VAE_FSDD_URL", f"http://127.0.0.1:{closed}/fsdd.tar.gz")
     monkeypatch.setenv("VAE_FSDD_SHA256", sha)
     at = open_page("dataset")
-    at.button(key="dataset.fsdd").click().run()
+    at.button(key="dataset-fsdd").click().run()
     assert not at.exception
     error = _texts(at.error)
     assert f"http://127.0.0.1:{closed}/fsdd.tar.gz: could not download" in error
@@ -228,7 +228,7 @@ def test_download_fsdd_button_and_the_offline_error(tmp_path, monkeypatch, fsdd_
     assert not (work / SOURCES / "fsdd").exists()
 
     monkeypatch.setenv("VAE_FSDD_URL", f"{base}/fsdd.tar.gz")
-    at.button(key="dataset.fsdd").click().run()
+    at.button(key="dataset-fsdd").click().run()
     assert not at.exception and not at.error
     assert sorted(p.name for p in (work / SOURCES / "fsdd").glob("*.wav")) == [
         "3_theo_0.wav",
@@ -237,7 +237,7 @@ def test_download_fsdd_button_and_the_offline_error(tmp_path, monkeypatch, fsdd_
     bars = at.get("progress")
     assert bars and bars[-1].proto.value == 100
     assert "`data/sources/fsdd` (2 audio files)" in _texts(at.markdown)
-    at.button(key="dataset.preprocess").click().run()
+    at.button(key="dataset-preprocess").click().run()
     assert not at.error
     assert np.load(work / "data/fsdd/features.npy").shape == (2, 128, 128)
     per_label = _table(at, "clips")

@@ -37,8 +37,8 @@ def _set_tiny(at, epochs: int, name: str | None = None) -> None:
     if name is not None:
         at.text_input(key="train-folder").set_value(name)
     at.text_input(key="train-channels").set_value("8,16")
-    at.number_input(key="train-latent").set_value(4)
-    at.number_input(key="train-batch").set_value(8)
+    at.number_input(key="train-latent-dim").set_value(4)
+    at.number_input(key="train-batch-size").set_value(8)
     at.number_input(key="train-epochs").set_value(epochs)
 
 
@@ -79,6 +79,8 @@ def test_start_shows_curves_reconstructions_and_selects_the_checkpoint(workspace
     assert at.text_input(key="train-folder").value == "demo-vae"  # a fresh name
     assert any("Nothing trained" in c.value for c in at.caption)
     _set_tiny(at, epochs=3)
+    at.number_input(key="train-weight-decay").set_value(0.01)  # in the Advanced expander
+    at.selectbox(key="train-likelihood").set_value("laplace")
     at.button(key="train-start").click()
     at.run()
     assert not at.error and not at.exception
@@ -97,6 +99,8 @@ def test_start_shows_curves_reconstructions_and_selects_the_checkpoint(workspace
     assert at.session_state["studio-checkpoint"] == str(folder)  # now the current checkpoint
     assert ck.read_config(folder)["model_config"]["channels"] == [8, 16]
     assert ck.read_config(folder)["model_config"]["latent_dim"] == 4
+    trained = ck.read_config(folder)["train_config"]  # the Advanced widgets reach the run
+    assert (trained["weight_decay"], trained["likelihood"]) == (0.01, "laplace")
     download = at.get("download_button")[0].proto
     assert download.label == "Download checkpoint demo-vae.zip"
 
@@ -154,7 +158,7 @@ def _follow_and_stop_from_a_new_session(pid: int) -> None:
     _poll(at, lambda: any("Stopped after epoch" in i.value for i in at.info), timeout=60)
     assert jobs.status(Path("checkpoints/background")).state == "stopped"
     # The ended run, opened in yet another session: still its own settings.
-    _assert_run_settings(open_page("train", **{"train.folder": "background"}))
+    _assert_run_settings(open_page("train", **{"train-last-folder": "background"}))
 
 
 def _assert_run_settings(at) -> None:
@@ -163,8 +167,8 @@ def _assert_run_settings(at) -> None:
     shown = [c.value for c in at.caption if c.value.startswith("Dataset")]
     assert shown and "data/demo` (the one `background` trains on)" in shown[0]
     assert at.number_input(key="train-epochs").value == 100_000
-    assert at.number_input(key="train-latent").value == 4
-    assert at.number_input(key="train-batch").value == 8
+    assert at.number_input(key="train-latent-dim").value == 4
+    assert at.number_input(key="train-batch-size").value == 8
     assert at.number_input(key="train-beta").value == 2.5
     assert at.text_input(key="train-channels").value == "8,16"
     assert at.checkbox(key="train-conditional").value is True
@@ -192,7 +196,7 @@ def test_the_settings_survive_leaving_the_page(workspace: Path) -> None:
     fresh = at.text_input(key="train-folder").value
     at.text_input(key="train-folder").set_value("demo").run()
     assert at.number_input(key="train-epochs").value == 2  # the shipped demo checkpoint's
-    assert at.number_input(key="train-latent").value == 4
+    assert at.number_input(key="train-latent-dim").value == 4
     at.text_input(key="train-folder").set_value(fresh).run()
     assert at.number_input(key="train-epochs").value == 45
     assert at.number_input(key="train-beta").value == 0.5
@@ -200,9 +204,9 @@ def test_the_settings_survive_leaving_the_page(workspace: Path) -> None:
 
 def _widgets(at) -> dict[str, object]:
     """The settings the page would train with, as JobOptions field -> value."""
-    numbers = {"epochs": "train-epochs", "latent_dim": "train-latent", "beta": "train-beta",
-               "beta_warmup_epochs": "train-warmup", "batch_size": "train-batch",
-               "lr": "train-lr", "free_bits": "train-free"}  # fmt: skip
+    numbers = {"epochs": "train-epochs", "latent_dim": "train-latent-dim", "beta": "train-beta",
+               "beta_warmup_epochs": "train-beta-warmup-epochs", "batch_size": "train-batch-size",
+               "lr": "train-lr", "free_bits": "train-free-bits"}  # fmt: skip
     values = {name: at.number_input(key=key).value for name, key in numbers.items()}
     values["size"] = at.selectbox(key="train-size").value
     values["channels"] = at.text_input(key="train-channels").value
@@ -356,7 +360,7 @@ def test_a_stop_before_the_first_epoch_says_nothing_was_saved_and_offers_start(
     assert jobs.wait(folder, timeout=60).state == "stopped"
     assert not ck.has_checkpoint(folder)
 
-    at = open_page("train", **{"train.folder": "early"})
+    at = open_page("train", **{"train-last-folder": "early"})
     assert not at.exception
     info = [i.value for i in at.info]
     assert any("Stopped before the first epoch finished, so nothing was saved" in i for i in info)

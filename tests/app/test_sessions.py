@@ -84,8 +84,8 @@ def test_two_sessions_train_side_by_side_and_the_busy_folder_is_refused(workspac
     for at, name, latent in ((alice, "alice", 3), (bob, "bob", 5)):
         at.text_input(key="train-folder").set_value(name)
         at.text_input(key="train-channels").set_value("8,16")
-        at.number_input(key="train-latent").set_value(latent)
-        at.number_input(key="train-batch").set_value(8)
+        at.number_input(key="train-latent-dim").set_value(latent)
+        at.number_input(key="train-batch-size").set_value(8)
         at.number_input(key="train-epochs").set_value(100_000 if name == "alice" else 2)
         at.run()
     alice.button(key="train-start").click().run()

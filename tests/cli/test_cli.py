@@ -143,10 +143,13 @@ def test_resume_keeps_the_stored_settings_and_counts_on(workspace, tmp_path):
 
     ckpt = tmp_path / "ckpt"
     shutil.copytree(workspace["ckpt"], ckpt)
-    vae("train", workspace["data"], "--out", ckpt, "--epochs", "3", "--resume")
+    vae("train", workspace["data"], "--out", ckpt, "--epochs", "3", "--resume",
+        "--weight-decay", "0.01", "--grad-clip", "5")  # fmt: skip
     config = json.loads((ckpt / "config.json").read_text())
     assert config["epoch"] == 3
     assert config["train_config"]["batch_size"] == 16  # from the first run, not the default
+    given = config["train_config"]["weight_decay"], config["train_config"]["grad_clip"]
+    assert given == (0.01, 5.0)  # the options given on resume, every field has its flag
     assert config["model_config"]["channels"] == [8, 16, 32]
     lines = [json.loads(x) for x in (ckpt / "metrics.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in lines if x["event"] == "epoch"] == [1, 2, 3]

@@ -37,9 +37,9 @@ if not CHROMIUM.is_file():
     pytest.skip(f"no browser at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
 FSDD_8K = {  # the fsdd preset's values as the Dataset page's fields show them
-    "dataset.sample_rate": "8000",
-    "dataset.clip_seconds": "1.016",
-    "dataset.hop": "64",
+    "dataset-sample-rate": "8000",
+    "dataset-clip-seconds": "1.016",
+    "dataset-hop": "64",
 }
 
 
@@ -113,15 +113,15 @@ def tab(page, title: str) -> None:
 def generate_demo_set(page) -> None:
     """Two clips per class from the Dataset page's demo tab (ten files)."""
     tab(page, "Generate demo set")
-    type_in(page, "dataset.demo_n", "2")
-    click(page, "dataset.demo")
+    type_in(page, "dataset-demo-n", "2")
+    click(page, "dataset-demo")
     page.wait_for_selector("text=(10 audio files)")
 
 
 def preprocess(page, name: str) -> None:
     """Preprocess the current source into data/``name`` from the Dataset page."""
-    type_in(page, "dataset.name", name)
-    click(page, "dataset.preprocess")
+    type_in(page, "dataset-name", name)
+    click(page, "dataset-preprocess")
     page.locator("[data-testid='stAlert']", has_text="Kept ").filter(
         has_text=f"data/{name}"
     ).wait_for()
@@ -134,14 +134,14 @@ def test_an_offline_download_leaves_the_feature_settings_as_shown(page, workspac
     go(page, "Dataset")
     generate_demo_set(page)
     assert {k: field(page, k) for k in FSDD_8K} == FSDD_8K
-    type_in(page, "dataset.hop", "32")  # a value of the person's own, not the preset's
+    type_in(page, "dataset-hop", "32")  # a value of the person's own, not the preset's
     tab(page, "Download FSDD")
-    click(page, "dataset.fsdd")
+    click(page, "dataset-fsdd")
     assert page.locator("[data-testid='stAlert']", has_text="could not download").count()
     generate_demo_set(page)
     shot(page, "first-minutes-dataset")
-    assert {k: field(page, k) for k in FSDD_8K} == {**FSDD_8K, "dataset.hop": "32"}
-    assert (field(page, "dataset.preset"), field(page, "dataset.n_fft")) == ("fsdd", "256")
+    assert {k: field(page, k) for k in FSDD_8K} == {**FSDD_8K, "dataset-hop": "32"}
+    assert (field(page, "dataset-preset"), field(page, "dataset-n-fft")) == ("fsdd", "256")
     assert "(1.016 s at 8000 Hz)" in page.get_by_text("Each clip becomes").inner_text()
     preprocess(page, "first")
     assert "at 8000 Hz" in page.get_by_text("Kept ").inner_text()
@@ -194,12 +194,12 @@ def test_a_morph_is_not_offered_for_ends_it_was_not_made_for(page):
 TYPED = {
     "train-folder": "reload-run",
     "train-channels": "8,16",
-    "train-latent": "4",
-    "train-batch": "8",
+    "train-latent-dim": "4",
+    "train-batch-size": "8",
     "train-beta": "2.5",
     "train-epochs": "100000",
 }
-NUMBERS = ("train-latent", "train-batch", "train-beta", "train-epochs")
+NUMBERS = ("train-latent-dim", "train-batch-size", "train-beta", "train-epochs")
 
 
 def _as_typed(name: str, text: str) -> str:

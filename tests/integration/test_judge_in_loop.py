@@ -17,6 +17,7 @@ from tests.apptest import open_page
 from tests.clirun import vae
 from vae import checkpoints as ck
 from vae import cli, jobs
+from vae.cli.train import judge_line
 from vae.dataset import load_dataset
 from vae.inference import Synthesiser
 from vae.judge import Judge
@@ -238,7 +239,7 @@ def test_unlabelled_data_gets_the_distances_alone(
     assert line["real_accuracy"] is None
     assert math.isfinite(line["samples_frechet"]) and math.isfinite(line["reconstructed_frechet"])
     assert line["samples"] == SAMPLES_PER_LABEL * 5  # as many as a conditional model's
-    assert cli._judge_line(line).startswith("judge epoch 2: heard right - of samples, - of ")
+    assert judge_line(line).startswith("judge epoch 2: heard right - of samples, - of ")
     assert Synthesiser.load(out / BEST_DIR).checkpoint.epoch == 2
 
 
@@ -321,8 +322,8 @@ def test_job_options_pass_the_judge(judge_dir: Path) -> None:
 def _tiny_on_page(at, name: str, epochs: int) -> None:
     at.text_input(key="train-folder").set_value(name)
     at.text_input(key="train-channels").set_value("8,16")
-    at.number_input(key="train-latent").set_value(4)
-    at.number_input(key="train-batch").set_value(8)
+    at.number_input(key="train-latent-dim").set_value(4)
+    at.number_input(key="train-batch-size").set_value(8)
     at.number_input(key="train-epochs").set_value(epochs)
 
 

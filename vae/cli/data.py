@@ -1,0 +1,182 @@
+"""The data commands: ``preprocess`` (clips -> a spectrogram dataset), ``demo-data`` (the
+offline synthetic set) and ``fetch-fsdd`` (the Free Spoken Digit Dataset)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from vae import archive
+from vae.cli import BAR_DELAY, _bar, _named_as_the_app_would, _skipped, _tqdm
+from vae.features import PRESETS, FeatureConfig, get_preset
+
+# preprocess's feature overrides: option, type, FeatureConfig.overridden key, what it does.
+FEATURE_OVERRIDES = [
+    ("--sample-rate", int, "sample_rate", "resample every clip to this rate (Hz)"),
+    ("--clip-seconds", float, "clip_seconds", "length of one clip or segment (s)"),
+    ("--n-fft", int, "n_fft", "FFT size"),
+    ("--hop", int, "hop", "samples between frames"),
+    ("--top-db", float, "top_db", "dynamic range kept below full scale (dB)"),
+    ("--n-mels", int, "n_mels", "mel bands (0: linear frequency bins)"),
+    ("--trim-db", float, "trim_db", "trim edges this far below the peak (dB; none: keep all)"),
+]
+# The attribute of a preset each override shows in --help.
+SHOWN = {"hop": "hop_length"}
+
+
+def _feature_config(args: argparse.Namespace) -> FeatureConfig:
+    """The preset with the overrides given on the command line."""
+    given = {key: getattr(args, key) for _, _, key, _ in FEATURE_OVERRIDES}
+    return get_preset(args.preset).overridden(**{k: v for k, v in given.items() if v is not None})
+
+
+def cmd_preprocess(args: argparse.Namespace) -> int:
+    _named_as_the_app_would(args.out)
+    cfg = _feature_config(args)
+    print(
+        f"features: {cfg.n_bins} bins x {cfg.n_frames} frames "
+        f"({cfg.clip_seconds:.3f} s at {cfg.sample_rate} Hz)",
+        file=sys.stderr,
+    )
+    with tempfile.TemporaryDirectory(prefix="vae-unpacked-") as tmp:
+        return _preprocess(args, cfg, _unpacked(Path(args.src), Path(tmp) / "clips"))
+
+
+def _unpacked(src: Path, target: Path) -> Path:
+    """``src`` itself, or for a zip / tar(.gz) file its audio unpacked safely into ``target``."""
+
+    if not (src.is_file() and archive.is_archive(src.name)):
+        return src
+    done = archive.extract_archive(src, target)
+    for name, reason in done.skipped:
+        _skipped(f"{src.name}:{name}", reason)
+    print(f"unpacked {len(done.kept)} audio files from {src}", file=sys.stderr)
+    return done.target
+
+
+def _preprocess(args: argparse.Namespace, cfg, src: Path) -> int:
+    from vae.dataset import preprocess
+
+    update, close = _bar("preprocess", "file")
+    try:
+        summary = preprocess(
+            src,
+            Path(args.out),
+            cfg,
+            labels=args.labels,
+            val_fraction=args.val_fraction,
+            seed=args.seed,
+            progress=update,
+        )
+    finally:
+        close()
+    for file, reason in summary.refused:
+        _skipped(file, reason)
+    labels = ", ".join(f"{k}: {v}" for k, v in summary.per_label.items()) or "none"
+    print(
+        f"kept {summary.kept} clips, refused {len(summary.refused)} files "
+        f"in {summary.seconds:.1f} s -> {summary.out}\nclips per label: {labels}"
+    )
+    return 0
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from vae.sources import make_demo_set
+
+    update, close = _bar("demo-data")
+    try:
+        out = make_demo_set(Path(args.out), args.per_class, seed=args.seed, progress=update)
+    finally:
+        close()
+    print(f"wrote the synthetic demo set to {out}")
+    return 0
+
+
+def cmd_fetch_fsdd(args: argparse.Namespace) -> int:
+    tqdm = _tqdm()
+
+    from vae.fsdd import fetch_fsdd
+
+    bar = tqdm(
+        desc="fetch-fsdd",
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        delay=BAR_DELAY,
+    )
+
+    def update(done: int, total: int) -> None:
+        if total and bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        summary, got = fetch_fsdd(Path(args.out), args.url, args.sha256, progress=update)
+    finally:
+        bar.close()
+    check = "verified" if got.verified else "not verified (no checksum known; pass --sha256)"
+    print(f"downloaded {got.bytes} bytes, SHA-256 {got.sha256} {check}", file=sys.stderr)
+    print(f"wrote {len(summary.kept)} recordings to {summary.target}")
+    return 0
+
+
+def _preset_values(field: str) -> str:
+    """What each preset sets ``field`` to, for --help: "fsdd 8000, music 22050, seed 22050"."""
+
+    def shown(value: object) -> str:
+        if value is None:
+            return "none"
+        return f"{value:.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+
+    return ", ".join(
+        f"{name} {shown(getattr(PRESETS[name], SHOWN.get(field, field)))}"
+        for name in sorted(PRESETS)
+    )
+
+
+def add_preprocess(sub: argparse._SubParsersAction) -> None:
+    """The ``preprocess`` command (listed first in ``--help``)."""
+    s = sub.add_parser("preprocess", help="turn a folder of clips into a spectrogram dataset")
+    s.add_argument(
+        "src",
+        help="folder of audio files (searched recursively), or a zip / tar.gz (unpacked "
+        f"safely: {archive.Limits().describe()})",
+    )
+    s.add_argument("--out", required=True, help="dataset folder to write (replaced atomically)")
+    s.add_argument(
+        "--preset",
+        default="fsdd",
+        choices=sorted(PRESETS),
+        help="feature preset (default fsdd); each override below names the presets' values",
+    )
+    s.add_argument(
+        "--labels",
+        default="auto",
+        choices=["auto", "fsdd", "folder", "none"],
+        help="fsdd: {digit}_{speaker}_{i}.wav names; folder: sub-folder names; auto: guess",
+    )
+    s.add_argument("--val-fraction", type=float, default=0.1, help="share held out (per label)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the train/validation split")
+    g = s.add_argument_group("feature overrides (default: the preset's values)")
+    for option, kind, field, text in FEATURE_OVERRIDES:
+        g.add_argument(option, type=kind, help=f"{text} ({_preset_values(field)})")
+    s.set_defaults(func=cmd_preprocess)
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """The ``demo-data`` and ``fetch-fsdd`` commands."""
+    s = sub.add_parser("demo-data", help="write the offline synthetic demo set")
+    s.add_argument("out", help="folder to write")
+    s.add_argument("--per-class", type=int, default=40, help="clips per class")
+    s.add_argument("--seed", type=int, default=0, help="seed of the generator")
+    s.set_defaults(func=cmd_demo_data)
+
+    s = sub.add_parser("fetch-fsdd", help="download the Free Spoken Digit Dataset recordings")
+    s.add_argument("out", help="folder for the {digit}_{speaker}_{i}.wav recordings")
+    s.add_argument("--url", help="archive URL (default: the v1.0.9 release; env VAE_FSDD_URL)")
+    s.add_argument("--sha256", help="expected SHA-256 of the archive (env VAE_FSDD_SHA256)")
+    s.set_defaults(func=cmd_fetch_fsdd)

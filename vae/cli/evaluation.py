@@ -1,0 +1,268 @@
+"""The commands that measure or package a model: ``evaluate`` (reconstruction figures and the
+judge's view), ``judge`` (train the judge), ``vocoder`` (train a neural phase) and ``export``
+(ONNX / TorchScript)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from vae.cli import CliError, _bar, _phase_option, _tqdm
+from vae.cli.synthesis import _synth
+
+DISTRIBUTION_SETS = (
+    ("real", "real"),
+    ("phase_copies", "phase copies"),
+    ("reconstructed", "reconstructed"),
+    ("samples", "samples"),
+)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from vae.dataset import load_dataset
+    from vae.evaluate import (
+        evaluate_reconstruction,
+        evaluate_with_judge,
+        interpolation_monotonicity,
+    )
+    from vae.judge import CONFIG_FILE as JUDGE_FILE
+    from vae.judge import Judge
+
+    synth, ds = _synth(args.checkpoint, args.phase), load_dataset(args.data)
+    judge_dir = args.judge or (Path(args.checkpoint) / "judge")
+    judge = Judge.load(judge_dir) if args.judge or (judge_dir / JUDGE_FILE).is_file() else None
+    update, close = _bar("evaluate")
+    try:
+        report = evaluate_reconstruction(synth, ds, args.split, progress=update)
+        if judge is not None:
+            update(0, 1)
+            report["judge"] = evaluate_with_judge(
+                synth, ds, judge, args.split, args.samples_per_label, progress=update
+            )
+            if args.pairs:
+                report["judge"]["interpolation"] = interpolation_monotonicity(
+                    synth, ds, judge, pairs=args.pairs, split=args.split
+                )
+            report["judge"]["path"] = str(judge_dir)
+            report["judge"]["judge_val_accuracy"] = judge.info.get("val_accuracy")
+    finally:
+        close()
+    report["checkpoint"] = str(args.checkpoint)
+    report["epoch"] = synth.checkpoint.epoch
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    m, g = report["model"], report["griffin_lim_only"]
+    print(f"{report['clips']} clips of split {report['split']!r} (epoch {report['epoch']})")
+    phase = "vocoder" if report.get("phase") == "vocoder" else "Griffin-Lim"
+    print(f"  model + {phase}: LSD {m['lsd_db']['median']:.2f} dB, SC {m['sc']['median']:.3f}")
+    print(f"  Griffin-Lim alone:   LSD {g['lsd_db']['median']:.2f} dB, SC {g['sc']['median']:.3f}")
+    if judge is not None:
+        j = report["judge"]
+        print(
+            f"  judge on real clips {j['real']['accuracy']:.1%}, on reconstructions through "
+            f"audio {j['reconstructed']['accuracy']:.1%}"
+        )
+        if j["samples"]:
+            s = j["samples"]
+            worst = min(s["per_label"].items(), key=lambda kv: kv[1])
+            print(
+                f"  judge on prior samples {s['accuracy']:.1%} (worst {worst[0]}: "
+                f"{worst[1]:.0%}), diversity {s['diversity']['mean']:.2f}"
+            )
+        for line in _distribution_lines(j.get("distribution")):
+            print(f"  {line}")
+    return 0
+
+
+def _distribution_lines(dist: dict | None) -> list[str]:
+    """The evaluate report's distribution section as text lines (none without it)."""
+    if not dist:
+        return []
+    lines = [
+        f"as a whole, against {dist['reference']['clips']} real training clips "
+        "(Fréchet distance of the judge's embeddings, lower is closer; inception score):"
+    ]
+    for name, shown in DISTRIBUTION_SETS:
+        if dist.get(name):
+            d = dist[name]
+            lines.append(
+                f"  {shown:<13} FD {d['frechet']:8.2f}  IS {d['inception_score']:5.2f}"
+                f"  ({d['clips']} clips)"
+            )
+    ratios = [
+        (key, dist.get(key))
+        for key in ("reconstructed_vs_phase", "samples_vs_phase", "samples_is_vs_real")
+    ]
+    shown = ", ".join(f"{key} {value:.2f}" for key, value in ratios if value is not None)
+    return lines + ([f"  {shown}"] if shown else [])
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    from vae.dataset import load_dataset
+    from vae.judge_training import JudgeTraining, train_judge
+
+    ds = load_dataset(args.data)
+    update, close = _bar("judge", "epoch")
+    try:
+        report = train_judge(
+            ds,
+            args.out,
+            JudgeTraining(epochs=args.epochs, seed=args.seed),
+            progress=lambda e: update(e["epoch"], e["epochs"]),
+        )
+    finally:
+        close()
+    print(
+        f"judge saved to {args.out}: {report['val_accuracy']:.1%} on the validation clips, "
+        f"{report['val_accuracy_phase_copies']:.1%} on their Griffin-Lim copies "
+        f"({report['train_accuracy']:.1%} on training) in {report['seconds']:.0f} s"
+    )
+    return 0
+
+
+def cmd_vocoder(args: argparse.Namespace) -> int:
+    import torch
+
+    tqdm = _tqdm()
+
+    from vae.checkpoints import check_compatible, load_checkpoint
+    from vae.dataset import load_dataset
+    from vae.vocoder import VocoderConfig, vocoder_dir
+    from vae.vocoder_train import VocoderTraining, train_vocoder
+
+    if not args.checkpoint and not args.out:
+        raise CliError("pass --checkpoint CKPT (saves into CKPT/vocoder) or --out DIR")
+    ds = load_dataset(args.data)
+    if args.checkpoint:
+        check_compatible(load_checkpoint(args.checkpoint), ds.config, f"dataset {args.data}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out) if args.out else vocoder_dir(args.checkpoint)
+    config = VocoderConfig(
+        ds.config,
+        width=args.width,
+        layers=args.layers,
+        magnitude=args.magnitude,
+        refine_iters=args.refine,
+    )
+    training = VocoderTraining(seconds=args.seconds, seed=args.seed, val_clips=args.val_clips)
+    bar = tqdm(total=round(args.seconds), unit="s", file=sys.stderr, dynamic_ncols=True)
+
+    def progress(event: dict) -> None:
+        if event["event"] == "step":
+            bar.set_postfix(step=event["step"], loss=f"{event['loss']:.3f}", refresh=False)
+            bar.update(min(round(event["seconds"]), bar.total) - bar.n)
+        else:
+            bar.write(f"measuring copies of up to {args.val_clips} validation clips")
+
+    try:
+        report = train_vocoder(ds, out, config, training, progress)
+    finally:
+        bar.close()
+    print(f"vocoder saved to {out}: {report['steps']} steps in {report['seconds']:.0f} s")
+    val = report.get("val")
+    if val:
+        print(f"copies of {val['clips']} {val['split']} clips:  LSD dB  SC      ms/clip")
+        names = {"griffin_lim": f"Griffin-Lim x{ds.config.griffin_lim_iters}"}
+        names["vocoder"] = "vocoder" + (f" + {args.refine} GL" if args.refine else "")
+        for key, fig in val.items():
+            if isinstance(fig, dict) and "lsd_db" in fig:
+                name = names.get(key, key.replace("hybrid_", "vocoder + ") + " GL")
+                print(
+                    f"  {name:<24} {fig['lsd_db']['median']:6.3f}  {fig['sc']['median']:.4f}"
+                    f"  {fig['ms_per_clip']:6.1f}"
+                )
+        if val["vocoder"]["lsd_db"]["median"] > val["griffin_lim"]["lsd_db"]["median"]:
+            print(
+                f"note: Griffin-Lim beats this vocoder here; synthesis uses {out} whenever it "
+                "exists (--phase auto): delete it or pass --phase griffin-lim"
+            )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from vae.export import export_checkpoint
+
+    result = export_checkpoint(args.checkpoint, Path(args.out), args.format)
+    for name, size in result.sizes().items():
+        shown = f"{size / 1e6:.2f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
+        print(f"  {name:<20} {shown:>10}")
+    for role, error in result.parity.items():
+        print(f"{role}: ONNX Runtime matches PyTorch within {error:.1e}")
+    print(f"wrote the {args.format} export of {args.checkpoint} to {result.path}")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """The ``evaluate``, ``judge``, ``vocoder`` and ``export`` commands."""
+    s = sub.add_parser(
+        "evaluate",
+        help="reconstruction figures on a dataset split; with a judge, what it hears and "
+        "how far each set is from the real clips (Fréchet distance, inception score)",
+    )
+    s.add_argument("checkpoint", help="checkpoint folder")
+    s.add_argument("data", help="dataset folder")
+    s.add_argument("--split", default="val", choices=["train", "val", "all"], help="which clips")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.add_argument("--judge", help="judge folder (default: CHECKPOINT/judge when it exists)")
+    s.add_argument(
+        "--samples-per-label",
+        type=int,
+        default=20,
+        help="prior samples per label the judge hears (conditional models)",
+    )
+    s.add_argument(
+        "--pairs",
+        type=int,
+        default=0,
+        help="morph this many random pairs of different labels and report how often "
+        "the judge hears A's label fade into B's (needs a judge)",
+    )
+    _phase_option(s)
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("judge", help="train the judge: a classifier of a dataset's labels")
+    s.add_argument("data", help="labelled dataset folder (its train split trains the judge)")
+    s.add_argument("--out", required=True, help="judge folder to write")
+    s.add_argument("--epochs", type=int, default=12, help="passes over the training clips")
+    s.add_argument("--seed", type=int, default=0, help="seed of initialisation and shuffling")
+    s.set_defaults(func=cmd_judge)
+
+    s = sub.add_parser(
+        "vocoder", help="train a neural phase for a checkpoint (Griffin-Lim stays the fallback)"
+    )
+    s.add_argument("data", help="dataset folder the checkpoint was trained on")
+    s.add_argument("--checkpoint", help="checkpoint folder: the vocoder goes to CKPT/vocoder")
+    s.add_argument("--out", help="vocoder folder to write instead")
+    s.add_argument("--seconds", type=float, default=300, help="training time budget (s)")
+    s.add_argument("--seed", type=int, default=0, help="seed of initialisation and batches")
+    s.add_argument("--width", type=int, default=128, help="channels of the network")
+    s.add_argument("--layers", type=int, default=4, help="ConvNeXt blocks")
+    s.add_argument(
+        "--magnitude",
+        default="input",
+        choices=["input", "predicted"],
+        help="input: magnitude from the features, only the phase is learned",
+    )
+    s.add_argument("--refine", type=int, default=0, help="Griffin-Lim iterations after the vocoder")
+    s.add_argument("--val-clips", type=int, default=300, help="validation clips measured")
+    s.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    s.set_defaults(func=cmd_vocoder)
+
+    s = sub.add_parser(
+        "export", help="write the decoder, encoder (and vocoder) as ONNX files for other runtimes"
+    )
+    s.add_argument("checkpoint", help="checkpoint folder")
+    s.add_argument(
+        "--out", required=True, help="export folder to write (an old export is replaced)"
+    )
+    s.add_argument(
+        "--format",
+        default="onnx",
+        choices=["onnx", "torchscript"],
+        help="onnx (checked with ONNX Runtime) or torchscript (.pt, torch.jit.load)",
+    )
+    s.set_defaults(func=cmd_export)

@@ -1,0 +1,151 @@
+"""The ``train`` command: its options made from ``TrainConfig``'s and ``ModelOptions``'
+fields (one flag per field, help and choices from the field's Option), and its handler, which
+turns training's events into a bar per epoch and a line per epoch and scoring."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from vae import cli
+from vae.cli import _named_as_the_app_would, _tqdm
+from vae.model_options import MODEL_OPTIONS, ModelOptions, parse_channels
+from vae.train_config import JUDGE_GROUP, OPTIONS, Option, TrainConfig, flag
+
+_TYPES = {"int": int, "float": float}
+
+
+def _add_option(group: argparse._ActionsContainer, name: str, field_type: str, described: Option):
+    """One flag for a config field; its default None (False for a switch) means "not given"
+    (on --resume: the checkpoint's stored value)."""
+    if field_type == "bool":
+        default = None if name in OPTIONS else False
+        group.add_argument(flag(name), action="store_true", default=default, help=described.help)
+        return
+    kind = _TYPES.get(field_type.split(" ")[0])
+    choices = list(described.choices) or None
+    group.add_argument(flag(name), type=kind, choices=choices, help=described.help)
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """The ``train`` command."""
+    s = sub.add_parser("train", help="train a VAE on a preprocessed dataset")
+    s.add_argument("data", help="dataset folder written by preprocess")
+    s.add_argument("--out", required=True, help="checkpoint folder (saved after every epoch)")
+    for field in dataclasses.fields(ModelOptions):
+        _add_option(s, field.name, str(field.type), MODEL_OPTIONS[field.name])
+    s.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    judge = s.add_argument_group(JUDGE_GROUP)
+    for field in dataclasses.fields(TrainConfig):
+        described = OPTIONS[field.name]
+        _add_option(judge if described.group else s, field.name, str(field.type), described)
+    s.set_defaults(func=cmd_train)
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    """Options given on the command line over the stored config (resume) or the defaults."""
+    from vae.checkpoints import has_checkpoint, read_config
+
+    base = TrainConfig()
+    if args.resume and has_checkpoint(args.out):
+        base = TrainConfig.from_dict(read_config(args.out)["train_config"])
+    given = {name: getattr(args, name) for name in OPTIONS if getattr(args, name) is not None}
+    if args.judge is not None:  # resumed from any directory, the run finds it again
+        given["judge"] = str(Path(args.judge).absolute())
+    cfg = dataclasses.replace(base, **given)
+    if args.judge is not None and not cfg.judge_every:
+        raise cli.CliError("--judge DIR scores the model only with --judge-every N (epochs)")
+    return cfg
+
+
+def _model_options(args: argparse.Namespace) -> ModelOptions:
+    """The model flags given (a fresh run's model; --resume keeps the checkpoint's)."""
+    given = {name: getattr(args, name) for name in MODEL_OPTIONS}
+    given["channels"] = parse_channels(args.channels) if args.channels else None
+    return ModelOptions(**given)
+
+
+def judge_line(event: dict) -> str:
+    """One line for a scored epoch: the judge's accuracies, the Fréchet distances, the best."""
+
+    def pct(key: str) -> str:
+        return "-" if event.get(key) is None else f"{event[key]:.0%}"
+
+    best = f"best epoch {event['best_epoch']}" + (" (new)" if event["improved"] else "")
+    stale = f", {event['stale']} without improvement" if event["stale"] else ""
+    return (
+        f"judge epoch {event['epoch']}: heard right {pct('samples_accuracy')} of samples, "
+        f"{pct('reconstructed_accuracy')} of reconstructions; Fréchet distance samples "
+        f"{event['samples_frechet']:.2f}, reconstructions {event['reconstructed_frechet']:.2f}; "
+        f"{best}{stale}"
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from vae.distributed import from_env
+    from vae.train import train
+
+    _named_as_the_app_would(args.out)
+    cfg = _train_config(args)
+    overrides = _model_options(args).overrides()
+    tqdm = _tqdm()
+    bars: dict = {"epoch": None, "bar": None}  # one bar per epoch, labelled from its start
+
+    def bar_for(epoch: int, batches: int):
+        if bars["epoch"] != epoch:
+            if bars["bar"] is not None:
+                bars["bar"].close()
+            bars["epoch"], bars["bar"] = (
+                epoch,
+                tqdm(
+                    total=batches,
+                    desc=f"epoch {epoch}/{cfg.epochs}",
+                    unit="batch",
+                    file=sys.stderr,
+                    dynamic_ncols=True,
+                    delay=cli.BAR_DELAY,  # read now: a test sets it to 0
+                    leave=False,  # the epoch's summary line stays instead
+                ),
+            )
+        return bars["bar"]
+
+    def say(line: str) -> None:
+        tqdm.write(line)  # stdout, as every result line (scripts read it); bars are on stderr
+
+    def progress(event: dict) -> None:
+        kind = event.get("event")
+        if kind == "batch":
+            bar = bar_for(event["epoch"], event["batches"])
+            bar.update(event["batch"] - bar.n)
+        elif kind == "epoch":
+            if bars["bar"] is not None:  # the epoch is over: its summary replaces its bar
+                bars["bar"].close()
+                bars["bar"] = None
+            val = event.get("val_loss")
+            say(
+                f"epoch {event['epoch']}/{cfg.epochs}: loss {event['train_loss']:.3f} "
+                f"(recon {event['train_recon']:.3f}, kl {event['train_kl']:.3f}) "
+                f"val {'-' if val is None else f'{val:.3f}'} in {event['seconds']:.1f} s"
+            )
+        elif kind == "judge":
+            say(judge_line(event))
+        elif "message" in event:
+            say(str(event["message"]))
+
+    try:
+        result = train(
+            Path(args.data),
+            Path(args.out),
+            train_config=cfg,
+            model_overrides=overrides,
+            resume=args.resume,
+            progress=progress,
+        )
+    finally:
+        if bars["bar"] is not None:
+            bars["bar"].close()  # cleared: what follows starts on a line of its own
+    if from_env().is_main:  # under torchrun, rank 0 speaks for every rank
+        print(f"checkpoint at epoch {result.epoch} -> {args.out}")
+    return 0
