@@ -34,6 +34,7 @@ from vae.dataset import SpectrogramSet, load_dataset
 from vae.folder_lock import LOCK_FILE, FolderLock
 from vae.loop import Trainer, TrainerSetup, TrainingDiverged
 from vae.model import MODEL_SIZES, ModelConfig
+from vae.model_options import MODEL_OPTIONS
 from vae.progress import OnEvent, ignore_event
 from vae.storage import tidy_leftovers
 from vae.train_config import TrainConfig, check_precision, resolve_device
@@ -42,15 +43,9 @@ __all__ = ["TrainResult", "TrainingDiverged", "train"]
 
 # Written beside a run by vae.jobs (the app's launcher): part of a checkpoint folder, not foreign.
 JOB_FILES = ("job.json", "train.log")
-OVERRIDE_KEYS = (
-    "latent_dim",
-    "channels",
-    "size",
-    "conditional",
-    "label_dim",
-    "decoder",
-    "res_blocks",
-)
+# The model a fresh run may be given: the CLI's model options, and the label embedding size
+# (a library-only knob).
+OVERRIDE_KEYS = (*MODEL_OPTIONS, "label_dim")
 
 
 @dataclass
