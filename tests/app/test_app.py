@@ -37,6 +37,7 @@ def test_a_dataset_without_a_model_suggests_training(tmp_path, monkeypatch):
     assert "python -m vae train data/mine" in at.code[0].value
 
 
+@pytest.mark.slow
 def test_sidebar_switches_the_current_checkpoint_on_every_page(studio_root, tmp_path, monkeypatch):
     shutil.copytree(studio_root, tmp_path / "ws")
     second = tmp_path / "ws" / "checkpoints" / "older"

@@ -36,6 +36,7 @@ def _texts(elements) -> str:
     return "\n".join(str(e.value) for e in elements)
 
 
+@pytest.mark.slow
 def test_demo_set_preview_follows_the_parameters_and_preprocess_selects_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     at = open_page("dataset")

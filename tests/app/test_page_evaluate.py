@@ -4,10 +4,12 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 
 from tests.apptest import chart_traces, forget_training_data, open_page
 
 
+@pytest.mark.slow
 def test_train_a_judge_then_evaluate_the_checkpoint(studio_root, tmp_path, monkeypatch):
     shutil.copytree(studio_root, tmp_path / "ws")  # the judge is written under judges/
     monkeypatch.chdir(tmp_path / "ws")

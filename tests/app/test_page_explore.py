@@ -75,6 +75,7 @@ def demo_ids(studio_root) -> list[str]:
     return [str(i) for i in read_latents(studio_root / "checkpoints" / "demo")["ids"]]
 
 
+@pytest.mark.slow
 def test_map_draws_every_clip_and_picking_one_plays_original_and_reconstruction(
     explore_at, demo_ids
 ):
@@ -98,6 +99,7 @@ def test_map_draws_every_clip_and_picking_one_plays_original_and_reconstruction(
     assert ring and _values(ring[0]["customdata"]).tolist() == [pick]
 
 
+@pytest.mark.slow
 def test_a_clip_chosen_on_the_map_is_shown(explore_at, demo_ids):
     """AppTest cannot click plotly: seed the selection the map callback writes."""
     at = explore_at(**{SELECTED: [demo_ids[0], demo_ids[3]]})
@@ -124,6 +126,7 @@ def _click(at, customdata) -> None:
     assert not at.exception
 
 
+@pytest.mark.slow
 def test_a_click_on_the_map_selects_that_clip(explore_at, demo_ids):
     at = explore_at()
     _click(at, demo_ids[11])
@@ -136,6 +139,7 @@ def test_a_click_on_the_map_selects_that_clip(explore_at, demo_ids):
     assert at.session_state[SELECTED] == [demo_ids[11], demo_ids[2]]
 
 
+@pytest.mark.slow
 def test_tsne_moves_the_points(explore_at, demo_ids):
     at = explore_at()
     pca = _coords(_map(at))
@@ -161,6 +165,7 @@ def test_colour_by_speaker_uses_the_speakers_in_the_file_names(studio_root, monk
     assert sum(len(_values(t["customdata"])) for t in groups) == 30
 
 
+@pytest.mark.slow
 def test_a_conditional_model_is_coloured_by_speaker_and_says_why_not_by_label(
     studio_root, tmp_path, monkeypatch
 ):
@@ -199,6 +204,7 @@ def test_a_conditional_model_is_coloured_by_speaker_and_says_why_not_by_label(
     assert not any("one even cloud" in c.value for c in at.caption)
 
 
+@pytest.mark.slow
 def test_an_uploaded_clip_is_encoded_and_placed_on_the_map(explore_at, write_tone, tmp_path):
     at = explore_at()
     wav = write_tone(tmp_path / "my tone.wav", seconds=0.6, freq=330.0).read_bytes()
@@ -217,6 +223,7 @@ def test_an_uploaded_clip_is_encoded_and_placed_on_the_map(explore_at, write_ton
     assert "my tone.wav" in at.subheader[-1].value
 
 
+@pytest.mark.slow
 def test_the_projection_and_colouring_survive_a_page_switch(explore_at, demo_ids):
     """Issue 15 item 7: t-SNE went back to PCA after a visit to another page."""
     at = explore_at()
@@ -233,6 +240,7 @@ def test_the_projection_and_colouring_survive_a_page_switch(explore_at, demo_ids
     assert layout["xaxis"]["title"]["text"] == "t-SNE 1"
 
 
+@pytest.mark.slow
 def test_timed_work_returns_its_value_raises_its_error_and_leaves_no_bar():
     """The bar t-SNE fills while it runs (ui.widgets.timed): the work's value or error comes
     back to the script thread, and the bar is gone once it is done."""
@@ -337,6 +345,7 @@ def _recorded(at, recording_wav, key: str = "explore-record"):
     assert not at.exception and not at.error
 
 
+@pytest.mark.slow
 def test_a_recording_lands_on_the_map_is_reconstructed_and_morphs_on_interpolate(
     explore_at, studio_root, recording_wav
 ):
@@ -382,6 +391,7 @@ def _route_length(points: int, steps: int, clip_samples: int = 4096, sr: int = 8
     return len(crossfade_concat([np.zeros(clip_samples, np.float32)] * clips, int(0.05 * sr)))
 
 
+@pytest.mark.slow
 def test_clicks_build_a_route_whose_morph_downloads_as_one_wav(explore_at, demo_ids):
     at = explore_at()
     picks = [demo_ids[1], demo_ids[14], demo_ids[27]]
@@ -417,6 +427,7 @@ def test_clicks_build_a_route_whose_morph_downloads_as_one_wav(explore_at, demo_
     assert not [t for t in _map(at) if t["name"] == "route"]
 
 
+@pytest.mark.slow
 def test_a_recording_can_be_a_point_of_the_route(explore_at, demo_ids, recording_wav):
     at = explore_at()
     _click(at, "yours: recording")  # no recording yet: not a route point

@@ -86,6 +86,7 @@ def test_make_morph_offers_a_wav_of_every_step_crossfaded(at):
     assert at.get("download_button")[0].proto.label.startswith("Download morph-")
 
 
+@pytest.mark.slow
 def test_a_morph_is_offered_only_for_the_ends_and_settings_it_was_made_for(at):
     """Issue 15 item 5: the player and download of the last pair stayed after A changed."""
     at.number_input(key="interp-steps").set_value(3).run()
@@ -116,6 +117,7 @@ def test_a_morph_is_offered_only_for_the_ends_and_settings_it_was_made_for(at):
         assert at.session_state["interp-morph-wav"] == made  # the same morph, offered again
 
 
+@pytest.mark.slow
 def test_the_path_and_steps_survive_a_page_switch(at):
     """Issue 15 item 7: the page's settings came back at their defaults after a switch."""
     at.radio(key="interp-mode").set_value("slerp").run()
@@ -144,6 +146,7 @@ def test_a_morph_can_pass_through_more_clips_on_its_way(at):
     assert name.endswith("-via-2-lerp-3.wav")
 
 
+@pytest.mark.slow
 def test_without_the_dataset_the_ends_come_from_stored_codes(studio_root, tmp_path, monkeypatch):
     shutil.copytree(studio_root / "checkpoints", tmp_path / "checkpoints")
     forget_training_data(tmp_path / "checkpoints" / "demo")
@@ -181,6 +184,7 @@ def test_an_uploaded_clip_can_be_an_end_and_bad_uploads_say_why(at, write_tone, 
     ]
 
 
+@pytest.mark.slow
 def test_an_uploads_label_is_read_from_its_name_and_used(studio_root, at, write_tone, tmp_path):
     """Issue 15 item 6: "Its label" starts at the label the name gives, and A's
     reconstruction (the mix at α = 0) is made with it."""
@@ -203,6 +207,7 @@ def test_an_uploads_label_is_read_from_its_name_and_used(studio_root, at, write_
     assert np.abs(recon - other).max() > 0.01  # the label matters to what is heard
 
 
+@pytest.mark.slow
 def test_a_recording_can_be_an_end(studio_root, at, recording_wav):
     """A browser's recording (48 kHz WAV) as B, labelled with the first label by default."""
     at.radio(key="interp-b-source").set_value("record").run()

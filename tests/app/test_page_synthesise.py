@@ -19,6 +19,7 @@ def at(studio_page):
     return studio_page("synthesise")
 
 
+@pytest.mark.slow
 def test_opens_on_the_centre_with_one_slider_per_direction(at):
     # the demo checkpoint has a 4-d latent: 4 main directions, plus the temperature slider
     keys = [s.key for s in at.slider]

@@ -73,6 +73,7 @@ def _epochs(folder: Path) -> list[int]:
     return [r["epoch"] for r in ck.read_metrics(folder) if r["event"] == "epoch"]
 
 
+@pytest.mark.slow
 def test_start_shows_curves_reconstructions_and_selects_the_checkpoint(workspace: Path) -> None:
     at = open_page("train")
     assert not at.exception
@@ -105,6 +106,7 @@ def test_start_shows_curves_reconstructions_and_selects_the_checkpoint(workspace
     assert download.label == "Download checkpoint demo-vae.zip"
 
 
+@pytest.mark.slow
 def test_stop_leaves_a_checkpoint_and_resume_continues(workspace: Path) -> None:
     at = open_page("train")
     _set_tiny(at, epochs=100_000, name="long")
@@ -129,6 +131,7 @@ def test_stop_leaves_a_checkpoint_and_resume_continues(workspace: Path) -> None:
     assert f"Finished {kept + 2} epochs" in at.success[0].value
 
 
+@pytest.mark.slow
 def test_a_new_session_reattaches_to_a_running_training(workspace: Path) -> None:
     options = jobs.JobOptions(epochs=100_000, channels=(8, 16), latent_dim=4, batch_size=8)
     options = dataclasses.replace(options, beta=2.5, conditional=True)
@@ -174,6 +177,7 @@ def _assert_run_settings(at) -> None:
     assert at.checkbox(key="train-conditional").value is True
 
 
+@pytest.mark.slow
 def test_the_settings_survive_leaving_the_page(workspace: Path) -> None:
     """Streamlit drops a widget's value when its page is left: ours are kept, so Resume
     does not fall back to the default epoch total."""
@@ -222,6 +226,7 @@ def _recipe_values(options: jobs.JobOptions) -> dict[str, object]:
     return {**{name: getattr(full, name) for name in shown}, "channels": ""}
 
 
+@pytest.mark.slow
 def test_recipes_set_the_widgets_and_the_reproduce_script_uses_the_shipped_one(
     workspace: Path,
 ) -> None:
@@ -257,6 +262,7 @@ def test_recipes_set_the_widgets_and_the_reproduce_script_uses_the_shipped_one(
     assert shipped is not None and shipped.resolved() == recipes.SHIPPED.options.resolved()
 
 
+@pytest.mark.slow
 def test_user_errors_show_the_fix(workspace: Path, tmp_path: Path) -> None:
     at = open_page("train")
     at.text_input(key="train-folder").set_value("demo")  # holds the shipped checkpoint
@@ -298,6 +304,7 @@ def test_no_dataset_says_where_to_make_one(tmp_path: Path, monkeypatch) -> None:
     assert "No dataset yet" in at.info[0].value
 
 
+@pytest.mark.slow
 def test_export_offers_the_checkpoint_as_an_onnx_zip(workspace: Path, monkeypatch) -> None:
     """Export to ONNX, then the zip's download: a real export of the demo checkpoint, whose
     decoder runs in ONNX Runtime as the checkpoint does in PyTorch."""
@@ -348,6 +355,7 @@ def test_export_offers_the_checkpoint_as_an_onnx_zip(workspace: Path, monkeypatc
     assert not Path("checkpoints/demo/export.json").exists()  # nothing written beside it
 
 
+@pytest.mark.slow
 def test_a_stop_before_the_first_epoch_says_nothing_was_saved_and_offers_start(
     workspace: Path,
 ) -> None:

@@ -33,6 +33,7 @@ def _epochs(folder: Path) -> list[int]:
     return [r["epoch"] for r in ck.read_metrics(folder) if r["event"] == "epoch"]
 
 
+@pytest.mark.slow
 def test_two_sessions_keep_their_own_checkpoint_and_map_picks(workspace: Path) -> None:
     picker = "sidebar-checkpoint"
     alice, bob = open_page("explore"), open_page("explore")
@@ -51,6 +52,7 @@ def test_two_sessions_keep_their_own_checkpoint_and_map_picks(workspace: Path) -
     assert alice.session_state["studio-selected"] == ["demo/a", "demo/b"]
 
 
+@pytest.mark.slow
 def test_two_starts_at_once_give_one_run_and_one_clear_refusal(workspace: Path) -> None:
     folder = Path("checkpoints/race")
     options = jobs.JobOptions(epochs=2, latent_dim=4, **TINY)
@@ -79,6 +81,7 @@ def test_two_starts_at_once_give_one_run_and_one_clear_refusal(workspace: Path) 
     assert "error" not in (folder / jobs.LOG_FILE).read_text().lower()
 
 
+@pytest.mark.slow
 def test_two_sessions_train_side_by_side_and_the_busy_folder_is_refused(workspace: Path) -> None:
     alice, bob = open_page("train"), open_page("train")
     for at, name, latent in ((alice, "alice", 3), (bob, "bob", 5)):

@@ -31,6 +31,7 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
     return wave, sr
 
 
+@pytest.mark.slow
 def test_preprocess_and_train_write_the_contracted_files(workspace):
     data, ckpt = workspace["data"], workspace["ckpt"]
     for name in ["features.npy", "waveforms.npy", "manifest.csv", "config.json", "errors.csv"]:
@@ -45,6 +46,7 @@ def test_preprocess_and_train_write_the_contracted_files(workspace):
         assert (ckpt / name).is_file(), name
 
 
+@pytest.mark.slow
 def test_interpolate_files_ends_are_reconstructions(workspace):
     clips, ckpt, root = workspace["clips"], workspace["ckpt"], workspace["root"]
     files = sorted(clips.rglob("*.wav"))
@@ -71,6 +73,7 @@ def test_interpolate_files_ends_are_reconstructions(workspace):
     assert len(morph) > 4 * 4032
 
 
+@pytest.mark.slow
 def test_interpolate_accepts_dataset_ids_and_slerp(workspace):
     manifest = (workspace["data"] / "manifest.csv").read_text().splitlines()
     ids = [line.split(",")[0] for line in manifest[1:]]
@@ -81,6 +84,7 @@ def test_interpolate_accepts_dataset_ids_and_slerp(workspace):
     assert bad.returncode != 0 and "no-such-clip" in bad.stderr
 
 
+@pytest.mark.slow
 def test_reconstruct_skips_bad_files_and_sample_writes_clips(workspace):
     root, ckpt = workspace["root"], workspace["ckpt"]
     junk = root / "junk.wav"
@@ -99,6 +103,7 @@ def test_reconstruct_skips_bad_files_and_sample_writes_clips(workspace):
     assert not np.allclose(waves[0], waves[1])
 
 
+@pytest.mark.slow
 def test_evaluate_reports_figures(workspace):
     proc = vae("evaluate", workspace["ckpt"], workspace["data"], "--json")
     report = json.loads(proc.stdout)
@@ -111,6 +116,7 @@ def test_evaluate_reports_figures(workspace):
     assert report["griffin_lim_only"]["sc"]["median"] < report["model"]["sc"]["median"]
 
 
+@pytest.mark.slow
 def test_no_usable_audio_exits_non_zero_with_one_line(tmp_path):
     (tmp_path / "a.wav").write_bytes(b"")
     (tmp_path / "b.wav").write_text("hello")
@@ -133,11 +139,13 @@ def test_no_usable_audio_exits_non_zero_with_one_line(tmp_path):
         ("demo-data", "--per-class"),
     ],
 )
+@pytest.mark.slow
 def test_every_command_has_help(command, option):
     proc = vae(command, "--help")
     assert option in proc.stdout and "usage: python -m vae" in proc.stdout
 
 
+@pytest.mark.slow
 def test_resume_keeps_the_stored_settings_and_counts_on(workspace, tmp_path):
     import shutil
 
@@ -157,6 +165,7 @@ def test_resume_keeps_the_stored_settings_and_counts_on(workspace, tmp_path):
     assert again.returncode == 1 and "--resume" in again.stderr
 
 
+@pytest.mark.slow
 def test_preprocess_takes_a_zip_and_unpacks_it_safely(workspace, tmp_path):
     import zipfile
 
@@ -175,6 +184,7 @@ def test_preprocess_takes_a_zip_and_unpacks_it_safely(workspace, tmp_path):
     assert labels == {clip.parent.name for clip in clips}  # the zip's folders are the labels
 
 
+@pytest.mark.slow
 def test_decode_writes_the_point_the_synthesise_sliders_name(workspace, tmp_path):
     ckpt = workspace["ckpt"]
     centre = vae("decode", ckpt, "--out", tmp_path / "centre.wav")
@@ -192,6 +202,7 @@ def test_decode_writes_the_point_the_synthesise_sliders_name(workspace, tmp_path
     assert bad.returncode == 1 and "code has 4" in bad.stderr
 
 
+@pytest.mark.slow
 def test_map_writes_every_clip_with_coordinates(workspace, tmp_path):
     out = tmp_path / "map.csv"
     vae("map", workspace["ckpt"], "--out", out, "--method", "tsne")
@@ -204,6 +215,7 @@ def test_map_writes_every_clip_with_coordinates(workspace, tmp_path):
     assert coords.shape == (len(ids), 2) and np.isfinite(coords).all() and coords.std() > 0
 
 
+@pytest.mark.slow
 def test_judge_then_evaluate_reports_its_verdicts(workspace, tmp_path):
     judge = tmp_path / "judge"
     proc = vae("judge", workspace["data"], "--out", judge, "--epochs", "4")
@@ -228,6 +240,7 @@ def test_judge_then_evaluate_reports_its_verdicts(workspace, tmp_path):
     assert missing.returncode == 1 and "not a judge" in missing.stderr
 
 
+@pytest.mark.slow
 def test_sample_refuses_a_label_an_unconditional_model_would_ignore(workspace, tmp_path):
     proc = vae("sample", workspace["ckpt"], "--label", "7", "--out", tmp_path / "s", check=False)
     assert proc.returncode == 1
@@ -236,6 +249,7 @@ def test_sample_refuses_a_label_an_unconditional_model_would_ignore(workspace, t
     assert not (tmp_path / "s").exists()  # nothing written
 
 
+@pytest.mark.slow
 def test_out_folders_are_named_as_the_app_names_them(workspace, tmp_path):
     for command in (
         ("train", workspace["data"], "--out", tmp_path / "my run", "--epochs", "1"),
@@ -247,6 +261,7 @@ def test_out_folders_are_named_as_the_app_names_them(workspace, tmp_path):
     assert not (tmp_path / "my run").exists() and not (tmp_path / ".hidden").exists()
 
 
+@pytest.mark.slow
 def test_preprocess_help_names_each_presets_values():
     from vae.features import PRESETS
 
@@ -257,6 +272,7 @@ def test_preprocess_help_names_each_presets_values():
         assert f"{name} {cfg.hop_length}" in text
 
 
+@pytest.mark.slow
 def test_each_epoch_has_its_own_bar_and_the_checkpoint_line_its_own_line(
     workspace, tmp_path, monkeypatch, capsys
 ):

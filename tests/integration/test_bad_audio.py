@@ -190,6 +190,7 @@ def test_processes_and_threads_refuse_the_same_files_alike(mixed):
     np.testing.assert_allclose(threads.waveforms, processes.waveforms, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_cli_prints_one_line_per_bad_file(mixed, tmp_path):
     src, reasons, _ = mixed
     out = tmp_path / "cli"

@@ -187,6 +187,7 @@ FRESH_SPOTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", list(FRESH_SPOTS))
 def test_preprocess_killed_into_a_fresh_folder_leaves_nothing(
     sets: dict[str, Path], tmp_path: Path, stage: str
@@ -212,6 +213,7 @@ EXISTING_SPOTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", list(EXISTING_SPOTS))
 def test_preprocess_killed_over_a_dataset_keeps_it_byte_identical(
     sets: dict[str, Path], tmp_path: Path, stage: str
@@ -239,6 +241,7 @@ SAVE_SPOTS = [("model.pt", 2, 1), ("config.json", 2, 2), ("latents.npz", 2, 2),
               ("latents.npz", 3, 3)]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "saving", "kept"), SAVE_SPOTS)
 def test_sigkill_inside_checkpoint_save_keeps_a_loadable_checkpoint_and_resumes(
     sets: dict[str, Path], tmp_path: Path, name: str, saving: int, kept: int
@@ -264,6 +267,7 @@ def test_sigkill_inside_checkpoint_save_keeps_a_loadable_checkpoint_and_resumes(
 # ------------------------------------------------------------------------------ divergence
 
 
+@pytest.mark.slow
 def test_real_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(
     sets: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -330,6 +334,7 @@ def _preprocess_over_full_disk(src: Path, out: Path, tmp_path: Path, **env: str)
     return log
 
 
+@pytest.mark.slow
 def test_file_size_limit_while_saving_a_checkpoint_keeps_the_previous_one(
     sets: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -341,6 +346,7 @@ def test_file_size_limit_while_saving_a_checkpoint_keeps_the_previous_one(
     _resume_after(sets, out)
 
 
+@pytest.mark.slow
 def test_file_size_limit_while_preprocessing_keeps_the_previous_dataset(
     sets: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -386,6 +392,7 @@ def small_disk(tmp_path: Path):
         subprocess.run(["umount", str(where)], check=True)
 
 
+@pytest.mark.slow
 def test_no_space_left_while_saving_a_checkpoint_keeps_the_previous_one(
     sets: dict[str, Path], tmp_path: Path, small_disk
 ) -> None:
@@ -399,6 +406,7 @@ def test_no_space_left_while_saving_a_checkpoint_keeps_the_previous_one(
     _resume_after(sets, tmp_path / "ck")
 
 
+@pytest.mark.slow
 def test_no_space_left_while_preprocessing_keeps_the_previous_dataset(
     sets: dict[str, Path], tmp_path: Path, small_disk
 ) -> None:

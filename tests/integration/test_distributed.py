@@ -96,6 +96,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, demo_dataset_dir: Path) -> di
     return {"root": root, "data": demo_dataset_dir, "ddp": root / "ddp", "one": root / "one"}
 
 
+@pytest.mark.slow
 def test_two_ranks_write_one_checkpoint(runs: dict[str, Path]) -> None:
     out = runs["ddp"]
     assert sorted(p.name for p in out.iterdir()) == [
@@ -130,6 +131,7 @@ def test_two_ranks_equal_one_process(runs: dict[str, Path]) -> None:
     )
 
 
+@pytest.mark.slow
 def test_resume_under_torchrun_continues_like_one_process(runs: dict[str, Path]) -> None:
     root = runs["root"]
     shutil.copytree(runs["ddp"], root / "ddp3")
@@ -157,6 +159,7 @@ def _rank_pid(agent: int, rank: int) -> int | None:
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds ranks through /proc")
 def test_sigterm_to_one_rank_stops_both_at_the_same_batch(
     runs: dict[str, Path], tmp_path: Path

@@ -16,6 +16,7 @@ from vae.train import train
 from vae.train_config import TrainConfig
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["fsdd", "seed"])
 def test_griffin_lim_round_trip_on_fsdd(preset, fsdd_recordings):
     cfg = F.get_preset(preset)
@@ -48,6 +49,7 @@ def fsdd_checkpoint(tmp_path_factory, fsdd_recordings) -> tuple[Path, Path, list
     return data, ckpt, result.history
 
 
+@pytest.mark.slow
 def test_training_on_fsdd_lowers_the_loss(fsdd_checkpoint):
     _, ckpt, history = fsdd_checkpoint
     assert [h["epoch"] for h in history] == list(range(1, 9))

@@ -43,6 +43,7 @@ def _files() -> dict[str, bytes]:
     return files
 
 
+@pytest.mark.slow
 def test_odd_names_in_a_folder_keep_their_ids_and_the_bad_one_is_one_line(tmp_path: Path) -> None:
     src = tmp_path / "clips"
     for rel, data in _files().items():
@@ -65,6 +66,7 @@ def test_odd_names_in_a_folder_keep_their_ids_and_the_bad_one_is_one_line(tmp_pa
     assert rows[1][0] == f"one/{BAD}" and "not readable audio" in rows[1][1]
 
 
+@pytest.mark.slow
 def test_odd_names_in_a_zip_are_sanitised_kept_apart_and_stay_inside(tmp_path: Path) -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:

@@ -78,6 +78,7 @@ def test_due_every_n_epochs_and_the_last() -> None:
         TrainConfig(judge_patience=0)
 
 
+@pytest.mark.slow
 def test_judge_lines_and_a_best_folder_that_holds_the_best_epoch(
     demo_dataset_dir: Path, judge_dir: Path, tmp_path: Path
 ) -> None:
@@ -118,6 +119,7 @@ def test_judge_lines_and_a_best_folder_that_holds_the_best_epoch(
         assert again[key] == pytest.approx(line[key], rel=1e-4, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_a_worse_score_keeps_the_earlier_best_and_says_when_to_stop(
     demo_dataset_dir: Path, judge_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -141,6 +143,7 @@ def test_a_worse_score_keeps_the_earlier_best_and_says_when_to_stop(
     assert (out / BEST_DIR / ck.WEIGHTS_FILE).read_bytes() == seen[2] != seen[5]
 
 
+@pytest.mark.slow
 def test_stop_when_stale_stops_at_the_patience(
     demo_dataset_dir: Path, judge_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -154,6 +157,7 @@ def test_stop_when_stale_stops_at_the_patience(
     assert _lines(out)[-1]["stale"] == 2
 
 
+@pytest.mark.slow
 def test_stop_after_a_judged_epoch_keeps_it_and_its_best(
     demo_dataset_dir: Path, judge_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -177,6 +181,7 @@ def test_stop_after_a_judged_epoch_keeps_it_and_its_best(
     assert [r["best_epoch"] for r in _lines(out)] == [1, 2, 2]
 
 
+@pytest.mark.slow
 def test_resume_trims_picks_up_the_best_and_repairs_best(
     demo_dataset_dir: Path, judge_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -224,6 +229,7 @@ def test_copy_best_replaces_the_folder_whole(demo_dataset_dir: Path, tmp_path: P
     assert out in found
 
 
+@pytest.mark.slow
 def test_unlabelled_data_gets_the_distances_alone(
     demo_set_dir: Path, tiny_feature_config, judge_dir: Path, tmp_path: Path
 ) -> None:
@@ -286,6 +292,7 @@ def test_cli_refuses_judges_that_do_not_fit_in_one_line(
     assert not ck.has_checkpoint(tmp_path / "ck")  # refused before any epoch
 
 
+@pytest.mark.slow
 def test_cli_prints_the_judge_line_and_keeps_best(
     demo_dataset_dir: Path, judge_dir: Path, tmp_path: Path
 ) -> None:
@@ -327,6 +334,7 @@ def _tiny_on_page(at, name: str, epochs: int) -> None:
     at.number_input(key="train-epochs").set_value(epochs)
 
 
+@pytest.mark.slow
 def test_train_page_judges_every_epoch_and_names_the_best(
     studio_copy: Path, judge_dir: Path
 ) -> None:
@@ -385,6 +393,7 @@ def _chart(at, key: str) -> str:
     return charts[0].proto.spec
 
 
+@pytest.mark.slow
 def test_train_page_says_stop_now_and_needs_a_judge(studio_copy: Path) -> None:
     folder = Path("checkpoints/demo")
     for epoch, score, stale in ((1, 1.0, 0), (2, 2.0, 1)):

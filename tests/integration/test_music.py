@@ -77,6 +77,7 @@ def reconstruction(synth: Synthesiser, ds, clip_id: str) -> np.ndarray:
     return peak_normalise(synth.to_audio(feats)[0])
 
 
+@pytest.mark.slow
 def test_tracks_become_consecutive_segments_labelled_by_genre(music):
     ds = load_dataset(music["data"])
     assert ds.info["label_rule"] == "folder" and ds.label_names == list(GENRES)
@@ -100,6 +101,7 @@ def test_tracks_become_consecutive_segments_labelled_by_genre(music):
     assert np.corrcoef(stored, original)[0, 1] > 0.999
 
 
+@pytest.mark.slow
 def test_interpolate_between_segments_of_different_tracks(music):
     a, b = "bass/track0#1", "bright/track1#2"
     out = music["root"] / "ab"
@@ -116,6 +118,7 @@ def test_interpolate_between_segments_of_different_tracks(music):
     assert len(read_wav(out / "morph.wav")) == 3 * SEGMENT - 2 * fade
 
 
+@pytest.mark.slow
 def test_morph_across_several_segments_is_one_crossfaded_clip(music):
     route = ["bass/track0", "bright/track0#1", "bass/track1#2"]
     out = music["root"] / "path"
@@ -138,6 +141,7 @@ def test_morph_across_several_segments_is_one_crossfaded_clip(music):
     np.testing.assert_allclose(morph[: SEGMENT - fade], steps[0][: SEGMENT - fade], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_morph_path_of_two_clips_is_the_morph(music):
     synth, ds = Synthesiser.load(music["ckpt"]), load_dataset(music["data"])
     a, b = (synth.clip_from_dataset(ds, i) for i in ("bass/track1", "bright/track1"))
@@ -193,6 +197,7 @@ def test_long_waves_resample_window_by_window_to_the_same_samples(orig_sr):
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_long_track_is_decoded_and_resampled_holding_it_about_once(tmp_path):
     """A file past audio.WHOLE_FILE_BYTES streams into one array sized from its header (not
     blocks plus their joined copy), its peak is found without a copy, and resampling goes a

@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_the_chain_writes_a_loadable_checkpoint_with_judge_and_card(demo_set_dir, tmp_path):
     out = tmp_path / "checkpoints" / "digits"
     cmd = [

@@ -37,6 +37,7 @@ def test_it_is_small_conditional_on_the_digits_and_carries_its_judge_and_card():
     assert f"{report['judge']['real']['accuracy']:.1%}" in card
 
 
+@pytest.mark.slow
 def test_the_app_opens_on_it_and_its_pages_play_without_data(fresh_clone):
     at = open_page("home")
     assert "checkpoints/fsdd-digits" in at.success[0].value
@@ -103,6 +104,7 @@ def test_it_samples_from_its_learned_prior():
         assert abs(codes.mean(0) - mine.mean(0)).max() < 0.25 * mine.std(0).max() + 0.05
 
 
+@pytest.mark.slow
 def test_originals_play_once_fsdd_is_preprocessed(fresh_clone, fsdd_recordings):
     from vae.dataset import preprocess
     from vae.features import PRESETS

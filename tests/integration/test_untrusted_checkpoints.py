@@ -78,6 +78,7 @@ def _assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> 
         assert needle in last, (needle, last)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tampering", sorted(TAMPERINGS))
 def test_cli_refuses_a_tampered_checkpoint_with_one_line(workspace: Path, tampering: str) -> None:
     tamper, file, reason = TAMPERINGS[tampering]
@@ -96,6 +97,7 @@ def test_cli_refuses_a_tampered_checkpoint_with_one_line(workspace: Path, tamper
     assert not out.exists() or not any(out.rglob("*.*"))  # nothing half-made
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_dataset_of_other_features(workspace: Path, demo_set_dir: Path) -> None:
     other = workspace / "data" / "wide"
     preprocess(demo_set_dir, other, FeatureConfig(sample_rate=8000, clip_samples=4096))
@@ -108,6 +110,7 @@ def test_cli_refuses_a_dataset_of_other_features(workspace: Path, demo_set_dir: 
     assert json.loads((ckpt / "config.json").read_text())["epoch"] == 2  # untouched
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tampering", sorted(TAMPERINGS))
 def test_app_pages_show_the_error_and_never_run_the_payload(
     workspace: Path, tampering: str, monkeypatch: pytest.MonkeyPatch

@@ -314,6 +314,7 @@ def test_numpy_griffin_lim_is_torchaudios_step_for_step(shipped, mel_checkpoint,
         assert np.abs(back - ref).max() <= 1e-4 * ref.max()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("phase", "magnitude"), [("direct", "input"), ("integrated", "predicted")])
 def test_a_vocoder_is_exported_and_the_example_plays_through_it(
     mel_checkpoint, tmp_path, phase, magnitude
@@ -366,6 +367,7 @@ def test_inverse_stft_is_torch_istft() -> None:
         assert got.shape == want.shape and (got - want).abs().max() < 1e-5
 
 
+@pytest.mark.slow
 def test_re_export_replaces_the_old_one_and_a_failed_check_keeps_it(tmp_path, monkeypatch):
     out = tmp_path / "out"
     E.export_checkpoint(SHIPPED, out)
@@ -406,6 +408,7 @@ def test_damaged_or_missing_checkpoints_and_bad_targets_give_clear_errors(tmp_pa
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_cli_export_prints_files_and_sizes_and_fails_in_one_line(tmp_path) -> None:
     out = tmp_path / "cli"
     done = vae("export", SHIPPED, "--out", out)

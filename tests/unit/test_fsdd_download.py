@@ -147,6 +147,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_cli_fetch_fsdd_writes_recordings_and_fails_in_one_line(
     tmp_path, release, server, closed_port
 ):

@@ -125,6 +125,7 @@ def mutated(draw: st.DrawFn) -> tuple[str, bytes]:
     return name, bytes(raw[:cut])
 
 
+@pytest.mark.slow
 @stable(150)
 @given(case=mutated())
 def test_mutated_files_read_or_are_refused(folder, case):
@@ -187,6 +188,7 @@ def sounds(draw: st.DrawFn) -> tuple[np.ndarray, int, str, str]:
     return data, rate, subtype, fmt
 
 
+@pytest.mark.slow
 @stable(150)
 @given(sound=sounds(), cfg=st.sampled_from(CONFIGS))
 def test_any_valid_audio_reads_and_round_trips(folder, sound, cfg):

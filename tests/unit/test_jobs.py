@@ -68,6 +68,7 @@ def test_bad_options_are_refused_before_starting(demo_dataset_dir: Path, tmp_pat
     assert not (tmp_path / "ck").exists() and not jobs._CHILDREN
 
 
+@pytest.mark.slow
 def test_start_follow_stop_resume(
     demo_dataset_dir: Path, tmp_path: Path, no_leftover_runs: list[subprocess.Popen]
 ) -> None:
@@ -107,6 +108,7 @@ def test_start_follow_stop_resume(
     assert json.loads((out / jobs.JOB_FILE).read_text())["returncode"] == 0
 
 
+@pytest.mark.slow
 def test_failed_run_reports_its_error_line(demo_dataset_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "ck"
     jobs.start(tmp_path / "no-such-dataset", out, TINY)
@@ -119,6 +121,7 @@ def test_failed_run_reports_its_error_line(demo_dataset_dir: Path, tmp_path: Pat
     assert jobs.wait(out, timeout=120).state == "done" and _epochs(out) == [1]
 
 
+@pytest.mark.slow
 def test_killed_run_is_failed_and_resumable(demo_dataset_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "ck"
     pid = jobs.start(demo_dataset_dir, out, LONG).pid

@@ -33,6 +33,7 @@ def demo_judge(tmp_path_factory) -> tuple[Judge, dict, object]:
     return Judge.load(root / "judge"), report, ds
 
 
+@pytest.mark.slow
 def test_the_judge_learns_the_demo_classes_from_audio_and_reloads(demo_judge):
     judge, report, ds = demo_judge
     assert report["val_accuracy"] >= 0.9, report
@@ -139,6 +140,7 @@ def studio_report(studio_root, demo_judge) -> dict:
     return evaluate_with_judge(synth, ds, judge, samples_per_label=4, seed=3)
 
 
+@pytest.mark.slow
 def test_evaluate_with_the_judge_reports_real_reconstructed_and_sampled(
     studio_root, demo_judge, studio_report
 ):
@@ -160,6 +162,7 @@ def test_evaluate_with_the_judge_reports_real_reconstructed_and_sampled(
     assert again["distribution"] == report["distribution"]
 
 
+@pytest.mark.slow
 def test_the_distribution_section_has_a_floor_below_noise(studio_root, demo_judge, studio_report):
     judge, _, _ = demo_judge
     ds = load_dataset(studio_root / "data" / "demo")
@@ -209,6 +212,7 @@ def test_a_judge_of_another_rate_or_labels_is_refused(studio_root, demo_judge):
         interpolation_monotonicity(synth, ds, renamed, pairs=2, steps=3)
 
 
+@pytest.mark.slow
 def test_interpolation_monotonicity_counts_pairs_of_different_labels(studio_root, demo_judge):
     judge, _, _ = demo_judge
     synth = Synthesiser.load(studio_root / "checkpoints" / "demo")

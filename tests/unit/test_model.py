@@ -141,6 +141,7 @@ def test_sample_shape_seed_and_temperature() -> None:
         model.sample(0, labels=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("train_mode", [False, True])
 def test_batched_equals_one_by_one(train_mode: bool) -> None:
     """GroupNorm keeps every clip independent of its batch-mates (in training too)."""
@@ -167,6 +168,7 @@ def test_eval_forward_is_deterministic_train_forward_samples() -> None:
     assert not torch.allclose(model(x)[0], model(x)[0])
 
 
+@pytest.mark.slow
 def test_training_steps_lower_the_loss_on_a_fixed_batch() -> None:
     torch.manual_seed(0)
     model = ConvVAE(ModelConfig(64, 32, channels=(8, 16), latent_dim=4))
@@ -207,6 +209,7 @@ def test_vae_loss_values() -> None:
     assert above["loss"].item() == pytest.approx(2.5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("decoder", ["transpose", "upsample"])
 @pytest.mark.parametrize("res_blocks", [0, 2])
 def test_every_decoder_keeps_the_shape_and_learns(decoder: str, res_blocks: int) -> None:

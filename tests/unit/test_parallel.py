@@ -103,6 +103,7 @@ def test_large_files_stream_and_still_catch_truncation(write_tone, tmp_path, mon
         audio.read_audio(path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["seed", "fsdd", "music"])
 def test_framed_stft_equals_torch_stft(preset):
     cfg = features.get_preset(preset)

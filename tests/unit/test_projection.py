@@ -52,6 +52,7 @@ def test_pca_handles_one_dimension_and_few_clips():
     np.testing.assert_array_equal(single.coords, np.zeros((1, 2)))
 
 
+@pytest.mark.slow
 def test_tsne_is_deterministic_for_a_seed_and_keeps_blobs_apart():
     means, blob = _blobs()
     a, b = project(means, "tsne", seed=3), project(means, "tsne", seed=3)
@@ -71,6 +72,7 @@ def test_tsne_clamps_perplexity_on_tiny_sets_and_refuses_too_few():
         project(np.zeros((2, 3)), "tsne")
 
 
+@pytest.mark.slow
 def test_new_points_under_tsne_land_among_their_neighbours():
     means, blob = _blobs()
     proj = project(means, "tsne", seed=0)

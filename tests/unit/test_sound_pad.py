@@ -75,6 +75,7 @@ def _js_griffin_lim(cfg: FeatureConfig, feats: np.ndarray, tmp_path: Path) -> np
     ],
     ids=["fsdd", "linear-with-nyquist", "mel"],
 )
+@pytest.mark.slow
 def test_the_page_hears_what_the_server_plays(cfg: FeatureConfig, tmp_path: Path):
     feats = F.waveform_to_features(_tone(cfg), cfg)  # (bins, frames)
     heard = _js_griffin_lim(cfg, feats.numpy(), tmp_path)

@@ -54,6 +54,7 @@ def _epochs(out: Path) -> list[dict]:
     return [r for r in ck.read_metrics(out) if r["event"] == "epoch"]
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_writes_a_checkpoint(data: Path, tmp_path: Path) -> None:
     events: list[dict] = []
     result = train(
@@ -94,6 +95,7 @@ def test_training_lowers_the_loss_and_writes_a_checkpoint(data: Path, tmp_path: 
     assert not (tmp_path / "ck" / ".lock").exists()
 
 
+@pytest.mark.slow
 def test_resume_continues_and_equals_an_uninterrupted_run(data: Path, tmp_path: Path) -> None:
     train(data, tmp_path / "whole", train_config=_cfg(4), model_overrides=TINY)
     train(data, tmp_path / "split", train_config=_cfg(2), model_overrides=TINY)
@@ -262,6 +264,7 @@ def _train_until_epoch_2(data: Path, out: Path) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "ck"
     proc = _train_until_epoch_2(data, out)
@@ -293,6 +296,7 @@ def test_sigkill_mid_epoch_then_resume(data: Path, tmp_path: Path) -> None:
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
 
 
+@pytest.mark.slow
 def test_sigterm_stops_cleanly(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "ck"
     proc = _train_until_epoch_2(data, out)

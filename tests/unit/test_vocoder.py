@@ -52,6 +52,7 @@ def _feats(ds, n: int = 4) -> torch.Tensor:
     return torch.from_numpy(np.asarray(ds.features[:n], dtype=np.float32))
 
 
+@pytest.mark.slow
 def test_training_writes_a_folder_that_reloads_equal(trained):
     ckpt, report, ds = trained
     folder = vocoder_dir(ckpt)
@@ -98,6 +99,7 @@ def test_training_lowers_the_multi_resolution_loss(trained):
     assert after < 0.97 * before, (before, after)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("phase", ["direct", "integrated"])
 @pytest.mark.parametrize("magnitude", ["input", "predicted"])
 def test_every_config_keeps_the_shape_and_trains_through_unrolled_griffin_lim(
@@ -135,6 +137,7 @@ def test_griffin_lim_from_zero_phase_is_torchaudios(trained):
     torch.testing.assert_close(ours, F.magnitude_to_waveform(mag, ds.config, 8), atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_synthesiser_uses_the_vocoder_when_present(trained, studio_root):
     ckpt, _, ds = trained
     feats = _feats(ds, 2)
@@ -194,6 +197,7 @@ def test_a_broken_vocoder_names_the_file_and_the_fix(trained, tmp_path):
         load_vocoder(tmp_path / "nothing")
 
 
+@pytest.mark.slow
 def test_cli_trains_a_vocoder_and_synthesis_commands_take_phase(studio_root, tmp_path):
     ckpt = tmp_path / "demo"
     shutil.copytree(studio_root / "checkpoints" / "demo", ckpt)
