@@ -308,6 +308,21 @@ def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
+JSON_MAX_BYTES = 4 << 20  # a config, manifest or job file is a few KB; 4 MiB is far past any
+
+
+def read_json(
+    file: Path, *, max_bytes: int = JSON_MAX_BYTES, error: type[Exception] = ValueError
+) -> Any:
+    """The content of a JSON file we did not necessarily write (a checkpoint or dataset from
+    elsewhere): ``error`` naming the file for one too big to be ours (checked before reading),
+    nested too deep to parse (a RecursionError otherwise), unreadable or not JSON."""
+    try:
+        return _load_json(file, max_bytes)
+    except _Refused as refused:
+        raise error(f"{file}: {refused}; replace it or remove its folder") from None
+
+
 def read_versioned_json(
     file: Path,
     version: int,
@@ -319,9 +334,9 @@ def read_versioned_json(
     """A JSON file that carries its ``format_version``: its content, or ``error`` naming the
     file, what is wrong with it and ``fix`` (unreadable: "not a <kind>" unless said)."""
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise error(f"{file}: {unreadable or 'not a ' + kind} ({err}); {fix}") from None
+        data = _load_json(file, JSON_MAX_BYTES)
+    except _Refused as refused:
+        raise error(f"{file}: {unreadable or 'not a ' + kind} ({refused}); {fix}") from None
     found = data.get("format_version") if isinstance(data, dict) else None
     if found != version:
         raise error(
@@ -329,6 +344,22 @@ def read_versioned_json(
             f"{version}); {fix}"
         )
     return data
+
+
+class _Refused(Exception):
+    """Why a JSON file was not parsed, in words for the reader's own message."""
+
+
+def _load_json(file: Path, max_bytes: int) -> Any:
+    try:
+        size = file.stat().st_size
+        if size > max_bytes:
+            raise _Refused(f"{size:,} bytes, more than the {max_bytes:,} such a file holds")
+        return json.loads(file.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise _Refused("nested too deep to parse") from None
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise _Refused(str(err)) from None
 
 
 def versions() -> dict[str, str]:
