@@ -14,7 +14,7 @@ from vae.storage import read_json, read_versioned_json
     ("text", "limit", "says"),
     [
         ("[" * 100_000 + "]" * 100_000, 1 << 20, "nested too deep to parse"),
-        ("[" + "0," * 100 + "0]", 64, "202 bytes, more than the 64 such a file holds"),
+        ("[" + "0," * 100 + "0]", 64, "203 bytes, more than the 64 such a file holds"),
         ("{x", 64, "Expecting property name"),
     ],
     ids=["deep", "big", "not-json"],
