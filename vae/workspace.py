@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from vae import checkpoints as ck
 from vae import dataset as ds
 from vae import judge as jg
+from vae.features import FeatureConfig
+from vae.model import ModelConfig
+from vae.storage import read_json
 
 DATA_ROOT = Path("data")
 CHECKPOINT_ROOT = Path("checkpoints")
@@ -42,15 +45,46 @@ class Item:
     summary: str
 
 
-DAMAGED = "damaged: {} is not readable JSON (open it to see why)"
+DAMAGED = "damaged: {} (open it to see why)"
 
 
 def _read_json(path: Path) -> dict | None:
+    """A listed folder's JSON file, or None when unreadable, too big, too deep or not an
+    object (``vae.storage.read_json``: a 100,000-bracket file is refused, not a traceback)."""
     try:
-        info = json.loads(path.read_text())
+        info = read_json(path)
     except (OSError, ValueError):
         return None
     return info if isinstance(info, dict) else None
+
+
+# Summaries already made, by file: (path) -> ((inode, mtime_ns, size), summary). The
+# sidebar lists every folder on every rerun of every session; a folder's summary is made
+# again only when the file it reads changes on disk (a 100 MB config elsewhere slowed a
+# slider from 249 to 857 ms when it was parsed on each one).
+_SUMMARIES: dict[str, tuple[tuple[int, int, int], str]] = {}
+_MAX_SUMMARIES = 1024
+
+
+def _stamp(file: Path) -> tuple[int, int, int]:
+    try:
+        stat = file.stat()
+    except OSError:
+        return (0, 0, -1)
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+def _summary(file: Path, summarise: Callable[[Path], str]) -> str:
+    """``summarise(file)``, made once per change of ``file`` on disk and kept process-wide."""
+    key, stamp = str(file.absolute()), _stamp(file)
+    hit = _SUMMARIES.get(key)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    summary = summarise(file)
+    if len(_SUMMARIES) >= _MAX_SUMMARIES:
+        _SUMMARIES.pop(next(iter(_SUMMARIES)), None)
+    _SUMMARIES[key] = (stamp, summary)
+    return summary
 
 
 def _folders_with(root: Path, marker: str) -> list[Path]:
@@ -58,21 +92,43 @@ def _folders_with(root: Path, marker: str) -> list[Path]:
     return [p.parent for p in sorted(Path(root).glob(f"*/{marker}")) if p.parent.name[0] != "."]
 
 
+def _dataset_summary(file: Path) -> str:
+    info = _read_json(file)
+    if info is None:
+        return DAMAGED.format(f"{file.name} is not readable JSON")
+    counts = info.get("counts", {})
+    feats = info.get("feature_config", {})
+    labels = info.get("label_names", [])
+    return (
+        f"{counts.get('kept', '?')} clips, {len(labels) if isinstance(labels, list) else '?'} "
+        f"labels, {feats.get('sample_rate', '?') if isinstance(feats, dict) else '?'} Hz"
+    )
+
+
+def _checkpoint_summary(file: Path) -> str:
+    """A checkpoint's epoch, latent size and kind; "damaged" when its config.json is torn,
+    refused (too big, too deep) or holds configs the library refuses (out of range)."""
+    info = _read_json(file)
+    if info is None:
+        return DAMAGED.format(f"{file.name} is not readable JSON")
+    try:
+        FeatureConfig.from_dict(info["feature_config"])
+        model = ModelConfig.from_dict(info["model_config"])
+        labels = info.get("label_names", [])
+        if not isinstance(labels, list):
+            raise TypeError("label_names is not a list")
+    except (KeyError, TypeError, ValueError, OverflowError) as err:
+        return DAMAGED.format(f"{file.name} holds a bad config ({str(err)[:120]})")
+    kind = "conditional" if model.n_labels else "unconditional"
+    return f"epoch {info.get('epoch', '?')}, latent {model.latent_dim}, {kind}"
+
+
 def list_datasets(root: Path = DATA_ROOT) -> list[Item]:
     """Folders under ``root`` holding a preprocessed dataset, newest first. One whose
     config.json is torn is listed as damaged, so that opening it says why."""
     items = []
     for folder in _folders_with(root, ds.FEATURES_FILE):
-        info = _read_json(folder / ds.CONFIG_FILE)
-        if info is None:
-            items.append(Item(folder, "dataset", DAMAGED.format(ds.CONFIG_FILE)))
-            continue
-        counts = info.get("counts", {})
-        feats = info.get("feature_config", {})
-        summary = (
-            f"{counts.get('kept', '?')} clips, {len(info.get('label_names', []))} labels, "
-            f"{feats.get('sample_rate', '?')} Hz"
-        )
+        summary = _summary(folder / ds.CONFIG_FILE, _dataset_summary)
         items.append(Item(folder, "dataset", summary))
     return sorted(items, key=lambda i: i.path.stat().st_mtime, reverse=True)
 
@@ -86,13 +142,7 @@ def list_checkpoints(root: Path = CHECKPOINT_ROOT) -> list[Item]:
     best_weights = f"{ck.BEST_DIR}/{weights}"
     best = [p for p in _folders_with(root, best_weights) if p.parent.name[0] != "."]
     for folder in _folders_with(root, weights) + best:
-        info = _read_json(folder / config)
-        if info is None:
-            items.append(Item(folder, "checkpoint", DAMAGED.format(config)))
-            continue
-        model = info.get("model_config", {})
-        kind = "conditional" if model.get("n_labels") else "unconditional"
-        summary = f"epoch {info.get('epoch', '?')}, latent {model.get('latent_dim', '?')}, {kind}"
+        summary = _summary(folder / config, _checkpoint_summary)
         if folder in best:
             summary = f"the judge's best epoch of {folder.parent.name}: {summary}"
         items.append(Item(folder, "checkpoint", summary))
