@@ -10,6 +10,7 @@ Nothing in ``vae/`` knows about this: the hooks live in the child's ``-c`` scrip
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import shutil
@@ -27,7 +28,9 @@ from vae import checkpoints as ck
 from vae.dataset import load_dataset, preprocess
 from vae.features import FeatureConfig
 from vae.loop import encode_means
+from vae.run_checkpoint import save_epoch
 from vae.sources import make_demo_set
+from vae.storage import DiskFullError
 from vae.train import train
 from vae.train_config import TrainConfig
 
@@ -416,3 +419,35 @@ def test_no_space_left_while_preprocessing_keeps_the_previous_dataset(
     shutil.copytree(sets["data"], out)
     log = _preprocess_over_full_disk(sets["many"], out, tmp_path)
     _no_space(log, out, "dataset", "No space left on device")
+
+
+def test_a_failed_save_takes_its_metrics_line_back_at_once_even_with_no_space_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """4 KB free: model.pt fails, and so would rewriting metrics.jsonl without the line (what
+    ``trim_metrics`` does); the line goes at once all the same, by cutting the file back."""
+    out = tmp_path / "ck"
+    out.mkdir()
+    metrics = out / ck.METRICS_FILE
+    metrics.write_text('{"epoch": 1, "loss": 1.0}\n')
+    before = metrics.read_bytes()
+
+    def no_space(*args, **kwargs):
+        raise DiskFullError(out / ck.WEIGHTS_FILE, OSError(errno.ENOSPC, "full"))
+
+    monkeypatch.setattr(ck, "save_checkpoint", no_space)
+    monkeypatch.setattr(ck, "atomic_write_text", no_space)  # no room to rewrite metrics either
+    with pytest.raises(OSError, match="no space left writing .*model.pt"):
+        save_epoch(
+            out,
+            {"epoch": 2, "loss": 0.5},
+            model=None,
+            optimizer=None,
+            feature_config=FEATURES,
+            model_config=None,
+            train_config=_cfg(2),
+            label_names=[],
+            dataset_info={},
+            step=8,
+        )
+    assert metrics.read_bytes() == before  # at once, not at the next resume
