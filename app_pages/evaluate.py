@@ -15,6 +15,7 @@ from ui import cache, figures, state, widgets
 from vae.evaluate import evaluate_reconstruction, evaluate_with_judge
 from vae.judge import Judge
 from vae.judge_training import JudgeTraining, train_judge
+from vae.storage import read_json
 from vae.workspace import JUDGE_ROOT, list_judges
 
 REPORTS = "evaluate-reports"  # checkpoint path -> last report, for this session
@@ -25,10 +26,10 @@ EVALUATION_FILE = "evaluation.json"  # written beside a shipped checkpoint by it
 def _stored_report(checkpoint: Path, epoch: int) -> dict | None:
     """The checkpoint's own evaluation.json, when it has a readable one of this epoch."""
     try:
-        report = json.loads((checkpoint / EVALUATION_FILE).read_text())
-    except (OSError, ValueError):
+        report = read_json(checkpoint / EVALUATION_FILE)
+    except (OSError, ValueError):  # too big, too deep, torn: evaluate anew instead
         return None
-    return report if report.get("epoch") == epoch else None
+    return report if isinstance(report, dict) and report.get("epoch") == epoch else None
 
 
 st.title("Evaluate")
@@ -38,9 +39,9 @@ st.caption(
     "The judge is a small classifier trained on real clips: is a generated 7 heard as a 7?"
 )
 checkpoint = state.require_checkpoint()
-with widgets.user_errors():
+with widgets.user_errors():  # every read of the checkpoint's files: one line, no traceback
     synth = cache.synthesiser(checkpoint)
-ds = cache.companion_dataset(checkpoint, synth)
+    ds = cache.companion_dataset(checkpoint, synth)
 stored = _stored_report(checkpoint, synth.checkpoint.epoch)
 if ds is None:
     st.info(

@@ -108,10 +108,10 @@ st.caption(
 
 # ---- guard
 ckpt = require_checkpoint()
-with user_errors():
+with user_errors():  # every read of the checkpoint's files: one line, no traceback
     synth = cache.synthesiser(ckpt)
     lat = cache.latents(ckpt)
-ds = cache.companion_dataset(ckpt, synth, same_clips=True)
+    ds = cache.companion_dataset(ckpt, synth, same_clips=True)
 ids = [str(i) for i in lat["ids"]]
 names = synth.label_names
 labels = [names[i] if 0 <= i < len(names) else "unlabelled" for i in lat["labels"].tolist()]

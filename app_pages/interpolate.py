@@ -11,6 +11,7 @@ import streamlit as st
 
 from ui import cache, figures, sound_pad, state, widgets
 from vae.audio import wav_bytes
+from vae.checkpoints import LATENTS_FILE
 from vae.inference import Clip
 from vae.projection import project
 
@@ -31,14 +32,17 @@ FROM_EXPLORE = "from Explore"
 
 st.title("Interpolate")
 checkpoint = state.require_checkpoint()
-with widgets.user_errors():
+with widgets.user_errors():  # every read of the checkpoint's files: one line, no traceback
     synth = cache.synthesiser(checkpoint)
-ds = cache.companion_dataset(checkpoint, synth)
+    ds = cache.companion_dataset(checkpoint, synth)
 latents, no_map = None, None
 try:
     latents = cache.latents(checkpoint)
-except ValueError as err:
-    no_map = err
+except widgets.USER_ERRORS as err:
+    if (checkpoint / LATENTS_FILE).is_file():  # there but refused: say why, go on without
+        st.error(widgets.user_message(err))
+    else:
+        no_map = err
 # Where A and B can be picked from by id: the dataset's clips, else the codes stored in the
 # checkpoint (their decoded means stand in for the clips), else only uploads.
 if ds is not None:

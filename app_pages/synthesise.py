@@ -17,10 +17,10 @@ MODES = {"main directions": "synth-pad-directions", "raw dimensions": "synth-pad
 
 st.title("Synthesise")
 checkpoint = state.require_checkpoint()
-with widgets.user_errors():
+with widgets.user_errors():  # every read of the checkpoint's files: one line, no traceback
     synth = cache.synthesiser(checkpoint)
-k = min(8, synth.latent_dim)
-centre, directions, spread = cache.directions(checkpoint, synth.latent_dim, k)
+    k = min(8, synth.latent_dim)
+    centre, directions, spread = cache.directions(checkpoint, synth.latent_dim, k)
 k = len(directions)
 
 

@@ -101,7 +101,7 @@ def _export(folder: Path, stamp: float) -> None:
     key, name = (str(folder), stamp), export_name(folder, "onnx")
     if st.button("Export to ONNX", key="train-export", icon=":material/ios_share:"):
         with st.spinner("Exporting to ONNX and checking it with ONNX Runtime..."):
-            with widgets.user_errors(stop=False):
+            with widgets.user_errors(stop=False, writing=folder / "onnx"):
                 _exported(*key)
                 st.session_state[EXPORTED] = key
     if st.session_state.get(EXPORTED) == key:
@@ -127,7 +127,7 @@ def _show_reconstructions(run: jobs.TrainingStatus, data: Path | None) -> None:
     try:
         stamp = (run.folder / CONFIG_FILE).stat().st_mtime
         cfg, epoch, clips = _reconstructions(str(run.folder), str(data), stamp)
-    except (OSError, ValueError) as err:  # e.g. another dataset, or a checkpoint mid-swap
+    except widgets.USER_ERRORS as err:  # e.g. another dataset, or a checkpoint mid-swap
         st.warning(f"No reconstructions: {err}")
         return
     st.subheader(f"Reconstructions after epoch {epoch}")
@@ -182,7 +182,7 @@ def _page_dataset(run: jobs.TrainingStatus, chosen: Path | None) -> tuple[Path |
         try:
             cache.dataset(run.data)
             return run.data, True
-        except (OSError, ValueError):  # no dataset there (a run that failed on it)
+        except widgets.USER_ERRORS:  # no dataset there (a run that failed on it)
             pass
     return chosen, False
 
@@ -199,14 +199,15 @@ def live(folder: Path, fallback_data: Path | None) -> None:
     if not run.running and has_checkpoint(folder):
         stamp = (folder / CONFIG_FILE).stat().st_mtime
         download_col, export_col = st.columns(2)
-        download_col.download_button(
-            f"Download checkpoint {folder.name}.zip",
-            _packed(str(folder), stamp),
-            file_name=f"{folder.name}.zip",
-            mime="application/zip",
-            key="train-download",
-            icon=":material/download:",
-        )
+        with download_col, widgets.user_errors(stop=False):
+            st.download_button(
+                f"Download checkpoint {folder.name}.zip",
+                _packed(str(folder), stamp),
+                file_name=f"{folder.name}.zip",
+                mime="application/zip",
+                key="train-download",
+                icon=":material/download:",
+            )
         with export_col:
             _export(folder, stamp)
     st.plotly_chart(figures.loss_curves(run.records), key="train-loss")
@@ -242,7 +243,9 @@ others = [p.name for p in active if p.name != name]
 if others:
     st.info(f"Training also runs in {', '.join(others)}: type its name above to follow it.")
 
-run = jobs.status(folder)
+with widgets.user_errors():  # the folder's files may come from elsewhere: one line
+    run = jobs.status(folder)
+    saved_settings = jobs.settings(folder)
 dataset, own = _page_dataset(run, dataset)
 label_names: list[str] = []
 if dataset is not None:
@@ -255,7 +258,7 @@ if dataset is not None:
 judges = {str(j.path): j.summary for j in list_judges()}
 choices = settings.choices(list(judges))
 settings.restore(settings.widget_values(DEFAULT.options), choices)
-settings.load_run(name, jobs.settings(folder), choices)
+settings.load_run(name, saved_settings, choices)
 recipes = {recipe.name: recipe.options for recipe in RECIPES.values()}
 unseen = [settings.KEYS["judge"]] + ([] if label_names else [settings.KEYS["conditional"]])
 st.session_state[settings.RECIPE] = settings.matching(recipes, unseen)  # no recipe sets those

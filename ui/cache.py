@@ -14,7 +14,7 @@ import streamlit as st
 import torch
 
 from vae import inference
-from vae.checkpoints import CONFIG_FILE, LATENTS_FILE, read_latents
+from vae.checkpoints import CONFIG_FILE, LATENTS_FILE, CheckpointError, read_latents
 from vae.dataset import CONFIG_FILE as DATASET_CONFIG
 from vae.dataset import SpectrogramSet, load_dataset
 from vae.inference import Clip, Synthesiser
@@ -52,7 +52,27 @@ def dataset(path: str | Path) -> SpectrogramSet:
 
 @st.cache_resource(max_entries=4)
 def _latents(path: str, stamp: float) -> dict[str, np.ndarray]:
-    return read_latents(path)
+    stored = read_latents(path)
+    _check_latents(stored, Path(path) / LATENTS_FILE, synthesiser(path).latent_dim)
+    return stored
+
+
+def _check_latents(stored: dict[str, np.ndarray], file: Path, latent_dim: int) -> None:
+    """Refuse latents a page cannot draw or decode (a file from elsewhere), naming the file:
+    means (N, latent_dim) of finite floats, labels and ids (N,), N >= 1."""
+    means, labels, ids = (np.asarray(stored[k]) for k in ("means", "labels", "ids"))
+    n = means.shape[0] if means.ndim else 0
+    if means.ndim != 2 or means.shape[1] != latent_dim or means.dtype.kind != "f":
+        why = f"means are {means.dtype} {means.shape}, not (N, {latent_dim}) floats"
+    elif n == 0:
+        why = "no clips in it"
+    elif labels.shape != (n,) or ids.shape != (n,) or labels.dtype.kind not in "iu":
+        why = f"labels {labels.shape} and ids {ids.shape} do not match means {means.shape}"
+    elif not np.isfinite(means).all():
+        why = "means hold NaN or infinity"
+    else:
+        return
+    raise CheckpointError(f"{file}: {why}; resume or retrain to rewrite it")
 
 
 def latents(path: str | Path) -> dict[str, np.ndarray]:
@@ -70,6 +90,8 @@ def directions(path: str | Path, latent_dim: int, k: int) -> tuple[np.ndarray, .
     """(centre (D,), directions (k, D), spread (k,)) of the checkpoint's latent means,
     or of the prior when it has no latents.npz."""
     path = Path(path).resolve()
+    if (path / LATENTS_FILE).is_file():
+        latents(path)  # checked before its axes are made
     return _directions(str(path), _stamp(path / LATENTS_FILE), latent_dim, k)
 
 

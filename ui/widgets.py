@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import tempfile
 import threading
 import time
@@ -20,6 +21,7 @@ from vae.audio import wav_bytes
 from vae.inference import Clip, Synthesiser
 from vae.progress import Progress
 from vae.sources import label_from_name
+from vae.storage import DiskFullError, disk_full_cause, raise_if_disk_full
 
 T = TypeVar("T")
 
@@ -37,14 +39,47 @@ def download_wav(wave: np.ndarray, sample_rate: int, file_name: str, label: str,
     st.download_button(label, data, file_name=file_name, mime="audio/wav", key=key)
 
 
+# What a user or a file from elsewhere can get wrong, shown in one line rather than a
+# traceback: the project's errors (``vae.checkpoints.CheckpointError`` and the other
+# ValueErrors) name the file and the fix; OSError and MemoryError are the last resort.
+USER_ERRORS = (ValueError, OSError, MemoryError)
+
+
+def mount_of(path: str | Path) -> Path:
+    """The mount point holding ``path`` (the disk to free space on)."""
+    here = Path(os.path.abspath(path))
+    while not os.path.ismount(here) and here != here.parent:
+        here = here.parent
+    return here
+
+
+def user_message(err: BaseException, writing: str | Path | None = None) -> str:
+    """One line for ``err``: a full disk names the file and the disk to free space on
+    (``writing`` when the error does not name a file), memory says what to do."""
+    if isinstance(err, MemoryError):
+        return (
+            f"not enough memory for this{f' ({writing})' if writing else ''}; a file this "
+            "large or a size this big is not one of ours: use a checkpoint made by this tool"
+        )
+    cause = disk_full_cause(err)
+    if cause is None:
+        return str(err)
+    file = getattr(err, "filename", None) or cause.filename or writing or "a file"
+    text = str(err) if isinstance(err, DiskFullError) else ""
+    if not text.startswith("no space left writing"):
+        why = os.strerror(cause.errno) if cause.errno else str(cause)
+        text = f"no space left writing {file} ({why}); free some space and try again"
+    return text.replace("free some space and", f"free some space on {mount_of(file)} and")
+
+
 @contextlib.contextmanager
-def user_errors(stop: bool = True) -> Iterator[None]:
-    """Show what a user can get wrong (ValueError and OSError) as ``st.error``, not a
-    traceback; the project's errors already name the file and the fix."""
+def user_errors(stop: bool = True, writing: str | Path | None = None) -> Iterator[None]:
+    """Show what a user or a hostile file can get wrong (``USER_ERRORS``) as one
+    ``st.error`` line, not a traceback; ``writing`` names the file a full disk stopped."""
     try:
         yield
-    except (ValueError, OSError) as err:
-        st.error(str(err))
+    except USER_ERRORS as err:
+        st.error(user_message(err, writing))
         if stop:
             st.stop()
 
@@ -58,7 +93,11 @@ def clip_from_upload(
     suffix = Path(upload.name).suffix.lower() or ".wav"
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"upload{suffix}"
-        path.write_bytes(upload.getvalue())
+        try:
+            path.write_bytes(upload.getvalue())
+        except OSError as err:  # a full disk: name the upload and where its copy went
+            raise_if_disk_full(err, f"{path} (a copy of {upload.name})")
+            raise
         try:
             clip = synth.clip_from_file(path, label)
         except (ValueError, OSError) as err:  # name the upload, not our temp file
