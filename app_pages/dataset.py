@@ -9,6 +9,7 @@ before drawing them (an offline download).
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +26,9 @@ from vae.workspace import DATA_ROOT
 SOURCES_ROOT = DATA_ROOT / "sources"
 SOURCE, IMPORTED = "dataset-source", "dataset-last-import"
 SUMMARY = "dataset-last-summary"
+# This session's own import folder under SOURCES_ROOT ("upload-<8 hex digits>"): two people
+# importing at once never replace (or preprocess) each other's files.
+UPLOAD_FOLDER = "dataset-upload-folder"
 PRESET, NAME, LABELS = "dataset-preset", "dataset-name", "dataset-labels"  # widgets' keys
 MAX_UPLOAD_MB = st.get_option("server.maxUploadSize")
 N_FFTS = [64, 128, 256, 512, 1024, 2048, 4096]
@@ -123,6 +127,12 @@ def _audio_files(folder: str, stamp: int) -> list[str]:
     return [p.relative_to(folder).as_posix() for p in sources.find_audio_files(Path(folder))]
 
 
+def _upload_folder() -> Path:
+    """This session's folder for its uploads (``UPLOAD_FOLDER``), made up once per session."""
+    name = st.session_state.setdefault(UPLOAD_FOLDER, f"upload-{secrets.token_hex(4)}")
+    return SOURCES_ROOT / name
+
+
 # ---------------------------------------------------------------------------- source
 st.title("Dataset")
 st.caption("Choose clips, tune how they become spectrograms, preprocess them into a dataset.")
@@ -172,9 +182,7 @@ with user_errors():
         _choose(path)
     if do_import:
         with st.spinner("Unpacking the upload..."):
-            done = archive.save_uploads(
-                [(f.name, f.getvalue()) for f in uploads], SOURCES_ROOT / "upload"
-            )
+            done = archive.save_uploads([(f.name, f.getvalue()) for f in uploads], _upload_folder())
         st.session_state[IMPORTED] = {
             "target": str(done.target),
             "kept": len(done.kept),
@@ -284,7 +292,7 @@ name = st.text_input(
     help="A folder under data/; a dataset of the same name is replaced.",
 )
 if st.button("Preprocess", key="dataset-preprocess", type="primary"):
-    with user_errors():
+    with user_errors(writing=DATA_ROOT / name):
         out = DATA_ROOT / archive.folder_name(name)
         done = preprocess(
             source,

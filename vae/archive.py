@@ -261,7 +261,12 @@ def _build(target: Path, origin: str, fill: Callable[[_Sink], None], limits: Lim
     tmp.mkdir()
     try:
         sink = _Sink(tmp, limits)
-        fill(sink)
+        try:
+            fill(sink)
+        except OSError as err:  # a full disk: name the folder, say the old one is kept
+            kept = f"; the previous {target.name} is kept" if target.is_dir() else ""
+            storage.raise_if_disk_full(err, target, kept)
+            raise
         if not sink.kept:
             why = "; ".join(f"{n}: {r}" for n, r in sink.skipped[:3])
             raise ValueError(

@@ -160,7 +160,7 @@ def test_zip_upload_refuses_escaping_entries(tmp_path, monkeypatch, write_tone):
     at.run()
     at.button(key="dataset-import").click().run()
     assert not at.exception and not at.error
-    target = work / SOURCES / "upload"
+    target = work / SOURCES / at.session_state["dataset-upload-folder"]  # this session's own
     # Only the good entries, the zip's wrapper folder "set" lifted away.
     assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*.wav")) == [
         "a.wav",
