@@ -250,3 +250,106 @@ def test_the_error_wrapper_names_a_full_disk_and_where_to_free_space(tmp_path: P
         f"the previous out.wav is kept; free some space on {mount_of(target)} and try again"
     )
     assert "[Errno 28]" not in user_message(raw, target)
+
+
+# ------------------------------------------------------------------------------ uploads
+
+
+def _import(at, name: str, data: bytes) -> None:
+    at.file_uploader(key="dataset-upload").set_value([(name, data, "audio/wav")])
+    at.run()
+    at.button(key="dataset-import").click().run()
+
+
+@pytest.mark.slow
+def test_two_sessions_importing_at_once_each_preprocess_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_tone
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    alice, bob = open_page("dataset"), open_page("dataset")
+    tones = {who: write_tone(tmp_path / f"{who}.wav").read_bytes() for who in ("alice", "bob")}
+    _import(alice, "alice.wav", tones["alice"])
+    _import(bob, "bob.wav", tones["bob"])  # before Alice preprocesses: was her folder too
+    for at, who in ((alice, "alice"), (bob, "bob")):
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        at.text_input(key="dataset-name").set_value(f"{who}-set").run()
+        at.button(key="dataset-preprocess").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+    folders = {
+        alice.session_state["dataset-upload-folder"],
+        bob.session_state["dataset-upload-folder"],
+    }
+    assert len(folders) == 2
+    for who in ("alice", "bob"):
+        manifest = (work / "data" / f"{who}-set" / "manifest.csv").read_text()
+        assert f"{who}.wav" in manifest and ({"alice", "bob"} - {who}).pop() not in manifest
+
+
+@contextlib.contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """Writes past ``limit`` bytes fail with EFBIG in this process (as ``test_crash_safety``
+    fakes a full disk for the CLI: RLIMIT_FSIZE, SIGXFSZ ignored), restored afterwards."""
+    import signal
+
+    before = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, before)
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_an_upload_names_the_folder_and_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_tone
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    at = open_page("dataset")
+    big = write_tone(tmp_path / "long.wav", seconds=10.0, sample_rate=44100).read_bytes()
+    at.file_uploader(key="dataset-upload").set_value([("long.wav", big, "audio/wav")])
+    at.run()
+    with file_size_limit(len(big) // 4):
+        at.button(key="dataset-import").click().run()
+    assert not at.exception
+    [error] = [e.value for e in at.error]
+    folder = Path("data/sources") / at.session_state["dataset-upload-folder"]
+    assert error.startswith(f"no space left writing {folder} (File too large)"), error
+    assert error.endswith("and try again") and "free some space on /" in error, error
+    assert "Errno" not in error
+
+
+# ------------------------------------------------------------------------------ the sidebar
+
+
+@pytest.mark.slow
+def test_a_100_mb_config_elsewhere_is_not_read_again_on_a_rerun(
+    hostile_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vae import workspace
+
+    monkeypatch.chdir(hostile_root)
+    big = hostile_root / "checkpoints" / "big"
+    big.mkdir()
+    (big / "model.pt").write_bytes(b"")
+    with (big / "config.json").open("w") as f:  # 100 MB of JSON, one string
+        f.write('{"pad": "' + "x" * (100 << 20) + '"}')
+    reads: list[Path] = []
+    real = workspace.read_json
+    monkeypatch.setattr(workspace, "read_json", lambda file: reads.append(file) or real(file))
+    try:
+        at = open_page("synthesise", **{"studio-checkpoint": GOOD})
+        assert not at.exception and not at.error
+        first = len(reads)
+        at.slider(key="synth-dir-0").set_value(1.5).run()
+        at.slider(key="synth-dir-0").set_value(-1.0).run()
+        assert not at.exception
+        assert reads[first:] == []  # two reruns, no config parsed again
+        assert "checkpoints/big: damaged" in at.sidebar.selectbox(key=PICKER).help
+    finally:
+        shutil.rmtree(big)
