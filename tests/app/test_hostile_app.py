@@ -212,6 +212,12 @@ def _check_case(case: str, hostile: Callable[[str], Path]) -> None:
             assert errors == [], (page, errors)
         summary = " ".join(c.value for c in at.sidebar.caption)
         assert ("damaged" in summary) == damaged, (page, summary)
+    # Home lists it; Train, told to follow the folder, shows at most one line about it.
+    home = open_page("home", **{"studio-checkpoint": BAD})
+    assert not home.exception and not home.error
+    train = open_page("train", **{"train-last-folder": Path(BAD).name})
+    assert train.text_input(key="train-folder").value == Path(BAD).name
+    assert not train.exception and len(train.error) <= 1, _errors(train)
     # Another session on the good checkpoint, meanwhile: as if the bad one were not there.
     other = open_page("synthesise", **{"studio-checkpoint": GOOD})
     assert not other.exception and not other.error, _errors(other)
