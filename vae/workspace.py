@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from vae import checkpoints as ck
 from vae import dataset as ds
@@ -58,11 +61,11 @@ def _read_json(path: Path) -> dict | None:
     return info if isinstance(info, dict) else None
 
 
-# Summaries already made, by file: (path) -> ((inode, mtime_ns, size), summary). The
-# sidebar lists every folder on every rerun of every session; a folder's summary is made
-# again only when the file it reads changes on disk (a 100 MB config elsewhere slowed a
-# slider from 249 to 857 ms when it was parsed on each one).
-_SUMMARIES: dict[str, tuple[tuple[int, int, int], str]] = {}
+# Summaries already made, by file: (path) -> ((inode, mtime_ns, size) of each file read,
+# summary). The sidebar lists every folder on every rerun of every session; a folder's
+# summary is made again only when a file it reads changes on disk (a 100 MB config elsewhere
+# slowed a slider from 249 to 857 ms when it was parsed on each one).
+_SUMMARIES: dict[str, tuple[tuple[tuple[int, int, int], ...], str]] = {}
 _MAX_SUMMARIES = 1024
 
 
@@ -74,9 +77,10 @@ def _stamp(file: Path) -> tuple[int, int, int]:
     return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
-def _summary(file: Path, summarise: Callable[[Path], str]) -> str:
-    """``summarise(file)``, made once per change of ``file`` on disk and kept process-wide."""
-    key, stamp = str(file.absolute()), _stamp(file)
+def _summary(file: Path, summarise: Callable[[Path], str], *also: Path) -> str:
+    """``summarise(file)``, made once per change of ``file`` (or of the files ``also`` that
+    it reads too) on disk and kept process-wide."""
+    key, stamp = str(file.absolute()), tuple(_stamp(f) for f in (file, *also))
     hit = _SUMMARIES.get(key)
     if hit is not None and hit[0] == stamp:
         return hit[1]
@@ -119,8 +123,44 @@ def _checkpoint_summary(file: Path) -> str:
             raise TypeError("label_names is not a list")
     except (KeyError, TypeError, ValueError, OverflowError) as err:
         return DAMAGED.format(f"{file.name} holds a bad config ({str(err)[:120]})")
+    problem = _latents_problem(file.parent / ck.LATENTS_FILE, model.latent_dim)
+    if problem is not None:
+        return DAMAGED.format(f"{ck.LATENTS_FILE} {problem}")
     kind = "conditional" if model.n_labels else "unconditional"
     return f"epoch {info.get('epoch', '?')}, latent {model.latent_dim}, {kind}"
+
+
+def _npy_header(zf: zipfile.ZipFile, key: str) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) an .npz member declares, from its .npy header: nothing decompressed
+    past it, whatever size it claims."""
+    with zf.open(f"{key}.npy") as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+    return shape, dtype
+
+
+def _latents_problem(file: Path, latent_dim: int) -> str | None:
+    """What makes a checkpoint's latents.npz unusable by its shapes alone (None: nothing, or
+    no file): means (N, latent_dim) floats, labels and ids (N,), N >= 1, no objects. Its
+    values (NaN) are the pages' to refuse, as reading them means decompressing them."""
+    if not file.is_file():
+        return None
+    try:
+        with zipfile.ZipFile(file) as zf:
+            headers = [_npy_header(zf, key) for key in ("means", "labels", "ids")]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return "is not a readable array file"
+    if any(dtype.hasobject for _, dtype in headers):
+        return "holds pickled objects"
+    (means, m_type), (labels, _), (ids, _) = headers
+    if len(means) != 2 or means[1] != latent_dim or m_type.kind != "f":
+        return f"declares means {m_type} {means}, not (N, {latent_dim}) floats"
+    if means[0] == 0 or labels != means[:1] or ids != means[:1]:
+        return f"declares means {means}, labels {labels} and ids {ids}: not N >= 1 of each"
+    return None
 
 
 def list_datasets(root: Path = DATA_ROOT) -> list[Item]:
@@ -142,7 +182,7 @@ def list_checkpoints(root: Path = CHECKPOINT_ROOT) -> list[Item]:
     best_weights = f"{ck.BEST_DIR}/{weights}"
     best = [p for p in _folders_with(root, best_weights) if p.parent.name[0] != "."]
     for folder in _folders_with(root, weights) + best:
-        summary = _summary(folder / config, _checkpoint_summary)
+        summary = _summary(folder / config, _checkpoint_summary, folder / ck.LATENTS_FILE)
         if folder in best:
             summary = f"the judge's best epoch of {folder.parent.name}: {summary}"
         items.append(Item(folder, "checkpoint", summary))

@@ -112,16 +112,17 @@ def _huge_latents(ckpt: Path) -> None:
         _npy_member(zf, "ids.npy", (rows,), "<U1", rows * 4)
 
 
-def _on_latents(**replace: Callable) -> tuple:
-    return (_latents(**replace), "latents.npz", LATENT_PAGES, False)
+def _on_latents(damaged: bool = True, **replace: Callable) -> tuple:
+    return (_latents(**replace), "latents.npz", LATENT_PAGES, damaged)
 
 
-# name: (tamper, file named in the error, pages that read the file, sidebar says damaged)
+# name: (tamper, file named in the error, pages that read the file, sidebar says damaged:
+# config.json refused, or latents.npz's declared shapes; NaN values are refused on reading)
 CASES: dict[str, tuple[Callable[[Path], None], str, tuple[str, ...], bool]] = {
     "nested-config": (_deep_config, "config.json", MODEL_PAGES, True),
-    "object-latents": (_object_latents, "latents.npz", LATENT_PAGES, False),
+    "object-latents": (_object_latents, "latents.npz", LATENT_PAGES, True),
     "narrow-latents": _on_latents(means=lambda a: a["means"][:, :3]),  # (N, 3), a 4-d model
-    "nan-latents": _on_latents(means=lambda a: np.full_like(a["means"], np.nan)),
+    "nan-latents": _on_latents(False, means=lambda a: np.full_like(a["means"], np.nan)),
     "flat-latents": _on_latents(means=lambda a: a["means"].ravel()),
     "short-ids": _on_latents(ids=lambda a: a["ids"][:-3]),
     "empty-latents": _on_latents(
@@ -131,7 +132,7 @@ CASES: dict[str, tuple[Callable[[Path], None], str, tuple[str, ...], bool]] = {
 }
 # needs the library limits (branch limits): the library refuses these before allocating
 NEEDS_LIMITS: dict[str, tuple[Callable[[Path], None], str, tuple[str, ...], bool]] = {
-    "huge-latents": (_huge_latents, "latents.npz", LATENT_PAGES, False),
+    "huge-latents": (_huge_latents, "latents.npz", LATENT_PAGES, True),
     "nan-weights": (_nan_weights, "model.pt", MODEL_PAGES, False),
     "huge-fft": (_huge_fft, "config.json", MODEL_PAGES, True),
 }

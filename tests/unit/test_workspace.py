@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
 
 from vae import checkpoints as ck
@@ -72,3 +76,40 @@ def test_a_summary_is_made_once_per_change_on_disk(tmp_path: Path, monkeypatch) 
     config.write_text(config.read_text().replace('"epoch": 3', '"epoch": 4'))
     assert list_checkpoints(tmp_path)[0].summary == "epoch 4, latent 5, unconditional"
     assert len(reads) == 2
+
+
+def _npz_declaring(file: Path, **shapes: tuple[tuple[int, ...], str]) -> None:
+    """An .npz whose members declare ``shapes`` (shape, dtype) in their headers, no data."""
+    with zipfile.ZipFile(file, "w") as zf:
+        for key, (shape, dtype) in shapes.items():
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(
+                header, {"descr": dtype, "fortran_order": False, "shape": shape}
+            )
+            zf.writestr(f"{key}.npy", header.getvalue())
+
+
+@pytest.mark.parametrize(
+    ("means", "ids", "why"),
+    [
+        (((2**23, 16), "<f4"), (2**23,), "declares means float32 (8388608, 16), not (N, 5)"),
+        (((30, 3), "<f4"), (30,), "declares means float32 (30, 3), not (N, 5)"),
+        (((150,), "<f4"), (150,), "declares means float32 (150,), not (N, 5)"),
+        (((30, 5), "<f4"), (27,), "labels (30,) and ids (27,): not N >= 1 of each"),
+        (((0, 5), "<f4"), (0,), "declares means (0, 5)"),
+        (((30, 5), "|O"), (30,), "holds pickled objects"),
+    ],
+)
+def test_latents_declaring_unusable_shapes_are_listed_as_damaged(
+    tmp_path: Path, means: tuple, ids: tuple, why: str
+) -> None:
+    _save(tmp_path / "one")
+    rows = means[0][0]
+    _npz_declaring(
+        tmp_path / "one" / ck.LATENTS_FILE,
+        means=means,
+        labels=((rows,), "<i8"),
+        ids=(ids, "<U8"),
+    )
+    [item] = list_checkpoints(tmp_path)  # from the headers: nothing decompressed
+    assert item.summary.startswith("damaged: latents.npz ") and why in item.summary
