@@ -37,9 +37,11 @@ from vae.model import ConvVAE, ModelConfig  # noqa: E402
 
 MODEL = "--batch-size 8 --channels 8,16 --latent-dim 4 --beta-warmup-epochs 1 --seed 0".split()
 # Tolerances. On the CPU two gloo ranks differ from one process by summation order only
-# (1.7e-7 measured, as in tests/integration/test_distributed.py). A GPU adds TF32 convolutions
-# and other kernels, so its bound is looser; a real bug (a rank training on the wrong share, a
-# lost gradient average) moves weights by far more than either.
+# (1.7e-7 measured, as in tests/integration/test_distributed.py). On a GPU, with TF32 turned
+# off (NO_TF32) so that fp32 is compared with fp32, other kernels and summation orders remain;
+# its bound is looser, and a real bug (a rank training on the wrong share, a lost gradient
+# average) moves weights by far more than either.
+NO_TF32 = {"NVIDIA_TF32_OVERRIDE": "0"}  # cuBLAS and cuDNN: no TF32 whatever torch asks
 WEIGHT_ATOL = {"cpu": 1e-5, "cuda": 1e-2}
 DECODE_ATOL = {"cpu": 1e-5, "cuda": 1e-2}
 FSDD = ROOT.parent / "shared/datasets/fsdd/recordings"
@@ -95,7 +97,7 @@ def check_ddp(data: Path, tmp: Path, dev: str, nproc: int, epochs: int, env: dic
                 "--threads", 1, *MODEL]  # fmt: skip
 
     run = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    seconds = _run([*run, f"--nproc-per-node={nproc}", *train(dev, tmp / "ddp")], env)
+    seconds = _run([*run, f"--nproc-per-node={nproc}", *train(dev, tmp / "ddp")], env | NO_TF32)
     _run([sys.executable, *train("cpu", tmp / "one")], env)
     diff, atol = _weight_diff(tmp / "ddp", tmp / "one"), WEIGHT_ATOL[dev]
     backend = "nccl" if dev == "cuda" else "gloo"
@@ -147,6 +149,8 @@ def check_reproduce(src: Path, tmp: Path, dev: str, dry: bool, env: dict) -> boo
 @torch.no_grad()
 def check_synthesis(dev: str, repeats: int) -> bool:
     cfg = F.get_preset("fsdd")
+    torch.backends.cudnn.allow_tf32 = False  # fp32 against the CPU's fp32
+    torch.backends.cuda.matmul.allow_tf32 = False
     torch.manual_seed(0)
     model = ConvVAE(ModelConfig(*cfg.shape)).eval()
     z = torch.randn(1, model.config.latent_dim)
