@@ -1,7 +1,8 @@
 """`python -m vae train` on two machines: two network namespaces joined by a veth pair stand in
 for two hosts (each its own network stack, talking over the pair only), and `torchrun --nnodes
 2 --rdzv-backend c10d` runs once in each, gloo on the CPU. The weights equal a one-process run;
-SIGKILL of one node stops the other in one clear line; `--resume` on two nodes continues.
+SIGKILL of either node (rank 1, or rank 0 with the rendezvous store) stops the other in one
+clear line; `--resume` on two nodes continues.
 
 Needs root and iproute2 (`ip netns`); skips with the reason elsewhere. The namespaces get
 unique names and are deleted in teardown, with every process still in them, even on failure.
@@ -139,15 +140,15 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("nodes")
 
 
-@pytest.fixture(scope="module")
-def killed(nodes: tuple[Node, Node], root: Path, demo_dataset_dir: Path) -> dict:
-    """A long two-node run whose node b (rank 1) is SIGKILLed, agent and worker, mid-epoch
-    after epoch 1 is saved; what the survivor (rank 0, on a) said and how long it took."""
-    a, b = nodes
-    out = root / "killed"
+def _kill_one(nodes: tuple[Node, Node], victim: int, out: Path, data: Path) -> dict:
+    """A long two-node run whose node ``victim`` (0: a, rank 0 and the rendezvous host; 1: b)
+    dies, agent and worker, mid-epoch after epoch 1 is saved; what the survivor said, its
+    exit status and how long it took to stop."""
+    a, _ = nodes
     port, run_id = next(PORTS), uuid.uuid4().hex[:8]
-    args = (demo_dataset_dir, "--out", out, "--epochs", 1000)
-    survivor, victim = (_start(node, a, port, run_id, *args) for node in (a, b))
+    args = (data, "--out", out, "--epochs", 1000)
+    procs = [_start(node, a, port, run_id, *args) for node in nodes]
+    survivor = procs[1 - victim]
     try:
         deadline = time.monotonic() + 180  # a loaded machine starts slowly
         while time.monotonic() < deadline and survivor.poll() is None:
@@ -157,14 +158,32 @@ def killed(nodes: tuple[Node, Node], root: Path, demo_dataset_dir: Path) -> dict
         if not (survivor.poll() is None and (out / ck.CONFIG_FILE).is_file()):
             pytest.fail(f"ended or hung before the kill: {_finish(survivor, 5)[1][-3000:]}")
         time.sleep(0.3)  # an epoch is ~0.2 s: somewhere inside one
-        _kill_all(b.netns)  # the whole machine: agent and worker
+        _kill_all(nodes[victim].netns)  # the whole machine: agent and worker
         killed_at = time.monotonic()
         _, stderr = _finish(survivor, 90)
         seconds = time.monotonic() - killed_at
     finally:
-        _finish(victim, 10)
-    return {"out": out, "data": demo_dataset_dir, "stderr": stderr, "seconds": seconds,
+        _finish(procs[victim], 10)
+    return {"out": out, "data": data, "stderr": stderr, "seconds": seconds,
             "returncode": survivor.returncode}  # fmt: skip
+
+
+def _assert_one_line(killed: dict, rank: int) -> None:
+    """The survivor (``rank``) stopped soon with one line; the checkpoint is whole."""
+    assert killed["returncode"] != 0 and killed["seconds"] < 60, killed["stderr"][-3000:]
+    lines = [line for line in killed["stderr"].splitlines() if LOST in line]
+    assert len(lines) == 1, killed["stderr"][-3000:]
+    assert lines[0].startswith(f"error: rank {rank}: ")
+    assert str(killed["out"]) in lines[0] and "--resume on every machine" in lines[0]
+    saved = ck.load_checkpoint(killed["out"]).epoch  # the last finished epoch, whole
+    assert saved >= 1
+    assert [r["epoch"] for r in epoch_records(killed["out"])] == list(range(1, saved + 1))
+
+
+@pytest.fixture(scope="module")
+def killed(nodes: tuple[Node, Node], root: Path, demo_dataset_dir: Path) -> dict:
+    """Node b (rank 1) killed; the survivor is rank 0, on a."""
+    return _kill_one(nodes, 1, root / "killed", demo_dataset_dir)
 
 
 def test_two_nodes_equal_one_process(
@@ -179,15 +198,15 @@ def test_two_nodes_equal_one_process(
 
 
 def test_killing_one_node_stops_the_other_in_one_line(killed: dict) -> None:
-    assert killed["returncode"] != 0 and killed["seconds"] < 60, killed["stderr"][-3000:]
-    lines = [line for line in killed["stderr"].splitlines() if LOST in line]
-    assert len(lines) == 1, killed["stderr"][-3000:]
-    assert lines[0].startswith("error: rank 0: ") and "--resume on every machine" in lines[0]
-    assert str(killed["out"]) in lines[0]
-    saved = ck.load_checkpoint(killed["out"]).epoch  # the last finished epoch, whole
-    assert saved >= 1
-    assert [r["epoch"] for r in epoch_records(killed["out"])] == list(range(1, saved + 1))
+    _assert_one_line(killed, rank=0)
     assert not (killed["out"] / ".lock").exists()  # rank 0 survived and let go
+
+
+def test_killing_the_rank_0_node_stops_the_other_too(
+    nodes: tuple[Node, Node], root: Path, demo_dataset_dir: Path
+) -> None:
+    """Rank 0 hosts the rendezvous store and writes the checkpoint: rank 1 still stops."""
+    _assert_one_line(_kill_one(nodes, 0, root / "killed-0", demo_dataset_dir), rank=1)
 
 
 def test_resume_on_two_nodes_equals_an_uninterrupted_run(
