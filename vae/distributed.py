@@ -10,15 +10,22 @@ tensors (and the pickled objects rank 0 shares), NCCL carries CUDA tensors.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 
 T = TypeVar("T")
+
+TIMEOUT_ENV = "VAE_DIST_TIMEOUT"
+# How long a rank waits in a collective for the others before giving up (torch's default is
+# 30 minutes). The longest honest wait is the others waiting while rank 0 saves a checkpoint.
+DEFAULT_TIMEOUT_S = 600
 
 
 @dataclass(frozen=True)
@@ -72,13 +79,26 @@ def start(world: World) -> None:
     if torch.cuda.is_available():
         torch.cuda.set_device(world.local_rank % torch.cuda.device_count())
         backend = "cpu:gloo,cuda:nccl"
-    dist.init_process_group(backend=backend, rank=world.rank, world_size=world.size)
+    dist.init_process_group(
+        backend=backend, rank=world.rank, world_size=world.size, timeout=timeout()
+    )
+
+
+def timeout() -> timedelta:
+    """The process group's timeout: ``VAE_DIST_TIMEOUT`` seconds, 600 when unset."""
+    text = os.environ.get(TIMEOUT_ENV, "")
+    if not text:
+        return timedelta(seconds=DEFAULT_TIMEOUT_S)
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{TIMEOUT_ENV}={text!r} must be a whole number of seconds, e.g. 600")
+    return timedelta(seconds=int(text))
 
 
 def stop() -> None:
     """Leave the process group, if this process joined one."""
     if dist.is_initialized():
-        dist.destroy_process_group()
+        with contextlib.suppress(RuntimeError):  # a group whose peer is gone may refuse
+            dist.destroy_process_group()
 
 
 def device_for(world: World, device: torch.device) -> torch.device:
@@ -141,3 +161,37 @@ def check_all(world: World, error: str | None) -> None:
     if found:
         rank, message = found[0]
         raise ValueError(message if rank == world.rank else f"rank {rank}: {message}")
+
+
+class PeerLost(RuntimeError):
+    """Another rank of this training is gone (its machine or process died, or the network
+    between them failed): every rank left stops with one line saying how to resume."""
+
+
+# What gloo and NCCL say when a peer vanishes (torch raises DistError or a plain RuntimeError).
+_LOST_SIGNS = ("connection closed by peer", "connection reset", "timed out", "broken pipe")
+
+
+@contextlib.contextmanager
+def peer_watch(world: World, out: object) -> Iterator[None]:
+    """Turn a collective that failed because another rank vanished into :class:`PeerLost`.
+
+    Args:
+        world: this process's place; one process passes everything through untouched.
+        out: the checkpoint folder, named in the message (rank 0 keeps its last epoch there).
+    """
+    try:
+        yield
+    except (PeerLost, RankFailed):
+        raise
+    except RuntimeError as err:
+        text = str(err)
+        lost = isinstance(err, dist.DistError) or any(s in text.lower() for s in _LOST_SIGNS)
+        if not world.active or not lost:
+            raise
+        first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+        raise PeerLost(
+            f"rank {world.rank}: another process or machine of this training is gone "
+            f"({first[:160]}); the checkpoint in {out} keeps the last finished epoch: "
+            f"run the same torchrun command with --resume on every machine"
+        ) from err

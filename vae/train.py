@@ -116,7 +116,7 @@ def train(
 
     dist.start(world)
     try:
-        with _locked_on_main(world, out):
+        with dist.peer_watch(world, out), _locked_on_main(world, out):
             # Rank 0 checks the folder, loads the dataset and the checkpoint and decides; the
             # others wait for its plan, or its error.
             plan = dist.on_main(

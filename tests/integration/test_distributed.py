@@ -17,6 +17,8 @@ import pytest
 import torch
 import torch.distributed as tdist
 
+from tests.torchrun_helpers import ARGS, ATOL, ENV, ROOT, TINY, epoch_records, max_diff
+from tests.torchrun_helpers import one_process_config as _cfg
 from vae import checkpoints as ck
 from vae import distributed as dist
 from vae.batches import FeatureFile
@@ -25,18 +27,6 @@ from vae.loop import Trainer, TrainerSetup
 from vae.prior import PRIOR_FILE
 from vae.train import build_model_config, train
 from vae.train_config import TrainConfig
-
-ROOT = Path(__file__).resolve().parents[2]
-TINY = {"channels": (8, 16), "latent_dim": 4}
-ARGS = "--batch-size 8 --channels 8,16 --latent-dim 4 --beta-warmup-epochs 1 --threads 1".split()
-# 2 ranks vs 1 differ only in summation order (each rank's batch mean, DDP's gradient
-# average): after 2-3 AdamW epochs the largest weight difference measured was 1.7e-7.
-ATOL = 1e-5
-
-
-def _cfg(epochs: int) -> TrainConfig:
-    """What ARGS trains, for in-process one-rank runs."""
-    return TrainConfig(epochs=epochs, batch_size=8, beta_warmup_epochs=1, threads=1)
 
 
 def _torchrun(*args: object, nproc: int = 2) -> list[str]:
@@ -50,40 +40,12 @@ def _torchrun(*args: object, nproc: int = 2) -> list[str]:
     return [*run, "-m", "vae", "train", *map(str, args), *ARGS]
 
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-
-
 def _run(*args: object) -> subprocess.CompletedProcess:
     done = subprocess.run(
         _torchrun(*args), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=240
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
-
-
-def _epochs(out: Path) -> list[dict]:
-    return [r for r in ck.read_metrics(out) if r["event"] == "epoch"]
-
-
-def _inert(model: torch.nn.Module) -> set[str]:
-    """Conv biases right before a GroupNorm with one channel per group: the norm subtracts
-    them again, so their true gradient is 0 and AdamW turns rounding noise into lr-sized
-    steps that differ between any two summation orders (and change no output)."""
-    names = set()
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Sequential) and len(module) == 3:
-            norm = module[1]
-            if isinstance(norm, torch.nn.GroupNorm) and norm.num_groups == norm.num_channels:
-                names.add(f"{name}.0.bias")
-    return names
-
-
-def _max_diff(a: Path, b: Path) -> float:
-    """Largest difference between the weights of two checkpoints that shape their output."""
-    ma, mb = ck.load_checkpoint(a).model, ck.load_checkpoint(b).model
-    wa, wb = ma.state_dict(), mb.state_dict()
-    assert wa.keys() == wb.keys()
-    return max(float((wa[k] - wb[k]).abs().max()) for k in wa if k not in _inert(ma))
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +66,7 @@ def test_two_ranks_write_one_checkpoint(runs: dict[str, Path]) -> None:
     ]  # fmt: skip
     loaded = ck.load_checkpoint(out)
     assert loaded.epoch == 2 and TrainConfig.from_dict(loaded.train_config) == _cfg(2)
-    records = _epochs(out)
+    records = epoch_records(out)
     assert [r["epoch"] for r in records] == [1, 2]  # one writer: no line twice
     assert [r["event"] for r in ck.read_metrics(out)].count("step") == 0  # 8 steps < log_every
     ds = load_dataset(runs["data"])
@@ -121,8 +83,8 @@ def test_two_ranks_write_one_checkpoint(runs: dict[str, Path]) -> None:
 
 
 def test_two_ranks_equal_one_process(runs: dict[str, Path]) -> None:
-    assert _max_diff(runs["ddp"], runs["one"]) < ATOL
-    ddp, one = _epochs(runs["ddp"]), _epochs(runs["one"])
+    assert max_diff(runs["ddp"], runs["one"]) < ATOL
+    ddp, one = epoch_records(runs["ddp"]), epoch_records(runs["one"])
     for a, b in zip(ddp, one, strict=True):
         for key in ("train_loss", "train_recon", "train_kl", "val_loss", "val_recon", "val_kl"):
             assert a[key] == pytest.approx(b[key], rel=1e-4), key
@@ -138,9 +100,9 @@ def test_resume_under_torchrun_continues_like_one_process(runs: dict[str, Path])
     shutil.copytree(runs["one"], root / "one3")
     _run(runs["data"], "--out", root / "ddp3", "--epochs", 3, "--resume")
     train(runs["data"], root / "one3", train_config=_cfg(3), resume=True)
-    assert [r["epoch"] for r in _epochs(root / "ddp3")] == [1, 2, 3]
+    assert [r["epoch"] for r in epoch_records(root / "ddp3")] == [1, 2, 3]
     assert ck.load_checkpoint(root / "ddp3").epoch == 3
-    assert _max_diff(root / "ddp3", root / "one3") < ATOL
+    assert max_diff(root / "ddp3", root / "one3") < ATOL
 
 
 def _rank_pid(agent: int, rank: int) -> int | None:
@@ -184,7 +146,8 @@ def test_sigterm_to_one_rank_stops_both_at_the_same_batch(
         proc.wait()
     assert proc.returncode == 0, stderr[-3000:]  # both ranks returned: a clean stop, no hang
     saved = ck.load_checkpoint(out).epoch
-    assert 1 <= saved < 1000 and [r["epoch"] for r in _epochs(out)] == list(range(1, saved + 1))
+    assert 1 <= saved < 1000
+    assert [r["epoch"] for r in epoch_records(out)] == list(range(1, saved + 1))
     assert f"stopped; the checkpoint of epoch {saved} is kept" in stdout, stdout[-3000:]
     assert not (out / ".lock").exists()
 
