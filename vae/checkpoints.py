@@ -27,7 +27,7 @@ import torch
 
 from vae import limits
 from vae.features import FeatureConfig
-from vae.model import ConvVAE, ModelConfig
+from vae.model import ConvVAE, ModelConfig, check_model_size
 from vae.prior import PRIOR_FILE
 from vae.storage import (  # noqa: F401  (re-exported: the checkpoint API writes with these)
     atomic_write_bytes,
@@ -224,7 +224,7 @@ def read_config(path: str | Path) -> dict[str, Any]:
     )
 
 
-def _load_weights(path: Path, device: str | torch.device) -> dict[str, Any]:
+def _load_weights(path: Path, device: str | torch.device, max_bytes: int) -> dict[str, Any]:
     file = path / WEIGHTS_FILE
     if not file.is_file():
         raise CheckpointError(
@@ -232,10 +232,10 @@ def _load_weights(path: Path, device: str | torch.device) -> dict[str, Any]:
         )
     corrupt = f"{file}: truncated or corrupt (%s); resume from an intact copy or retrain"
     size = file.stat().st_size
-    if size > limits.MAX_WEIGHTS_BYTES:  # checked before torch reads a byte of it
+    if size > max_bytes:  # checked before torch reads a byte of it
         raise CheckpointError(
-            f"{file}: {size:,} bytes, more than the {limits.MAX_WEIGHTS_BYTES:,} a model of "
-            f"at most {limits.MAX_PARAMETERS:,} parameters and its optimizer take; {_fix(path)}"
+            f"{file}: {size:,} bytes, more than the {max_bytes:,} the model in {CONFIG_FILE} "
+            f"and its optimizer take; {_fix(path)}"
         )
     if not zipfile.is_zipfile(file):  # torch.save writes a zip archive; a cut one is not
         raise CheckpointError(corrupt % "not a complete zip archive")
@@ -273,10 +273,11 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     try:
         feature_config = FeatureConfig.from_dict(config["feature_config"])
         model_config = ModelConfig.from_dict(config["model_config"])
+        max_bytes = limits.max_weights_bytes(check_model_size(model_config))
         label_names = limits.check_label_names(config.get("label_names", []), model_config.n_labels)
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{path / CONFIG_FILE}: bad config ({err}); {_fix(path)}") from None
-    state = _load_weights(path, device)
+    state = _load_weights(path, device, max_bytes)
     if not isinstance(state["model"], dict):
         raise CheckpointError(f"{path / WEIGHTS_FILE}: not a sound-vae-studio weights file")
     # NaN weights decode every code to silence: refuse them here, not as an all-zero WAV.

@@ -137,15 +137,16 @@ class ModelConfig:
         return config
 
 
-def check_model_size(config: ModelConfig) -> None:
-    """LimitError when the ConvVAE of ``config`` (a config from a file) would hold more than
-    ``limits.MAX_PARAMETERS``: counted on torch's meta device, so nothing is allocated."""
+def check_model_size(config: ModelConfig) -> int:
+    """The parameter count of the ConvVAE of ``config`` (a config from a file), counted on
+    torch's meta device so nothing is allocated; LimitError over ``limits.MAX_PARAMETERS``."""
     with torch.device("meta"):
         n = count_parameters(ConvVAE(config))
     limits.check(
         n <= limits.MAX_PARAMETERS,
         f"model_config: {n:,} parameters, at most {limits.MAX_PARAMETERS:,}",
     )
+    return n
 
 
 def _stage(conv: nn.Module, width: int) -> nn.Sequential:
