@@ -332,3 +332,17 @@ def test_cli_refuses_hostile_sizes_in_one_line_under_the_ceiling(
         assert lines[0].startswith(f"error: {ckpt / file}: "), (command, lines[0])
         assert what in lines[0], (command, what, lines[0])
         assert peak < limits.MEMORY_CEILING, (command, f"{peak / 2**20:.0f} MiB")
+
+
+@pytest.mark.slow
+def test_cli_refuses_a_hostile_dataset_in_one_line(workspace: Path, tmp_path: Path) -> None:
+    data, ckpt = workspace / "data" / "demo", workspace / "checkpoints" / "demo"
+    info = json.loads((data / "config.json").read_text())
+    info["feature_config"].update(n_fft=2**30, clip_samples=2**30)
+    (data / "config.json").write_text(json.dumps(info))
+    for proc in (
+        _vae_peak("evaluate", ckpt, data, "--json", tmp=tmp_path),
+        _vae_peak("train", data, "--out", workspace / "new", "--epochs", "1", tmp=tmp_path),
+    ):
+        _assert_one_line_error(proc[0], str(data / "config.json"), "n_fft=1073741824")
+        assert proc[1] < limits.MEMORY_CEILING
