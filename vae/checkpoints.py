@@ -78,20 +78,30 @@ def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
         raise
 
 
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+METRICS_MAX_BYTES = 64 << 20  # 300,000 lines: far past any run; a bigger file is read from its end
+
+
+def read_metrics(
+    path: str | Path, max_bytes: int | None = METRICS_MAX_BYTES
+) -> list[dict[str, Any]]:
     """Records of a checkpoint's ``metrics.jsonl`` (folder or file); [] when absent.
 
-    A torn or garbled line (a writer killed mid-line) is skipped, not fatal.
+    A torn or garbled line (a writer killed mid-line) is skipped, not fatal. Of a file over
+    ``max_bytes`` (one from elsewhere) only the last ``max_bytes`` are read.
     """
     path = Path(path)
     path = path / METRICS_FILE if path.is_dir() else path
     if not path.is_file():
         return []
+    with path.open("rb") as f:
+        cut = max(0, f.seek(0, os.SEEK_END) - (max_bytes or 1 << 62))
+        f.seek(cut)
+        lines = f.read().decode("utf-8", errors="replace").splitlines()[bool(cut) :]
     records = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in lines:
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # torn, or nested too deep by someone else
             continue
         if isinstance(record, dict):
             records.append(record)
@@ -104,7 +114,7 @@ def trim_metrics(out: str | Path, epoch: int) -> int:
     if not file.is_file():
         return 0
     lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
-    records = read_metrics(file)
+    records = read_metrics(file, max_bytes=None)  # our own run's file: every line
     keep = [r for r in records if int(r.get("epoch", 0)) <= epoch]
     dropped = len(lines) - len(keep)
     if dropped:

@@ -293,6 +293,16 @@ def test_metrics_reader_skips_torn_lines_and_trim_drops_later_epochs(tmp_path: P
     assert ck.trim_metrics(tmp_path, 2) == 0
 
 
+def test_metrics_from_elsewhere_are_read_within_a_bound(tmp_path: Path) -> None:
+    file = tmp_path / "metrics.jsonl"
+    lines = ['{"epoch": 1}', "[" * 100_000, *(f'{{"epoch": {e}}}' for e in range(2, 2000))]
+    file.write_text("\n".join(lines) + "\n")
+    assert [r["epoch"] for r in ck.read_metrics(file)] == list(range(1, 2000))
+    tail = ck.read_metrics(file, max_bytes=140)  # about ten lines from the end, none cut
+    assert [r["epoch"] for r in tail] == list(range(2000 - len(tail), 2000))
+    assert 5 <= len(tail) <= 10
+
+
 def test_pack_checkpoint_zips_what_loading_needs(studio_root, tmp_path):
     import zipfile
 
