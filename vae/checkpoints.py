@@ -25,14 +25,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from vae import limits
 from vae.features import FeatureConfig
-from vae.model import ConvVAE, ModelConfig
+from vae.model import ConvVAE, ModelConfig, check_model_size
 from vae.prior import PRIOR_FILE
 from vae.storage import (  # noqa: F401  (re-exported: the checkpoint API writes with these)
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     raise_if_disk_full,
+    read_json,
     read_versioned_json,
     versions,
     write_atomically,
@@ -76,20 +78,30 @@ def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
         raise
 
 
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+METRICS_MAX_BYTES = 64 << 20  # 300,000 lines: far past any run; a bigger file is read from its end
+
+
+def read_metrics(
+    path: str | Path, max_bytes: int | None = METRICS_MAX_BYTES
+) -> list[dict[str, Any]]:
     """Records of a checkpoint's ``metrics.jsonl`` (folder or file); [] when absent.
 
-    A torn or garbled line (a writer killed mid-line) is skipped, not fatal.
+    A torn or garbled line (a writer killed mid-line) is skipped, not fatal. Of a file over
+    ``max_bytes`` (one from elsewhere) only the last ``max_bytes`` are read.
     """
     path = Path(path)
     path = path / METRICS_FILE if path.is_dir() else path
     if not path.is_file():
         return []
+    with path.open("rb") as f:
+        cut = max(0, f.seek(0, os.SEEK_END) - (max_bytes or 1 << 62))
+        f.seek(cut)
+        lines = f.read().decode("utf-8", errors="replace").splitlines()[bool(cut) :]
     records = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in lines:
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # torn, or nested too deep by someone else
             continue
         if isinstance(record, dict):
             records.append(record)
@@ -102,7 +114,7 @@ def trim_metrics(out: str | Path, epoch: int) -> int:
     if not file.is_file():
         return 0
     lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
-    records = read_metrics(file)
+    records = read_metrics(file, max_bytes=None)  # our own run's file: every line
     keep = [r for r in records if int(r.get("epoch", 0)) <= epoch]
     dropped = len(lines) - len(keep)
     if dropped:
@@ -180,9 +192,9 @@ def save_checkpoint(
     }
     atomic_torch_save(state, path / WEIGHTS_FILE)
     created = utc_now()
-    try:
-        created = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))["created"]
-    except (OSError, ValueError, KeyError, TypeError):
+    try:  # an unreadable, huge or too deeply nested old config just gets a new date
+        created = str(read_json(path / CONFIG_FILE)["created"])
+    except (ValueError, KeyError, TypeError):
         pass
     tc = train_config.to_dict() if hasattr(train_config, "to_dict") else dict(train_config or {})
     config = {
@@ -222,13 +234,19 @@ def read_config(path: str | Path) -> dict[str, Any]:
     )
 
 
-def _load_weights(path: Path, device: str | torch.device) -> dict[str, Any]:
+def _load_weights(path: Path, device: str | torch.device, max_bytes: int) -> dict[str, Any]:
     file = path / WEIGHTS_FILE
     if not file.is_file():
         raise CheckpointError(
             f"{path}: incomplete checkpoint, missing {WEIGHTS_FILE}; {_fix(path)}"
         )
     corrupt = f"{file}: truncated or corrupt (%s); resume from an intact copy or retrain"
+    size = file.stat().st_size
+    if size > max_bytes:  # checked before torch reads a byte of it
+        raise CheckpointError(
+            f"{file}: {size:,} bytes, more than the {max_bytes:,} the model in {CONFIG_FILE} "
+            f"and its optimizer take; {_fix(path)}"
+        )
     if not zipfile.is_zipfile(file):  # torch.save writes a zip archive; a cut one is not
         raise CheckpointError(corrupt % "not a complete zip archive")
     try:
@@ -265,10 +283,15 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     try:
         feature_config = FeatureConfig.from_dict(config["feature_config"])
         model_config = ModelConfig.from_dict(config["model_config"])
-        label_names = [str(n) for n in config.get("label_names", [])]
+        max_bytes = limits.max_weights_bytes(check_model_size(model_config))
+        label_names = limits.check_label_names(config.get("label_names", []), model_config.n_labels)
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{path / CONFIG_FILE}: bad config ({err}); {_fix(path)}") from None
-    state = _load_weights(path, device)
+    state = _load_weights(path, device, max_bytes)
+    if not isinstance(state["model"], dict):
+        raise CheckpointError(f"{path / WEIGHTS_FILE}: not a sound-vae-studio weights file")
+    # NaN weights decode every code to silence: refuse them here, not as an all-zero WAV.
+    limits.check_finite(state["model"], path / WEIGHTS_FILE, CheckpointError)
     model = ConvVAE(model_config)
     try:
         model.load_state_dict(state["model"])
@@ -341,19 +364,70 @@ def write_latents(path: str | Path, means: np.ndarray, labels: np.ndarray, ids: 
     return atomic_write_bytes(Path(path) / LATENTS_FILE, buf.getvalue())
 
 
-def read_latents(path: str | Path) -> dict[str, np.ndarray]:
-    """{"means" (N, D) float32, "labels" (N,) int64, "ids" (N,) str} of a checkpoint folder."""
-    file = Path(path) / LATENTS_FILE
+LATENT_ARRAYS = ("means", "labels", "ids")
+
+
+def read_latents(path: str | Path, latent_dim: int | None = None) -> dict[str, np.ndarray]:
+    """{"means" (N, D) float32, "labels" (N,) int64, "ids" (N,) str} of a checkpoint folder.
+
+    Each array's shape and dtype are read from its header and checked (against ``latent_dim``,
+    else the folder's config when it has one) before anything is decompressed; then the means
+    must be finite.
+
+    Raises:
+        CheckpointError: naming the file and what is wrong with it.
+    """
+    path = Path(path)
+    file = path / LATENTS_FILE
     if not file.is_file():
         raise CheckpointError(
             f"{file}: missing; training writes it after each epoch: resume or retrain"
         )
+    n_names = None
+    if (path / CONFIG_FILE).is_file():
+        try:
+            config = read_config(path)
+            latent_dim = latent_dim or int(config["model_config"]["latent_dim"])
+            n_names = len(config.get("label_names", []))
+        except (KeyError, TypeError, ValueError):
+            pass  # the config's own loader names what is wrong with it
+    fix = "resume or retrain to rewrite it"
+    try:
+        headers = limits.npz_headers(file, LATENT_ARRAYS)
+    except limits.LimitError as err:
+        raise CheckpointError(f"{err}; {fix}") from None
+    _check_latent_headers(file, headers, latent_dim, fix)
     try:
         with np.load(file, allow_pickle=False) as data:
-            out = {k: data[k] for k in ("means", "labels", "ids")}
+            out = {k: data[k] for k in LATENT_ARRAYS}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        raise CheckpointError(f"{file}: unreadable ({err}); resume or retrain to rewrite") from None
+        raise CheckpointError(f"{file}: unreadable ({err}); {fix}") from None
+    if not np.isfinite(out["means"]).all():
+        raise CheckpointError(f"{file}: means hold NaN or inf values; {fix}")
+    top = n_names or limits.MAX_LABELS  # unlabelled sets store -1 and no names
+    if len(out["labels"]) and not (-1 <= out["labels"].min() and out["labels"].max() < top):
+        raise CheckpointError(f"{file}: labels outside -1..{top - 1}; {fix}")
     return out
+
+
+def _check_latent_headers(
+    file: Path, headers: dict[str, tuple[tuple[int, ...], np.dtype]], dim: int | None, fix: str
+) -> None:
+    (means, mdt), (labels, ldt), (ids, idt) = (headers[k] for k in LATENT_ARRAYS)
+    n = means[0] if means else 0
+    problems = [
+        (len(means) == 2, f"means of shape {means}, not (N, latent_dim)"),
+        (1 <= n <= limits.MAX_CLIPS, f"means of {n:,} rows: 1 to {limits.MAX_CLIPS:,} clips"),
+        (dim is None or means[1:] == (dim,), f"means of shape {means} for latent_dim {dim}"),
+        (mdt.kind == "f", f"means of dtype {mdt}, not float"),
+        (labels == (n,), f"labels of shape {labels} for {n} means"),
+        (ldt.kind in "iu", f"labels of dtype {ldt}, not integer"),
+        (ids == (n,), f"ids of shape {ids} for {n} means"),
+        (idt.kind == "U", f"ids of dtype {idt}, not text"),
+    ]
+    for ok, problem in problems:
+        if not ok:
+            raise CheckpointError(f"{file}: {problem}; {fix}")
 
 
 def pack_checkpoint(path: str | Path) -> bytes:

@@ -28,12 +28,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from vae import audio, ingest, sources, storage
+from vae import audio, ingest, limits, sources, storage
 from vae.features import FeatureConfig
 from vae.progress import Progress
 
 FORMAT_VERSION = 1
 FEATURES_FILE, WAVEFORMS_FILE = "features.npy", "waveforms.npy"
+MAX_MANIFEST_BYTES = 4096 * limits.MAX_CLIPS  # a manifest line is far under 4 KB
 MANIFEST_FILE, CONFIG_FILE, ERRORS_FILE = "manifest.csv", "config.json", "errors.csv"
 MANIFEST_COLUMNS = ("id", "source", "label", "speaker", "start", "split")
 SPLITS = ("train", "val")
@@ -293,11 +294,18 @@ class SpectrogramSet:
         return self.info["fingerprint"]
 
 
-def _load_array(path: Path) -> np.ndarray:
+def _load_array(path: Path, shape: tuple[int, ...], dtype: str, fix: str) -> np.ndarray:
+    """The array at ``path`` memory-mapped, once its header says ``shape`` and ``dtype`` and
+    that the file holds them (a header read alone: nothing is mapped before)."""
     try:
+        found, found_dtype = limits.npy_file_header(path)
+        limits.check(found == shape, f"{path} shape {found} != {shape}")
+        limits.check(found_dtype == dtype, f"{path} dtype {found_dtype} is not {dtype}")
         return np.load(path, mmap_mode="r", allow_pickle=False)
+    except limits.LimitError as err:
+        raise ValueError(f"{err}; {fix}") from None
     except (ValueError, OSError, EOFError) as err:
-        raise ValueError(f"{path}: unreadable array ({err}); re-run preprocess") from None
+        raise ValueError(f"{path}: unreadable array ({err}); {fix}") from None
 
 
 def load_dataset(path: Path) -> SpectrogramSet:
@@ -316,10 +324,10 @@ def load_dataset(path: Path) -> SpectrogramSet:
     missing = [name for name in names if not (root / name).is_file()]
     if missing:
         raise ValueError(f"{root}: incomplete dataset, missing {', '.join(missing)}; {fix}")
+    info = storage.read_json(root / CONFIG_FILE, what="not a dataset config", fix=fix)
     try:
-        info = json.loads((root / CONFIG_FILE).read_text(encoding="utf-8"))
         version = info["format_version"]
-    except (ValueError, KeyError, TypeError) as err:
+    except (KeyError, TypeError) as err:
         raise ValueError(f"{root / CONFIG_FILE}: not a dataset config ({err}); {fix}") from None
     if version != FORMAT_VERSION:
         raise ValueError(
@@ -328,10 +336,16 @@ def load_dataset(path: Path) -> SpectrogramSet:
         )
     try:
         cfg = FeatureConfig.from_dict(info["feature_config"])
-        label_names = [str(name) for name in info["label_names"]]
+        label_names = limits.check_label_names(info["label_names"], 0)
         fingerprint = str(info["fingerprint"])
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{root / CONFIG_FILE}: bad or missing field ({err}); {fix}") from None
+    manifest_bytes = (root / MANIFEST_FILE).stat().st_size
+    if manifest_bytes > MAX_MANIFEST_BYTES:
+        raise ValueError(
+            f"{root / MANIFEST_FILE}: {manifest_bytes:,} bytes, more than the "
+            f"{MAX_MANIFEST_BYTES:,} of {limits.MAX_CLIPS:,} clips; {fix}"
+        )
     try:
         with (root / MANIFEST_FILE).open(newline="", encoding="utf-8") as f:
             reader = csv.reader(f)
@@ -343,14 +357,12 @@ def load_dataset(path: Path) -> SpectrogramSet:
     ids, srcs, labels, speakers, starts, splits = (
         (list(c) for c in zip(*rows, strict=True)) if rows else [[]] * 6
     )
-    feats, waves = _load_array(root / FEATURES_FILE), _load_array(root / WAVEFORMS_FILE)
     n = len(ids)
-    expect_feats, expect_waves = (n, *cfg.shape), (n, cfg.clip_samples)
+    if n > limits.MAX_CLIPS:
+        raise ValueError(f"{root / MANIFEST_FILE}: {n:,} clips, at most {limits.MAX_CLIPS:,}")
+    feats = _load_array(root / FEATURES_FILE, (n, *cfg.shape), "float16", fix)
+    waves = _load_array(root / WAVEFORMS_FILE, (n, cfg.clip_samples), "float32", fix)
     problems = [
-        (feats.shape == expect_feats, f"{FEATURES_FILE} shape {feats.shape} != {expect_feats}"),
-        (feats.dtype == np.float16, f"{FEATURES_FILE} dtype {feats.dtype} is not float16"),
-        (waves.shape == expect_waves, f"{WAVEFORMS_FILE} shape {waves.shape} != {expect_waves}"),
-        (waves.dtype == np.float32, f"{WAVEFORMS_FILE} dtype {waves.dtype} is not float32"),
         (set(splits) <= set(SPLITS), f"{MANIFEST_FILE} has splits other than {SPLITS}"),
         (set(labels) - {""} <= set(label_names), f"{MANIFEST_FILE} has unknown labels"),
         (all(s.isdigit() for s in starts), f"{MANIFEST_FILE} has a non-integer start"),

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torchaudio
 
+from vae import limits
+
 FEATURE_FORMAT_VERSION = 1
 SEGMENT_MODES = ("single", "chunks")
 # What a person may change of a preset (CLI flags, the Dataset page's fields) -> its field;
@@ -93,6 +95,10 @@ class FeatureConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        # Bounded above too, before any window or filter bank is made: a config from
+        # elsewhere (n_fft 2**30) must not allocate gigabytes (vae.limits).
+        for ok, message in limits.feature_limits(self):
+            limits.check(ok, message)
 
     @property
     def n_stft_bins(self) -> int:

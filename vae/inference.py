@@ -212,9 +212,10 @@ class Synthesiser:
         """Soft labels (K, n_labels) moving from A's label to B's at fractions ``t`` (K,)."""
         if not self.conditional:
             return None
-        eye = torch.eye(len(self.label_names))
+        # Two one-hot rows, not an identity matrix: n_labels x n_labels grows with the square.
+        ends = torch.nn.functional.one_hot(torch.tensor([a.label, b.label]), len(self.label_names))
         t = t.unsqueeze(-1)  # (K, 1)
-        return eye[a.label] * (1 - t) + eye[b.label] * t
+        return ends[0].float() * (1 - t) + ends[1].float() * t
 
     def interpolate(
         self,

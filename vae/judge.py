@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +28,32 @@ import torch
 import torchaudio
 from torch import nn
 
-from vae.storage import atomic_write_json, write_atomically
+from vae import limits
+from vae.storage import atomic_write_json, read_json, write_atomically
 
 # Version 1 judged the dataset's feature spectrograms; version 2 hears waveforms.
 JUDGE_FORMAT_VERSION = 2
 WEIGHTS_FILE, CONFIG_FILE = "judge.pt", "judge.json"
 RETRAIN = "`python -m vae judge DATA --out DIR`"
+
+
+def _limits(cfg: JudgeConfig) -> list[tuple[bool, str]]:
+    """The upper bounds of a judge config that may come from elsewhere (``vae.limits``)."""
+    frames = 1 + cfg.clip_samples // max(cfg.hop_length, 1)
+    cells = max(cfg.n_fft // 2 + 1, max(cfg.channels, default=1) * cfg.n_mels // 4) * frames
+    return [
+        (cfg.sample_rate <= limits.MAX_SAMPLE_RATE, f"sample_rate={cfg.sample_rate}: too high"),
+        (cfg.n_fft <= limits.MAX_N_FFT, f"n_fft={cfg.n_fft}: at most {limits.MAX_N_FFT}"),
+        (cfg.clip_samples <= limits.MAX_CLIP_SAMPLES, f"clip_samples={cfg.clip_samples}: "
+         f"at most {limits.MAX_CLIP_SAMPLES}"),
+        (cfg.n_labels <= limits.MAX_LABELS, f"n_labels={cfg.n_labels}: at most "
+         f"{limits.MAX_LABELS}"),
+        (len(cfg.channels) <= 8 and max(cfg.channels, default=1) <= limits.MAX_CHANNELS,
+         f"channels={cfg.channels}: at most 8 stages of {limits.MAX_CHANNELS}"),
+        (cells <= limits.MAX_ACTIVATION, f"n_fft={cfg.n_fft}, n_mels={cfg.n_mels}, "
+         f"channels={cfg.channels} over {frames} frames: {cells:,} values, at most "
+         f"{limits.MAX_ACTIVATION:,}"),
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -76,6 +95,7 @@ class JudgeConfig:
             ),
             (self.clip_samples >= self.n_fft, f"clip_samples={self.clip_samples} < n_fft"),
             (self.floor_db > 0, f"floor_db={self.floor_db} must be positive, e.g. 80"),
+            *_limits(self),
         )
         for ok, message in checks:
             if not ok:
@@ -206,12 +226,7 @@ class Judge:
     def load(cls, path: str | Path) -> Judge:
         """Load a judge folder; ValueError naming the file and the fix when it is unusable."""
         path = Path(path)
-        try:
-            info = json.loads((path / CONFIG_FILE).read_text())
-        except (OSError, ValueError) as err:
-            raise ValueError(
-                f"{path / CONFIG_FILE}: not a judge ({err}); train one with {RETRAIN}"
-            ) from None
+        info = read_json(path / CONFIG_FILE, what="not a judge", fix=f"train one with {RETRAIN}")
         version = info.get("format_version") if isinstance(info, dict) else None
         if version != JUDGE_FORMAT_VERSION:
             why = " (version 1 judged spectrograms; judges now hear audio)" if version == 1 else ""
@@ -232,9 +247,15 @@ class Judge:
                 f"{path / CONFIG_FILE}: {len(labels)} label names for {model.config.n_labels} "
                 f"outputs; retrain it with {RETRAIN}"
             )
+        weights = path / WEIGHTS_FILE
+        if weights.is_file() and weights.stat().st_size > limits.MAX_WEIGHTS_BYTES:
+            raise ValueError(f"{weights}: too big for a judge; retrain it with {RETRAIN}")
         try:
-            state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            limits.check_finite(state, weights)
             model.load_state_dict(state)
+        except limits.LimitError as err:
+            raise ValueError(f"{err} ({RETRAIN})") from None
         except Exception as err:  # noqa: BLE001 - any unreadable weights file: one message
             raise ValueError(
                 f"{path / WEIGHTS_FILE}: unreadable ({err}); retrain the judge with {RETRAIN}"

@@ -110,7 +110,9 @@ def checkpoint_axes(
     ``min(SLIDER_DIRECTIONS, latent_dim)``. One definition for the Synthesise page, the
     CLI's ``decode`` and exports. Returns as :func:`principal_directions`."""
     k = min(SLIDER_DIRECTIONS, latent_dim) if k is None else k
-    means = read_latents(path)["means"] if (Path(path) / LATENTS_FILE).is_file() else None
+    means = (
+        read_latents(path, latent_dim)["means"] if (Path(path) / LATENTS_FILE).is_file() else None
+    )
     return latent_axes(means, latent_dim, k)
 
 

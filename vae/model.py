@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vae import limits
+
 MODEL_FORMAT_VERSION = 1
 
 # Channel widths per encoder stage, by name; each stage halves both spatial axes.
@@ -87,6 +89,8 @@ class ModelConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        for ok, message in limits.model_limits(self):  # before any layer is allocated
+            limits.check(ok, message)
 
     @property
     def conditional(self) -> bool:
@@ -128,7 +132,21 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config fields {unknown}; upgrade or retrain")
         data["channels"] = tuple(data.get("channels", MODEL_SIZES["small"]))
-        return cls(**data)
+        config = cls(**data)
+        check_model_size(config)
+        return config
+
+
+def check_model_size(config: ModelConfig) -> int:
+    """The parameter count of the ConvVAE of ``config`` (a config from a file), counted on
+    torch's meta device so nothing is allocated; LimitError over ``limits.MAX_PARAMETERS``."""
+    with torch.device("meta"):
+        n = count_parameters(ConvVAE(config))
+    limits.check(
+        n <= limits.MAX_PARAMETERS,
+        f"model_config: {n:,} parameters, at most {limits.MAX_PARAMETERS:,}",
+    )
+    return n
 
 
 def _stage(conv: nn.Module, width: int) -> nn.Sequential:

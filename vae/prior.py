@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vae import limits
 from vae.storage import atomic_write_bytes
 
 PRIOR_FILE = "prior.npz"
@@ -139,6 +140,10 @@ def read_prior(folder: str | Path, latent_dim: int) -> LatentPrior | None:
     if not file.is_file():
         return None
     fix = "delete it (samples then come from N(0, I)) or resume training to rewrite it"
+    try:
+        limits.npz_headers(file)  # sizes from the headers, before anything is decompressed
+    except limits.LimitError as err:
+        raise limits.LimitError(f"{err}; {fix}") from None
     try:
         with np.load(file, allow_pickle=False) as data:
             version = int(data["format_version"])

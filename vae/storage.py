@@ -312,15 +312,22 @@ JSON_MAX_BYTES = 4 << 20  # a config, manifest or job file is a few KB; 4 MiB is
 
 
 def read_json(
-    file: Path, *, max_bytes: int = JSON_MAX_BYTES, error: type[Exception] = ValueError
+    file: Path,
+    *,
+    max_bytes: int = JSON_MAX_BYTES,
+    error: type[Exception] = ValueError,
+    what: str = "",
+    fix: str = "replace it or remove its folder",
 ) -> Any:
     """The content of a JSON file we did not necessarily write (a checkpoint or dataset from
     elsewhere): ``error`` naming the file for one too big to be ours (checked before reading),
-    nested too deep to parse (a RecursionError otherwise), unreadable or not JSON."""
+    nested too deep to parse (a RecursionError otherwise), unreadable or not JSON; its message
+    is "<file>: <what> (<why>); <fix>" ("<file>: <why>; <fix>" without ``what``)."""
     try:
         return _load_json(file, max_bytes)
     except _Refused as refused:
-        raise error(f"{file}: {refused}; replace it or remove its folder") from None
+        why = f"{what} ({refused})" if what else str(refused)
+        raise error(f"{file}: {why}; {fix}") from None
 
 
 def read_versioned_json(

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from vae import features as F
+from vae import limits
 from vae.checkpoints import feature_differences
 from vae.storage import (
     atomic_write_json,
@@ -82,7 +83,19 @@ class VocoderConfig:
             ),
             (self.phase in PHASE_MODES, f"phase={self.phase!r} must be one of {PHASE_MODES}"),
             (self.refine_iters >= 0, f"refine_iters={self.refine_iters} must be >= 0"),
-        ]
+            # Upper bounds for a config from elsewhere (vae.limits): activations of
+            # width x expansion per frame, at most the model's own largest map.
+            (self.width <= limits.MAX_CHANNELS, f"width={self.width}: at most "
+             f"{limits.MAX_CHANNELS}"),
+            (self.layers <= 64 and self.kernel <= 63 and self.expansion <= 16,
+             f"layers={self.layers}, kernel={self.kernel}, expansion={self.expansion}: at "
+             "most 64, 63 and 16"),
+            (self.width * self.expansion * self.feature.n_frames <= limits.MAX_ACTIVATION,
+             f"width={self.width} x expansion={self.expansion} over "
+             f"{self.feature.n_frames} frames: at most {limits.MAX_ACTIVATION:,} values"),
+            (self.refine_iters <= limits.MAX_GRIFFIN_LIM_ITERS,
+             f"refine_iters={self.refine_iters}: at most {limits.MAX_GRIFFIN_LIM_ITERS}"),
+        ]  # fmt: skip
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"vocoder config: {message}")
@@ -335,9 +348,15 @@ def load_vocoder(path: str | Path, feature_config: F.FeatureConfig | None = None
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path / CONFIG_FILE}: bad vocoder config ({err}); {fix}") from None
     net = VocoderNet(config)
+    weights = path / WEIGHTS_FILE
+    if weights.is_file() and weights.stat().st_size > limits.MAX_WEIGHTS_BYTES:
+        raise ValueError(f"{weights}: too big for a vocoder; {fix}")
     try:
-        state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        limits.check_finite(state, weights)
         net.load_state_dict(state)
+    except limits.LimitError as err:
+        raise ValueError(f"{err}; {fix}") from None
     except Exception as err:  # noqa: BLE001 - any unreadable weights file: one message
         why = str(err).strip().splitlines()
         raise ValueError(

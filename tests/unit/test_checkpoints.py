@@ -196,6 +196,91 @@ def test_latents_round_trip_without_pickles(tmp_path: Path) -> None:
         ck.read_latents(tmp_path)
 
 
+def _bad_latents(tmp_path: Path, **arrays: object) -> Path:
+    np.savez(tmp_path / "latents.npz", **arrays)
+    return tmp_path
+
+
+Z, LAB, IDS = np.zeros((4, 5), np.float32), np.zeros(4, np.int64), np.array(list("abcd"))
+OBJECTS = np.empty(4, dtype=object)
+OBJECTS[:] = [[0.0] * 5] * 4
+
+
+@pytest.mark.parametrize(
+    ("arrays", "why"),
+    [
+        ({"means": OBJECTS, "labels": LAB, "ids": IDS}, "means: object dtype"),
+        (
+            {"means": Z[:, :3], "labels": LAB, "ids": IDS},
+            r"means of shape \(4, 3\) for latent_dim 5",
+        ),
+        (
+            {"means": Z[:, 0], "labels": LAB, "ids": IDS},
+            r"means of shape \(4,\), not \(N",
+        ),
+        ({"means": Z + np.nan, "labels": LAB, "ids": IDS}, "means hold NaN or inf"),
+        ({"means": Z, "labels": LAB, "ids": IDS[:2]}, r"ids of shape \(2,\) for 4 means"),
+        ({"means": Z, "labels": LAB[:3], "ids": IDS}, r"labels of shape \(3,\) for 4 means"),
+        ({"means": Z[:0], "labels": LAB[:0], "ids": IDS[:0]}, "means of 0 rows"),
+        ({"means": Z, "labels": LAB + 3, "ids": IDS}, r"labels outside -1..2"),
+        (
+            {"means": Z, "labels": LAB.astype(np.float32), "ids": IDS},
+            "labels of dtype float32, not integer",
+        ),
+        ({"means": Z, "ids": IDS}, "no array 'labels'"),
+    ],
+)
+def test_bad_latents_are_refused_naming_the_file_and_what_is_wrong(
+    tmp_path: Path, arrays: dict, why: str
+) -> None:
+    _save(tmp_path)  # latent_dim 5, three label names
+    _bad_latents(tmp_path, **arrays)
+    with pytest.raises(CheckpointError, match=f"{tmp_path / 'latents.npz'}: {why}"):
+        ck.read_latents(tmp_path)
+
+
+def test_nan_weights_are_refused_at_load_naming_the_tensor(tmp_path: Path) -> None:
+    _save(tmp_path)
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    state["model"]["to_stats.bias"][0] = float("nan")
+    torch.save(state, tmp_path / "model.pt")
+    with pytest.raises(CheckpointError, match="model.pt: tensor 'to_stats.bias' holds NaN"):
+        ck.load_checkpoint(tmp_path)
+
+
+def test_weights_far_bigger_than_their_model_are_refused_unread(tmp_path: Path) -> None:
+    _save(tmp_path)
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    torch.save({**state, "pad": torch.zeros(5 << 20)}, tmp_path / "model.pt")  # 20 MiB
+    with pytest.raises(CheckpointError, match="model.pt: .* bytes, more than the"):
+        ck.load_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("edit", "why"),
+    [
+        (lambda c: c["feature_config"].update(n_fft=2**30, clip_samples=2**30), "n_fft"),
+        (lambda c: c.update(label_names=[""] * 1_000_000), "label_names: 1,000,000"),
+        (lambda c: c.update(label_names=["a"]), "1 names for a model of n_labels=3"),
+        (lambda c: c["model_config"].update(n_labels=10**6), "n_labels=1000000"),
+    ],
+)
+def test_config_fields_beyond_the_limits_name_the_config(tmp_path: Path, edit, why) -> None:
+    _save(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    edit(config)
+    (tmp_path / "config.json").write_text(json.dumps(config, separators=(",", ":")))
+    with pytest.raises(CheckpointError, match=f"config.json: bad config .*{why}"):
+        ck.load_checkpoint(tmp_path)
+
+
+def test_a_deeply_nested_config_is_one_clear_error(tmp_path: Path) -> None:
+    tmp_path.joinpath("config.json").write_text("[" * 100_000 + "]" * 100_000)
+    tmp_path.joinpath("model.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="config.json: not readable JSON .*nested too deep"):
+        ck.load_checkpoint(tmp_path)
+
+
 def test_metrics_reader_skips_torn_lines_and_trim_drops_later_epochs(tmp_path: Path) -> None:
     for epoch in (1, 2, 3):
         ck.append_jsonl(tmp_path / "metrics.jsonl", {"event": "step", "epoch": epoch})
@@ -206,6 +291,16 @@ def test_metrics_reader_skips_torn_lines_and_trim_drops_later_epochs(tmp_path: P
     assert ck.trim_metrics(tmp_path, 2) == 3
     assert [r["epoch"] for r in ck.read_metrics(tmp_path)] == [1, 1, 2, 2]
     assert ck.trim_metrics(tmp_path, 2) == 0
+
+
+def test_metrics_from_elsewhere_are_read_within_a_bound(tmp_path: Path) -> None:
+    file = tmp_path / "metrics.jsonl"
+    lines = ['{"epoch": 1}', "[" * 100_000, *(f'{{"epoch": {e}}}' for e in range(2, 2000))]
+    file.write_text("\n".join(lines) + "\n")
+    assert [r["epoch"] for r in ck.read_metrics(file)] == list(range(1, 2000))
+    tail = ck.read_metrics(file, max_bytes=140)  # about ten lines from the end, none cut
+    assert [r["epoch"] for r in tail] == list(range(2000 - len(tail), 2000))
+    assert 5 <= len(tail) <= 10
 
 
 def test_pack_checkpoint_zips_what_loading_needs(studio_root, tmp_path):

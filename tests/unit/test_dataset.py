@@ -350,6 +350,34 @@ def test_load_refuses_a_corrupt_array(dataset_copy: Path) -> None:
         load_dataset(dataset_copy)
 
 
+@pytest.mark.parametrize(
+    ("edit", "why"),
+    [
+        (lambda i: i["feature_config"].update(n_fft=2**30, clip_samples=2**30), "n_fft"),
+        (lambda i: i.update(label_names=[""] * 1_000_000), "label_names: 1,000,000 names"),
+    ],
+)
+def test_load_refuses_config_fields_beyond_the_limits(dataset_copy: Path, edit, why) -> None:
+    config = dataset_copy / "config.json"
+    info = json.loads(config.read_text())
+    edit(info)
+    config.write_text(json.dumps(info, separators=(",", ":")))
+    with pytest.raises(ValueError, match=f"config.json: bad or missing field .*{why}"):
+        load_dataset(dataset_copy)
+
+
+def test_load_refuses_a_nested_config_and_an_array_longer_than_its_file(
+    dataset_copy: Path,
+) -> None:
+    features = dataset_copy / "features.npy"
+    features.write_bytes(features.read_bytes()[:-100])  # the header still says every row
+    with pytest.raises(ValueError, match=r"features.npy: declares \(30, 128, 33\) float16"):
+        load_dataset(dataset_copy)
+    (dataset_copy / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="config.json: not a dataset config .*nested too deep"):
+        load_dataset(dataset_copy)
+
+
 def test_load_refuses_an_edited_manifest(dataset_copy: Path) -> None:
     manifest = dataset_copy / "manifest.csv"
     manifest.write_text(manifest.read_text().replace("tone_bo_1,", "tone_bo_one,", 1))

@@ -126,6 +126,26 @@ def test_a_broken_judge_folder_names_the_file_and_the_fix(tmp_path, demo_judge):
         Judge.load(tmp_path)
 
 
+@pytest.mark.slow
+def test_a_hostile_judge_folder_is_refused_before_it_is_built(tmp_path, demo_judge):
+    judge, _, _ = demo_judge
+    info = {**judge.info, "judge_config": {**judge.info["judge_config"]}}
+    state = {k: v.clone() for k, v in judge.model.state_dict().items()}
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name].view(-1)[0] = float("nan")
+    (tmp_path / "judge.json").write_text(json.dumps(info))
+    torch.save(state, tmp_path / "judge.pt")
+    with pytest.raises(ValueError, match=f"judge.pt: tensor '{name}' holds NaN"):
+        Judge.load(tmp_path)
+    info["judge_config"].update(n_fft=2**30, clip_samples=2**30)
+    (tmp_path / "judge.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="judge.json: damaged judge config.*n_fft=1073741824"):
+        Judge.load(tmp_path)
+    (tmp_path / "judge.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="judge.json: not a judge .*nested too deep"):
+        Judge.load(tmp_path)
+
+
 def test_judge_needs_labels(tmp_path, demo_set_dir):
     preprocess(demo_set_dir, tmp_path / "data", CFG, labels="none")
     with pytest.raises(ValueError, match="needs every clip labelled"):

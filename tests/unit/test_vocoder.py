@@ -130,6 +130,19 @@ def test_configs_name_the_bad_value(trained):
         VocoderTraining(augment=2)
 
 
+def test_a_hostile_vocoder_folder_is_refused_naming_the_file(trained, tmp_path):
+    ckpt, _, ds = trained
+    folder = shutil.copytree(vocoder_dir(ckpt), tmp_path / "vocoder")
+    state = torch.load(folder / "vocoder.pt", weights_only=True)
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name].view(-1)[0] = float("inf")
+    torch.save(state, folder / "vocoder.pt")
+    with pytest.raises(ValueError, match=f"vocoder.pt: tensor '{name}' holds NaN or inf"):
+        load_vocoder(folder)
+    with pytest.raises(ValueError, match="width=100000: at most"):
+        VocoderConfig(ds.config, width=100_000)
+
+
 def test_griffin_lim_from_zero_phase_is_torchaudios(trained):
     _, _, ds = trained
     mag = F.features_to_magnitude(_feats(ds, 2), ds.config)
