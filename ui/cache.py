@@ -14,7 +14,7 @@ import streamlit as st
 import torch
 
 from vae import inference
-from vae.checkpoints import CONFIG_FILE, LATENTS_FILE, CheckpointError, read_latents
+from vae.checkpoints import CONFIG_FILE, LATENTS_FILE, WEIGHTS_FILE, read_latents
 from vae.dataset import CONFIG_FILE as DATASET_CONFIG
 from vae.dataset import SpectrogramSet, load_dataset
 from vae.inference import Clip, Synthesiser
@@ -29,14 +29,15 @@ def _stamp(path: Path) -> float:
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the checkpoint...")
-def _synthesiser(path: str, stamp: float) -> Synthesiser:
+def _synthesiser(path: str, stamp: tuple[float, float]) -> Synthesiser:
     return Synthesiser.load(path)
 
 
 def synthesiser(path: str | Path) -> Synthesiser:
     """The checkpoint at ``path`` ready to encode, decode and sample (CPU, eval mode)."""
     path = Path(path).resolve()  # absolute: two workspaces in one process never share
-    return _synthesiser(str(path), _stamp(path / CONFIG_FILE))
+    # Both files: a model.pt replaced on its own (by hand, or a hostile copy) is read again.
+    return _synthesiser(str(path), (_stamp(path / CONFIG_FILE), _stamp(path / WEIGHTS_FILE)))
 
 
 @st.cache_resource(max_entries=4, show_spinner="Opening the dataset...")
@@ -52,27 +53,7 @@ def dataset(path: str | Path) -> SpectrogramSet:
 
 @st.cache_resource(max_entries=4)
 def _latents(path: str, stamp: float) -> dict[str, np.ndarray]:
-    stored = read_latents(path)
-    _check_latents(stored, Path(path) / LATENTS_FILE, synthesiser(path).latent_dim)
-    return stored
-
-
-def _check_latents(stored: dict[str, np.ndarray], file: Path, latent_dim: int) -> None:
-    """Refuse latents a page cannot draw or decode (a file from elsewhere), naming the file:
-    means (N, latent_dim) of finite floats, labels and ids (N,), N >= 1."""
-    means, labels, ids = (np.asarray(stored[k]) for k in ("means", "labels", "ids"))
-    n = means.shape[0] if means.ndim else 0
-    if means.ndim != 2 or means.shape[1] != latent_dim or means.dtype.kind != "f":
-        why = f"means are {means.dtype} {means.shape}, not (N, {latent_dim}) floats"
-    elif n == 0:
-        why = "no clips in it"
-    elif labels.shape != (n,) or ids.shape != (n,) or labels.dtype.kind not in "iu":
-        why = f"labels {labels.shape} and ids {ids.shape} do not match means {means.shape}"
-    elif not np.isfinite(means).all():
-        why = "means hold NaN or infinity"
-    else:
-        return
-    raise CheckpointError(f"{file}: {why}; resume or retrain to rewrite it")
+    return read_latents(path)  # shapes, counts and NaN checked against the checkpoint's config
 
 
 def latents(path: str | Path) -> dict[str, np.ndarray]:

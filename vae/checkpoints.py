@@ -392,11 +392,7 @@ def read_latents(path: str | Path, latent_dim: int | None = None) -> dict[str, n
         except (KeyError, TypeError, ValueError):
             pass  # the config's own loader names what is wrong with it
     fix = "resume or retrain to rewrite it"
-    try:
-        headers = limits.npz_headers(file, LATENT_ARRAYS)
-    except limits.LimitError as err:
-        raise CheckpointError(f"{err}; {fix}") from None
-    _check_latent_headers(file, headers, latent_dim, fix)
+    check_latent_headers(file, latent_dim, fix)
     try:
         with np.load(file, allow_pickle=False) as data:
             out = {k: data[k] for k in LATENT_ARRAYS}
@@ -410,9 +406,13 @@ def read_latents(path: str | Path, latent_dim: int | None = None) -> dict[str, n
     return out
 
 
-def _check_latent_headers(
-    file: Path, headers: dict[str, tuple[tuple[int, ...], np.dtype]], dim: int | None, fix: str
-) -> None:
+def check_latent_headers(file: Path, dim: int | None, fix: str = "resume or retrain") -> None:
+    """CheckpointError unless the shapes and dtypes a latents.npz declares are usable: read
+    from its headers, nothing decompressed (the sidebar calls this too)."""
+    try:
+        headers = limits.npz_headers(file, LATENT_ARRAYS)
+    except limits.LimitError as err:
+        raise CheckpointError(f"{err}; {fix}") from None
     (means, mdt), (labels, ldt), (ids, idt) = (headers[k] for k in LATENT_ARRAYS)
     n = means[0] if means else 0
     problems = [

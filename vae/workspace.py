@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import re
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from vae import checkpoints as ck
 from vae import dataset as ds
@@ -130,36 +127,15 @@ def _checkpoint_summary(file: Path) -> str:
     return f"epoch {info.get('epoch', '?')}, latent {model.latent_dim}, {kind}"
 
 
-def _npy_header(zf: zipfile.ZipFile, key: str) -> tuple[tuple[int, ...], np.dtype]:
-    """(shape, dtype) an .npz member declares, from its .npy header: nothing decompressed
-    past it, whatever size it claims."""
-    with zf.open(f"{key}.npy") as member:
-        version = np.lib.format.read_magic(member)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
-        else:
-            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
-    return shape, dtype
-
-
 def _latents_problem(file: Path, latent_dim: int) -> str | None:
-    """What makes a checkpoint's latents.npz unusable by its shapes alone (None: nothing, or
-    no file): means (N, latent_dim) floats, labels and ids (N,), N >= 1, no objects. Its
-    values (NaN) are the pages' to refuse, as reading them means decompressing them."""
+    """What makes a checkpoint's latents.npz unusable by its declared shapes alone (None:
+    nothing, or no file); its values (NaN) are refused when a page reads them."""
     if not file.is_file():
         return None
     try:
-        with zipfile.ZipFile(file) as zf:
-            headers = [_npy_header(zf, key) for key in ("means", "labels", "ids")]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return "is not a readable array file"
-    if any(dtype.hasobject for _, dtype in headers):
-        return "holds pickled objects"
-    (means, m_type), (labels, _), (ids, _) = headers
-    if len(means) != 2 or means[1] != latent_dim or m_type.kind != "f":
-        return f"declares means {m_type} {means}, not (N, {latent_dim}) floats"
-    if means[0] == 0 or labels != means[:1] or ids != means[:1]:
-        return f"declares means {means}, labels {labels} and ids {ids}: not N >= 1 of each"
+        ck.check_latent_headers(file, latent_dim)
+    except ValueError as err:
+        return str(err).removeprefix(f"{file}: ").split("; ")[0]
     return None
 
 

@@ -237,7 +237,7 @@ def test_a_hostile_checkpoint_is_one_error_line_on_every_page(case: str, hostile
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(NEEDS_LIMITS))
 def test_a_hostile_checkpoint_is_refused_before_allocating(case: str, hostile) -> None:
-    # needs the library limits (branch limits)
+    # refused by the library (vae.limits) before anything is allocated
     _check_case(case, hostile)
 
 

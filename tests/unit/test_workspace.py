@@ -92,12 +92,16 @@ def _npz_declaring(file: Path, **shapes: tuple[tuple[int, ...], str]) -> None:
 @pytest.mark.parametrize(
     ("means", "ids", "why"),
     [
-        (((2**23, 16), "<f4"), (2**23,), "declares means float32 (8388608, 16), not (N, 5)"),
-        (((30, 3), "<f4"), (30,), "declares means float32 (30, 3), not (N, 5)"),
-        (((150,), "<f4"), (150,), "declares means float32 (150,), not (N, 5)"),
-        (((30, 5), "<f4"), (27,), "labels (30,) and ids (27,): not N >= 1 of each"),
-        (((0, 5), "<f4"), (0,), "declares means (0, 5)"),
-        (((30, 5), "|O"), (30,), "holds pickled objects"),
+        (
+            ((2**23, 16), "<f4"),
+            (2**23,),
+            "means declares (8388608, 16) float32 (536,870,912 bytes): more than",
+        ),
+        (((30, 3), "<f4"), (30,), "means of shape (30, 3) for latent_dim 5"),
+        (((150,), "<f4"), (150,), "means of shape (150,), not (N, latent_dim)"),
+        (((30, 5), "<f4"), (27,), "ids of shape (27,) for 30 means"),
+        (((0, 5), "<f4"), (0,), "means of 0 rows: 1 to 1,048,576 clips"),
+        (((30, 5), "|O"), (30,), "means: object dtype object (a pickle)"),
     ],
 )
 def test_latents_declaring_unusable_shapes_are_listed_as_damaged(
