@@ -4,9 +4,9 @@ refused as damaged, the test process's memory stays under a ceiling, and another
 the good checkpoint goes on as before. The CLI side is ``tests/integration/
 test_untrusted_checkpoints.py``; the library's refusals are the limits' own unit tests.
 
-Cases marked ``# needs the library limits (branch limits)`` pass once the library refuses
-them (declared npz shapes, NaN weights, FFT sizes, label counts); until then they are run
-under an address-space limit, so that a missing check fails the test rather than the machine.
+The cases in ``BEFORE_ALLOCATING`` are refused by the library (``vae.limits``: declared npz
+shapes, NaN weights, FFT sizes) before anything is allocated; they run under an address-space
+limit, so that a missing check fails the test rather than the machine.
 """
 
 from __future__ import annotations
@@ -130,8 +130,8 @@ CASES: dict[str, tuple[Callable[[Path], None], str, tuple[str, ...], bool]] = {
     ),
     "million-labels": (_million_labels, "config.json", MODEL_PAGES, True),
 }
-# needs the library limits (branch limits): the library refuses these before allocating
-NEEDS_LIMITS: dict[str, tuple[Callable[[Path], None], str, tuple[str, ...], bool]] = {
+# refused by the library (vae.limits) before anything is allocated
+BEFORE_ALLOCATING: dict[str, tuple[Callable[[Path], None], str, tuple[str, ...], bool]] = {
     "huge-latents": (_huge_latents, "latents.npz", LATENT_PAGES, True),
     "nan-weights": (_nan_weights, "model.pt", MODEL_PAGES, False),
     "huge-fft": (_huge_fft, "config.json", MODEL_PAGES, True),
@@ -159,7 +159,7 @@ def hostile(hostile_root: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[st
     def make(case: str) -> Path:
         shutil.rmtree(bad, ignore_errors=True)
         shutil.copytree(hostile_root / GOOD, bad)
-        {**CASES, **NEEDS_LIMITS}[case][0](bad)
+        {**CASES, **BEFORE_ALLOCATING}[case][0](bad)
         hour_ago = time.time() - 3600
         os.utime(bad, (hour_ago, hour_ago))  # the good one stays the newest
         return bad
@@ -197,7 +197,7 @@ def _errors(at) -> list[str]:
 
 
 def _check_case(case: str, hostile: Callable[[str], Path]) -> None:
-    tamper, file, pages, damaged = {**CASES, **NEEDS_LIMITS}[case]
+    tamper, file, pages, damaged = {**CASES, **BEFORE_ALLOCATING}[case]
     hostile(case)
     for page in MODEL_PAGES:
         with memory_ceiling() as grown:
@@ -235,7 +235,7 @@ def test_a_hostile_checkpoint_is_one_error_line_on_every_page(case: str, hostile
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", list(NEEDS_LIMITS))
+@pytest.mark.parametrize("case", list(BEFORE_ALLOCATING))
 def test_a_hostile_checkpoint_is_refused_before_allocating(case: str, hostile) -> None:
     # refused by the library (vae.limits) before anything is allocated
     _check_case(case, hostile)
