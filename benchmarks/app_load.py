@@ -231,6 +231,19 @@ def rss_report(server: Server, soak_from: float | None = None) -> bool:
 # ------------------------------------------------------------------------------ main
 
 
+def _check_pad(parser: argparse.ArgumentParser) -> None:
+    """The sound pad's runtime is installed where Streamlit serves it: a component's file
+    whose real path leaves its folder (a symlinked node_modules) is refused with a 404."""
+    frontend = ROOT / "ui" / "sound_pad" / "frontend"
+    runtime = frontend / "node_modules" / "onnxruntime-web" / "dist" / "ort.wasm.min.js"
+    if not runtime.is_file():
+        parser.error("--pad on needs `npm ci --prefix ui/sound_pad/frontend`")
+    if not runtime.resolve().is_relative_to(frontend.resolve()):
+        where = frontend / "node_modules"
+        parser.error(f"--pad on: {where} links outside the component's folder, which "
+                     "Streamlit will not serve: run `npm ci` there instead")  # fmt: skip
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt  # SIGTERM cleans up as Ctrl-C does: server, job, browsers
 
@@ -251,8 +264,8 @@ def main() -> int:
     args = parser.parse_args()
     moves = args.moves or (1000 if args.soak else 40)
     pad = args.pad == "on"
-    if pad and not (ROOT / "ui/sound_pad/frontend/node_modules/onnxruntime-web").is_dir():
-        parser.error("--pad on needs `npm ci --prefix ui/sound_pad/frontend`")
+    if pad:
+        _check_pad(parser)
     if PIN:
         os.sched_setaffinity(0, {BROWSER_CORE})  # this process, playwright and chromium
     signal.signal(signal.SIGTERM, _interrupt)
