@@ -46,6 +46,7 @@ class Person:
     where: str = ""
     nudges: dict[str, int] = field(default_factory=dict)  # arrow presses, by slider
     picks: int = 0
+    stride: int = 7  # session i aims at map points i, i + stride...: never another's
     mode: str = "lerp"
 
 
@@ -106,8 +107,7 @@ async def _pick(page, person: Person) -> float:
     if not points:
         raise RuntimeError("no map point stands alone to click")
     before = await page.evaluate(PICKED_JS)
-    # Session i takes points i, i + 7, i + 14...: the sessions' picks differ.
-    choices = [p for p in points[person.index :: 7] if p["id"] != before] or points
+    choices = [p for p in points[person.index :: person.stride] if p["id"] != before] or points
     point = choices[person.picks % len(choices)]
     person.picks += 1
     t0 = time.perf_counter()
@@ -200,7 +200,7 @@ async def run_phase(url: str, sessions: int, actions: list[str], pad: bool, pace
     """``sessions`` people at once, each doing ``actions``; returns them."""
     from playwright.async_api import async_playwright
 
-    people = [Person(i, pad) for i in range(sessions)]
+    people = [Person(i, pad, stride=max(7, sessions)) for i in range(sessions)]
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
         try:
