@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from tests.browser import BROWSER_ARGS, CHROMIUM, PAD_FRAME, WATCH_JS, key
@@ -193,7 +194,8 @@ async def person_session(browser, url: str, person: Person, actions: list[str], 
                 person.where = ""
             await asyncio.sleep(max(0.0, pace - (time.perf_counter() - began)))
     finally:
-        await context.close()
+        with suppress(Exception):  # already gone when the run is interrupted
+            await context.close()
 
 
 async def run_phase(url: str, sessions: int, actions: list[str], pad: bool, pace: float):
@@ -211,5 +213,6 @@ async def run_phase(url: str, sessions: int, actions: list[str], pad: bool, pace
 
             await asyncio.gather(*(staggered(p) for p in people))
         finally:
-            await browser.close()
+            with suppress(Exception):
+                await browser.close()
     return people
