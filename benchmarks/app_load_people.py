@@ -47,6 +47,7 @@ class Person:
     where: str = ""
     nudges: dict[str, int] = field(default_factory=dict)  # arrow presses, by slider
     picks: int = 0
+    done_at: list[float] = field(default_factory=list)  # time.monotonic() after each action
     stride: int = 7  # session i aims at map points i, i + stride...: never another's
     mode: str = "lerp"
 
@@ -188,6 +189,7 @@ async def person_session(browser, url: str, person: Person, actions: list[str], 
             except Exception as err:  # a timeout or a vanished element: noted, go on
                 person.errors.append(f"{action}: {type(err).__name__}: {str(err)[:160]}")
                 person.where = ""  # start the next action from a fresh page visit
+            person.done_at.append(time.monotonic())
             boxes = await page.locator("[data-testid='stException']").all_inner_texts()
             person.errors += [f"{action}: exception box: {b.splitlines()[0]}" for b in boxes]
             if boxes:
