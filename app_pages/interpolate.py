@@ -6,14 +6,13 @@ of your own sent from Explore ("Morph from this" / "Morph to this").
 
 import hashlib
 
-import numpy as np
 import streamlit as st
 
 from ui import cache, figures, sound_pad, state, widgets
 from vae.audio import wav_bytes
 from vae.checkpoints import LATENTS_FILE
 from vae.inference import Clip
-from vae.projection import project
+from vae.latent import interpolation_path
 
 MORPH = "interp-morph-wav"  # (file name, WAV bytes, seconds) of the last morph made
 MORPH_FOR = "interp-morph-for"  # what it was made for: shown only while the page still says so
@@ -205,8 +204,8 @@ if no_map is not None:
     st.caption(f"No map: {no_map}")
 if latents is not None and synth.latent_dim > 1:
     # The same map as Explore's PCA (axes, signs, titles), with the path drawn on it.
-    pca = project(np.asarray(latents["means"], np.float32), "pca")
-    path_codes, _ = synth.interpolate(a, b, 9, mode)
+    pca = cache.projection(checkpoint, "pca")  # fitted once per checkpoint, not per move
+    path_codes = interpolation_path(synth.code_of(a), synth.code_of(b), 9, mode)  # no decode
     names = synth.label_names
     groups = [names[i] if 0 <= i < len(names) else "unlabelled" for i in latents["labels"]]
     fig = figures.latent_map(

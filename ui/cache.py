@@ -19,6 +19,7 @@ from vae.dataset import CONFIG_FILE as DATASET_CONFIG
 from vae.dataset import SpectrogramSet, load_dataset
 from vae.inference import Clip, Synthesiser
 from vae.latent import checkpoint_axes
+from vae.projection import Projection, project
 
 # One clip's decode + Griffin-Lim is small work: extra threads only spin under contention.
 torch.set_num_threads(1)
@@ -74,6 +75,18 @@ def directions(path: str | Path, latent_dim: int, k: int) -> tuple[np.ndarray, .
     if (path / LATENTS_FILE).is_file():
         latents(path)  # checked before its axes are made
     return _directions(str(path), _stamp(path / LATENTS_FILE), latent_dim, k)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _projection(path: str, stamp: float, method: str) -> Projection:
+    return project(np.asarray(_latents(path, stamp)["means"], np.float32), method, seed=0)
+
+
+def projection(path: str | Path, method: str = "pca") -> Projection:
+    """The 2-D map of the checkpoint's latent means by ``method``: fitted once per
+    latents.npz version for every session, not on each move of each one."""
+    path = Path(path).resolve()
+    return _projection(str(path), _stamp(path / LATENTS_FILE), method)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)

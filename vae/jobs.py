@@ -11,6 +11,10 @@ module keeps two files (``vae.train.JOB_FILES``):
 
 Stop is SIGTERM: training finishes the batch in hand and exits, keeping the checkpoint of the
 last finished epoch, which ``start(..., resume=True)`` continues.
+
+The run yields to the app: it starts ``NICENESS`` steps nicer than the app, and a job that
+sets no thread count (None, or 0: the Train page's default) trains on one core fewer than
+this process may use, so the people moving sliders while it trains keep a core.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,7 @@ from vae.train_config import TrainConfig
 JOB_FILE, LOG_FILE = JOB_FILES
 JOB_VERSION = 1
 ROOT = Path(__file__).resolve().parents[1]  # on the child's PYTHONPATH: any cwd works
+NICENESS = 10  # how much nicer than the app a run is (the scheduler favours the app's moves)
 
 # Runs this process started, by folder: polled so that a finished child is reaped (a zombie
 # would look alive to os.kill(pid, 0)) and its exit code is recorded in job.json.
@@ -92,6 +97,27 @@ class TrainingStatus:
 
 
 # ------------------------------------------------------------------------------ starting
+
+
+def default_threads() -> int:
+    """Torch threads for a run that sets none: every core this process may use but one
+    (at least one), the one left to the app that started it."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
+
+
+def _lower_priority(pid: int) -> None:
+    """Make the run ``NICENESS`` steps nicer than this process. Set from here, just after
+    exec and before the child has imported torch (so before it has threads, which inherit
+    it), not in a ``preexec_fn``, which is unsafe in a threaded app such as Streamlit."""
+    try:
+        nice = min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICENESS)
+        os.setpriority(os.PRIO_PROCESS, pid, nice)
+    except (AttributeError, OSError):  # not POSIX, or the child is gone already
+        pass
 
 
 def command(data: str | Path, out: str | Path, options: JobOptions, resume: bool) -> list[str]:
@@ -191,7 +217,8 @@ def _start_locked(data: Path, out: Path, options: JobOptions, resume: bool) -> T
         )
     if not ck.has_checkpoint(out):  # leftovers of a run that died in epoch 1
         (out / ck.METRICS_FILE).unlink(missing_ok=True)
-    argv = command(data, out, options, resume)
+    threads = options.threads or default_threads()  # None or 0 ("every core"): one spared
+    argv = command(data, out, replace(options, threads=threads), resume)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     with (out / LOG_FILE).open("w", encoding="utf-8") as log:
@@ -199,6 +226,7 @@ def _start_locked(data: Path, out: Path, options: JobOptions, resume: bool) -> T
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             env=env, cwd=ROOT, start_new_session=True,  # Ctrl-C on the app spares the run
         )  # fmt: skip
+    _lower_priority(child.pid)
     _CHILDREN[str(out)] = child
     epochs = options.epochs
     if epochs is None and resume and ck.has_checkpoint(out):

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,32 @@ def test_bad_options_are_refused_before_starting(demo_dataset_dir: Path, tmp_pat
     with pytest.raises(ValueError, match="channels"):
         jobs.start(demo_dataset_dir, tmp_path / "ck", jobs.JobOptions(channels=(8, 0)))
     assert not (tmp_path / "ck").exists() and not jobs._CHILDREN
+
+
+def _proc_nice_and_argv(pid: int) -> tuple[int, list[str]]:
+    """The process's niceness (field 19 of /proc/PID/stat) and its argv, as the kernel has them."""
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    return int(stat[16]), argv
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+@pytest.mark.parametrize("threads", [None, 0, 3])
+def test_the_run_is_nicer_than_the_app_and_spares_it_a_core(
+    demo_dataset_dir: Path, tmp_path: Path, threads: int | None
+) -> None:
+    """The child runs NICENESS steps nicer than its parent; a job that sets no thread count
+    (None, or the page's 0) trains on all this process's cores but one, a set count is kept."""
+    import os
+
+    run = jobs.start(demo_dataset_dir, tmp_path / "ck", replace(LONG, threads=threads))
+    nice, argv = _proc_nice_and_argv(run.pid)
+    assert nice == min(19, os.getpriority(os.PRIO_PROCESS, 0) + jobs.NICENESS)
+    cores = len(os.sched_getaffinity(0))
+    assert argv[argv.index("--threads") + 1] == str(threads or max(1, cores - 1))
+    assert jobs.default_threads() == max(1, cores - 1)
+    # The page's form, re-attaching, still shows what was asked for.
+    assert jobs.settings(tmp_path / "ck").threads == threads
 
 
 @pytest.mark.slow

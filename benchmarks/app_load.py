@@ -1,0 +1,332 @@
+"""The app under load: several people at once, a person's pace, optionally while it trains.
+
+One ``streamlit run app.py`` server pinned to one core (``taskset``), chromium pinned to the
+other, N browser contexts (N people: each its own session), each acting about once a second:
+a Synthesise slider move, an Interpolate α move, a map pick on Explore, a morph. Each
+action's time is from the input to its answer: new audio in the page's player (the server
+path), the sound pad's ``data-rendered-at`` (``--pad on``: the sound made in the browser),
+the picked clip's heading, the morph's download button. Meanwhile the server's RSS is read
+from /proc every second, and every exception box, page error and server traceback is kept.
+
+Phases, one server: one session alone (the baseline), then N at once; with ``--train`` the
+same two again while a training job runs beside them (started as the Train page starts it,
+``vae.jobs.start``, from the server's core). ``--soak``: one session, 1,000 moves, RSS growth.
+
+    .venv/bin/python benchmarks/app_load.py --sessions 6 --moves 40 [--train] [--pad on]
+    .venv/bin/python benchmarks/app_load.py --soak
+
+Prints a table (median / p90 / max per action and phase), the RSS trace, the exceptions and
+the acceptance lines of issue 17: N sessions' p90 within 2x one session's, one session's
+slider p90 with training within 1.5x without, soak RSS growth within 50 MB. Exits 1 when an
+exception was seen, a session saw another's pick or a line fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.app_load_people import ACTIONS, Person, plan, run_phase  # noqa: E402
+from tests.browser import free_port, with_shipped_checkpoint  # noqa: E402
+
+# The first two cores this process may use (read before it pins itself to the browser's).
+CORES = sorted(os.sched_getaffinity(0))
+SERVER_CORE, BROWSER_CORE = CORES[0], CORES[min(1, len(CORES) - 1)]
+PIN = len(CORES) >= 2 and shutil.which("taskset") is not None
+LIMITS = {"sessions": 2.0, "train": 1.5, "soak_mb": 50.0}  # the acceptance of issue 17
+
+
+# ------------------------------------------------------------------------------ the server
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen
+    url: str
+    log: Path
+    rss: list[tuple[float, float]] = field(default_factory=list)  # (seconds, MB)
+    t0: float = field(default_factory=time.monotonic)  # the time the RSS seconds count from
+
+
+def _pinned(core: int) -> list[str]:
+    """``taskset -c CORE`` when there is a second core to leave to the other side."""
+    return ["taskset", "-c", str(core)] if PIN else []
+
+
+@contextmanager
+def serve(workspace: Path, pad: bool, log: Path):
+    """The app served from ``workspace`` on its own core; RSS read every second."""
+    port = free_port()
+    cmd = [*_pinned(SERVER_CORE), sys.executable, "-m", "streamlit", "run",
+           str(ROOT / "app.py"), "--server.port", str(port), "--server.address", "127.0.0.1",
+           "--server.headless", "true", "--server.fileWatcherType", "none",
+           "--browser.gatherUsageStats", "false"]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(ROOT), VAE_SOUND_PAD="1" if pad else "0")
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=workspace, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(proc, f"http://127.0.0.1:{port}", log)
+    stop = threading.Event()
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"streamlit did not start; see {log}") from None
+                time.sleep(0.3)
+        watch = threading.Thread(target=_watch_rss, args=(server, stop), daemon=True)
+        watch.start()
+        yield server
+    finally:
+        stop.set()
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def rss_mb(pid: int) -> float | None:
+    """VmRSS of ``pid`` in MB, or None once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _watch_rss(server: Server, stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        mb = rss_mb(server.proc.pid)
+        if mb is not None:
+            server.rss.append((time.monotonic() - server.t0, mb))
+
+
+def tracebacks(log: Path) -> list[str]:
+    """The last line of each traceback the server printed."""
+    lines = log.read_text(errors="replace").splitlines()
+    found, inside = [], False
+    for line in lines:
+        if line.startswith("Traceback"):
+            inside = True
+        elif inside and line and not line.startswith((" ", "\t")):
+            found.append(line.strip())
+            inside = False
+    return found
+
+
+# ------------------------------------------------------------------------------ training
+
+
+@contextmanager
+def training(folder: Path):
+    """A training job on a demo set in ``folder``, started as the Train page starts one
+    (``vae.jobs``), from the server's core as the app would; stopped (then killed) on the
+    way out. Outside the app's workspace, so the pages the people use read the same files
+    with and without it: only the CPU it takes differs."""
+    from vae import jobs
+    from vae.dataset import preprocess
+    from vae.features import FeatureConfig
+    from vae.sources import make_demo_set
+
+    data = folder / "data" / "load-demo"
+    source = make_demo_set(folder / "sources" / "load-demo", n_per_class=40, seed=0)
+    preprocess(source, data, FeatureConfig(), val_fraction=0.1, seed=0)
+    out = folder / "checkpoints" / "load-training"
+    mine = os.sched_getaffinity(0)
+    if PIN:
+        os.sched_setaffinity(0, {SERVER_CORE})  # the child inherits the server's core
+    try:
+        run = jobs.start(data, out, jobs.JobOptions(epochs=100_000))
+    finally:
+        os.sched_setaffinity(0, mine)
+    try:
+        started = jobs.wait(out, 0)
+        deadline = time.monotonic() + 120  # past importing torch: really training
+        while started.running and not started.batch and time.monotonic() < deadline:
+            time.sleep(0.5)
+            started = jobs.status(out)
+        if not started.running:
+            raise RuntimeError(f"the training job ended: {started.error}")
+        yield run
+    finally:
+        jobs.stop(out)
+        if jobs.wait(out, 20).running:
+            with suppress(ProcessLookupError):
+                os.kill(run.pid, signal.SIGKILL)
+
+
+# ------------------------------------------------------------------------------ report
+
+
+def p90(xs: list[float]) -> float:
+    return sorted(xs)[max(0, round(0.9 * len(xs)) - 1)]
+
+
+def merged(people: list[Person], action: str) -> list[float]:
+    return [t for p in people for t in p.times[action]]
+
+
+def table(phases: dict[str, list[Person]]) -> None:
+    print(f"{'phase':<22} {'action':<12} {'n':>4} {'median':>8} {'p90':>8} {'max':>8}  (ms)")
+    for name, people in phases.items():
+        for action in ACTIONS:
+            xs = merged(people, action)
+            if xs:
+                print(f"{name:<22} {action:<12} {len(xs):>4} {statistics.median(xs):>8.0f} "
+                      f"{p90(xs):>8.0f} {max(xs):>8.0f}")  # fmt: skip
+
+
+def ratio_line(what: str, num: list[float], den: list[float], limit: float) -> bool:
+    if not num or not den:
+        print(f"{what}: no figures")
+        return False
+    r = p90(num) / p90(den)
+    ok = r <= limit
+    print(f"{what}: p90 {p90(num):.0f} / {p90(den):.0f} ms = {r:.2f}x "
+          f"(<= {limit}x: {'ok' if ok else 'FAIL'})")  # fmt: skip
+    return ok
+
+
+def rss_report(server: Server, soak_from: float | None = None) -> bool:
+    trace = server.rss
+    if not trace:
+        print("server RSS: no samples")
+        return True
+    step = max(1, len(trace) // 12)
+    shown = ", ".join(f"{t:.0f}s {mb:.0f}" for t, mb in trace[::step])
+    print(f"server RSS (MB) over time: {shown}; last {trace[-1][1]:.0f}, "
+          f"peak {max(mb for _, mb in trace):.0f}")  # fmt: skip
+    if soak_from is None:
+        return True
+    warm = [mb for t, mb in trace if t <= soak_from][-1:] or [trace[0][1]]  # then, or first
+    growth = trace[-1][1] - warm[0]
+    ok = growth <= LIMITS["soak_mb"]
+    print(
+        f"soak RSS growth after warm-up: {warm[0]:.0f} -> {trace[-1][1]:.0f} MB = "
+        f"{growth:+.0f} MB (<= {LIMITS['soak_mb']:.0f} MB: {'ok' if ok else 'FAIL'})"
+    )
+    return ok
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def _check_pad(parser: argparse.ArgumentParser) -> None:
+    """The sound pad's runtime is installed where Streamlit serves it: a component's file
+    whose real path leaves its folder (a symlinked node_modules) is refused with a 404."""
+    frontend = ROOT / "ui" / "sound_pad" / "frontend"
+    runtime = frontend / "node_modules" / "onnxruntime-web" / "dist" / "ort.wasm.min.js"
+    if not runtime.is_file():
+        parser.error("--pad on needs `npm ci --prefix ui/sound_pad/frontend`")
+    if not runtime.resolve().is_relative_to(frontend.resolve()):
+        where = frontend / "node_modules"
+        parser.error(f"--pad on: {where} links outside the component's folder, which "
+                     "Streamlit will not serve: run `npm ci` there instead")  # fmt: skip
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM cleans up as Ctrl-C does: server, job, browsers
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=6, help="people at once (default 6)")
+    parser.add_argument("--moves", type=int, help="actions per person (default 40; soak 1000)")
+    parser.add_argument("--train", action="store_true", help="also run beside a training job")
+    parser.add_argument("--soak", action="store_true", help="one session, 1,000 moves: RSS")
+    parser.add_argument(
+        "--pad",
+        choices=("on", "off"),
+        default="off",
+        help="on: the in-browser sound pad; off: the server path (default)",
+    )
+    parser.add_argument("--pace", type=float, default=1.0, help="seconds per action (1.0)")
+    args = parser.parse_args()
+    moves = args.moves or (1000 if args.soak else 40)
+    pad = args.pad == "on"
+    if pad:
+        _check_pad(parser)
+    if PIN:
+        os.sched_setaffinity(0, {BROWSER_CORE})  # this process, playwright and chromium
+    signal.signal(signal.SIGTERM, _interrupt)
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="app-load-") as tmp, ExitStack() as stack:
+        workspace = Path(tmp) / "app"  # what the app lists: the training is not in it
+        with_shipped_checkpoint(workspace)
+        log = ROOT / "test-artifacts" / "app-load-server.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        server = stack.enter_context(serve(workspace, pad, log))
+        phases: dict[str, list[Person]] = {}
+        started = time.monotonic()
+
+        def phase(name: str, sessions: int, actions: list[str]) -> list[Person]:
+            print(f"... {name}: {sessions} session(s) x {len(actions)} moves", flush=True)
+            phases[name] = asyncio.run(run_phase(server.url, sessions, actions, pad, args.pace))
+            return phases[name]
+
+        if args.soak:
+            phase("soak, 1 session", 1, plan(moves, 25))
+            # Warm: every action done once (the caches filled), or a tenth of the moves.
+            done = phases["soak, 1 session"][0].done_at
+            warm = min(len(done) - 1, max(len(ACTIONS) * 25, moves // 10))
+            soak_from = done[warm] - server.t0 if done else None
+        else:
+            soak_from = None
+            block = max(1, moves // len(ACTIONS))
+            phase("1 session", 1, plan(moves, block))
+            phase(f"{args.sessions} sessions", args.sessions, plan(moves, block))
+            if args.train:
+                stack.enter_context(training(Path(tmp) / "training"))
+                phase("1 session + training", 1, plan(moves, block))
+                phase(f"{args.sessions} sessions + training", args.sessions, plan(moves, block))
+        print(f"\napp load, {'sound pad' if pad else 'server path'}, {os.cpu_count()} cores, "
+              f"pace {args.pace:.1f} s, {time.monotonic() - started:.0f} s in all")  # fmt: skip
+        table(phases)
+        ok &= rss_report(server, soak_from)
+        problems = [e for people in phases.values() for p in people for e in p.errors]
+        problems += [f"server: {line}" for line in tracebacks(server.log)]
+        leaks = [x for people in phases.values() for p in people for x in p.leaks]
+        print(f"exceptions: {len(problems)}" + "".join(f"\n  {e}" for e in problems[:20]))
+        print(f"cross-session leaks: {len(leaks)}" + "".join(f"\n  {x}" for x in leaks[:20]))
+        ok &= not problems and not leaks
+        if not args.soak:
+            one, many = phases["1 session"], phases[f"{args.sessions} sessions"]
+            for action in ACTIONS:
+                what = f"{args.sessions} sessions vs 1, {action}"
+                ok &= ratio_line(
+                    what, merged(many, action), merged(one, action), LIMITS["sessions"]
+                )
+            if args.train:
+                ok &= ratio_line("1 session with training vs without, synthesise slider",
+                                 merged(phases["1 session + training"], "synthesise"),
+                                 merged(one, "synthesise"), LIMITS["train"])  # fmt: skip
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # the servers and the job were stopped on the way out
+        sys.exit(130)
