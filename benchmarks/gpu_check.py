@@ -33,7 +33,7 @@ import torch  # noqa: E402
 
 from vae import checkpoints as ck  # noqa: E402
 from vae import features as F  # noqa: E402
-from vae.model import ConvVAE, ModelConfig  # noqa: E402
+from vae.model import ConvVAE, ModelConfig, inert_parameters  # noqa: E402
 
 MODEL = "--batch-size 8 --channels 8,16 --latent-dim 4 --beta-warmup-epochs 1 --seed 0".split()
 # Tolerances. On the CPU two gloo ranks differ from one process by summation order only
@@ -58,22 +58,11 @@ def _run(cmd: list[object], env: dict[str, str]) -> float:
     return time.perf_counter() - started
 
 
-def _inert(model: torch.nn.Module) -> set[str]:
-    """Conv biases right before a one-channel-per-group GroupNorm: cancelled by the norm, so
-    AdamW moves them by rounding noise alone; they change no output and are not compared."""
-    names = set()
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Sequential) and len(module) == 3:
-            norm = module[1]
-            if isinstance(norm, torch.nn.GroupNorm) and norm.num_groups == norm.num_channels:
-                names.add(f"{name}.0.bias")
-    return names
-
-
 def _weight_diff(a: Path, b: Path) -> float:
     ma, mb = ck.load_checkpoint(a).model, ck.load_checkpoint(b).model
     wa, wb = ma.state_dict(), mb.state_dict()
-    return max(float((wa[k].cpu() - wb[k].cpu()).abs().max()) for k in wa if k not in _inert(ma))
+    inert = inert_parameters(ma)
+    return max(float((wa[k].cpu() - wb[k].cpu()).abs().max()) for k in wa if k not in inert)
 
 
 def _val_loss(out: Path) -> float:

@@ -7,9 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
-
 from vae import checkpoints as ck
+from vae.model import inert_parameters
 from vae.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,22 +30,10 @@ def epoch_records(out: Path) -> list[dict]:
     return [r for r in ck.read_metrics(out) if r["event"] == "epoch"]
 
 
-def _inert(model: torch.nn.Module) -> set[str]:
-    """Conv biases right before a GroupNorm with one channel per group: the norm subtracts
-    them again, so their true gradient is 0 and AdamW turns rounding noise into lr-sized
-    steps that differ between any two summation orders (and change no output)."""
-    names = set()
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Sequential) and len(module) == 3:
-            norm = module[1]
-            if isinstance(norm, torch.nn.GroupNorm) and norm.num_groups == norm.num_channels:
-                names.add(f"{name}.0.bias")
-    return names
-
-
 def max_diff(a: Path, b: Path) -> float:
     """Largest difference between the weights of two checkpoints that shape their output."""
     ma, mb = ck.load_checkpoint(a).model, ck.load_checkpoint(b).model
     wa, wb = ma.state_dict(), mb.state_dict()
     assert wa.keys() == wb.keys()
-    return max(float((wa[k] - wb[k]).abs().max()) for k in wa if k not in _inert(ma))
+    inert = inert_parameters(ma)
+    return max(float((wa[k] - wb[k]).abs().max()) for k in wa if k not in inert)

@@ -370,3 +370,16 @@ def vae_loss(
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def inert_parameters(model: nn.Module) -> set[str]:
+    """Conv biases right before a GroupNorm with one channel per group: the norm subtracts
+    them again, so they change no output and their true gradient is 0 (AdamW turns rounding
+    noise into lr-sized steps); comparisons of two runs' weights leave them out."""
+    names = set()
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Sequential) and len(module) == 3:
+            norm = module[1]
+            if isinstance(norm, nn.GroupNorm) and norm.num_groups == norm.num_channels:
+                names.add(f"{name}.0.bias")
+    return names
