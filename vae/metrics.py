@@ -93,3 +93,15 @@ def fine_structure(mag: torch.Tensor, floor: float, loud_db: float = LOUD_FRAME_
     power_db = 10 * torch.log10(mag.pow(2).mean(dim=-2).clamp(min=floor**2))  # (..., frames)
     loud = power_db >= power_db.amax(dim=-1, keepdim=True) - loud_db  # (..., frames)
     return (step * loud).sum(dim=-1) / loud.sum(dim=-1).clamp(min=1)
+
+
+def waveform_fine_structure(waves: torch.Tensor | np.ndarray, cfg: F.FeatureConfig) -> np.ndarray:
+    """``fine_structure`` in dB of clips as heard: (..., samples) -> (...) float64.
+
+    Each clip is peak-normalised first, as the features are, so a quieter decoder output is
+    not scored as flatter only because more of it sits below the floor.
+    """
+    wave = torch.from_numpy(np.array(waves, dtype=np.float32))  # a copy: (..., samples)
+    wave = wave / wave.abs().amax(dim=-1, keepdim=True).clamp(min=1e-12)
+    mag = F.stft_magnitude(wave, cfg)  # (..., stft_bins, frames)
+    return fine_structure(mag, F.magnitude_floor(cfg)).double().numpy()

@@ -17,6 +17,7 @@ from vae.features import FeatureConfig
 from vae.inference import Synthesiser
 from vae.judge import JUDGE_FORMAT_VERSION, Judge, JudgeConfig, log_mel
 from vae.judge_training import JudgeTraining, augment_waves, train_judge
+from vae.metrics import waveform_fine_structure
 from vae.sources import make_demo_set
 
 CFG = FeatureConfig(sample_rate=8000, clip_samples=4096, n_fft=256, hop_length=128)
@@ -195,6 +196,16 @@ def test_the_distribution_section_has_a_floor_below_noise(studio_root, demo_judg
         assert np.isfinite(figures["frechet"]) and figures["frechet"] >= 0
         assert 1.0 <= figures["inception_score"] <= 5.0
     assert dist["reconstructed"]["clips"] == len(val)
+    # beside each Fréchet distance, the fine structure of the same audio and its ratio to real
+    real_fine = dist["real"]["fine_structure_db"]["mean"]
+    assert real_fine > 0 and dist["real"]["fine_structure_vs_real"] == 1.0
+    assert real_fine == pytest.approx(
+        float(waveform_fine_structure(ds.waveforms[val], ds.config).mean())
+    )
+    for name in ("phase_copies", "reconstructed", "samples"):
+        assert dist[name]["fine_structure_vs_real"] == pytest.approx(
+            dist[name]["fine_structure_db"]["mean"] / real_fine
+        )
     # the floor is what the judge's own embeddings give, train vs val
     reference = judge.embed(ds.waveforms[train], 8000)
     real = judge.embed(ds.waveforms[val], 8000)
