@@ -25,10 +25,11 @@ from vae.model import Labels
 from vae.prior import ALL, LatentPrior, read_prior
 from vae.reader import load_clips
 from vae.vocoder import CONFIG_FILE as VOCODER_CONFIG
-from vae.vocoder import Vocoder, load_vocoder, vocoder_dir
+from vae.vocoder import Vocoder, describe_verdict, load_vocoder, vocoder_dir
 
-# How features become sound: the checkpoint's vocoder when it has one ("auto"), always
-# the vocoder (an error without one), or always Griffin-Lim.
+# How features become sound: the checkpoint's vocoder where it beat Griffin-Lim on the
+# validation copies when it was trained, else Griffin-Lim ("auto"); always the vocoder (an
+# error without one); or always Griffin-Lim.
 PHASES = ("auto", "vocoder", "griffin-lim")
 
 
@@ -48,8 +49,8 @@ class Synthesiser:
     """Wraps a loaded checkpoint; every method works in eval mode without gradients.
 
     ``phase`` (one of PHASES) says how features become sound; :attr:`phase_method` says
-    which is in use. The checkpoint's ``vocoder/`` folder is read on first use, and again
-    whenever it is rewritten.
+    which is in use and :attr:`phase_reason` why. The checkpoint's ``vocoder/`` folder is
+    read on first use, and again whenever it is rewritten.
     """
 
     def __init__(self, checkpoint: Checkpoint, phase: str = "auto"):
@@ -64,7 +65,7 @@ class Synthesiser:
         # from N(0, I); set to None to draw from N(0, I) anyway.
         self.prior: LatentPrior | None = read_prior(checkpoint.path, self.latent_dim)
         self.phase = phase
-        self.vocoder_error: str | None = None  # why "auto" fell back to Griffin-Lim
+        self.vocoder_error: str | None = None  # why the vocoder/ folder could not be used
         self._vocoder: tuple[float, Vocoder | None] | None = None  # (vocoder.json mtime, it)
         self._vocoder_lock = Lock()
         if phase == "vocoder":
@@ -76,9 +77,18 @@ class Synthesiser:
 
     @property
     def vocoder(self) -> Vocoder | None:
-        """The checkpoint's vocoder, or None (no ``vocoder/`` folder, or phase
-        "griffin-lim"); an unusable one raises for phase "vocoder" and is None for "auto"
-        (:attr:`vocoder_error` says why)."""
+        """The vocoder in use, or None: phase "vocoder" uses the checkpoint's (an unusable
+        or missing one raises); "auto" uses it only where it beat Griffin-Lim when trained
+        (``Vocoder.won``), so one that lost, or has no verdict, is None here; "griffin-lim"
+        never. :attr:`phase_reason` says which and why."""
+        found = self._found()
+        if self.phase == "auto" and found is not None and not found.won:
+            return None
+        return found
+
+    def _found(self) -> Vocoder | None:
+        """The checkpoint's vocoder whatever its verdict (None: none, unusable, or phase
+        "griffin-lim"); read again when vocoder.json changes."""
         if self.phase == "griffin-lim":
             return None
         config = vocoder_dir(self.checkpoint.path) / VOCODER_CONFIG
@@ -109,6 +119,23 @@ class Synthesiser:
     def phase_method(self) -> str:
         """What :meth:`to_audio` uses now: "vocoder" or "griffin-lim"."""
         return "vocoder" if self.vocoder is not None else "griffin-lim"
+
+    @property
+    def phase_reason(self) -> str:
+        """The phase in use and why, in one line for a page or the CLI: e.g. "Griffin-Lim:
+        the vocoder lost to Griffin-Lim on the validation copies (LSD ...)"."""
+        if self.phase == "griffin-lim":
+            return "Griffin-Lim, as asked (--phase griffin-lim)"
+        found, used = self._found(), self.vocoder
+        if self.phase == "vocoder":
+            return f"the vocoder, as asked (--phase vocoder); {describe_verdict(found.info)}"
+        if used is not None:
+            return f"the vocoder: {describe_verdict(used.info)}"
+        if found is not None:
+            return f"Griffin-Lim: {describe_verdict(found.info)}"
+        if self.vocoder_error:
+            return f"Griffin-Lim: the checkpoint's vocoder is unusable ({self.vocoder_error})"
+        return "Griffin-Lim: the checkpoint has no vocoder"
 
     @property
     def conditional(self) -> bool:

@@ -8,7 +8,8 @@ real spectrograms, and the vocoder must turn those into sound too.
 
 The figures are those of copies of real clips: stored features -> audio -> STFT magnitude,
 compared with the magnitude the features stand for (log-spectral distance, spectral
-convergence), as ``vae.evaluate`` measures Griffin-Lim alone.
+convergence), as ``vae.evaluate`` measures Griffin-Lim alone. The vocoder's verdict
+(``vae.vocoder.verdict``: lower medians than Griffin-Lim on both) is saved with them.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from vae import features as F
 from vae.dataset import SpectrogramSet
 from vae.metrics import log_spectral_distance, spectral_convergence, summarise
 from vae.progress import OnEvent
-from vae.vocoder import Vocoder, VocoderConfig, VocoderNet, save_vocoder
+from vae.vocoder import Vocoder, VocoderConfig, VocoderNet, save_vocoder, verdict
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,8 @@ def train_vocoder(
 
     Returns:
         {"steps", "seconds", "final_loss", "val": {"clips", "griffin_lim", "vocoder",
-        ...}} as stored in vocoder.json.
+        ...}, "verdict": {"won", ...}} as stored in vocoder.json (``vae.vocoder.verdict``:
+        whether it beat Griffin-Lim on the val copies; not won without val clips).
 
     Raises:
         ValueError: ``config`` was made for other features than ``ds``.
@@ -223,6 +225,8 @@ def train_vocoder(
     }
     if training.val_clips:
         report["val"] = compare_phases(Vocoder(net), ds, "val", training.val_clips)
+    # Whether --phase auto plays it: only where it beat Griffin-Lim on these copies.
+    report["verdict"] = verdict(report.get("val"))
     save_vocoder(out, net, report)
     return report
 

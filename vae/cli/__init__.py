@@ -83,7 +83,8 @@ def _phase_option(s: argparse.ArgumentParser) -> None:
         "--phase",
         default="auto",
         choices=["auto", "vocoder", "griffin-lim"],
-        help="features to sound: auto uses the checkpoint's vocoder when it has one",
+        help="features to sound: auto uses the checkpoint's vocoder only where it beat "
+        "Griffin-Lim on the validation copies when trained, else Griffin-Lim",
     )
 
 
