@@ -5,7 +5,8 @@ An export is a folder, built aside and renamed into place (an older export is re
     decoder.onnx      z (B, D) float32 [, label (B,) int64] -> features (B, bins, frames)
     decoder_mix.onnx  conditional models: z, label_weights (B, n_labels) -> features
     encoder.onnx      features [, label] -> mu, logvar (B, D)
-    vocoder.onnx      when the checkpoint has a vocoder: features -> waveform (B, samples)
+    vocoder.onnx      when the checkpoint has a vocoder that beat Griffin-Lim (the one
+                      ``--phase auto`` plays): features -> waveform (B, samples)
     export.json       format version, feature config, label names, the Synthesise page's
                       slider axes, the phase method with its Griffin-Lim settings, the file
                       of each role with its inputs and outputs, and for mel features the
@@ -42,7 +43,7 @@ from vae.storage import (
     tidy_leftovers,
     versions,
 )
-from vae.vocoder import Vocoder, has_vocoder, load_vocoder, vocoder_dir
+from vae.vocoder import Vocoder, describe_verdict, has_vocoder, load_vocoder, vocoder_dir
 
 EXPORT_FORMAT_VERSION = 1
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -233,8 +234,13 @@ def manifest(
     fmt: str,
     vocoder: Vocoder | None,
     k_directions: int | None = None,
+    left_out: str | None = None,
 ) -> dict[str, Any]:
-    """export.json's content: everything a consumer needs besides the model files."""
+    """export.json's content: everything a consumer needs besides the model files.
+
+    ``left_out`` says why the checkpoint's vocoder is not in the export (it lost to
+    Griffin-Lim, or has no verdict): the phase is then Griffin-Lim, as the app plays it.
+    """
     cfg, mc = ckpt.feature_config, ckpt.model_config
     centre, directions, spread = checkpoint_axes(ckpt.path, mc.latent_dim, k_directions)
     phase = {
@@ -251,6 +257,8 @@ def manifest(
     if vocoder is not None:
         # The exported vocoder is its single pass; the refinement is not in the file.
         phase["vocoder_refine_iters"] = vocoder.config.refine_iters
+    elif left_out:
+        phase["vocoder_left_out"] = left_out
     data: dict[str, Any] = {
         "format_version": EXPORT_FORMAT_VERSION,
         "format": fmt,
@@ -285,16 +293,21 @@ def manifest(
 # ------------------------------------------------------------------------------ export
 
 
-def _load_vocoder(ckpt: Checkpoint) -> Vocoder | None:
+def _load_vocoder(ckpt: Checkpoint) -> tuple[Vocoder | None, str | None]:
+    """(the vocoder to export, why the checkpoint's is left out): only one that beat
+    Griffin-Lim when trained, as ``--phase auto`` and the app choose."""
     folder = vocoder_dir(ckpt.path)
     if not has_vocoder(folder):
-        return None
+        return None, None
     try:
-        return load_vocoder(folder, ckpt.feature_config)
+        vocoder = load_vocoder(folder, ckpt.feature_config)
     except ValueError as err:
         raise ExportError(
             f"{err} (or delete {folder} to export with Griffin-Lim as the phase)"
         ) from None
+    if not vocoder.won:
+        return None, f"{describe_verdict(vocoder.info)}: Griffin-Lim is the phase"
+    return vocoder, None
 
 
 def _check_target(out: Path, checkpoint: Path) -> None:
@@ -332,7 +345,7 @@ def export_checkpoint(
         onnx_versions()
     checkpoint, out = Path(checkpoint_dir), Path(out_dir)
     ckpt = load_checkpoint(checkpoint)
-    vocoder = _load_vocoder(ckpt)
+    vocoder, left_out = _load_vocoder(ckpt)
     _check_target(out, checkpoint)
     roles, modules = _io(ckpt, vocoder is not None), _modules(ckpt, vocoder)
     files = {role: role + FORMATS[fmt] for role in modules}
@@ -347,7 +360,8 @@ def export_checkpoint(
             args = tuple(_example(spec, rng) for spec in roles[role][0])
             _write(module, args, tmp / files[role], fmt, roles[role])
         parity = _check(tmp, modules, roles) if fmt == "onnx" else {}
-        atomic_write_json(tmp / MANIFEST, manifest(ckpt, files, roles, fmt, vocoder, k_directions))
+        data = manifest(ckpt, files, roles, fmt, vocoder, k_directions, left_out)
+        atomic_write_json(tmp / MANIFEST, data)
         swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -323,7 +323,7 @@ def test_a_vocoder_is_exported_and_the_example_plays_through_it(
     shutil.copytree(mel_checkpoint, ckpt)
     torch.manual_seed(0)  # an untrained vocoder: the export, not the sound, is under test
     net = VocoderNet(VocoderConfig(MEL, width=16, layers=2, phase=phase, magnitude=magnitude))
-    save_vocoder(vocoder_dir(ckpt), net, {"steps": 0})
+    save_vocoder(vocoder_dir(ckpt), net, {"steps": 0, "verdict": {"won": True}})
     result = E.export_checkpoint(ckpt, tmp_path / "export")
     manifest = E.read_export(result.path)
     assert result.files["vocoder"] == "vocoder.onnx"
@@ -355,6 +355,32 @@ def test_a_vocoder_is_exported_and_the_example_plays_through_it(
     played, _ = sf.read(wav, dtype="float32")
     app = peak_normalise(vocoder.to_waveform(decoded).numpy())
     assert np.abs(played - app).max() < (1e-3 if phase == "direct" else 1e-2)
+
+
+@pytest.mark.slow
+def test_a_vocoder_that_lost_stays_out_of_the_export(mel_checkpoint, tmp_path) -> None:
+    """The export plays what ``--phase auto`` and the app play: a vocoder that lost to
+    Griffin-Lim, or has no verdict, is left out and the manifest says why."""
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(mel_checkpoint, ckpt)
+    net = VocoderNet(VocoderConfig(MEL, width=16, layers=1))
+    lost = {
+        "won": False,
+        "measured": True,
+        "clips": 4,
+        "lsd_db": {"vocoder": 5.0, "griffin_lim": 2.0},
+        "sc": {"vocoder": 0.5, "griffin_lim": 0.1},
+    }
+    for name, report in (("lost", {"verdict": lost}), ("old", {"steps": 0})):
+        save_vocoder(vocoder_dir(ckpt), net, report)
+        result = E.export_checkpoint(ckpt, tmp_path / name, "torchscript")  # no ONNX check
+        phase = E.read_export(result.path)["phase"]
+        assert "vocoder" not in result.files and phase["method"] == "griffin-lim", name
+        assert not (result.path / "vocoder.pt").exists()
+        assert phase["vocoder_left_out"].endswith(": Griffin-Lim is the phase")
+    assert E.read_export(tmp_path / "lost")["phase"]["vocoder_left_out"].startswith(
+        "the vocoder lost to Griffin-Lim on the validation copies (LSD 5.00 vs 2.00 dB"
+    )
 
 
 def test_inverse_stft_is_torch_istft() -> None:
