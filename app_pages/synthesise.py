@@ -48,7 +48,7 @@ def _reset() -> None:
 
 
 st.caption(
-    f"Every slider move decodes a new spectrogram and turns it into sound ({synth.phase_method}). "
+    f"Every slider move decodes a new spectrogram and turns it into sound ({synth.phase_reason}). "
     "The main directions are the principal axes of the training clips' codes, in standard "
     "deviations of the data; raw dimensions are the code itself. "
     + (

@@ -174,3 +174,45 @@ def test_the_page_points_where_the_library_points(tmp_path: Path):
     np.testing.assert_allclose(got["along"], expected, atol=1e-5)
     for t, mixed in zip(ts, got["mix"], strict=True):
         np.testing.assert_allclose(mixed, wa * (1 - t) + wb * t, atol=1e-7)
+
+
+def test_the_pad_plays_only_where_the_server_plays_griffin_lim(
+    studio_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """One phase a person hears: the pad is given the export manifest's Griffin-Lim
+    settings (the server's own); with a vocoder in use it stays off and says why."""
+    from ui import sound_pad
+    from vae.inference import Synthesiser
+    from vae.vocoder import VocoderConfig, VocoderNet, save_vocoder, vocoder_dir
+
+    ckpt = tmp_path / "demo"
+    shutil.copytree(studio_root / "checkpoints" / "demo", ckpt)
+    monkeypatch.setattr(sound_pad, "MODELS", tmp_path / "models")
+    monkeypatch.setattr(sound_pad, "in_a_browser", lambda: True)
+    # Where the bundle is not installed the pad is off for that reason instead.
+    missing = f"in-browser sound is not installed: run `{sound_pad.INSTALL}` and reload"
+    playable = None if sound_pad.RUNTIME.is_file() else missing
+    synth = Synthesiser.load(ckpt)
+    cfg = synth.config.replace(griffin_lim_momentum=0.5)  # not the default: read, not assumed
+    cfg_file = ckpt / "config.json"
+    data = json.loads(cfg_file.read_text())
+    data["feature_config"]["griffin_lim_momentum"] = 0.5
+    cfg_file.write_text(json.dumps(data))
+    synth = Synthesiser.load(ckpt)
+    assert synth.config == cfg and sound_pad.unavailable(synth) == playable
+    phase = sound_pad._common(synth, ckpt)["phase"]
+    assert (phase["method"], phase["n_iter"], phase["momentum"]) == ("griffin-lim", 32, 0.5)
+
+    net = VocoderNet(VocoderConfig(cfg, width=8, layers=1))
+    for won in (True, False):
+        save_vocoder(vocoder_dir(ckpt), net, {"verdict": {"won": won}})
+        synth = Synthesiser.load(ckpt)
+        why = sound_pad.unavailable(synth)
+        if won:  # the server plays the vocoder: the pad, with only Griffin-Lim, stays off
+            assert synth.phase_method == "vocoder"
+            assert why == (
+                "this checkpoint's sound comes from its vocoder, and the in-browser player has "
+                "only Griffin-Lim; here the server makes each sound"
+            )
+        else:  # it lost: Griffin-Lim on both sides, the pad plays
+            assert synth.phase_method == "griffin-lim" and why == playable

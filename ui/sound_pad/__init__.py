@@ -8,10 +8,13 @@ The server hears only where the hand let go, and redraws its own figures and dow
 
 The pages fall back to their Streamlit widgets (the server path) when the pad cannot run:
 its bundle is not installed (``npm ci --prefix ui/sound_pad/frontend``), the FFT size is not
-a power of two, it is switched off (the toggle, or ``VAE_SOUND_PAD=0``), or there is no
-browser (``AppTest``). Everything it serves comes from the app's own server: ONNX Runtime
-Web from ``frontend/node_modules`` (installed from the npm registry) and the exported
-decoder from ``frontend/models/`` (written here, git-ignored).
+a power of two, the server's phase is the checkpoint's vocoder (the pad has only
+Griffin-Lim: one phase a person hears, dragging or not), it is switched off (the toggle, or
+``VAE_SOUND_PAD=0``), or there is no browser (``AppTest``). Griffin-Lim's iterations and
+momentum come from the export's manifest, the settings the server uses. Everything it
+serves comes from the app's own server: ONNX Runtime Web from ``frontend/node_modules``
+(installed from the npm registry) and the exported decoder from ``frontend/models/``
+(written here, git-ignored).
 """
 
 from __future__ import annotations
@@ -57,6 +60,12 @@ def unavailable(synth: Synthesiser) -> str | None:
     """Why the pad cannot play this checkpoint here, or None when it can."""
     if os.environ.get(ENV_SWITCH, "1") == "0":
         return f"in-browser sound is switched off ({ENV_SWITCH}=0)"
+    if synth.phase_method != "griffin-lim":
+        # Dragging would sound through Griffin-Lim and letting go through the vocoder.
+        return (
+            "this checkpoint's sound comes from its vocoder, and the in-browser player has "
+            "only Griffin-Lim; here the server makes each sound"
+        )
     if not RUNTIME.is_file():
         return f"in-browser sound is not installed: run `{INSTALL}` and reload"
     n_fft = synth.config.n_fft
@@ -129,6 +138,7 @@ def _common(synth: Synthesiser, checkpoint: str | Path) -> dict[str, Any]:
         "model_url": export.model_url,
         "feature_config": feature,
         "mel_pinv": export.info.get("mel_pinv"),
+        "phase": export.info["phase"],  # Griffin-Lim's n_iter and momentum, as the server's
         "latent_dim": synth.latent_dim,
         "conditional": synth.conditional,
     }

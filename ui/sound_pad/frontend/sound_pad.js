@@ -93,7 +93,7 @@ function renderSound() {
   worker.postMessage({
     id: inFlight.id, modelUrl: new URL(args.model_url, location.href).href, wasmPaths,
     z, weights: args.conditional ? weights : null, config: f, melPinv: args.mel_pinv,
-    quick, liveIters: LIVE_ITERS, chunkIters: CHUNK_ITERS,
+    phase: args.phase, quick, liveIters: LIVE_ITERS, chunkIters: CHUNK_ITERS,
   });
 }
 
@@ -125,7 +125,7 @@ worker.onmessage = (event) => {
   root.dataset.state = "ready";
   setStatus(`In the browser: decoder ${r.decodeMs.toFixed(0)} ms, Griffin-Lim ` +
             `${r.phaseMs.toFixed(0)} ms (${r.quick ? LIVE_ITERS + " warm" :
-            f.griffin_lim_iters} iterations)`);
+            args.phase.n_iter} iterations, momentum ${args.phase.momentum})`);
   if (pending) renderSound();
 };
 worker.onerror = (event) => {

@@ -2,7 +2,9 @@
 // (griffin_lim.js) off the page's main thread, so the page keeps drawing frames and taking
 // pointer moves while a sound is made.
 //
-// In:  {id, modelUrl, wasmPaths, z, weights, config, melPinv, quick, liveIters, chunkIters}
+// In:  {id, modelUrl, wasmPaths, z, weights, config, melPinv, phase, quick, liveIters,
+//       chunkIters}; phase is the export manifest's (export.json "phase": method, n_iter,
+//       momentum...), the very settings the server's Griffin-Lim uses.
 // Out: {id, code, features, wave, decodeMs, phaseMs, quick}, or {id, error}
 // A newer job supersedes a full-quality one between its chunks of iterations.
 
@@ -52,15 +54,21 @@ async function render(job) {
   const features = Float32Array.from(out.features.data); // (bins x frames)
   const t1 = performance.now();
   if (job.id !== latest) return; // superseded while decoding
+  const phase = job.phase;
+  if (!phase || phase.method !== "griffin-lim") {
+    // The server would play a vocoder: a Griffin-Lim here would be another sound.
+    const method = phase && phase.method;
+    throw new Error(`the export's phase is ${method}; this player has only Griffin-Lim`);
+  }
   const g = ensureGriffinLim(job.config, job.melPinv);
-  g.begin(features, job.config.griffin_lim_momentum, job.quick);
+  g.begin(features, phase.momentum, job.quick);
   let phaseMs = 0;
   if (job.quick) {
     g.iterate(job.liveIters);
   } else {
     // Full quality once the hand is still, a few iterations at a time.
-    for (let done = 0; done < job.config.griffin_lim_iters; ) {
-      const n = Math.min(job.chunkIters, job.config.griffin_lim_iters - done);
+    for (let done = 0; done < phase.n_iter; ) {
+      const n = Math.min(job.chunkIters, phase.n_iter - done);
       const a = performance.now();
       g.iterate(n);
       phaseMs += performance.now() - a;
