@@ -114,6 +114,24 @@ def test_evaluate_reports_figures(workspace):
             assert np.isfinite(value) and value > 0
     # Griffin-Lim alone is an upper bound on the quality of the model's round trip.
     assert report["griffin_lim_only"]["sc"]["median"] < report["model"]["sc"]["median"]
+    # realism needs no judge: the fine structure of real clips, phase copies, reconstructions
+    real = report["real"]["fine_structure_db"]["mean"]
+    assert real > 0 and report["real"]["fine_structure_vs_real"] == 1.0
+    for part in ("model", "griffin_lim_only"):
+        fine = report[part]["fine_structure_db"]["mean"]
+        assert report[part]["fine_structure_vs_real"] == pytest.approx(fine / real)
+    text = vae("evaluate", workspace["ckpt"], workspace["data"]).stdout.splitlines()
+    lead = text.index("realism: how close each set sounds to real clips")
+    assert lead == 1 and text.index(next(t for t in text if t.startswith("accuracy"))) > lead
+    rows = [t for t in text if t.startswith(("  real clips", "  phase copies", "  recon"))]
+    assert len(rows) == 3  # and no samples without a judge
+    # clips, FD, x phase (dashes: no judge), fine dB, x real, IS (a dash)
+    assert rows[2].split()[1:] == [
+        str(report["clips"]), "-", "-",
+        f"{report['model']['fine_structure_db']['mean']:.2f}",
+        f"{report['model']['fine_structure_vs_real']:.2f}", "-",
+    ]  # fmt: skip
+    assert any("need a judge" in t for t in text)
 
 
 @pytest.mark.slow
@@ -231,9 +249,25 @@ def test_judge_then_evaluate_reports_its_verdicts(workspace, tmp_path):
     dist = verdicts["distribution"]  # ... but its prior samples are still heard as a set
     assert dist["samples"]["clips"] == 20 * 5 and dist["samples_vs_phase"] > 0
     assert dist["real"]["frechet"] < dist["samples"]["frechet"]
+    for name in ("real", "phase_copies", "reconstructed", "samples"):  # fine structure too
+        assert dist[name]["fine_structure_db"]["mean"] > 0
+        assert dist[name]["fine_structure_vs_real"] == pytest.approx(
+            dist[name]["fine_structure_db"]["mean"] / dist["real"]["fine_structure_db"]["mean"]
+        )
     text = vae("evaluate", workspace["ckpt"], workspace["data"], "--judge", judge).stdout
-    assert "against" in text and f"FD {dist['real']['frechet']:8.2f}" in text
-    assert f"samples_is_vs_real {dist['samples_is_vs_real']:.2f}" in text
+    lines = text.splitlines()
+    assert lines[1].startswith("realism") and f"to {dist['reference']['clips']} real" in text
+    samples = next(t for t in lines if t.startswith("  prior samples")).split()[2:]
+    assert samples == [
+        "100",
+        f"{dist['samples']['frechet']:.2f}",
+        f"{dist['samples_vs_phase']:.2f}",
+        f"{dist['samples']['fine_structure_db']['mean']:.2f}",
+        f"{dist['samples']['fine_structure_vs_real']:.2f}",
+        f"{dist['samples']['inception_score']:.2f}",
+    ]
+    assert f"over the real clips': {dist['samples_is_vs_real']:.2f}" in text
+    assert text.index("realism") < text.index("accuracy") < text.index("judge on real clips")
     missing = vae(
         "evaluate", workspace["ckpt"], workspace["data"], "--judge", tmp_path / "no", check=False
     )

@@ -1,6 +1,6 @@
-"""The commands that measure or package a model: ``evaluate`` (reconstruction figures and the
-judge's view), ``judge`` (train the judge), ``vocoder`` (train a neural phase) and ``export``
-(ONNX / TorchScript)."""
+"""The commands that measure or package a model: ``evaluate`` (realism first, then
+reconstruction figures and the judge's view), ``judge`` (train the judge), ``vocoder`` (train
+a neural phase) and ``export`` (ONNX / TorchScript)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from pathlib import Path
 from vae.cli import CliError, _bar, _phase_option, _tqdm
 from vae.cli.synthesis import _synth
 
-DISTRIBUTION_SETS = (
-    ("real", "real"),
-    ("phase_copies", "phase copies"),
-    ("reconstructed", "reconstructed"),
-    ("samples", "samples"),
-)
+REALISM_NAMES = {
+    "real": "real clips",
+    "phase_copies": "phase copies",
+    "reconstructed": "reconstructions",
+    "samples": "prior samples",
+}
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -26,6 +26,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         evaluate_reconstruction,
         evaluate_with_judge,
         interpolation_monotonicity,
+        realism_rows,
     )
     from vae.judge import CONFIG_FILE as JUDGE_FILE
     from vae.judge import Judge
@@ -56,6 +57,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     m, g = report["model"], report["griffin_lim_only"]
     print(f"{report['clips']} clips of split {report['split']!r} (epoch {report['epoch']})")
+    for line in _realism_lines(realism_rows(report), report.get("judge")):
+        print(line)
+    print("accuracy: how close each reconstruction is to its clip; what the judge hears")
     phase = "vocoder" if report.get("phase") == "vocoder" else "Griffin-Lim"
     print(f"  model + {phase}: LSD {m['lsd_db']['median']:.2f} dB, SC {m['sc']['median']:.3f}")
     print(f"  Griffin-Lim alone:   LSD {g['lsd_db']['median']:.2f} dB, SC {g['sc']['median']:.3f}")
@@ -72,32 +76,46 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 f"  judge on prior samples {s['accuracy']:.1%} (worst {worst[0]}: "
                 f"{worst[1]:.0%}), diversity {s['diversity']['mean']:.2f}"
             )
-        for line in _distribution_lines(j.get("distribution")):
-            print(f"  {line}")
     return 0
 
 
-def _distribution_lines(dist: dict | None) -> list[str]:
-    """The evaluate report's distribution section as text lines (none without it)."""
-    if not dist:
+def _figure(value: float | None, spec: str, width: int) -> str:
+    """``value`` formatted, or a dash where it was not measured, right-aligned."""
+    return f"{'-' if value is None else format(value, spec):>{width}}"
+
+
+def _realism_lines(rows: list[dict], judge: dict | None) -> list[str]:
+    """The table ``evaluate`` leads with (``vae.evaluate.realism_rows``), as text lines."""
+    if not rows:
         return []
+    dist = (judge or {}).get("distribution") or {}
+    fd = (
+        f"Fréchet distance of the judge's embeddings to {dist['reference']['clips']} real "
+        "training clips, lower is closer; IS: inception score"
+        if dist.get("reference")
+        else "Fréchet distance and IS (inception score) need a judge: --judge DIR"
+    )
     lines = [
-        f"as a whole, against {dist['reference']['clips']} real training clips "
-        "(Fréchet distance of the judge's embeddings, lower is closer; inception score):"
+        "realism: how close each set sounds to real clips",
+        f"  FD: {fd}",
+        "  fine dB: mean step between neighbouring bins over loud frames (lower when smeared)",
+        "  x phase: FD over the phase copies'; x real: fine structure over the real clips'",
+        f"  {'set':<16} {'clips':>5} {'FD':>8} {'x phase':>8} {'fine dB':>8} {'x real':>7}"
+        f" {'IS':>6}",
     ]
-    for name, shown in DISTRIBUTION_SETS:
-        if dist.get(name):
-            d = dist[name]
-            lines.append(
-                f"  {shown:<13} FD {d['frechet']:8.2f}  IS {d['inception_score']:5.2f}"
-                f"  ({d['clips']} clips)"
-            )
-    ratios = [
-        (key, dist.get(key))
-        for key in ("reconstructed_vs_phase", "samples_vs_phase", "samples_is_vs_real")
-    ]
-    shown = ", ".join(f"{key} {value:.2f}" for key, value in ratios if value is not None)
-    return lines + ([f"  {shown}"] if shown else [])
+    for row in rows:
+        lines.append(
+            f"  {REALISM_NAMES[row['set']]:<16} {row['clips']:>5}"
+            f" {_figure(row['frechet'], '.2f', 8)} {_figure(row['frechet_vs_phase'], '.2f', 8)}"
+            f" {_figure(row['fine_structure_db'], '.2f', 8)}"
+            f" {_figure(row['fine_structure_vs_real'], '.2f', 7)}"
+            f" {_figure(row['inception_score'], '.2f', 6)}"
+        )
+    if dist.get("samples_is_vs_real") is not None:
+        lines.append(
+            f"  IS of the prior samples over the real clips': {dist['samples_is_vs_real']:.2f}"
+        )
+    return lines
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
@@ -175,20 +193,12 @@ def cmd_vocoder(args: argparse.Namespace) -> int:
                     f"  {name:<24} {fig['lsd_db']['median']:6.3f}  {fig['sc']['median']:.4f}"
                     f"  {fig['ms_per_clip']:6.1f}"
                 )
-    print(f"note: {_verdict_note(report)}")
+        if val["vocoder"]["lsd_db"]["median"] > val["griffin_lim"]["lsd_db"]["median"]:
+            print(
+                f"note: Griffin-Lim beats this vocoder here; synthesis uses {out} whenever it "
+                "exists (--phase auto): delete it or pass --phase griffin-lim"
+            )
     return 0
-
-
-def _verdict_note(report: dict) -> str:
-    """What ``--phase auto`` will do with a vocoder just trained, and why, in one line."""
-    from vae.vocoder import describe_verdict
-
-    if report.get("verdict", {}).get("won") is True:
-        return f"{describe_verdict(report)}; --phase auto uses it"
-    return (
-        f"{describe_verdict(report)}; --phase auto keeps Griffin-Lim "
-        "(--phase vocoder forces the vocoder)"
-    )
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -208,8 +218,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     """The ``evaluate``, ``judge``, ``vocoder`` and ``export`` commands."""
     s = sub.add_parser(
         "evaluate",
-        help="reconstruction figures on a dataset split; with a judge, what it hears and "
-        "how far each set is from the real clips (Fréchet distance, inception score)",
+        help="how real each set of clips sounds (fine structure; with a judge, Fréchet "
+        "distance and inception score), then reconstruction figures and what the judge hears",
     )
     s.add_argument("checkpoint", help="checkpoint folder")
     s.add_argument("data", help="dataset folder")
