@@ -180,7 +180,9 @@ PRESETS: dict[str, FeatureConfig] = {
     # FSDD is recorded at 8 kHz: analysing at 8 kHz keeps every bin meaningful (at 22,050 Hz
     # the band above 4 kHz is empty), a 256-point FFT gives 31 Hz bins, and hop 64 (75 %
     # overlap) lets Griffin-Lim recover phase far better than the seed's 50 %. Leading and
-    # trailing silence is trimmed so 1.016 s holds every digit -> 128 x 128.
+    # trailing silence is trimmed so 1.016 s holds every digit -> 128 x 128. Griffin-Lim's
+    # momentum 0.9 beats 0.99 at 32 iterations on the round trip of 300 real clips (median
+    # SC 0.061 vs 0.068, LSD 0.82 vs 0.84 dB; benchmarks/griffin_lim_round_trip.py).
     "fsdd": FeatureConfig(
         sample_rate=8000,
         clip_samples=8128,
@@ -188,6 +190,7 @@ PRESETS: dict[str, FeatureConfig] = {
         hop_length=64,
         drop_last_bin=True,
         trim_db=40.0,
+        griffin_lim_momentum=0.9,
     ),
     # Music as in the notebook's GTZAN run: 5.94 s segments cut from long files -> 512 x 256.
     "music": FeatureConfig(
