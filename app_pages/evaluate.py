@@ -1,9 +1,10 @@
 """Evaluate: how good is the current checkpoint, in numbers a listener would agree with?
 
-Reconstruction distances after the audio round trip, beside Griffin-Lim alone; and a judge
-(a classifier trained on real clips, listening to audio) naming real clips, reconstructions
-and, for a conditional model, clips sampled for each label, and measuring how far each set
-is from the real clips as a whole. Same figures as ``python -m vae evaluate``.
+Realism first: how far each set (real clips, their phase copies, reconstructions, prior
+samples) is from the real clips as a whole, by a judge (a classifier trained on real clips,
+listening to audio), and how sharp its spectrum is (fine structure). Then accuracy:
+reconstruction distances after the audio round trip, beside Griffin-Lim alone, and what the
+judge names each clip. Same figures as ``python -m vae evaluate``.
 """
 
 import json
@@ -12,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from ui import cache, figures, state, widgets
-from vae.evaluate import evaluate_reconstruction, evaluate_with_judge
+from vae.evaluate import evaluate_reconstruction, evaluate_with_judge, realism_rows
 from vae.judge import Judge
 from vae.judge_training import JudgeTraining, train_judge
 from vae.storage import read_json
@@ -34,9 +35,10 @@ def _stored_report(checkpoint: Path, epoch: int) -> dict | None:
 
 st.title("Evaluate")
 st.caption(
-    "Reconstructions are compared with the originals after decode -> Griffin-Lim -> "
-    "re-analysis (LSD: log-spectral distance; SC: spectral convergence; lower is better). "
-    "The judge is a small classifier trained on real clips: is a generated 7 heard as a 7?"
+    "First, does it sound real: each set as a whole against real clips, and how sharp its "
+    "spectrum is. Then accuracy: reconstructions against their originals after decode -> "
+    "Griffin-Lim -> re-analysis, and a judge (a small classifier trained on real clips): is "
+    "a generated 7 heard as a 7?"
 )
 checkpoint = state.require_checkpoint()
 with widgets.user_errors():  # every read of the checkpoint's files: one line, no traceback
@@ -121,6 +123,33 @@ if report is stored:
     )
 
 st.subheader(f"{report['clips']} validation clips, checkpoint epoch {report['epoch']}")
+verdicts = report.get("judge")
+dist = (verdicts or {}).get("distribution")
+st.markdown("**Realism: how close does each set sound to real clips?**")
+rows = realism_rows(report)
+if rows:
+    st.table(figures.realism_table(rows))
+st.caption(
+    f"Fréchet distance between the judge's embeddings of a set and of "
+    f"{dist['reference']['clips']} real training clips (lower is closer; real validation "
+    "clips give the floor); over the phase copies', what the model adds to the phase "
+    "method's own loss. Inception score: how clearly and evenly the judge hears the labels "
+    f"(at most {len(verdicts['labels'])})."
+    if dist
+    else "Fréchet distance and inception score need a judge (below)."
+)
+st.caption(
+    "Fine structure: the mean step in dB between neighbouring frequency bins over a clip's "
+    "loud frames; harmonics and formant edges make it large, a smeared spectrum small. Over "
+    "the real clips', near 1 is as sharp as real."
+    + (
+        ""
+        if any(row["fine_structure_db"] is not None for row in rows)
+        else " This report predates it: run the evaluation again."
+    )
+)
+
+st.markdown("**Accuracy: how close is each reconstruction, and what does the judge hear?**")
 m, g = report["model"], report["griffin_lim_only"]
 cols = st.columns(4)
 cols[0].metric("LSD, model", f"{m['lsd_db']['median']:.2f} dB")
@@ -136,7 +165,6 @@ st.caption(
     "'alone' is the phase method on the real clips' own features, the floor a perfect "
     "decoder would reach."
 )
-verdicts = report.get("judge")
 if verdicts:
     parts = [("real clips", verdicts["real"]), ("reconstructions", verdicts["reconstructed"])]
     if verdicts["samples"]:
@@ -161,17 +189,6 @@ if verdicts:
     st.plotly_chart(
         figures.confusion(part["confusion"], verdicts["labels"], which), key="evaluate-confusion"
     )
-    if verdicts.get("distribution"):
-        dist = verdicts["distribution"]
-        st.markdown("**As a whole: how far is each set from the real clips?**")
-        st.caption(
-            f"Fréchet distance between the judge's embeddings of a set and of "
-            f"{dist['reference']['clips']} real training clips (lower is closer; real "
-            "validation clips give the floor); inception score: how clearly and evenly the "
-            f"judge hears the labels (at most {len(verdicts['labels'])}). The last column "
-            "shows what the model adds to the phase method's own loss."
-        )
-        st.table(figures.distribution_rows(dist))
 else:
     st.info("Choose or train a judge to see how the clips are heard.")
 st.download_button(

@@ -394,3 +394,24 @@ def distribution_rows(section: dict) -> list[dict[str, str]]:
             }
         )
     return rows
+
+
+def _shown(value: float | None, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def realism_table(rows: Sequence[dict]) -> list[dict[str, str]]:
+    """``vae.evaluate.realism_rows`` as table rows of text, a dash where a figure was not
+    measured (no judge, or a report older than the figure)."""
+    names = dict(DISTRIBUTION_SETS)
+    return [
+        {
+            "set": f"{names[row['set']]}, {row['clips']} clips",
+            "Fréchet distance": _shown(row["frechet"], ".2f"),
+            "x phase copies": _shown(row["frechet_vs_phase"], ".2f"),
+            "fine structure (dB)": _shown(row["fine_structure_db"], ".2f"),
+            "x real clips": _shown(row["fine_structure_vs_real"], ".2f"),
+            "inception score": _shown(row["inception_score"], ".2f"),
+        }
+        for row in rows
+    ]

@@ -1,4 +1,5 @@
-"""Evaluate page (AppTest): train a judge, run the evaluation, see bars and a confusion matrix."""
+"""Evaluate page (AppTest): train a judge, run the evaluation, see realism first (Fréchet
+distance, fine structure), then accuracy: bars and a confusion matrix."""
 
 import json
 import shutil
@@ -17,6 +18,16 @@ def test_train_a_judge_then_evaluate_the_checkpoint(studio_root, tmp_path, monke
     assert not at.exception
     assert at.selectbox(key="evaluate-judge").options == []
     assert "Run the evaluation" in at.info[0].value
+    at.button(key="evaluate-run").click().run()  # no judge yet: realism by fine structure
+    assert not at.exception and not at.error
+    table = at.table[0].value
+    assert [s.split(",")[0] for s in table["set"]] == [
+        "real clips (val)",
+        "phase copies of them",
+        "reconstructions",
+    ]
+    assert set(table["Fréchet distance"]) == {"–"} and table["x real clips"].tolist()[0] == "1.00"
+    assert any("need a judge" in c.value for c in at.caption)
     at.button(key="evaluate-train-judge").click().run()
     assert not at.exception and not at.error
     assert (tmp_path / "ws" / "judges" / "demo" / "judge.pt").is_file()
@@ -43,12 +54,14 @@ def test_train_a_judge_then_evaluate_the_checkpoint(studio_root, tmp_path, monke
     assert counts.sum(axis=1).tolist() == [3] * 5  # 3 samples asked of each label
     report = at.session_state["evaluate-reports"]["checkpoints/demo"]
     assert json.loads(json.dumps(report))["judge"]["samples"]["per_label_samples"] == 3
-    table = at.table[0].value  # the distribution section: one row per set
+    table = at.table[0].value  # realism leads: one row per set, before any accuracy
     assert list(table.columns) == [
         "set",
         "Fréchet distance",
+        "x phase copies",
+        "fine structure (dB)",
+        "x real clips",
         "inception score",
-        "ratio to the phase copies",
     ]
     assert [s.split(",")[0] for s in table["set"]] == [
         "real clips (val)",
@@ -58,8 +71,17 @@ def test_train_a_judge_then_evaluate_the_checkpoint(studio_root, tmp_path, monke
     ]
     dist = report["judge"]["distribution"]
     assert table["Fréchet distance"].tolist()[2] == f"{dist['reconstructed']['frechet']:.2f}"
-    assert table["ratio to the phase copies"].tolist()[1] == "1.00x"
+    assert table["x phase copies"].tolist()[1] == "1.00"
+    fine = [f"{dist[k]['fine_structure_db']['mean']:.2f}" for k in ("real", "samples")]
+    assert table["fine structure (dB)"].tolist()[::3] == fine
+    assert table["x real clips"].tolist()[0] == "1.00"
+    assert table["x real clips"].tolist()[3] == f"{dist['samples']['fine_structure_vs_real']:.2f}"
+    markdown = [m.value for m in at.markdown]
+    assert markdown.index(next(m for m in markdown if m.startswith("**Realism"))) < next(
+        i for i, m in enumerate(markdown) if m.startswith("**Accuracy")
+    )
     assert any("Fréchet distance between the judge's embeddings" in c.value for c in at.caption)
+    assert not any("predates" in c.value for c in at.caption)
 
 
 def test_without_a_dataset_it_says_what_to_do(studio_root, tmp_path, monkeypatch):
