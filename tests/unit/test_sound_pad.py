@@ -216,3 +216,49 @@ def test_the_pad_plays_only_where_the_server_plays_griffin_lim(
             )
         else:  # it lost: Griffin-Lim on both sides, the pad plays
             assert synth.phase_method == "griffin-lim" and why == playable
+
+
+def _worker(job: dict, feats: np.ndarray, tmp_path: Path) -> dict:
+    """The pad's worker (sound_worker.js under node, ONNX Runtime stubbed to decode to
+    ``feats``) answering one job."""
+    (tmp_path / "job.json").write_text(json.dumps({"job": job, "features": feats.ravel().tolist()}))
+    subprocess.run(
+        [NODE, str(ROOT / "tests" / "js" / "sound_worker_node.js"), str(tmp_path / "job.json"),
+         str(tmp_path / "out.json")],
+        check=True,
+        timeout=120,
+    )  # fmt: skip
+    return json.loads((tmp_path / "out.json").read_text())
+
+
+@pytest.mark.parametrize("momentum", [0.9, 0.5])
+def test_the_worker_takes_griffin_lims_settings_from_the_manifest(momentum, tmp_path: Path):
+    """The worker's Griffin-Lim runs the iterations and momentum of the export manifest's
+    phase block (the server's), not a copy of its own; a manifest whose phase is a vocoder
+    is refused rather than played through Griffin-Lim."""
+    cfg = F.get_preset("fsdd").replace(griffin_lim_momentum=0.99)  # what it must not use
+    feats = F.waveform_to_features(_tone(cfg), cfg).numpy()  # (bins, frames)
+    phase = {"method": "griffin-lim", "n_iter": 16, "momentum": momentum}
+    job = {
+        "id": 1,
+        "modelUrl": "decoder.onnx",
+        "wasmPaths": "",
+        "z": [0.0],
+        "weights": None,
+        "config": cfg.to_dict(),
+        "melPinv": None,
+        "phase": phase,
+        "quick": False,
+        "liveIters": 4,
+        "chunkIters": 4,
+    }
+    heard = np.array(_worker(job, feats, tmp_path)["wave"], dtype=np.float32)
+    served = F.features_to_waveform(
+        torch.from_numpy(feats), cfg.replace(griffin_lim_momentum=momentum), n_iter=16
+    ).numpy()
+    peak = np.abs(served).max()
+    assert np.abs(heard - served).max() < 1e-2 * peak
+    other = F.features_to_waveform(torch.from_numpy(feats), cfg).numpy()  # 0.99, 32 iterations
+    assert np.abs(heard - other).max() > 5e-2 * peak
+    refused = _worker({**job, "phase": {**phase, "method": "vocoder"}}, feats, tmp_path)
+    assert refused == {"error": "the export's phase is vocoder; this player has only Griffin-Lim"}
