@@ -73,23 +73,30 @@ DISTRIBUTION_SETS = (
 
 
 def distribution_lines(dist: dict | None) -> list[str]:
-    """The model card's table of the distribution section (none in older reports)."""
+    """The model card's table of the distribution section (none in older reports), with each
+    set's fine structure beside its Fréchet distance (a dash in reports older than it)."""
     if not dist:
         return []
     lines = [
         "",
         f"## As a whole, against {dist['reference']['clips']} real training clips",
-        "Fréchet distance of the judge's embeddings (lower is closer) and inception score "
-        "of its verdicts (at most the number of labels):",
+        "Fréchet distance of the judge's embeddings (lower is closer), inception score of its "
+        "verdicts (at most the number of labels), and fine structure: the mean step in dB "
+        "between neighbouring frequency bins over loud frames, as heard (a smeared spectrum "
+        "scores less), and its ratio to the real clips':",
         "",
-        "| set | clips | Fréchet distance | inception score |",
-        "| --- | ---: | ---: | ---: |",
+        "| set | clips | Fréchet distance | inception score | fine structure (dB) | x real |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for key, name in DISTRIBUTION_SETS:
         if dist.get(key):
             d = dist[key]
+            fine = (d.get("fine_structure_db") or {}).get("mean")
+            vs_real = d.get("fine_structure_vs_real")
             lines.append(
-                f"| {name} | {d['clips']} | {d['frechet']:.2f} | {d['inception_score']:.2f} |"
+                f"| {name} | {d['clips']} | {d['frechet']:.2f} | {d['inception_score']:.2f} | "
+                + (f"{fine:.2f} | " if fine is not None else "– | ")
+                + (f"{vs_real:.2f} |" if vs_real is not None else "– |")
             )
     ratios = (
         ("reconstructions / phase copies, Fréchet", "reconstructed_vs_phase"),

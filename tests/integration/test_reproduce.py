@@ -1,6 +1,7 @@
 """scripts/reproduce_fsdd_digits.py runs its whole chain (preprocess, conditional training,
 judge, evaluate, model card) with the CLI; here on the synthetic set with tiny settings."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -44,6 +45,8 @@ def test_the_chain_writes_a_loadable_checkpoint_with_judge_and_card(demo_set_dir
     dist = report["judge"]["distribution"]  # issue 13: the sets as a whole, in a table
     assert "## As a whole, against" in card
     assert f"| prior samples | 10 | {dist['samples']['frechet']:.2f} |" in card
+    fine = dist["samples"]["fine_structure_db"]["mean"], dist["samples"]["fine_structure_vs_real"]
+    assert f" | {fine[0]:.2f} | {fine[1]:.2f} |" in card  # issue 22: fine structure beside it
     assert f"prior samples / real clips, inception score {dist['samples_is_vs_real']:.2f}" in card
     assert str(ROOT) not in card  # no machine-specific path of the project
     assert json.loads((out / "evaluation.json").read_text())["checkpoint"] == str(out)
@@ -54,3 +57,30 @@ def test_the_chain_writes_a_loadable_checkpoint_with_judge_and_card(demo_set_dir
     from vae.inference import Synthesiser
 
     assert Synthesiser.load(out).conditional  # the shipped folder loads as it is
+
+
+def test_the_card_puts_fine_structure_beside_each_frechet_distance():
+    spec = importlib.util.spec_from_file_location(
+        "reproduce", ROOT / "scripts" / "reproduce_fsdd_digits.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    fine = {"fine_structure_db": {"median": 6.0, "mean": 6.5, "p90": 8.0}}
+    dist = {
+        "reference": {"split": "train", "clips": 900},
+        "real": {"frechet": 0.12, "inception_score": 6.0, "clips": 300, **fine,
+                 "fine_structure_vs_real": 1.0},
+        "samples": {"frechet": 0.9, "inception_score": 7.0, "clips": 2000,
+                    "fine_structure_db": {"median": 3.0, "mean": 3.25, "p90": 4.0},
+                    "fine_structure_vs_real": 0.5},
+        "reconstructed": {"frechet": 0.8, "inception_score": 7.0, "clips": 300},  # older
+    }  # fmt: skip
+    lines = script.distribution_lines(dist)
+    header = next(line for line in lines if line.startswith("| set"))
+    assert header.endswith("| fine structure (dB) | x real |")
+    rows = lines[lines.index(header) + 2 : lines.index(header) + 5]
+    assert rows == [
+        "| real validation clips (the floor) | 300 | 0.12 | 6.00 | 6.50 | 1.00 |",
+        "| reconstructions | 300 | 0.80 | 7.00 | – | – |",
+        "| prior samples | 2000 | 0.90 | 7.00 | 3.25 | 0.50 |",
+    ]
