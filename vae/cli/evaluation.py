@@ -193,12 +193,20 @@ def cmd_vocoder(args: argparse.Namespace) -> int:
                     f"  {name:<24} {fig['lsd_db']['median']:6.3f}  {fig['sc']['median']:.4f}"
                     f"  {fig['ms_per_clip']:6.1f}"
                 )
-        if val["vocoder"]["lsd_db"]["median"] > val["griffin_lim"]["lsd_db"]["median"]:
-            print(
-                f"note: Griffin-Lim beats this vocoder here; synthesis uses {out} whenever it "
-                "exists (--phase auto): delete it or pass --phase griffin-lim"
-            )
+    print(f"note: {_verdict_note(report)}")
     return 0
+
+
+def _verdict_note(report: dict) -> str:
+    """What ``--phase auto`` will do with a vocoder just trained, and why, in one line."""
+    from vae.vocoder import describe_verdict
+
+    if report.get("verdict", {}).get("won") is True:
+        return f"{describe_verdict(report)}; --phase auto uses it"
+    return (
+        f"{describe_verdict(report)}; --phase auto keeps Griffin-Lim "
+        "(--phase vocoder forces the vocoder)"
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> int:
