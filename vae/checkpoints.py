@@ -234,23 +234,20 @@ def read_config(path: str | Path) -> dict[str, Any]:
     )
 
 
-def _load_weights(path: Path, device: str | torch.device, max_bytes: int) -> dict[str, Any]:
-    file = path / WEIGHTS_FILE
-    if not file.is_file():
-        raise CheckpointError(
-            f"{path}: incomplete checkpoint, missing {WEIGHTS_FILE}; {_fix(path)}"
-        )
-    corrupt = f"{file}: truncated or corrupt (%s); resume from an intact copy or retrain"
+def guarded_torch_load(file: Path, device: str | torch.device, max_bytes: int, fix: str) -> Any:
+    """``torch.load(file, weights_only=True)`` of a file that may be hostile or cut short:
+    its size checked before a byte is read, a torn zip or a pickled object refused in one
+    line naming ``file`` (and ``fix``: what to do about it)."""
+    corrupt = f"{file}: truncated or corrupt (%s); {fix}"
     size = file.stat().st_size
     if size > max_bytes:  # checked before torch reads a byte of it
         raise CheckpointError(
-            f"{file}: {size:,} bytes, more than the {max_bytes:,} the model in {CONFIG_FILE} "
-            f"and its optimizer take; {_fix(path)}"
+            f"{file}: {size:,} bytes, more than the {max_bytes:,} it may take; {fix}"
         )
     if not zipfile.is_zipfile(file):  # torch.save writes a zip archive; a cut one is not
         raise CheckpointError(corrupt % "not a complete zip archive")
     try:
-        state = torch.load(file, map_location=device, weights_only=True)
+        return torch.load(file, map_location=device, weights_only=True)
     except pickle.UnpicklingError as err:
         # weights_only refuses any object that is not a tensor or a plain value: unpickling it
         # could run code. Keep torch's one line that names the object.
@@ -261,6 +258,21 @@ def _load_weights(path: Path, device: str | torch.device, max_bytes: int) -> dic
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
         raise CheckpointError(corrupt % f"{type(err).__name__}: {str(err)[:120]}") from None
+
+
+def _load_weights(path: Path, device: str | torch.device, max_bytes: int) -> dict[str, Any]:
+    file = path / WEIGHTS_FILE
+    if not file.is_file():
+        raise CheckpointError(
+            f"{path}: incomplete checkpoint, missing {WEIGHTS_FILE}; {_fix(path)}"
+        )
+    size = file.stat().st_size
+    if size > max_bytes:  # the message names what bounds it
+        raise CheckpointError(
+            f"{file}: {size:,} bytes, more than the {max_bytes:,} the model in {CONFIG_FILE} "
+            f"and its optimizer take; {_fix(path)}"
+        )
+    state = guarded_torch_load(file, device, max_bytes, "resume from an intact copy or retrain")
     if not isinstance(state, dict) or "model" not in state or "epoch" not in state:
         raise CheckpointError(f"{file}: not a sound-vae-studio weights file; {_fix(path)}")
     if state.get("format_version") != FORMAT_VERSION:

@@ -68,6 +68,8 @@ def evaluate(
     device: torch.device,
     precision: str = "fp32",
     likelihood: str = "gaussian",
+    recon_loss: str = "likelihood",
+    top_db: float = 80.0,
 ) -> tuple[dict[str, float], torch.Tensor]:
     """Mean per-clip losses over clips ``x`` (n, bins, frames) with labels ``y`` (n,) or None,
     in eval mode (z = mu), and the posterior means (n, D) on the cpu."""
@@ -78,7 +80,10 @@ def evaluate(
         yb = y[i : i + EVAL_BATCH].to(device) if y is not None else None
         with autocast(device, precision):
             recon, mu, logvar = model(xb, yb)
-        out = vae_loss(recon.float(), xb, mu.float(), logvar.float(), beta, free_bits, likelihood)
+        out = vae_loss(
+            recon.float(), xb, mu.float(), logvar.float(), beta, free_bits, likelihood,
+            recon_loss=recon_loss, top_db=top_db,
+        )  # fmt: skip
         sums += torch.stack([out[k].double().cpu() for k in LOSS_KEYS]) * len(xb)
         means.append(mu.float().cpu())
     n = max(len(x), 1)
@@ -307,7 +312,7 @@ class Trainer:
             recon, mu, logvar = self.net(x, y, noise.to(self.device))  # (k, bins, frames)...
         losses = vae_loss(
             recon.float(), x, mu.float(), logvar.float(), beta, self.cfg.free_bits,
-            self.cfg.likelihood,
+            self.cfg.likelihood, recon_loss=self.cfg.recon_loss, top_db=self.ds.config.top_db,
         )  # fmt: skip
         values = torch.stack([losses[k_].detach() for k_ in LOSS_KEYS]).double().cpu() * k
         loss = losses["loss"] if world == 1 else losses["loss"] * (k * world / global_n)
@@ -353,6 +358,7 @@ class Trainer:
         stats, _ = evaluate(
             self.model, x_val.subset(mine), self._labels(y_val[mine]), beta,
             self.cfg.free_bits, self.device, self.cfg.precision, self.cfg.likelihood,
+            recon_loss=self.cfg.recon_loss, top_db=self.ds.config.top_db,
         )  # fmt: skip
         n = len(x_val.subset(mine))
         sums = dist.all_reduce_sum(torch.tensor([stats[k] * n for k in LOSS_KEYS]).double())

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vae import limits
+from vae.spectral_loss import multiscale_spectral
 
 MODEL_FORMAT_VERSION = 1
 
@@ -343,6 +344,8 @@ def vae_loss(
     beta: float,
     free_bits: float = 0.0,
     likelihood: str = "gaussian",
+    recon_loss: str = "likelihood",
+    top_db: float = 80.0,
 ) -> dict[str, torch.Tensor]:
     """The negative ELBO with a KL weight, per clip, averaged over the batch.
 
@@ -351,6 +354,8 @@ def vae_loss(
     a Laplace likelihood with a fixed scale, whose optimum is the median, not the mean);
     per clip so that beta=1 keeps its meaning whatever the batch size, and the numbers are
     comparable across epochs (not across feature shapes or likelihoods).
+    ``recon_loss="multiscale"`` replaces it by the multi-resolution spectral distance of
+    :mod:`vae.spectral_loss` (which reads ``top_db`` to undo the dB mapping).
     ``kl`` is KL(q(z|x) || N(0, I)) summed over latent dims. With ``free_bits`` > 0 the loss
     uses each dim's batch-mean KL floored at ``free_bits`` nats; the reported ``kl`` is the
     true value.
@@ -360,8 +365,11 @@ def vae_loss(
     Returns:
         {"loss", "recon", "kl"}: scalar tensors.
     """
-    err = recon - x
-    sse = (err.abs() if likelihood == "laplace" else err.pow(2)).flatten(1).sum(1).mean()
+    if recon_loss == "multiscale":
+        sse = multiscale_spectral(recon, x, top_db).mean()
+    else:
+        err = recon - x
+        sse = (err.abs() if likelihood == "laplace" else err.pow(2)).flatten(1).sum(1).mean()
     kl_dims = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)  # (B, D)
     kl = kl_dims.sum(1).mean()
     kl_term = kl_dims.mean(0).clamp(min=free_bits).sum() if free_bits > 0 else kl

@@ -135,9 +135,9 @@ def train(
                 resume=plan.state,
                 world=world,
             )
-            threads = plan.cfg.threads or max(1, _cpu_count() // world.local_size)
-            with _torch_threads(threads if device.type == "cpu" else None):
-                with _sigterm_sets(terminated):
+            threads = plan.cfg.threads or max(1, cpu_count() // world.local_size)
+            with torch_threads(threads if device.type == "cpu" else None):
+                with sigterm_sets(terminated):
                     last, history, stopped = Trainer(setup).run()
     finally:
         dist.stop()
@@ -206,7 +206,7 @@ def _join(world: dist.World, plan: Plan, data_dir: Path) -> tuple[SpectrogramSet
 
 
 @contextlib.contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
+def torch_threads(n: int | None) -> Iterator[None]:
     """torch's CPU threads set to ``n`` (None: left alone) while the block runs."""
     old = torch.get_num_threads()
     if n is not None:
@@ -218,7 +218,7 @@ def _torch_threads(n: int | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _sigterm_sets(terminated: threading.Event) -> Iterator[None]:
+def sigterm_sets(terminated: threading.Event) -> Iterator[None]:
     """While the block runs, SIGTERM (the app's Stop, `kill`; torchrun passes it on to every
     rank) sets ``terminated``, and training stops at the next batch as ``should_stop`` does.
     Only the main thread may set handlers; elsewhere SIGTERM is left alone."""
@@ -232,7 +232,7 @@ def _sigterm_sets(terminated: threading.Event) -> Iterator[None]:
         signal.signal(signal.SIGTERM, old or signal.SIG_DFL)
 
 
-def _cpu_count() -> int:
+def cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

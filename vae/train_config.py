@@ -20,6 +20,7 @@ import torch
 
 PRECISIONS = ("fp32", "bf16")
 LIKELIHOODS = ("gaussian", "laplace")
+RECON_LOSSES = ("likelihood", "multiscale")
 DEVICES = ("auto", "cpu", "cuda")  # offered by the CLI and the page; cuda:N and mps pass too
 
 
@@ -105,8 +106,11 @@ class TrainConfig:
         threads: CPU threads for torch (0 = every core this process may use, shared
             evenly among the processes torchrun starts on this machine).
         precision: "fp32", or "bf16" (autocast on a CUDA GPU that supports it).
-        likelihood: the reconstruction term: "gaussian" (sum of squared errors) or
+        likelihood: the per-bin reconstruction term: "gaussian" (sum of squared errors) or
             "laplace" (sum of absolute errors, which averages detail away less).
+        recon_loss: "likelihood" (the per-bin term above) or "multiscale": a
+            multi-resolution spectral distance (:mod:`vae.spectral_loss`), closer to what
+            is heard.
         judge_every: score the checkpoint with the judge every this many epochs and at the
             last one, keeping the best in ``best/`` (0 = off; see :mod:`vae.judging`).
         judge: the judge folder (``python -m vae judge``); needed when judge_every > 0.
@@ -168,6 +172,13 @@ class TrainConfig:
         help="reconstruction term: squared (gaussian, default) or absolute (laplace) errors",
         label="Likelihood", choices=LIKELIHOODS,
         tip="gaussian: squared errors; laplace: absolute errors, which blur detail less.")
+    recon_loss: str = option(
+        "likelihood",
+        help="reconstruction loss: the per-bin --likelihood (default) or multiscale: log-"
+             "magnitude L1 + spectral convergence at full resolution and pooled 2x, 4x",
+        label="Reconstruction loss", choices=RECON_LOSSES,
+        tip="likelihood: per bin, as --likelihood says; multiscale: compares spectrograms at "
+            "three resolutions, in dB and in linear magnitude (closer to what is heard).")
     judge_every: int = option(
         0, help="score every N epochs and the last (0: off)", label="Judge every N epochs",
         min=0, rule="0 (off) or more", max=100_000, group=JUDGE_GROUP, advanced=False,

@@ -12,6 +12,8 @@ from pathlib import Path
 from vae import cli
 from vae.cli import _named_as_the_app_would, _tqdm
 from vae.model_options import MODEL_OPTIONS, ModelOptions, parse_channels
+from vae.sharpen_config import OPTIONS as SHARPEN_OPTIONS
+from vae.sharpen_config import SharpenConfig
 from vae.train_config import JUDGE_GROUP, OPTIONS, Option, TrainConfig, flag
 
 _TYPES = {"int": int, "float": float}
@@ -21,7 +23,7 @@ def _add_option(group: argparse._ActionsContainer, name: str, field_type: str, d
     """One flag for a config field; its default None (False for a switch) means "not given"
     (on --resume: the checkpoint's stored value)."""
     if field_type == "bool":
-        default = None if name in OPTIONS else False
+        default = None if name in OPTIONS or name in SHARPEN_OPTIONS else False
         group.add_argument(flag(name), action="store_true", default=default, help=described.help)
         return
     kind = _TYPES.get(field_type.split(" ")[0])
@@ -42,6 +44,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         described = OPTIONS[field.name]
         _add_option(judge if described.group else s, field.name, str(field.type), described)
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser(
+        "sharpen",
+        help="stage 2: train a checkpoint's decoder against a spectrogram critic (encoder frozen)",
+    )
+    s.add_argument("ckpt", help="checkpoint folder made by train (sharpened in place)")
+    s.add_argument("--data", help="the dataset it was trained on (default: the recorded path)")
+    s.add_argument("--resume", action="store_true", help="continue a stage begun before")
+    for field in dataclasses.fields(SharpenConfig):
+        _add_option(s, field.name, str(field.type), SHARPEN_OPTIONS[field.name])
+    s.set_defaults(func=cmd_sharpen)
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
@@ -83,25 +96,23 @@ def judge_line(event: dict) -> str:
     )
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from vae.distributed import from_env
-    from vae.train import train
+class EpochBars:
+    """One progress bar per epoch on stderr, labelled "epoch E/N", replaced by the epoch's
+    summary line when it ends."""
 
-    _named_as_the_app_would(args.out)
-    cfg = _train_config(args)
-    overrides = _model_options(args).overrides()
-    tqdm = _tqdm()
-    bars: dict = {"epoch": None, "bar": None}  # one bar per epoch, labelled from its start
+    def __init__(self, epochs: int, label: str = "epoch"):
+        self.tqdm, self.epochs, self.label = _tqdm(), epochs, label
+        self.epoch: int | None = None
+        self.bar = None
 
-    def bar_for(epoch: int, batches: int):
-        if bars["epoch"] != epoch:
-            if bars["bar"] is not None:
-                bars["bar"].close()
-            bars["epoch"], bars["bar"] = (
+    def update(self, epoch: int, batch: int, batches: int) -> None:
+        if self.epoch != epoch or self.bar is None:
+            self.close()
+            self.epoch, self.bar = (
                 epoch,
-                tqdm(
+                self.tqdm(
                     total=batches,
-                    desc=f"epoch {epoch}/{cfg.epochs}",
+                    desc=f"{self.label} {epoch}/{self.epochs}",
                     unit="batch",
                     file=sys.stderr,
                     dynamic_ncols=True,
@@ -109,20 +120,33 @@ def cmd_train(args: argparse.Namespace) -> int:
                     leave=False,  # the epoch's summary line stays instead
                 ),
             )
-        return bars["bar"]
+        self.bar.update(batch - self.bar.n)
 
-    def say(line: str) -> None:
-        tqdm.write(line)  # stdout, as every result line (scripts read it); bars are on stderr
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def say(self, line: str) -> None:
+        self.tqdm.write(line)  # stdout, as every result line (scripts read it); bars on stderr
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from vae.distributed import from_env
+    from vae.train import train
+
+    _named_as_the_app_would(args.out)
+    cfg = _train_config(args)
+    overrides = _model_options(args).overrides()
+    bars = EpochBars(cfg.epochs)
+    say = bars.say
 
     def progress(event: dict) -> None:
         kind = event.get("event")
         if kind == "batch":
-            bar = bar_for(event["epoch"], event["batches"])
-            bar.update(event["batch"] - bar.n)
+            bars.update(event["epoch"], event["batch"], event["batches"])
         elif kind == "epoch":
-            if bars["bar"] is not None:  # the epoch is over: its summary replaces its bar
-                bars["bar"].close()
-                bars["bar"] = None
+            bars.close()  # the epoch is over: its summary replaces its bar
             val = event.get("val_loss")
             say(
                 f"epoch {event['epoch']}/{cfg.epochs}: loss {event['train_loss']:.3f} "
@@ -144,8 +168,65 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress=progress,
         )
     finally:
-        if bars["bar"] is not None:
-            bars["bar"].close()  # cleared: what follows starts on a line of its own
+        bars.close()  # cleared: what follows starts on a line of its own
     if from_env().is_main:  # under torchrun, rank 0 speaks for every rank
         print(f"checkpoint at epoch {result.epoch} -> {args.out}")
+    return 0
+
+
+def _sharpen_config(args: argparse.Namespace) -> SharpenConfig:
+    """Options given on the command line over the stored settings (resume) or the defaults."""
+    from vae.checkpoints import read_json
+    from vae.sharpen import RECORD_FILE
+
+    base, record = SharpenConfig(), Path(args.ckpt) / RECORD_FILE
+    if args.resume and record.is_file():
+        base = SharpenConfig.from_dict(read_json(record).get("config", {}))
+    given = {name: getattr(args, name) for name in SHARPEN_OPTIONS}
+    given = {name: value for name, value in given.items() if value is not None}
+    if args.judge is not None:  # resumed from any directory, the stage finds it again
+        given["judge"] = str(Path(args.judge).absolute())
+    return dataclasses.replace(base, **given)
+
+
+def sharpen_line(event: dict) -> str:
+    """One line for a finished stage epoch."""
+    val = event.get("val_spectral")
+    return (
+        f"sharpen {event['stage_epoch']}/{event['stage_epochs']} (epoch {event['epoch']}): "
+        f"critic {event['critic']:.3f}, adversarial {event['adversarial']:.3f}, features "
+        f"{event['features']:.3f}, spectral {event['spectral']:.4f} "
+        f"val {'-' if val is None else f'{val:.4f}'} in {event['seconds']:.1f} s"
+    )
+
+
+def cmd_sharpen(args: argparse.Namespace) -> int:
+    from vae.sharpen import sharpen
+
+    cfg = _sharpen_config(args)
+    bars = EpochBars(cfg.epochs, "sharpen")
+
+    def progress(event: dict) -> None:
+        kind = event.get("event")
+        if kind == "batch":
+            bars.update(event["epoch"], event["batch"], event["batches"])
+        elif kind == "sharpen":
+            bars.close()
+            bars.say(sharpen_line(event))
+        elif kind == "judge":
+            bars.say(judge_line(event))
+        elif "message" in event:
+            bars.say(str(event["message"]))
+
+    try:
+        result = sharpen(
+            Path(args.ckpt),
+            Path(args.data) if args.data else None,
+            config=cfg,
+            resume=args.resume,
+            progress=progress,
+        )
+    finally:
+        bars.close()
+    print(f"sharpened {result.stage_epoch} stage epochs -> {args.ckpt}")
     return 0
