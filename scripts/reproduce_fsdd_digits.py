@@ -4,7 +4,8 @@ this project's own CLI, in one command:
     .venv/bin/python scripts/reproduce_fsdd_digits.py [--src ../shared/datasets/fsdd/recordings]
 
 Steps (each a ``python -m vae`` command, printed as it runs): preprocess with the ``fsdd``
-preset, train a conditional VAE, train the judge, evaluate (JSON, with 100 morph pairs),
+preset, train the judge, train a conditional VAE (stage 1), sharpen its decoder against a
+critic (stage 2, the judge keeping its best epoch), evaluate (JSON, with 100 morph pairs),
 then write the model card and put the judge inside the checkpoint folder. Without the
 recordings on disk, ``fetch-fsdd`` downloads them first. The options exist so a test can run
 the whole chain on the synthetic set in seconds.
@@ -33,7 +34,12 @@ FSDD = ROOT.parent / "shared/datasets/fsdd/recordings"
 # Training settings of the shipped checkpoint, from the one recipe the Train page offers too;
 # the model card records them with the figures.
 TRAIN = SHIPPED.arguments()
+SHARPEN = SHIPPED.sharpen_arguments()
 MAX_MB = 25
+# What playing the shipped model does not need: the stage-2 state (critic, optimizers: only
+# `sharpen --resume` reads it), the judge's copy of the best epoch (adopted before), the
+# app's job files.
+LEFT_OUT = ("sharpen.pt", ".lock", "job.json", "train.log")
 
 
 def vae(*args: object) -> str:
@@ -107,7 +113,9 @@ def distribution_lines(dist: dict | None) -> list[str]:
     return lines + (["", "Ratios: " + "; ".join(shown) + "."] if shown else [])
 
 
-def model_card(out: Path, report: dict, settings: list[str], seconds: dict, src: Path) -> str:
+def model_card(
+    out: Path, report: dict, settings: list[str], sharpen: list[str], seconds: dict, src: Path
+) -> str:
     j = report.get("judge", {})
     samples, morph = j.get("samples") or {}, j.get("interpolation") or {}
     per_label = samples.get("per_label", {})
@@ -120,9 +128,11 @@ def model_card(out: Path, report: dict, settings: list[str], seconds: dict, src:
         "",
         "## Settings",
         f"- features: the `fsdd` preset; training: `python -m vae train {' '.join(settings)}`",
-        f"- time on this machine: preprocess {seconds['preprocess']:.0f} s, train "
-        f"{seconds['train']:.0f} s, judge {seconds['judge']:.0f} s, evaluate "
-        f"{seconds['evaluate']:.0f} s",
+        f"- stage 2: `python -m vae sharpen CKPT {' '.join(sharpen)}`"
+        if sharpen
+        else "- stage 2: none",
+        "- time on this machine: "
+        + ", ".join(f"{step} {sec:.0f} s" for step, sec in seconds.items()),
         "",
         f"## Figures on the validation split ({report['clips']} clips, epoch {report['epoch']})",
         f"- log-spectral distance {report['model']['lsd_db']['median']:.2f} dB, spectral "
@@ -174,6 +184,25 @@ COMMANDS = (
 )
 
 
+def adopt_best(ckpt: Path) -> None:
+    """Ship the epoch the judge found best (its ``best/`` copy, when it is not the last
+    epoch: stage 2 may overshoot), then drop ``best/``; metrics.jsonl keeps every line."""
+    best = ckpt / "best"
+    if not best.is_dir():
+        return
+    last, kept = json.loads((ckpt / "config.json").read_text()), None
+    if (best / "config.json").is_file():
+        kept = json.loads((best / "config.json").read_text())
+    if kept is not None and kept["epoch"] != last["epoch"]:
+        print(f"shipping epoch {kept['epoch']}, the judge's best (the last was {last['epoch']})")
+        for file in best.iterdir():
+            shutil.copy2(file, ckpt / file.name)
+        record = json.loads((ckpt / "sharpen.json").read_text())
+        record["shipped_epoch"] = kept["epoch"]  # sharpen.json's stage_epoch is the last one
+        storage.atomic_write_json(ckpt / "sharpen.json", record)
+    shutil.rmtree(best)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--src", type=Path, default=FSDD, help="FSDD recordings folder")
@@ -188,6 +217,16 @@ def main() -> int:
         default=TRAIN,
         help="train options, one string (default: the shipped settings)",
     )
+    parser.add_argument(
+        "--sharpen-args",
+        default=SHARPEN,
+        help="stage-2 options, one string (default: the shipped settings; '' skips stage 2)",
+    )
+    parser.add_argument(
+        "--keep-stage1",
+        type=Path,
+        help="also keep a copy of the checkpoint before stage 2 here (for a study)",
+    )
     parser.add_argument("--judge-epochs", type=int, default=12)
     parser.add_argument(
         "--data",
@@ -200,6 +239,7 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=100)
     args = parser.parse_args()
     args.preprocess, args.train = shlex.split(args.preprocess_args), shlex.split(args.train_args)
+    args.sharpen = shlex.split(args.sharpen_args)
     seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         src = args.src
@@ -207,14 +247,23 @@ def main() -> int:
             vae("fetch-fsdd", Path(tmp) / "recordings")
             src = Path(tmp) / "recordings"
         data, ckpt, judge = args.data, Path(tmp) / "ckpt", Path(tmp) / "judge"
-        for step, cmd in [
+        steps = [
             ("preprocess", ["preprocess", src, "--out", data, *args.preprocess]),
-            ("train", ["train", data, "--out", ckpt, *args.train]),
             ("judge", ["judge", data, "--out", judge, "--epochs", args.judge_epochs]),
-        ]:
+            ("train", ["train", data, "--out", ckpt, *args.train]),
+        ]
+        if args.sharpen:
+            sharpen = ["sharpen", ckpt, "--data", data, "--judge", judge, *args.sharpen]
+            steps.append(("sharpen", sharpen))
+        for step, cmd in steps:
+            if step == "sharpen" and args.keep_stage1:
+                shutil.rmtree(args.keep_stage1, ignore_errors=True)
+                shutil.copytree(ckpt, args.keep_stage1)
             started = time.perf_counter()
             vae(*cmd)
             seconds[step] = time.perf_counter() - started
+        if args.sharpen:
+            adopt_best(ckpt)
         started = time.perf_counter()
         report = json.loads(
             vae(
@@ -233,13 +282,17 @@ def main() -> int:
         seconds["evaluate"] = time.perf_counter() - started
         shutil.copytree(judge, ckpt / "judge")
         _record_dataset_path(ckpt, data)
+        if (ckpt / "sharpen.json").is_file():  # the judge it was given is the one inside now
+            record = json.loads((ckpt / "sharpen.json").read_text())
+            record["config"]["judge"] = _shown(args.out / "judge")
+            storage.atomic_write_json(ckpt / "sharpen.json", record)
         report["checkpoint"] = _shown(args.out)  # where it ships, not the temp build folder
         if "judge" in report:
             report["judge"]["path"] = _shown(args.out / "judge")
         (ckpt / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
-        card = model_card(args.out, report, args.train, seconds, _shown(src))
+        card = model_card(args.out, report, args.train, args.sharpen, seconds, _shown(src))
         (ckpt / "MODEL_CARD.md").write_text(card)
-        for name in (".lock", "job.json", "train.log"):
+        for name in LEFT_OUT:
             (ckpt / name).unlink(missing_ok=True)
         size = sum(p.stat().st_size for p in ckpt.rglob("*") if p.is_file()) / 2**20
         if size > MAX_MB:

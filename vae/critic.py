@@ -18,6 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+# The critic reads features as (x - 0.5) * INPUT_GAIN: spectral norm bounds its slope per
+# input unit, and on [0, 1] features it stayed too flat to tell real from decoded (on FSDD,
+# 80 steps took the hinge loss from 4.0 to 3.58 at gain 1, to 2.51 at gain 8).
+INPUT_GAIN = 8.0
 # What the critic takes as labels: indices (B,), label weights (B, n_labels) for points
 # between two labels (a morph), or None (an unconditional model).
 CriticLabels = torch.Tensor | None
@@ -92,7 +96,7 @@ class SpectrogramCritic(nn.Module):
     def forward(
         self, x: torch.Tensor, labels: CriticLabels = None
     ) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
-        h = x.unsqueeze(1)  # (B, 1, bins, frames)
+        h = (x.unsqueeze(1) - 0.5) * INPUT_GAIN  # (B, 1, bins, frames)
         out = []
         for scale, critic in zip(self.config.scales, self.critics, strict=True):
             pooled = F.avg_pool2d(h, scale, ceil_mode=True) if scale > 1 else h

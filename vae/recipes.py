@@ -16,15 +16,21 @@ from vae.job_options import JobOptions
 
 @dataclass(frozen=True)
 class Recipe:
-    """A named set of ``python -m vae train`` options and what to expect of it."""
+    """A named set of ``python -m vae train`` options, the stage-2 epochs that follow
+    (``python -m vae sharpen``; 0: none) and what to expect of it."""
 
     name: str
     summary: str
     options: JobOptions
+    sharpen_epochs: int = 0
 
     def arguments(self) -> str:
         """The options as one command-line string, e.g. for ``--train-args``."""
         return shlex.join(self.options.arguments())
+
+    def sharpen_arguments(self) -> str:
+        """The stage-2 options as one string ("" without a stage 2)."""
+        return f"--epochs {self.sharpen_epochs}" if self.sharpen_epochs else ""
 
 
 # The shipped checkpoints/fsdd-digits: conditional on the digit, beta 3 after a 5-epoch

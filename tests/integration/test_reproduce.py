@@ -20,6 +20,8 @@ def test_the_chain_writes_a_loadable_checkpoint_with_judge_and_card(demo_set_dir
         "--src", str(demo_set_dir), "--out", str(out), "--data", str(tmp_path / "data"),
         "--preprocess-args=--sample-rate 8000 --clip-seconds 0.504 --n-fft 128 --hop 64",
         "--train-args=--conditional --epochs 2 --channels 8,16 --latent-dim 4 --batch-size 8",
+        "--sharpen-args=--epochs 2 --batch-size 8 --threads 1",
+        "--keep-stage1", str(tmp_path / "stage1"),
         "--judge-epochs", "2", "--samples-per-label", "2", "--pairs", "2",
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -36,8 +38,20 @@ def test_the_chain_writes_a_loadable_checkpoint_with_judge_and_card(demo_set_dir
     ):
         assert (out / name).is_file(), name
     assert not (out / ".lock").exists() and not (out / "train.log").exists()
+    # stage 2 ran with the judge keeping its best epoch; what playing needs is shipped
+    sharpened = json.loads((out / "sharpen.json").read_text())
+    assert sharpened["stage_epoch"] == 2 and sharpened["config"]["judge"] == str(out / "judge")
+    assert not (out / "sharpen.pt").exists() and not (out / "best").exists()
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines if r["event"] == "sharpen"] == [3, 4]
+    assert [r["epoch"] for r in lines if r["event"] == "judge"] == [3, 4]
+    best = min((r for r in lines if r["event"] == "judge"), key=lambda r: r["score"])
+    assert json.loads((out / "config.json").read_text())["epoch"] == best["epoch"]
+    assert json.loads((tmp_path / "stage1" / "config.json").read_text())["epoch"] == 2
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "python -m vae sharpen CKPT --epochs 2 --batch-size 8 --threads 1" in card
     report = json.loads((out / "evaluation.json").read_text())
-    assert report["epoch"] == 2 and report["judge"]["samples"]["per_label_samples"] == 2
+    assert report["epoch"] == best["epoch"] and report["judge"]["samples"]["per_label_samples"] == 2
     assert report["judge"]["interpolation"]["pairs"] == 2
     card = (out / "MODEL_CARD.md").read_text()
     assert "# digits: a conditional VAE" in card and "judge on prior samples" in card
