@@ -43,6 +43,9 @@ __all__ = ["TrainResult", "TrainingDiverged", "train"]
 
 # Written beside a run by vae.jobs (the app's launcher): part of a checkpoint folder, not foreign.
 JOB_FILES = ("job.json", "train.log")
+# Written into a checkpoint by stage 2: vae.sharpen's STATE_FILE and RECORD_FILE (it imports
+# this module, so the names stand here too; a test holds them equal). Part of the folder too.
+STAGE_FILES = ("sharpen.pt", "sharpen.json")
 # The model a fresh run may be given: the CLI's model options, and the label embedding size
 # (a library-only knob).
 OVERRIDE_KEYS = (*MODEL_OPTIONS, "label_dim")
@@ -179,6 +182,8 @@ def make_plan(
     has = _prepare_out(out, resume, emit)
     ds = load_dataset(data_dir)
     ckpt = ck.load_checkpoint(out) if has else None
+    if ckpt is not None and ckpt.state.get("stage"):  # written by stage 2 (sharpen.json gone)
+        raise ValueError(_sharpened(out))
     cfg = train_config or (TrainConfig.from_dict(ckpt.train_config) if ckpt else TrainConfig())
     model_config, label_names = _restore(ckpt, ds, out, overrides, emit)
     state = ckpt.state if ckpt else None
@@ -250,8 +255,9 @@ def _prepare_out(out: Path, resume: bool, emit: OnEvent) -> bool:
                 f"{out}: already holds a checkpoint; pass --resume to continue or choose "
                 "another --out"
             )
+        refuse_sharpened(out)
         return True
-    ours = {LOCK_FILE, ck.METRICS_FILE, ck.LATENTS_FILE, ck.BEST_DIR, *JOB_FILES}
+    ours = {LOCK_FILE, ck.METRICS_FILE, ck.LATENTS_FILE, ck.BEST_DIR, *JOB_FILES, *STAGE_FILES}
     foreign = [p.name for p in out.iterdir() if p.name not in ours]
     if foreign:
         raise ValueError(
@@ -260,10 +266,30 @@ def _prepare_out(out: Path, resume: bool, emit: OnEvent) -> bool:
         )
     if resume:
         emit({"event": "note", "message": f"{out} holds no checkpoint yet: starting fresh"})
-    for name in (ck.METRICS_FILE, ck.LATENTS_FILE):  # leftovers of a run killed in epoch 1
+    # leftovers of a run killed in epoch 1, and a stage 2 of a model that is gone
+    for name in (ck.METRICS_FILE, ck.LATENTS_FILE, *STAGE_FILES):
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / ck.BEST_DIR, ignore_errors=True)  # and a best epoch of a run now gone
     return False
+
+
+def _sharpened(out: Path) -> str:
+    return (
+        f"{out}: has been sharpened (stage 2), so stage 1 cannot resume: the model.pt "
+        "sharpen wrote has an empty optimizer, and training stage 1 again would undo the "
+        "sharpened decoder's optimizer history; train into a new --out, or continue "
+        f"sharpening with `python -m vae sharpen {out} --resume --epochs N`"
+    )
+
+
+def refuse_sharpened(out: str | Path) -> None:
+    """Refuse to resume stage 1 in a checkpoint that stage 2 has sharpened (sharpen.json).
+
+    Raises:
+        ValueError: one line saying why and what to do instead.
+    """
+    if (Path(out) / STAGE_FILES[1]).is_file():
+        raise ValueError(_sharpened(Path(out)))
 
 
 def _tidy(out: Path) -> None:

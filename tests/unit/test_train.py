@@ -309,3 +309,60 @@ def test_sigterm_stops_cleanly(data: Path, tmp_path: Path) -> None:
     assert ck.load_checkpoint(out).epoch == 1
     assert [r["epoch"] for r in _epochs(out)] == [1]
     assert not (out / ".lock").exists()
+
+
+def test_stage_1_does_not_resume_a_sharpened_checkpoint(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A sharpened checkpoint's model.pt has an empty optimizer: resuming stage 1 there is
+    refused in one line that says why and what to do, by the library and by the CLI, and
+    also when sharpen.json has gone (model.pt itself says stage 2 wrote it)."""
+    from vae import cli
+    from vae.sharpen import sharpen
+    from vae.sharpen_config import SharpenConfig
+
+    out = tmp_path / "ck"
+    train(data, out, train_config=_cfg(1), model_overrides=TINY)
+    sharpen(out, data, config=SharpenConfig(epochs=1, batch_size=8, threads=1, shift_frames=2))
+    weights = (out / ck.WEIGHTS_FILE).read_bytes()
+    refusal = (
+        r"has been sharpened \(stage 2\), so stage 1 cannot resume: the model.pt sharpen wrote "
+        r"has an empty optimizer.*train into a new --out, or continue sharpening with "
+        rf"`python -m vae sharpen {re.escape(str(out))} --resume --epochs N`"
+    )
+    with pytest.raises(ValueError, match=refusal) as refused:
+        train(data, out, train_config=_cfg(3), resume=True)
+    assert "\n" not in str(refused.value)
+
+    assert cli.main(["train", str(data), "--out", str(out), "--resume", "--epochs", "3"]) == 1
+    said = capsys.readouterr().err.strip().splitlines()
+    assert len(said) == 1 and said[0].startswith("error: ") and "stage 1 cannot resume" in said[0]
+
+    (out / "sharpen.json").unlink()
+    with pytest.raises(ValueError, match=refusal):
+        train(data, out, train_config=_cfg(3), resume=True)
+    assert (out / ck.WEIGHTS_FILE).read_bytes() == weights  # nothing trained, nothing written
+    assert [r["epoch"] for r in _epochs(out)] == [1]
+
+
+def test_the_stage_files_are_part_of_a_checkpoint_folder(data: Path, tmp_path: Path) -> None:
+    """sharpen.pt, sharpen.json and .lock (with job.json and train.log) are a checkpoint
+    folder's own: a folder holding only those is no foreign folder, and a fresh run there
+    drops the stage files of the model that is gone."""
+    from vae import sharpen
+    from vae.train import JOB_FILES, STAGE_FILES
+
+    assert STAGE_FILES == (sharpen.STATE_FILE, sharpen.RECORD_FILE)  # named twice: kept equal
+    out = tmp_path / "ck"
+    out.mkdir()
+    for name in (*STAGE_FILES, *JOB_FILES):
+        (out / name).write_text("{}")
+    assert train(data, out, train_config=_cfg(1), model_overrides=TINY).epoch == 1
+    assert not any((out / name).exists() for name in STAGE_FILES)
+    for name in (ck.WEIGHTS_FILE, ck.CONFIG_FILE):
+        (out / name).unlink()
+    for name in (*STAGE_FILES, ".lock", "notes.txt"):  # .lock: a dead writer's
+        (out / name).write_text("99999999")
+    with pytest.raises(ValueError, match=r"not a checkpoint folder \(holds notes.txt") as refused:
+        train(data, out, train_config=_cfg(1), model_overrides=TINY)
+    assert "sharpen" not in str(refused.value) and ".lock" not in str(refused.value)
