@@ -1,9 +1,11 @@
-"""What a training job is asked for: ``JobOptions`` (the ``python -m vae train`` options),
-the defaults training fills in for those left out, and the options read back from a
-checkpoint. ``vae.jobs`` starts jobs with them; ``vae.recipes`` names sets of them.
+"""What a job is asked for: ``JobOptions`` (the ``python -m vae train`` options), the
+defaults training fills in for those left out, and the options read back from a checkpoint;
+``SharpenOptions`` the same for stage 2 (``python -m vae sharpen``). ``vae.jobs`` starts jobs
+with them (each says its command in ``COMMAND``); ``vae.recipes`` names sets of JobOptions.
 
-JobOptions is made from ``TrainConfig``'s and ``ModelOptions``' fields, so a new training
-option is a job option (and a command-line argument) without being written here.
+JobOptions is made from ``TrainConfig``'s and ``ModelOptions``' fields and SharpenOptions from
+``SharpenConfig``'s, so a new option is a job option (and a command-line argument) without
+being written here.
 """
 
 from __future__ import annotations
@@ -16,13 +18,18 @@ from typing import Any
 from vae import checkpoints as ck
 from vae.model import MODEL_SIZES
 from vae.model_options import MODEL_DEFAULTS, MODEL_OPTIONS, ModelOptions
+from vae.sharpen_config import OPTIONS as SHARPEN_DESCRIBED
+from vae.sharpen_config import SharpenConfig
 from vae.train_config import OPTIONS, TrainConfig, flag
 
 TRAIN_OPTIONS = tuple(OPTIONS)  # JobOptions fields that are TrainConfig's (the rest: the model)
+SHARPEN_OPTIONS = tuple(SHARPEN_DESCRIBED)  # SharpenOptions fields: SharpenConfig's
 
 
 class _JobOptionsMethods:
     """The methods of :data:`JobOptions` (its fields come from the configs)."""
+
+    COMMAND = "train"  # the ``python -m vae`` command a job with these options runs
 
     def check(self) -> None:
         """Raise ValueError for a bad value now, not as a failed run a few seconds later."""
@@ -87,6 +94,47 @@ JobOptions.__module__ = __name__  # pickled and shown as vae.job_options.JobOpti
 JobOptions.__doc__ = """The ``python -m vae train`` options a job passes: a field for each
 ``TrainConfig`` and ``ModelOptions`` field; None leaves the CLI's default (or, on resume, the
 checkpoint's stored value)."""
+
+
+class _SharpenOptionsMethods:
+    """The methods of :data:`SharpenOptions` (its fields come from ``SharpenConfig``)."""
+
+    COMMAND = "sharpen"
+
+    def given(self) -> dict[str, Any]:
+        """The options given (not None), by field name."""
+        values = {k: getattr(self, k) for k in SHARPEN_OPTIONS}
+        return {k: v for k, v in values.items() if v is not None}
+
+    def check(self) -> None:
+        """Raise ValueError for a bad value now, not as a failed stage a few seconds later."""
+        SharpenConfig(**self.given())
+
+    def resolved(self) -> SharpenOptions:
+        """Every option left to the CLI's default filled in with SharpenConfig's."""
+        return replace(self, **{**SharpenConfig().to_dict(), **self.given()})
+
+    def arguments(self) -> list[str]:
+        """The options given as command-line arguments; the judge as an absolute path (the
+        child runs from another folder)."""
+        args: list[str] = []
+        for name, value in self.given().items():
+            shown = str(Path(value).absolute()) if name == "judge" else str(value)
+            args += [flag(name), shown]
+        return args
+
+
+SharpenOptions = dataclasses.make_dataclass(
+    "SharpenOptions",
+    [_optional(f) for f in dataclasses.fields(SharpenConfig)],
+    bases=(_SharpenOptionsMethods,),
+    frozen=True,
+    kw_only=True,
+)
+SharpenOptions.__module__ = __name__
+SharpenOptions.__doc__ = """The ``python -m vae sharpen`` options a job passes: a field for
+each ``SharpenConfig`` field; None leaves the CLI's default (or, on resume, the stage's
+stored value in sharpen.json)."""
 
 
 def _size_of(channels: tuple[int, ...]) -> str | None:

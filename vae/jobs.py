@@ -1,16 +1,20 @@
-"""Training as a background job: start ``python -m vae train`` detached, follow it from disk.
+"""Training as a background job: start ``python -m vae train`` (stage 1) or ``python -m vae
+sharpen`` (stage 2) detached, follow it from disk.
 
 The app never trains in its own process: a crash of the run cannot take the app down, and
 everything a page shows is read back from the checkpoint folder, so a reloaded page (a new
 session, even a restarted app) re-attaches to a run in progress. Beside the checkpoint this
-module keeps two files (``vae.train.JOB_FILES``):
+module keeps two files (``vae.train.JOB_FILES``), for whichever job the folder ran last:
 
-    job.json   what was started: pid, command, dataset, epoch total, start time and, once
-               a parent process saw it end, its exit code (written atomically)
+    job.json   what was started: its kind ("train" or "sharpen"), pid, command, dataset,
+               epoch total, start time and, once a parent process saw it end, its exit code
+               (written atomically)
     train.log  the run's stdout and stderr; its last ``error: ...`` line says why a run failed
 
-Stop is SIGTERM: training finishes the batch in hand and exits, keeping the checkpoint of the
-last finished epoch, which ``start(..., resume=True)`` continues.
+The options say which command runs: ``JobOptions`` train, ``SharpenOptions`` sharpen (the
+folder's checkpoint in place). Stop is SIGTERM: either finishes the batch in hand and exits,
+keeping its last finished epoch, which ``start(..., resume=True)`` continues. What the files
+say is read by ``vae.job_files``; the readers a page needs are importable from here too.
 
 The run yields to the app: it starts ``NICENESS`` steps nicer than the app, and a job that
 sets no thread count (None, or 0: the Train page's default) trains on one core fewer than
@@ -20,8 +24,6 @@ this process may use, so the people moving sliders while it trains keep a core.
 from __future__ import annotations
 
 import fcntl
-import json
-import math
 import os
 import signal
 import subprocess
@@ -29,20 +31,38 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import datetime
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from vae import checkpoints as ck
 from vae.folder_lock import lock_owner
-from vae.job_options import JobOptions, stored_options
+from vae.job_files import (
+    JOB_FILE,
+    JOB_VERSION,
+    LOG_FILE,
+    error_line,
+    eta,
+    finished,
+    job_kind,
+    log_lines,
+    read_job,
+    seconds_per_epoch,
+    sharpened,
+    stage_batch,
+    stage_record,
+    stamp,
+)
+from vae.job_files import checkpoint_dataset as checkpoint_dataset  # the pages' names for them
+from vae.job_files import settings as settings
+from vae.job_files import sharpen_settings as sharpen_settings
+from vae.job_options import JobOptions as JobOptions
+from vae.job_options import SharpenOptions as SharpenOptions
+from vae.sharpen_config import SharpenConfig
 from vae.storage import atomic_write_json, pid_alive
-from vae.train import JOB_FILES
+from vae.train import refuse_sharpened
 from vae.train_config import TrainConfig
 
-JOB_FILE, LOG_FILE = JOB_FILES
-JOB_VERSION = 1
 ROOT = Path(__file__).resolve().parents[1]  # on the child's PYTHONPATH: any cwd works
 NICENESS = 10  # how much nicer than the app a run is (the scheduler favours the app's moves)
 
@@ -55,15 +75,19 @@ _CHILDREN: dict[str, subprocess.Popen] = {}
 class TrainingStatus:
     """A checkpoint folder's training as read from disk.
 
+    stage: what the folder's last job runs, "train" (stage 1) or "sharpen" (stage 2; also a
+    folder without a job that has been sharpened); the counts below are that stage's.
     state: "idle" (no job here), "running", "done", "stopped" (before its epoch total) or
-    "failed" (``error`` says why). ``epoch`` is the last finished epoch; ``batch`` of
-    ``batches`` is the latest logged step of the epoch in progress; ``eta`` in seconds.
-    ``saved``: the folder holds a checkpoint; a run stopped before its first epoch ended
-    saved nothing, so it can only be started again, not resumed.
+    "failed" (``error`` says why). ``epoch`` is the last finished epoch (of stage 2: the
+    stage epoch); ``batch`` of ``batches`` is the latest logged step of the epoch in
+    progress; ``eta`` in seconds. ``saved``: the folder holds a checkpoint; a run stopped
+    before its first epoch ended saved nothing, so it can only be started again, not
+    resumed. ``sharpened``: the stage epochs of stage 2 the folder holds (0: none).
     """
 
     folder: Path
     state: str
+    stage: str = "train"
     pid: int | None = None
     epoch: int = 0
     epochs: int | None = None
@@ -75,6 +99,7 @@ class TrainingStatus:
     error: str | None = None
     data: Path | None = None
     saved: bool = False
+    sharpened: int = 0
     records: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     @property
@@ -120,23 +145,21 @@ def _lower_priority(pid: int) -> None:
         pass
 
 
-def command(data: str | Path, out: str | Path, options: JobOptions, resume: bool) -> list[str]:
-    """argv of the run: ``python -m vae train DATA --out OUT [options] [--resume]``."""
-    argv = [sys.executable, "-m", "vae", "train", str(data), "--out", str(out)]
+def command(
+    data: str | Path, out: str | Path, options: JobOptions | SharpenOptions, resume: bool
+) -> list[str]:
+    """argv of the run: ``python -m vae train DATA --out OUT [options] [--resume]``, or for
+    SharpenOptions ``python -m vae sharpen OUT --data DATA [options] [--resume]``."""
+    if options.COMMAND == "sharpen":
+        argv = [sys.executable, "-m", "vae", "sharpen", str(out), "--data", str(data)]
+    else:
+        argv = [sys.executable, "-m", "vae", "train", str(data), "--out", str(out)]
     return argv + options.arguments() + (["--resume"] if resume else [])
 
 
-def read_job(out: str | Path) -> dict[str, Any]:
-    """The folder's job.json, or {} when there is none or it is unreadable."""
-    try:
-        job = json.loads((Path(out) / JOB_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return job if isinstance(job, dict) and job.get("format_version") == JOB_VERSION else {}
-
-
 def _is_training(pid: int) -> bool:
-    """Whether ``pid`` is a live (not zombie) ``vae train`` process; a recycled pid is not."""
+    """Whether ``pid`` is a live (not zombie) ``vae train`` or ``vae sharpen`` process; a
+    recycled pid is not."""
     if pid <= 0 or not pid_alive(pid):
         return False
     proc = Path(f"/proc/{pid}")
@@ -147,7 +170,7 @@ def _is_training(pid: int) -> bool:
         argv = (proc / "cmdline").read_bytes().split(b"\0")
     except (OSError, IndexError):
         return False
-    return state != "Z" and b"vae" in argv and b"train" in argv
+    return state != "Z" and b"vae" in argv and (b"train" in argv or b"sharpen" in argv)
 
 
 def _owner(out: Path, job: dict[str, Any]) -> int | None:
@@ -167,23 +190,33 @@ def _owner(out: Path, job: dict[str, Any]) -> int | None:
 
 
 def start(
-    data: str | Path, out: str | Path, options: JobOptions, resume: bool = False
+    data: str | Path,
+    out: str | Path,
+    options: JobOptions | SharpenOptions,
+    resume: bool = False,
 ) -> TrainingStatus:
-    """Start training ``data`` into ``out`` in a detached process and return at once.
+    """Start training ``data`` into ``out`` in a detached process and return at once:
+    stage 1 for JobOptions, stage 2 (sharpening the checkpoint in ``out``) for SharpenOptions.
 
     Raises:
         ValueError: a bad option, a folder that is busy, or (without ``resume``) one that
-            already holds a checkpoint; the message says what to do instead.
+            already holds a checkpoint (stage 1) or a begun stage 2; for stage 2 a folder
+            without a checkpoint; for stage 1's resume a sharpened one. The message says
+            what to do instead.
     """
     data, out = Path(data).absolute(), Path(out).absolute()
     options.check()
-    if options.judge_every and options.judge:  # a judge that cannot hear the data: say so now
+    sharpening = options.COMMAND == "sharpen"
+    judged = options.judge if sharpening else options.judge_every and options.judge
+    if judged:  # a judge that cannot hear the data: say so now
         from vae.dataset import load_dataset
         from vae.judging import load_judge_for
 
         load_judge_for(options.judge, load_dataset(data))
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: is a file, not a checkpoint folder; choose another name")
+    if sharpening and not ck.has_checkpoint(out):
+        raise ValueError(f"{out}: holds no checkpoint to sharpen; train one there first")
     out.mkdir(parents=True, exist_ok=True)
     with _one_starter(out):
         return _start_locked(data, out, options, resume)
@@ -202,21 +235,19 @@ def _one_starter(out: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _start_locked(data: Path, out: Path, options: JobOptions, resume: bool) -> TrainingStatus:
+def _start_locked(
+    data: Path, out: Path, options: JobOptions | SharpenOptions, resume: bool
+) -> TrainingStatus:
     pid = _owner(out, read_job(out))
     if pid is not None:
         raise ValueError(
             f"{out}: training process {pid} is already writing this checkpoint; wait for it to "
             "finish or stop it, or choose another checkpoint folder"
         )
-    if not resume and ck.has_checkpoint(out):
-        epoch = ck.read_config(out).get("epoch", "?")
-        raise ValueError(
-            f"{out}: already holds a checkpoint (epoch {epoch}); resume it to train on, or "
-            "choose another checkpoint folder"
-        )
-    if not ck.has_checkpoint(out):  # leftovers of a run that died in epoch 1
-        (out / ck.METRICS_FILE).unlink(missing_ok=True)
+    if options.COMMAND == "sharpen":
+        epochs = _sharpen_checks(out, options, resume)
+    else:
+        epochs = _train_checks(out, options, resume)
     threads = options.threads or default_threads()  # None or 0 ("every core"): one spared
     argv = command(data, out, replace(options, threads=threads), resume)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -228,15 +259,45 @@ def _start_locked(data: Path, out: Path, options: JobOptions, resume: bool) -> T
         )  # fmt: skip
     _lower_priority(child.pid)
     _CHILDREN[str(out)] = child
-    epochs = options.epochs
-    if epochs is None and resume and ck.has_checkpoint(out):
-        epochs = ck.read_config(out).get("train_config", {}).get("epochs")
-    job = {"format_version": JOB_VERSION, "pid": child.pid, "command": argv, "data": str(data)}
+    job = {"format_version": JOB_VERSION, "kind": options.COMMAND, "pid": child.pid,
+           "command": argv, "data": str(data)}  # fmt: skip
     job["options"] = asdict(options)  # what a page that re-attaches shows (``settings``)
-    job.update(epochs=epochs or TrainConfig().epochs, resume=resume, started=time.time())
+    job.update(epochs=epochs, resume=resume, started=time.time())
     job.update(started_at=ck.utc_now(), returncode=None)
     atomic_write_json(out / JOB_FILE, job)
     return status(out)
+
+
+def _train_checks(out: Path, options: JobOptions, resume: bool) -> int:
+    """Refuse a stage-1 job the folder cannot take; its epoch total."""
+    if resume and ck.has_checkpoint(out):
+        refuse_sharpened(out)  # now, rather than as a run that fails a second later
+    if not resume and ck.has_checkpoint(out):
+        epoch = ck.read_config(out).get("epoch", "?")
+        raise ValueError(
+            f"{out}: already holds a checkpoint (epoch {epoch}); resume it to train on, or "
+            "choose another checkpoint folder"
+        )
+    if not ck.has_checkpoint(out):  # leftovers of a run that died in epoch 1
+        (out / ck.METRICS_FILE).unlink(missing_ok=True)
+    epochs = options.epochs
+    if epochs is None and resume and ck.has_checkpoint(out):
+        epochs = ck.read_config(out).get("train_config", {}).get("epochs")
+    return int(epochs or TrainConfig().epochs)
+
+
+def _sharpen_checks(out: Path, options: SharpenOptions, resume: bool) -> int:
+    """Refuse a stage-2 job the folder cannot take; its stage epoch total."""
+    record = stage_record(out)
+    if record is not None and not resume:
+        raise ValueError(
+            f"{out}: already sharpened for {record.get('stage_epoch', '?')} stage epochs; "
+            "resume to sharpen on (with more epochs), or train a new checkpoint"
+        )
+    epochs = options.epochs
+    if epochs is None and record is not None:
+        epochs = record.get("config", {}).get("epochs")
+    return int(epochs or SharpenConfig().epochs)
 
 
 def stop(out: str | Path) -> int | None:
@@ -278,58 +339,7 @@ def running_under(root: str | Path) -> list[Path]:
     ]
 
 
-def settings(out: str | Path) -> JobOptions | None:
-    """The options the folder's last job trains with, for a page that re-attaches to it
-    (not the page's own defaults): job.json's, completed from the checkpoint's stored
-    configs where a resumed job left options to them; None for a folder with neither."""
-    out = Path(out)
-    job, stored = read_job(out), stored_options(out)
-    if not job and stored is None:
-        return None
-    given = job.get("options") if isinstance(job.get("options"), dict) else {}
-    names = {f.name for f in fields(JobOptions)}
-    # None and False (``conditional`` of a resume) leave the value to the checkpoint.
-    merged = {**(stored or {}), **{k: v for k, v in given.items()
-                                   if k in names and v is not None and v is not False}}  # fmt: skip
-    if job.get("epochs"):
-        merged["epochs"] = int(job["epochs"])
-    if merged.get("channels") is not None:
-        merged["channels"] = tuple(int(c) for c in merged["channels"])
-    return JobOptions(**merged)
-
-
-def checkpoint_dataset(out: str | Path) -> Path | None:
-    """The dataset folder a checkpoint was trained on (to resume on the same data)."""
-    if not ck.has_checkpoint(out):
-        return None
-    try:
-        path = ck.read_config(out).get("dataset", {}).get("path")
-    except (OSError, ValueError):
-        return None
-    return Path(path) if path and Path(path).is_dir() else None
-
-
 # ------------------------------------------------------------------------------ following
-
-
-def _log_lines(out: Path) -> list[str]:
-    """train.log's lines, progress-bar redraws (carriage returns) split apart."""
-    try:
-        text = (out / LOG_FILE).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    return [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
-
-
-def _error_line(lines: list[str]) -> str | None:
-    """The run's own reason (``error: ...``), else a traceback's last line."""
-    for line in reversed(lines):
-        at = line.find("error: ")  # a progress bar's last redraw may precede it on its line
-        if at == 0 or (at > 0 and not line[at - 1].isalnum()):
-            return line[at + len("error: ") :].strip()
-    if any(line.startswith("Traceback") for line in lines):
-        return lines[-1]
-    return None
 
 
 def _ended(
@@ -342,17 +352,17 @@ def _ended(
         code = child.returncode
         if job.get("returncode") != code:  # so other sessions and processes learn it too
             atomic_write_json(out / JOB_FILE, {**job, "returncode": code})
-    lines = _log_lines(out)
-    error = _error_line(lines)
-    finished = any("checkpoint at epoch" in line for line in lines)
-    if error is None and (code == 0 or (code is None and finished)):
+    lines = log_lines(out / LOG_FILE)
+    error = error_line(lines)
+    if error is None and (code == 0 or (code is None and finished(job_kind(job), lines))):
         return ("done" if epochs is None or epoch >= epochs else "stopped"), None, code
     if error is None and job.get("stop_requested") and (code is None or code < 0):
         return "stopped", None, code  # stopped while starting up, before its handler was set
     if error is None:
         how = "unknown" if code is None else f"signal {-code}" if code < 0 else f"exit {code}"
         error = f"the training process ended without finishing ({how})"
-    kept = f"; the checkpoint of epoch {epoch} is kept: resume it" if epoch else ""
+    what = "stage epoch" if job_kind(job) == "sharpen" else "epoch"
+    kept = f"; the checkpoint of {what} {epoch} is kept: resume it" if epoch else ""
     return "failed", f"{error}{kept} (log: {out / LOG_FILE})", code
 
 
@@ -362,8 +372,6 @@ def status(out: str | Path) -> TrainingStatus:
     job = read_job(out)
     pid = _owner(out, job)
     records = ck.read_metrics(out)
-    epochs_done = [r for r in records if r.get("event") == "epoch"]
-    epoch = int(epochs_done[-1]["epoch"]) if epochs_done else 0
     config: dict[str, Any] = {}
     saved = ck.has_checkpoint(out)
     if saved:
@@ -371,72 +379,35 @@ def status(out: str | Path) -> TrainingStatus:
             config = ck.read_config(out)
         except (OSError, ValueError):
             config = {}
-    if pid is None and "epoch" in config:  # killed mid-save: metrics may run one ahead
-        epoch = min(epoch, int(config["epoch"]))
-    epochs = job.get("epochs") or config.get("train_config", {}).get("epochs")
+    record = stage_record(out)
+    stage_epochs = sharpened(records, record, pid is not None)
+    stage = job_kind(job) if job else "sharpen" if stage_epochs else "train"
+    if stage == "sharpen":
+        done = [r for r in records if r.get("event") == "sharpen"]
+        epoch = stage_epochs
+        epochs = job.get("epochs") or (record or {}).get("config", {}).get("epochs")
+        batch, batches = stage_batch(out / LOG_FILE, epoch + 1) if pid is not None else (None, None)
+    else:
+        done = [r for r in records if r.get("event") == "epoch"]
+        epoch = int(done[-1]["epoch"]) if done else 0
+        if pid is None and "epoch" in config:  # killed mid-save: metrics may run one ahead
+            epoch = min(epoch, int(config["epoch"]))
+        epochs = job.get("epochs") or config.get("train_config", {}).get("epochs")
+        steps = [r for r in records if r.get("event") == "step" and int(r.get("epoch", 0)) > epoch]
+        batch = int(steps[-1]["batch"]) if steps and pid is not None else None
+        batches = int(steps[-1]["batches"]) if steps and "batches" in steps[-1] else None
     data = job.get("data") or config.get("dataset", {}).get("path")
-    steps = [r for r in records if r.get("event") == "step" and int(r.get("epoch", 0)) > epoch]
-    batch = int(steps[-1]["batch"]) if steps and pid is not None else None
-    batches = int(steps[-1]["batches"]) if steps and "batches" in steps[-1] else None
-    per_epoch = _seconds_per_epoch(epochs_done, job.get("started"))
-    common = dict(folder=out, epoch=epoch, epochs=epochs, batch=batch, batches=batches,
-                  seconds_per_epoch=per_epoch, data=Path(data) if data else None,
-                  saved=saved, records=records)  # fmt: skip
+    per_epoch = seconds_per_epoch(done, job.get("started"))
+    common = dict(folder=out, stage=stage, epoch=epoch, epochs=epochs, batch=batch,
+                  batches=batches, seconds_per_epoch=per_epoch, data=Path(data) if data else None,
+                  saved=saved, sharpened=stage_epochs, records=records)  # fmt: skip
     if pid is not None:
-        since = _stamp(epochs_done[-1]) if epochs_done else job.get("started")
-        eta = _eta(epoch, epochs, batch, batches, per_epoch, job.get("started"), since)
-        return TrainingStatus(state="running", pid=pid, eta=eta, **common)
+        # the last epoch's end, or this job's start when that came later (a resumed run)
+        stamps = [t for t in (stamp(done[-1]) if done else None, job.get("started")) if t]
+        since = max(stamps) if stamps else None
+        left = eta(epoch, epochs, batch, batches, per_epoch, job.get("started"), since)
+        return TrainingStatus(state="running", pid=pid, eta=left, **common)
     if not job:
         return TrainingStatus(state="idle", **common)
     state, error, code = _ended(out, job, epoch, epochs)
     return TrainingStatus(state=state, returncode=code, error=error, **common)
-
-
-def _seconds_per_epoch(epochs_done: list[dict[str, Any]], started: float | None) -> float | None:
-    """Recent seconds per epoch. An epoch record's ``seconds`` leaves out saving the
-    checkpoint, which dominates tiny epochs, so the wall-clock pace between this run's recent
-    records wins when it is longer (their times are whole seconds: only over 5 s or more)."""
-    recent = [float(r["seconds"]) for r in epochs_done[-5:] if r.get("seconds") is not None]
-    measured = sum(recent) / len(recent) if recent else None
-    stamps = [t for t in map(_stamp, epochs_done[-20:]) if t is not None]
-    stamps = [t for t in stamps if started is None or t >= float(started) - 1]
-    if len(stamps) >= 2 and stamps[-1] - stamps[0] >= 5:
-        wall = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
-        return max(wall, measured or 0.0)
-    return measured
-
-
-def _stamp(record: dict[str, Any]) -> float | None:
-    """A metrics record's time as a Unix timestamp, or None."""
-    try:
-        return datetime.fromisoformat(record["time"]).timestamp()
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def _eta(
-    epoch: int,
-    epochs: int | None,
-    batch: int | None,
-    batches: int | None,
-    per_epoch: float | None,
-    started: float | None,
-    epoch_began: float | None = None,
-    now: float | None = None,
-) -> float | None:
-    """Seconds left. Once an epoch's wall-clock pace is known (it includes validation and
-    saving, which follow the last batch): epochs to go times that pace, less the time the
-    current epoch has run, so it counts down between progress lines rather than jumping at
-    each and does not sit at zero while the last epoch saves. In epoch 1: the pace so far.
-    0 means "any moment now" (the epoch runs longer than the recent ones)."""
-    if not epochs:
-        return None
-    now = time.time() if now is None else now
-    if per_epoch is not None and math.isfinite(per_epoch):
-        running = max(0.0, now - epoch_began) if epoch_began is not None else 0.0
-        return max(0.0, (epochs - epoch) * per_epoch - running)
-    part = batch / batches if batch and batches else 0.0
-    if not part or started is None:
-        return None
-    per_epoch = (now - float(started)) / part  # includes start-up: an upper bound
-    return max(0.0, epochs - epoch - part) * per_epoch

@@ -1,5 +1,6 @@
-"""Training as a background job (vae.jobs) with real ``python -m vae train`` subprocesses on the
-tiny demo dataset: start, follow, refuse a second run, stop, resume, report a failed run."""
+"""Training as a background job (vae.jobs) with real ``python -m vae train`` and ``python -m vae
+sharpen`` subprocesses on the tiny demo dataset: start, follow, refuse a second run, stop,
+resume, report a failed run."""
 
 from __future__ import annotations
 
@@ -192,7 +193,7 @@ def test_status_of_a_run_another_process_started(tmp_path: Path) -> None:
 def test_the_eta_counts_down_between_progress_lines_and_covers_the_last_save():
     """With a known pace (10 s an epoch, saving included), the ETA falls with the clock, not
     in jumps at each logged step, and the last epoch's saving is not "under a second"."""
-    from vae.jobs import _eta
+    from vae.job_files import eta as _eta
 
     def left(now: float, batch: int | None = None) -> float | None:
         # 3 of 5 epochs done; epoch 4 began at t = 100
@@ -207,3 +208,132 @@ def test_the_eta_counts_down_between_progress_lines_and_covers_the_last_save():
     first = _eta(0, 5, 5, 20, None, started=0.0, now=10.0)
     assert first == pytest.approx((5 - 0.25) * 40.0)
     assert _eta(0, 5, None, None, None, started=0.0, now=10.0) is None
+
+
+# ------------------------------------------------------------------------------ stage 2
+
+STAGE = jobs.SharpenOptions(batch_size=8, threads=1, shift_frames=2)
+
+
+def test_the_sharpen_command_line_is_one_the_cli_takes(tmp_path: Path) -> None:
+    from vae.cli import build_parser
+    from vae.cli.train import cmd_sharpen
+
+    options = replace(STAGE, epochs=3, lr=2e-4, judge="judges/j")
+    argv = jobs.command(tmp_path / "data", tmp_path / "ck", options, resume=True)
+    assert argv[1:7] == ["-m", "vae", "sharpen", str(tmp_path / "ck"), "--data",
+                         str(tmp_path / "data")]  # fmt: skip
+    args = build_parser().parse_args(argv[3:])
+    assert args.func is cmd_sharpen and args.resume and args.ckpt == str(tmp_path / "ck")
+    assert (args.epochs, args.lr, args.batch_size, args.shift_frames) == (3, 2e-4, 8, 2)
+    assert args.judge == str(Path("judges/j").absolute())  # the child runs from elsewhere
+    assert args.critic_lr is None  # not given: the CLI default (or the stored value) holds
+    with pytest.raises(ValueError, match="epochs=0 must be at least 1"):
+        jobs.start(tmp_path / "data", tmp_path / "ck", replace(STAGE, epochs=0))
+    with pytest.raises(ValueError, match="holds no checkpoint to sharpen; train one there"):
+        jobs.start(tmp_path / "data", tmp_path / "ck", STAGE)
+    assert not jobs._CHILDREN
+
+
+@pytest.fixture
+def trained(demo_dataset_dir: Path, tmp_path: Path) -> Path:
+    """A tiny conditional VAE trained one epoch on the demo set (in this process)."""
+    from vae.train import train
+    from vae.train_config import TrainConfig
+
+    out = tmp_path / "ck"
+    cfg = TrainConfig(epochs=1, batch_size=8, threads=1, device="cpu")
+    overrides = {"channels": (8, 16), "latent_dim": 4, "conditional": True}
+    train(demo_dataset_dir, out, train_config=cfg, model_overrides=overrides)
+    return out
+
+
+def _stage_lines(out: Path) -> list[dict]:
+    return [r for r in ck.read_metrics(out) if r["event"] == "sharpen"]
+
+
+@pytest.mark.slow
+def test_sharpen_as_a_job_follow_stop_resume(
+    demo_dataset_dir: Path, trained: Path, no_leftover_runs: list[subprocess.Popen]
+) -> None:
+    out = trained
+    first = jobs.start(demo_dataset_dir, out, replace(STAGE, epochs=100_000))
+    assert first.running and first.stage == "sharpen" and first.epochs == 100_000
+    job = json.loads((out / jobs.JOB_FILE).read_text())
+    assert job["kind"] == "sharpen" and job["command"][3:6] == ["sharpen", str(out), "--data"]
+    assert job["command"][job["command"].index("--batch-size") + 1] == "8"
+
+    # Another process (a reloaded app) sees the stage from disk alone, not as its parent.
+    no_leftover_runs.append(jobs._CHILDREN.pop(str(out.absolute())))
+    running = _until(out, lambda s: s.epoch >= 2)
+    assert running.running and running.pid == first.pid and running.stage == "sharpen"
+    assert running.sharpened == running.epoch and 0 < running.fraction < 1
+    assert jobs.running_under(out.parent) == [out]
+    with pytest.raises(ValueError, match=f"training process {first.pid} is already writing"):
+        jobs.start(demo_dataset_dir, out, STAGE, resume=True)
+
+    assert jobs.stop(out) == first.pid
+    stopped = _until(out, lambda s: not s.running, timeout=60)
+    assert no_leftover_runs[0].wait(timeout=10) == 0  # a clean stop, not a kill
+    assert stopped.state == "stopped" and stopped.error is None and stopped.stage == "sharpen"
+    kept = json.loads((out / "sharpen.json").read_text())["stage_epoch"]
+    assert kept == stopped.epoch == stopped.sharpened == _stage_lines(out)[-1]["stage_epoch"] >= 2
+    assert [r["epoch"] for r in _stage_lines(out)] == list(range(2, kept + 2))  # after stage 1's
+
+    # The stage's settings come back for the page; stage 1's stay stage 1's.
+    assert jobs.sharpen_settings(out) == replace(STAGE, epochs=100_000).resolved()
+    assert jobs.settings(out).epochs == 1 and jobs.settings(out).latent_dim == 4
+    with pytest.raises(ValueError, match=f"already sharpened for {kept} stage epochs; resume"):
+        jobs.start(demo_dataset_dir, out, STAGE)
+    with pytest.raises(ValueError, match="has been sharpened .* stage 1 cannot resume"):
+        jobs.start(demo_dataset_dir, out, jobs.JobOptions(epochs=5), resume=True)
+
+    resumed = jobs.start(demo_dataset_dir, out, jobs.SharpenOptions(epochs=kept + 1), resume=True)
+    assert resumed.running and resumed.epochs == kept + 1
+    assert json.loads((out / jobs.JOB_FILE).read_text())["command"][-1] == "--resume"
+    done = jobs.wait(out, timeout=120)
+    assert done.state == "done" and done.returncode == 0 and done.error is None
+    assert done.epoch == done.sharpened == kept + 1
+    assert [r["stage_epoch"] for r in _stage_lines(out)] == list(range(1, kept + 2))
+    assert ck.read_config(out)["epoch"] == 1 + kept + 1  # counting on from stage 1
+    assert jobs.sharpen_settings(out).batch_size == 8  # the resumed job left it to sharpen.json
+
+
+def test_the_stage_bar_in_the_log_gives_the_batch(tmp_path: Path) -> None:
+    """Stage 2 writes no step lines: the batch of the stage epoch in progress is its
+    progress bar's last redraw in train.log (tqdm's format), and only that epoch's."""
+    from vae.job_files import stage_batch
+
+    log = tmp_path / "train.log"
+    log.write_text(
+        "sharpen 1/3:  30%|###       | 3/10 [00:01<00:02,  3.20batch/s]\r"
+        "sharpen 1/3: 100%|##########| 10/10 [00:03<00:00,  3.20batch/s]\r       \r"
+        "sharpen 1/3 (epoch 3): critic 1.000, adversarial 0.500, features 0.100, spectral "
+        "0.0040 val 0.0041 in 3.1 s\n"
+        "sharpen 2/3:  10%|\u2588         | 1/10 [00:00<00:02,  3.20batch/s]\r"
+        "sharpen 2/3:  40%|\u2588\u2588\u2588\u2588      | 4/10 [00:01<00:02,  3.20batch/s]",
+        encoding="utf-8",
+    )
+    assert stage_batch(log, 2) == (4, 10)
+    assert stage_batch(log, 3) == (None, None)  # its bar has not shown yet
+    assert stage_batch(tmp_path / "none.log", 1) == (None, None)
+
+
+def test_status_of_a_sharpened_folder_without_job(tmp_path: Path) -> None:
+    """Sharpened from the CLI: the folder's status is stage 2's, up to what sharpen.json
+    keeps (a line written before a kill mid-save is not counted)."""
+    out = tmp_path / "ck"
+    out.mkdir()
+    for epoch in (1, 2):
+        ck.append_jsonl(out / ck.METRICS_FILE, {"event": "epoch", "epoch": epoch})
+    for k in (1, 2, 3):
+        line = {"event": "sharpen", "epoch": 2 + k, "stage_epoch": k, "stage_epochs": 4}
+        ck.append_jsonl(out / ck.METRICS_FILE, line)
+    record = {"format_version": 1, "base_epoch": 2, "stage_epoch": 2, "config": {"epochs": 4}}
+    (out / "sharpen.json").write_text(json.dumps(record))
+    idle = jobs.status(out)
+    assert (idle.state, idle.stage, idle.epoch, idle.epochs, idle.sharpened) == (
+        "idle", "sharpen", 2, 4, 2)  # fmt: skip
+    assert idle.fraction == 0.5
+    assert jobs.sharpen_settings(out) == jobs.SharpenOptions(epochs=4)
+    assert jobs.status(tmp_path / "nothing").stage == "train"
