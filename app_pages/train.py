@@ -1,8 +1,10 @@
-"""Train: set a model up, start training in the background, watch it learn, stop or resume.
+"""Train: set a model up, start training in the background, watch it learn, stop or resume;
+then sharpen its decoder (stage 2) and watch that stage's losses the same way.
 
-Training runs in its own process (``vae.jobs`` starts ``python -m vae train``); this page only
-starts, stops and follows it through the checkpoint folder. So a reloaded page (a new session)
-re-attaches to a run in progress, and a crashed run leaves the app standing.
+Training runs in its own process (``vae.jobs`` starts ``python -m vae train``, or for stage 2
+``python -m vae sharpen``); this page only starts, stops and follows it through the checkpoint
+folder. So a reloaded page (a new session) re-attaches to a run in progress, and a crashed run
+leaves the app standing.
 """
 
 from __future__ import annotations
@@ -54,34 +56,42 @@ def _reconstructions(folder: str, data: str, stamp: float) -> tuple:
 
 
 def _progress(run: jobs.TrainingStatus) -> None:
-    text = f"Epoch {run.epoch}/{run.epochs or '?'}"
+    """The progress of the folder's stage (1: epochs; 2, sharpening: stage epochs), and how
+    its last run ended."""
+    sharpening, unit = run.stage == "sharpen", "stage epoch" if run.stage == "sharpen" else "epoch"
+    text = f"{'Sharpen (stage 2): stage epoch' if sharpening else 'Epoch'} {run.epoch}/"
+    text += f"{run.epochs or '?'}"
     if run.batch and run.batches:
-        text += f" · batch {run.batch}/{run.batches} of epoch {run.epoch + 1}"
+        text += f" · batch {run.batch}/{run.batches} of {unit} {run.epoch + 1}"
     if run.running:
         text += f" · ETA {_duration(run.eta)}" if run.eta is not None else " · ETA after a step"
     elif run.seconds_per_epoch:
-        text += f" · {run.seconds_per_epoch:.1f} s an epoch"
+        text += f" · {run.seconds_per_epoch:.1f} s a{'' if sharpening else 'n'} {unit}"
     st.progress(run.fraction, text=text)
     if run.running:
         st.caption(
-            f"Training process {run.pid or '(starting)'} writes `{run.folder}`; this view "
-            f"refreshes every {POLL_S:g} s. Closing the tab does not stop it: Stop does."
+            f"{'Sharpening' if sharpening else 'Training'} process {run.pid or '(starting)'} "
+            f"writes `{run.folder}`; this view refreshes every {POLL_S:g} s. Closing the tab "
+            "does not stop it: Stop does."
         )
     elif run.state == "done":
-        epochs = f"{run.epoch} epoch{'s' if run.epoch != 1 else ''}"
-        st.success(f"Finished {epochs}: explore `{run.folder}` on the other pages.")
+        done = f"{run.epoch} {unit}{'s' if run.epoch != 1 else ''}"
+        did = "Sharpened" if sharpening else "Finished"
+        st.success(f"{did} {done}: explore `{run.folder}` on the other pages.")
     elif run.state == "stopped" and not run.saved:
         st.info(
             "Stopped before the first epoch finished, so nothing was saved (a checkpoint is "
             "written at the end of each epoch). Press Start again to train from the beginning."
         )
     elif run.state == "stopped":
+        again = "Sharpen epochs" if sharpening else "Epochs"
+        button = "Resume sharpening" if sharpening else "Resume"
         st.info(
-            f"Stopped after epoch {run.epoch}; its checkpoint is kept. To train on, set Epochs "
-            f"above {run.epoch} and press Resume."
+            f"Stopped after {unit} {run.epoch}; its checkpoint is kept. To train on, set "
+            f"{again} above {run.epoch} and press {button}."
         )
     elif run.state == "failed":
-        st.error(f"Training failed: {run.error}")
+        st.error(f"{'Sharpening' if sharpening else 'Training'} failed: {run.error}")
 
 
 @st.cache_data(max_entries=2, show_spinner=False)
@@ -187,6 +197,62 @@ def _page_dataset(run: jobs.TrainingStatus, chosen: Path | None) -> tuple[Path |
     return chosen, False
 
 
+def _sharpen_controls(
+    run: jobs.TrainingStatus, judges: dict[str, str], trained: jobs.JobOptions | None
+) -> tuple[bool, bool, bool]:
+    """Stage 2's section: its settings (the folder's own, else the defaults with stage 1's
+    judge) and its buttons; returns whether Sharpen, Stop and Resume sharpening were pressed."""
+    st.subheader("Sharpen (stage 2)")
+    st.caption(
+        "Trains the decoder against a spectrogram critic so that reconstructions, samples and "
+        "morphs sound real rather than smeared; the encoder and the learned prior stay as they "
+        "are, so the map, the sliders and the picks keep their meaning. Sharpens this folder "
+        "in place (`python -m vae sharpen`)."
+    )
+    if run.sharpened:
+        st.caption(
+            f"`{run.folder.name}` is sharpened ({run.sharpened} stage epochs), so stage 1 cannot "
+            "resume here (sharpening left it no optimizer state): sharpen on, or train a new "
+            "folder."
+        )
+    stage1_judge = trained.judge if trained and trained.judge_every else None
+    stored = jobs.sharpen_settings(run.folder) or jobs.SharpenOptions(judge=stage1_judge)
+    settings.load_sharpen(run.folder.name, stored, settings.sharpen_choices(list(judges)))
+    epochs_col, judge_col = st.columns([1, 2])
+    settings.sharpen_widget(epochs_col, "epochs")
+    if judges:  # scores every stage epoch and keeps the best of either stage in best/
+        settings.sharpen_widget(
+            judge_col, "judge", [None, *judges],
+            format_func=lambda p: "no judge" if p is None else f"{p} ({judges[p]})",
+        )  # fmt: skip
+    with st.expander("Advanced sharpening parameters"):
+        columns = st.columns(3)
+        for i, field in enumerate(settings.SHARPEN_ADVANCED):
+            settings.sharpen_widget(columns[i % 3], field)
+    settings.keep_sharpen()
+    begun, sharpening = run.sharpened > 0, run.running and run.stage == "sharpen"
+    # fmt: off
+    start_col, stop_col, resume_col, _ = st.columns([1, 1, 1, 3])
+    start = start_col.button("Sharpen", key="train-sharpen-start", type="primary",
+                             disabled=run.running or begun)
+    stop = stop_col.button("Stop", key="train-sharpen-stop", disabled=not sharpening)
+    resume = resume_col.button("Resume sharpening", key="train-sharpen-resume",
+                               disabled=run.running or not begun)
+    # fmt: on
+    st.caption(
+        "Sharpen starts stage 2 on this checkpoint. Stop ends after the batch in hand, keeping "
+        "the last finished stage epoch. Resume sharpening goes on up to Sharpen epochs."
+    )
+    return start, stop, resume
+
+
+def _sharpen_options(judges: dict[str, str]) -> jobs.SharpenOptions:
+    """Stage 2's options from its widgets (the judge only where one is offered)."""
+    values = settings.sharpen_given([n for n in settings.SHARPEN_KEYS if n != "judge"])
+    judge = st.session_state.get(settings.SHARPEN_KEYS["judge"]) if judges else None
+    return jobs.SharpenOptions(**values, judge=judge)
+
+
 def live(folder: Path, fallback_data: Path | None) -> None:
     """The run's progress, loss curves and reconstructions, reread from disk."""
     run = jobs.status(folder)
@@ -211,6 +277,9 @@ def live(folder: Path, fallback_data: Path | None) -> None:
         with export_col:
             _export(folder, stamp)
     st.plotly_chart(figures.loss_curves(run.records), key="train-loss")
+    if run.stage == "sharpen" or run.sharpened:
+        st.caption("Stage 2 (sharpening), its epochs counting on from stage 1's:")
+        st.plotly_chart(figures.sharpen_curves(run.records), key="train-sharpen-loss")
     _show_judge(run)
     data = run.data if run.data and run.data.is_dir() else fallback_data
     _show_reconstructions(run, data)
@@ -298,14 +367,21 @@ settings.keep()
 start_col, stop_col, resume_col, _ = st.columns([1, 1, 1, 3])
 # No help= on these: Streamlit then draws each button twice, which breaks browser selectors.
 again = run.state in ("stopped", "failed") and not run.saved  # nothing to resume: start over
+training = run.running and run.stage == "train"
 start = start_col.button("Start again" if again else "Start", key="train-start", type="primary",
                          disabled=run.running)
-stop = stop_col.button("Stop", key="train-stop", disabled=not run.running)
+stop = stop_col.button("Stop", key="train-stop", disabled=not training)
 resume = resume_col.button("Resume", key="train-resume",
-                           disabled=run.running or not has_checkpoint(folder))
+                           disabled=run.running or not has_checkpoint(folder) or run.sharpened > 0)
 st.caption("Start trains a new model into the folder. Stop ends after the batch in hand, "
            "keeping the last finished epoch. Resume trains that checkpoint on up to Epochs.")
 # fmt: on
+
+# ------------------------------------------------------------------------------ stage 2
+sharpen_start = sharpen_resume = False
+if has_checkpoint(folder) and not training:  # a finished or stopped stage 1
+    sharpen_start, sharpen_stop, sharpen_resume = _sharpen_controls(run, judges, saved_settings)
+    stop = stop or sharpen_stop
 
 # ------------------------------------------------------------------------------ work
 # Every training option but the judge's (which _judge_options reads), from its widget.
@@ -321,6 +397,19 @@ if start:
                                   **train_options, **judging)  # fmt: skip
         jobs.start(dataset, folder, options)
         st.rerun()  # the buttons and the live view follow the new run
+if sharpen_start or sharpen_resume:
+    with widgets.user_errors(stop=False):
+        data = jobs.checkpoint_dataset(folder) or dataset
+        if data is None:
+            raise ValueError(f"{folder}: its dataset is gone; pick one in the sidebar.")
+        options = _sharpen_options(judges)
+        if sharpen_resume and options.epochs <= run.sharpened:
+            raise ValueError(
+                f"{folder} is sharpened {run.sharpened} stage epochs: set Sharpen epochs above "
+                f"{run.sharpened} to sharpen on."
+            )
+        jobs.start(data, folder, options, resume=sharpen_resume)
+        st.rerun()
 if stop:
     if jobs.stop(folder) is None:
         st.warning(f"No training runs in `{folder}`.")

@@ -222,6 +222,35 @@ def judge_scores(records: Sequence[dict]) -> go.Figure:
     return fig
 
 
+SHARPEN_PANELS = (  # title, (metrics.jsonl key, trace name, colour) of each curve
+    (
+        "critic and adversarial (hinge)",
+        (("critic", "critic", 3), ("adversarial", "adversarial", 5)),
+    ),
+    ("feature matching", (("features", "features", 6),)),
+    ("spectral distance per bin", (("spectral", "train", 0), ("val_spectral", "val", 1))),
+)
+
+
+def sharpen_curves(records: Sequence[dict]) -> go.Figure:
+    """Stage 2's losses per stage epoch ("sharpen" lines of metrics.jsonl): the critic's
+    hinge loss beside the decoder's adversarial term, feature matching, and the spectral
+    distance of train and validation clips. The x axis is the epoch counting on from stage 1
+    (the loss chart's and the judge's axis); hovering shows the stage epoch."""
+    lines = [r for r in records if r.get("event") == "sharpen"]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[title for title, _ in SHARPEN_PANELS])
+    for col, (_, terms) in enumerate(SHARPEN_PANELS, start=1):
+        for key, name, colour in terms:
+            trace = _epoch_line(lines, key, name, COLOURS[colour], name, True)
+            stage = [r.get("stage_epoch") for r in lines if r.get(key) is not None]
+            hover = f"{name} %{{y:.4g}}, stage epoch %{{customdata}}<extra></extra>"
+            fig.add_trace(trace.update(customdata=stage, hovertemplate=hover), row=1, col=col)
+        fig.update_xaxes(title_text="epoch", row=1, col=col)
+    legend = dict(orientation="h", yanchor="top", y=-0.25, x=0)
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), legend=legend)
+    return fig
+
+
 def latent_map(
     coords: np.ndarray,
     ids: Sequence[str],

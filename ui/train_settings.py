@@ -8,19 +8,23 @@ options (``vae.jobs.settings``) or a recipe set the widgets the same way.
 
 Each widget is drawn from its option's description (``vae.train_config.Option`` of a
 TrainConfig or ModelOptions field): label, help, range, choices, and its key
-``train-<field-with-dashes>``; so a new training option is a widget without code here.
+``train-<field-with-dashes>``; so a new training option is a widget without code here. Stage
+2's widgets are drawn the same way from ``SharpenConfig``'s fields (keys
+``train-sharpen-<field>``), and show the stage settings of the folder the page is on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from vae.job_options import JobOptions
+from vae.job_options import JobOptions, SharpenOptions
 from vae.model_options import MODEL_OPTIONS
+from vae.sharpen_config import OPTIONS as SHARPEN_DESCRIBED
 from vae.train_config import OPTIONS, Option
 
 SETTINGS = "train-settings"  # widget key -> value, as this session last left them
@@ -53,15 +57,26 @@ def widget(where: Any, name: str, offered: Sequence[object] | None = None, **ext
     """Draw the widget of JobOptions field ``name`` in ``where`` (``st`` or a column) from its
     Option: a checkbox, a selectbox (its choices, or ``offered``), a number input (its range)
     or a text input; ``extra`` goes to the widget. Returns the widget's value."""
-    described, widget_key = DESCRIBED[name], KEYS[name]
+    return _draw(where, DESCRIBED[name], _TYPES[name], KEYS[name], offered, **extra)
+
+
+def _draw(
+    where: Any,
+    described: Option,
+    kind_of: str,
+    widget_key: str,
+    offered: Sequence[object] | None,
+    **extra: Any,
+) -> Any:
+    """The widget of an option described by ``described`` whose field's type is ``kind_of``."""
     tip = described.tip or described.help
-    if _TYPES[name] == "bool":
+    if kind_of == "bool":
         return where.checkbox(described.label, key=widget_key, help=tip, **extra)
     if offered is not None or described.choices:
         shown = list(described.choices if offered is None else offered)
         return where.selectbox(described.label, shown, key=widget_key, help=tip, **extra)
-    if name in INTS or name in FLOATS:
-        kind = int if name in INTS else float
+    if kind_of.startswith(("int", "float")):
+        kind = int if kind_of.startswith("int") else float
         low = described.min if described.low is None else described.low
         bounds = [None if b is None else kind(b) for b in (low, described.max)]
         step = None if described.step is None else kind(described.step)
@@ -103,6 +118,16 @@ def widget_values(options: JobOptions) -> dict[str, object]:
     return values
 
 
+def _as_offered(key: str, value: object, choices: Mapping[str, Sequence[object]]) -> object:
+    """``value`` as the selectbox of ``key`` offers it: a folder stored as an absolute path
+    (the CLI's way with a judge) is the offered path to the same folder."""
+    if not isinstance(value, str) or value in choices.get(key, [value]):
+        return value
+    where = Path(value).absolute()
+    same = [o for o in choices[key] if isinstance(o, str) and Path(o).absolute() == where]
+    return same[0] if same else value
+
+
 def _allowed(key: str, value: object, choices: Mapping[str, Sequence[object]]) -> bool:
     """Whether a selectbox can show ``value`` (a judge since deleted, a device like cuda:1
     cannot; the widget then keeps its own)."""
@@ -111,6 +136,7 @@ def _allowed(key: str, value: object, choices: Mapping[str, Sequence[object]]) -
 
 def set_widgets(values: Mapping[str, object], choices: Mapping[str, Sequence[object]]) -> None:
     """Put ``values`` into the widgets (call before they are drawn) and keep them."""
+    values = {k: _as_offered(k, v, choices) for k, v in values.items()}
     kept = {k: v for k, v in values.items() if _allowed(k, v, choices)}
     st.session_state.update(kept)
     st.session_state[SETTINGS] = {**st.session_state.get(SETTINGS, {}), **kept}
@@ -165,3 +191,72 @@ def matching(recipes: Mapping[str, JobOptions], ignore: Sequence[str] = ()) -> s
         if all(st.session_state.get(k) == v for k, v in wanted.items()):
             return name
     return None
+
+
+# ------------------------------------------------------------------------------ stage 2
+
+SHARPEN_SETTINGS = "train-sharpen-settings"  # sharpen widget key -> value, as last left
+SHARPEN_LOADED = "train-sharpen-loaded"  # the folder whose stage settings they were set from
+SHARPEN_KEYS = {name: "train-sharpen-" + name.replace("_", "-") for name in SHARPEN_DESCRIBED}
+_SHARPEN_TYPES = {f.name: str(f.type) for f in fields(SharpenOptions)}
+SHARPEN_ADVANCED = tuple(n for n, d in SHARPEN_DESCRIBED.items() if d.advanced)
+
+
+def sharpen_choices(judges: Sequence[str]) -> dict[str, list[object]]:
+    """Sharpen widget key -> the values its selectbox offers (the judge: none, or a folder)."""
+    offered: dict[str, list[object]] = {
+        SHARPEN_KEYS[n]: list(d.choices) for n, d in SHARPEN_DESCRIBED.items() if d.choices
+    }
+    return {**offered, SHARPEN_KEYS["judge"]: [None, *judges]}
+
+
+def sharpen_widget(
+    where: Any, name: str, offered: Sequence[object] | None = None, **extra: Any
+) -> Any:
+    """Draw the widget of SharpenOptions field ``name`` as ``widget`` draws a training one."""
+    described, kind_of = SHARPEN_DESCRIBED[name], _SHARPEN_TYPES[name]
+    return _draw(where, described, kind_of, SHARPEN_KEYS[name], offered, **extra)
+
+
+def _typed(kind_of: str, value: Any) -> Any:
+    """A number as the type its widget holds (a number_input refuses a float counting ints)."""
+    if value is not None and kind_of.startswith("int"):
+        return int(value)
+    if value is not None and kind_of.startswith("float"):
+        return float(value)
+    return value
+
+
+def sharpen_values(options: SharpenOptions) -> dict[str, object]:
+    """The sharpen widgets' values (by widget key) for ``options``, defaults filled in."""
+    full = options.resolved()
+    return {key: _typed(_SHARPEN_TYPES[n], getattr(full, n)) for n, key in SHARPEN_KEYS.items()}
+
+
+def load_sharpen(
+    folder: str, options: SharpenOptions, choices: Mapping[str, Sequence[object]]
+) -> None:
+    """Show ``options`` (the stage settings of ``folder``) in the sharpen widgets when the
+    page turns to that folder; otherwise give each widget that lost its value (its page was
+    left) the value this session left it with. Call before the widgets are drawn."""
+    if st.session_state.get(SHARPEN_LOADED) != folder:
+        st.session_state[SHARPEN_LOADED] = folder
+        values = {k: _as_offered(k, v, choices) for k, v in sharpen_values(options).items()}
+        shown = {k: v for k, v in values.items() if _allowed(k, v, choices)}
+        st.session_state[SHARPEN_SETTINGS] = shown
+        st.session_state.update(shown)
+        return
+    for key, value in st.session_state.get(SHARPEN_SETTINGS, {}).items():
+        if key not in st.session_state and _allowed(key, value, choices):
+            st.session_state[key] = value
+
+
+def keep_sharpen() -> None:
+    """Note the sharpen widgets' values under our own key; call after they are drawn."""
+    keys = [k for k in SHARPEN_KEYS.values() if k in st.session_state]
+    st.session_state[SHARPEN_SETTINGS] = {k: st.session_state[k] for k in keys}
+
+
+def sharpen_given(names: Sequence[str]) -> dict[str, Any]:
+    """The values of these SharpenOptions fields' widgets, numbers of their type."""
+    return {n: _typed(_SHARPEN_TYPES[n], st.session_state[SHARPEN_KEYS[n]]) for n in names}

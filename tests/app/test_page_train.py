@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.apptest import open_page
+from tests.apptest import chart_traces, open_page
+from ui.train_settings import SHARPEN_KEYS
 from vae import checkpoints as ck
 from vae import jobs, recipes
 from vae.cli import build_parser
+from vae.sharpen_config import OPTIONS as SHARPEN_FIELDS
 
 pytest.importorskip("streamlit.testing.v1")
 ROOT = Path(__file__).resolve().parents[2]
@@ -381,3 +383,155 @@ def test_a_stop_before_the_first_epoch_says_nothing_was_saved_and_offers_start(
     at.button(key="train-start").click()
     _poll(at, lambda: bool(at.success))
     assert _epochs(folder) == [1] and ck.has_checkpoint(folder)
+
+
+# ------------------------------------------------------------------------------ stage 2
+
+
+def _sharpen_lines(folder: Path) -> list[dict]:
+    return [r for r in ck.read_metrics(folder) if r["event"] == "sharpen"]
+
+
+def _stage_traces(at) -> dict[str, dict]:
+    """The stage chart's traces by name (critic, adversarial, features, train, val)."""
+    return {trace["name"]: trace for trace in chart_traces(at, "train-sharpen-loss")}
+
+
+def test_the_stage_chart_reads_the_sharpen_lines(workspace: Path) -> None:
+    """A checkpoint sharpened for 2 of 5 stage epochs (two "sharpen" lines after stage 1's
+    two epochs): the stage's chart draws each loss per epoch, counting on from stage 1, its
+    settings are the stage's, and stage 1 no longer offers Resume."""
+    folder = Path("checkpoints/demo")
+    losses = [
+        dict(critic=1.5, adversarial=0.8, features=0.25, spectral=0.004, val_spectral=0.005),
+        dict(critic=1.2, adversarial=0.9, features=0.2, spectral=0.003, val_spectral=None),
+    ]
+    for k, values in enumerate(losses, start=1):
+        line = {"event": "sharpen", "epoch": 2 + k, "stage_epoch": k, "stage_epochs": 5,
+                **values, "seconds": 2.0, "time": f"2026-01-01T00:00:0{2 * k}+00:00"}  # fmt: skip
+        ck.append_jsonl(folder / ck.METRICS_FILE, line)
+    record = {"format_version": 1, "base_epoch": 2, "stage_epoch": 2,
+              "config": {"epochs": 5, "batch_size": 16, "lr": 5e-5}}  # fmt: skip
+    (folder / "sharpen.json").write_text(json.dumps(record))
+
+    at = open_page("train", **{"train-last-folder": "demo"})
+    assert not at.exception and not at.error
+    assert "Sharpen (stage 2)" in [s.value for s in at.subheader]
+    traces = _stage_traces(at)
+    assert sorted(traces) == ["adversarial", "critic", "features", "train", "val"]
+    for name, key in (("critic", "critic"), ("adversarial", "adversarial"),
+                      ("features", "features"), ("train", "spectral")):  # fmt: skip
+        assert list(traces[name]["x"]) == [3, 4], name
+        assert list(traces[name]["y"]) == [r[key] for r in losses], name
+    assert list(traces["val"]["x"]) == [3] and list(traces["val"]["y"]) == [0.005]
+    assert list(traces["critic"]["customdata"]) == [1, 2]  # the stage epochs, on hover
+    assert _val_epochs(at) == [1, 2]  # stage 1's curves stay as they were
+    assert _progress(at)[0].proto.text.startswith("Sharpen (stage 2): stage epoch 2/5")
+
+    drawn = {w.key for kind in ("number_input", "selectbox") for w in at.get(kind)}
+    for name in SHARPEN_FIELDS:  # each drawn from its Option (the judge: only with judges)
+        assert name == "judge" or SHARPEN_KEYS[name] in drawn, name
+    assert at.number_input(key="train-sharpen-epochs").value == 5  # sharpen.json's settings
+    assert at.number_input(key="train-sharpen-batch-size").value == 16
+    assert at.number_input(key="train-sharpen-lr").value == 5e-5
+    assert at.number_input(key="train-sharpen-critic-lr").value == 4e-4  # the default
+    assert at.button(key="train-resume").disabled  # stage 1 cannot resume a sharpened model
+    assert any("cannot resume here" in c.value for c in at.caption)
+    assert at.button(key="train-sharpen-start").disabled  # begun: Resume sharpening goes on
+    assert not at.button(key="train-sharpen-resume").disabled
+    assert at.button(key="train-sharpen-stop").disabled
+
+    at.number_input(key="train-sharpen-epochs").set_value(2)
+    at.button(key="train-sharpen-resume").click()
+    at.run()
+    assert "is sharpened 2 stage epochs: set Sharpen epochs above 2" in at.error[0].value
+
+    # A folder without a checkpoint has no stage 2 to offer.
+    at.text_input(key="train-folder").set_value("fresh").run()
+    assert not at.exception
+    assert "Sharpen (stage 2)" not in [s.value for s in at.subheader]
+    assert not [b for b in at.button if b.key == "train-sharpen-start"]
+
+
+@pytest.mark.slow
+def test_sharpen_runs_stage_2_live_reattaches_stops_and_resumes(workspace: Path) -> None:
+    folder = Path("checkpoints/demo").absolute()
+    at = open_page("train", **{"train-last-folder": "demo"})
+    assert not at.button(key="train-sharpen-start").disabled
+    assert at.button(key="train-sharpen-resume").disabled  # nothing sharpened yet
+    at.number_input(key="train-sharpen-epochs").set_value(10_000)  # its widget's most
+    at.number_input(key="train-sharpen-batch-size").set_value(8)  # in the Advanced expander
+    at.number_input(key="train-sharpen-shift-frames").set_value(2)
+    at.button(key="train-sharpen-start").click()
+    at.run()
+    assert not at.error and not at.exception
+    job = jobs.read_job(folder)
+    assert job["kind"] == "sharpen"
+    argv = job["command"]
+    trained_on = ck.read_config(folder)["dataset"]["path"]  # the data stage 1 trained on
+    assert argv[1:7] == ["-m", "vae", "sharpen", str(folder), "--data", trained_on]
+    for flag, value in (("--epochs", "10000"), ("--batch-size", "8"), ("--shift-frames", "2")):
+        assert argv[argv.index(flag) + 1] == value
+    assert "--resume" not in argv
+    _poll(at, lambda: len(chart_traces(at, "train-sharpen-loss")[0]["x"]) >= 1)  # live
+    assert list(_stage_traces(at)["critic"]["x"])[0] == 3  # after stage 1's 2 epochs
+    assert _progress(at)[0].proto.text.startswith("Sharpen (stage 2): stage epoch")
+
+    # A new session (a reloaded page) finds the stage running and follows it.
+    other = open_page("train")
+    assert not other.exception
+    assert other.text_input(key="train-folder").value == "demo"
+    assert any(f"Sharpening process {job['pid']}" in c.value for c in other.caption)
+    assert other.number_input(key="train-sharpen-epochs").value == 10_000  # the job's own
+    assert other.number_input(key="train-sharpen-batch-size").value == 8
+    assert other.button(key="train-stop").disabled  # stage 1's Stop: no stage-1 run
+    assert other.button(key="train-sharpen-start").disabled
+    other.button(key="train-sharpen-stop").click()
+    _poll(other, lambda: any("Stopped after stage epoch" in i.value for i in other.info), 60)
+    kept = json.loads((folder / "sharpen.json").read_text())["stage_epoch"]
+    assert kept >= 1 and [r["stage_epoch"] for r in _sharpen_lines(folder)] == list(
+        range(1, kept + 1)
+    )
+    assert f"Stopped after stage epoch {kept}" in other.info[-1].value
+
+    other.number_input(key="train-sharpen-epochs").set_value(kept + 1)
+    other.button(key="train-sharpen-resume").click()
+    _poll(other, lambda: bool(other.success))
+    assert jobs.read_job(folder)["command"][-1] == "--resume"
+    assert f"Sharpened {kept + 1} stage epochs" in other.success[0].value
+    assert list(_stage_traces(other)["critic"]["x"]) == list(range(3, kept + 4))
+    assert ck.read_config(folder)["epoch"] == 2 + kept + 1
+    assert other.button(key="train-resume").disabled
+    assert other.session_state["studio-checkpoint"] == str(Path("checkpoints/demo"))
+
+
+@pytest.mark.slow
+def test_a_judge_scores_the_stage_and_keeps_its_best(workspace: Path) -> None:
+    """With a judge in the workspace, the stage offers it (none chosen: stage 1 had none);
+    the chosen one reaches the command, scores the stage epoch and keeps the best."""
+    from vae.dataset import load_dataset
+    from vae.judge_training import JudgeTraining, train_judge
+
+    train_judge(
+        load_dataset("data/demo"), Path("judges/demo"), JudgeTraining(epochs=1, batch_size=8)
+    )
+    folder = Path("checkpoints/demo").absolute()
+    at = open_page("train", **{"train-last-folder": "demo"})
+    assert at.selectbox(key="train-sharpen-judge").value is None
+    at.selectbox(key="train-sharpen-judge").set_value("judges/demo")
+    at.number_input(key="train-sharpen-epochs").set_value(1)
+    at.number_input(key="train-sharpen-batch-size").set_value(8)
+    at.button(key="train-sharpen-start").click()
+    at.run()
+    assert not at.error and not at.exception
+    argv = jobs.read_job(folder)["command"]
+    assert argv[argv.index("--judge") + 1] == str(Path("judges/demo").absolute())
+    assert jobs.wait(folder, timeout=180).state == "done"
+    judged = [r for r in ck.read_metrics(folder) if r["event"] == "judge"]
+    assert [r["epoch"] for r in judged] == [3]  # the stage epoch, counting on from stage 1
+    assert (folder / ck.BEST_DIR / ck.WEIGHTS_FILE).is_file()
+    again = open_page("train", **{"train-last-folder": "demo"})  # a new session: the stage's
+    assert again.selectbox(key="train-sharpen-judge").value == "judges/demo"
+    (folder / jobs.JOB_FILE).unlink()  # as if sharpened by the CLI: sharpen.json's absolute path
+    again = open_page("train", **{"train-last-folder": "demo"})
+    assert again.selectbox(key="train-sharpen-judge").value == "judges/demo"
