@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import pickle
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,6 +28,7 @@ from vae import limits
 from vae.features import FeatureConfig
 from vae.model import ConvVAE, ModelConfig, check_model_size
 from vae.prior import PRIOR_FILE
+from vae.safe_load import guarded_torch_load
 from vae.storage import (  # noqa: F401  (re-exported: the checkpoint API writes with these)
     atomic_write_bytes,
     atomic_write_json,
@@ -234,32 +234,6 @@ def read_config(path: str | Path) -> dict[str, Any]:
     )
 
 
-def guarded_torch_load(file: Path, device: str | torch.device, max_bytes: int, fix: str) -> Any:
-    """``torch.load(file, weights_only=True)`` of a file that may be hostile or cut short:
-    its size checked before a byte is read, a torn zip or a pickled object refused in one
-    line naming ``file`` (and ``fix``: what to do about it)."""
-    corrupt = f"{file}: truncated or corrupt (%s); {fix}"
-    size = file.stat().st_size
-    if size > max_bytes:  # checked before torch reads a byte of it
-        raise CheckpointError(
-            f"{file}: {size:,} bytes, more than the {max_bytes:,} it may take; {fix}"
-        )
-    if not zipfile.is_zipfile(file):  # torch.save writes a zip archive; a cut one is not
-        raise CheckpointError(corrupt % "not a complete zip archive")
-    try:
-        return torch.load(file, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as err:
-        # weights_only refuses any object that is not a tensor or a plain value: unpickling it
-        # could run code. Keep torch's one line that names the object.
-        why = [ln.strip() for ln in str(err).splitlines() if "WeightsUnpickler" in ln]
-        raise CheckpointError(
-            f"{file}: refused, it holds objects other than tensors and plain values "
-            f"({(why or ['weights_only'])[0][:160]}); only load checkpoints written by this tool"
-        ) from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
-        raise CheckpointError(corrupt % f"{type(err).__name__}: {str(err)[:120]}") from None
-
-
 def _load_weights(path: Path, device: str | torch.device, max_bytes: int) -> dict[str, Any]:
     file = path / WEIGHTS_FILE
     if not file.is_file():
@@ -272,7 +246,8 @@ def _load_weights(path: Path, device: str | torch.device, max_bytes: int) -> dic
             f"{file}: {size:,} bytes, more than the {max_bytes:,} the model in {CONFIG_FILE} "
             f"and its optimizer take; {_fix(path)}"
         )
-    state = guarded_torch_load(file, device, max_bytes, "resume from an intact copy or retrain")
+    fix = "resume from an intact copy or retrain"
+    state = guarded_torch_load(file, device, max_bytes, fix, CheckpointError)
     if not isinstance(state, dict) or "model" not in state or "epoch" not in state:
         raise CheckpointError(f"{file}: not a sound-vae-studio weights file; {_fix(path)}")
     if state.get("format_version") != FORMAT_VERSION:

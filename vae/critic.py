@@ -137,3 +137,14 @@ def feature_matching(
         for r, f in zip(r_maps, f_maps, strict=True)
     ]
     return torch.stack(terms).mean()
+
+
+def shift_time(x: torch.Tensor, most: int, gen: torch.Generator) -> torch.Tensor:
+    """Each clip of ``x`` (B, bins, frames) moved by a random whole number of frames in
+    [-most, most], the gap filled with silence (0)."""
+    if most <= 0:
+        return x
+    padded = torch.nn.functional.pad(x, (most, most))  # (B, bins, frames + 2 most)
+    offsets = torch.randint(0, 2 * most + 1, (len(x),), generator=gen).tolist()
+    frames = x.shape[-1]
+    return torch.stack([p[:, o : o + frames] for p, o in zip(padded, offsets, strict=True)])

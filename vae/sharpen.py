@@ -42,6 +42,7 @@ from vae.critic import (
     critic_loss,
     feature_matching,
     generator_loss,
+    shift_time,
 )
 from vae.dataset import SpectrogramSet, load_dataset
 from vae.folder_lock import FolderLock
@@ -49,14 +50,14 @@ from vae.judging import Judging, load_judge_for
 from vae.model import ConvVAE
 from vae.prior import ALL, LatentPrior, read_prior
 from vae.progress import OnEvent, ignore_event
+from vae.safe_load import guarded_torch_load
 from vae.sharpen_config import SharpenConfig
-from vae.spectral_loss import multiscale_spectral
+from vae.spectral_loss import multiscale_per_bin
 from vae.storage import atomic_write_json
-from vae.train import cpu_count, sigterm_sets, torch_threads
+from vae.train import STAGE_FILES, cpu_count, sigterm_sets, torch_threads
 from vae.train_config import resolve_device
 
-STATE_FILE = "sharpen.pt"
-RECORD_FILE = "sharpen.json"
+STATE_FILE, RECORD_FILE = STAGE_FILES  # sharpen.pt, sharpen.json: train knows them as ours
 STAGE = "sharpen"  # the metrics.jsonl event of a stage epoch
 STAGE_FORMAT_VERSION = 1
 
@@ -75,23 +76,6 @@ class SharpenResult:
 def stage_seed(seed: int, epoch: int) -> int:
     """Seed of everything random in stage epoch ``epoch``: a function of (seed, epoch)."""
     return int(np.random.SeedSequence([seed, epoch, 2]).generate_state(1)[0])
-
-
-def shift_time(x: torch.Tensor, most: int, gen: torch.Generator) -> torch.Tensor:
-    """Each clip of ``x`` (B, bins, frames) moved by a random whole number of frames in
-    [-most, most], the gap filled with silence (0)."""
-    if most <= 0:
-        return x
-    padded = torch.nn.functional.pad(x, (most, most))  # (B, bins, frames + 2 most)
-    offsets = torch.randint(0, 2 * most + 1, (len(x),), generator=gen).tolist()
-    frames = x.shape[-1]
-    return torch.stack([p[:, o : o + frames] for p, o in zip(padded, offsets, strict=True)])
-
-
-def spectral_term(recon: torch.Tensor, x: torch.Tensor, top_db: float) -> torch.Tensor:
-    """The multi-resolution spectral distance per bin, averaged over the batch: a scalar
-    of about 0.004 for a stage-1 model on FSDD."""
-    return (multiscale_spectral(recon, x, top_db) / (x.shape[-1] * x.shape[-2])).mean()
 
 
 class Sharpening:
@@ -150,7 +134,9 @@ class Sharpening:
         file = self.out / STATE_FILE
         # the decoder, the critic and two Adam states: a few times model.pt at most
         bound = 8 * (self.out / ck.WEIGHTS_FILE).stat().st_size + (64 << 20)
-        state = ck.guarded_torch_load(file, self.device, bound, "delete it to sharpen afresh")
+        state = guarded_torch_load(
+            file, self.device, bound, "delete it to sharpen afresh", ck.CheckpointError
+        )
         if not isinstance(state, dict) or state.get("format_version") != STAGE_FORMAT_VERSION:
             raise ck.CheckpointError(f"{file}: not a stage-2 state of this version; "
                                      "delete it to sharpen afresh")  # fmt: skip
@@ -260,7 +246,7 @@ class Sharpening:
                           for logits, maps in verdict]  # fmt: skip
             adversarial = generator_loss(verdict)
             features = feature_matching(real_maps, recon_maps)
-            spectral = spectral_term(recon, x, top_db)
+            spectral = multiscale_per_bin(recon, x, top_db)
             g_loss = (
                 cfg.adversarial_weight * adversarial
                 + cfg.feature_weight * features
@@ -292,7 +278,7 @@ class Sharpening:
             x, y = self.x_val[i : i + 64].to(self.device), self.y_val[i : i + 64]
             mu, _ = self.model.encode(x, self._labels(y))
             recon = self.model.decode(mu, self._labels(y))
-            total += float(spectral_term(recon, x, self.ds.config.top_db)) * len(x)
+            total += float(multiscale_per_bin(recon, x, self.ds.config.top_db)) * len(x)
         return total / len(self.x_val)
 
     # ------------------------------------------------------------------ saving

@@ -13,9 +13,9 @@ from vae.critic import (
     critic_loss,
     feature_matching,
     generator_loss,
+    shift_time,
 )
 from vae.model import ModelConfig, vae_loss
-from vae.sharpen import shift_time
 from vae.spectral_loss import multiscale_spectral
 
 
