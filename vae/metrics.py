@@ -101,6 +101,8 @@ def waveform_fine_structure(waves: torch.Tensor | np.ndarray, cfg: F.FeatureConf
     Each clip is peak-normalised first, as the features are, so a quieter decoder output is
     not scored as flatter only because more of it sits below the floor.
     """
+    if torch.is_tensor(waves):
+        waves = waves.detach().cpu().numpy()
     wave = torch.from_numpy(np.array(waves, dtype=np.float32))  # a copy: (..., samples)
     wave = wave / wave.abs().amax(dim=-1, keepdim=True).clamp(min=1e-12)
     mag = F.stft_magnitude(wave, cfg)  # (..., stft_bins, frames)
