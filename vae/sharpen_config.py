@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from vae.train_config import option, options_of
+from vae.train_config import check_options, known_fields, option, options_of
 
 
 @dataclass(frozen=True)
@@ -67,18 +67,15 @@ class SharpenConfig:
     # fmt: on
 
     def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            problem = field.metadata["option"].problem(field.name, getattr(self, field.name))
-            if problem:
-                raise ValueError(problem)
+        check_options(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SharpenConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """Rebuild from :meth:`to_dict`, ignoring fields this version does not know."""
+        return cls(**known_fields(cls, data))
 
 
 OPTIONS = options_of(SharpenConfig)

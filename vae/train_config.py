@@ -84,6 +84,22 @@ def options_of(config: type) -> dict[str, Option]:
     return {f.name: f.metadata["option"] for f in dataclasses.fields(config)}
 
 
+def check_options(config: Any) -> None:
+    """ValueError naming the first field of a dataclass made with :func:`option` whose value
+    its :class:`Option` refuses."""
+    for field in dataclasses.fields(config):
+        problem = field.metadata["option"].problem(field.name, getattr(config, field.name))
+        if problem:
+            raise ValueError(problem)
+
+
+def known_fields(config: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``data`` that are fields of ``config`` (a stored config of a newer or
+    older version keeps what this one knows)."""
+    known = {f.name for f in dataclasses.fields(config)}
+    return {k: v for k, v in data.items() if k in known}
+
+
 def flag(name: str) -> str:
     """The CLI flag of a field: ``batch_size`` -> ``--batch-size``."""
     return "--" + name.replace("_", "-")
@@ -200,10 +216,7 @@ class TrainConfig:
     # fmt: on
 
     def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            problem = field.metadata["option"].problem(field.name, getattr(self, field.name))
-            if problem:
-                raise ValueError(problem)
+        check_options(self)
         if not (self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps")):
             raise ValueError(f"device={self.device!r} must be auto, cpu, cuda or cuda:N")
         if self.judge_every and not self.judge:
@@ -218,8 +231,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Rebuild from :meth:`to_dict`, ignoring fields this version does not know."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**known_fields(cls, data))
 
     def judged_after(self, epoch: int) -> bool:
         """Whether the judge scores epoch ``epoch``: every ``judge_every``, and the last."""
