@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from vae import checkpoints as ck
+from vae.batches import FeatureFile, FeatureRows
 from vae.critic import (
     CriticConfig,
     SpectrogramCritic,
@@ -44,7 +45,7 @@ from vae.critic import (
     generator_loss,
     shift_time,
 )
-from vae.dataset import SpectrogramSet, load_dataset
+from vae.dataset import FEATURES_FILE, SpectrogramSet, load_dataset
 from vae.folder_lock import FolderLock
 from vae.judging import Judging, load_judge_for
 from vae.model import ConvVAE
@@ -116,10 +117,13 @@ class Sharpening:
                 f"{ds.root}: {len(train_rows)} training clips, fewer than --batch-size "
                 f"{cfg.batch_size}; lower it"
             )
-        self.x = torch.from_numpy(np.asarray(ds.features[np.sort(train_rows)], np.float32))
-        self.y = torch.from_numpy(ds.label_indices[np.sort(train_rows)].astype(np.int64))
-        self.x_val = torch.from_numpy(np.asarray(ds.features[np.sort(val_rows)], np.float32))
-        self.y_val = torch.from_numpy(ds.label_indices[np.sort(val_rows)].astype(np.int64))
+        # rows read from disk a batch at a time, as stage 1 does: a corpus larger than memory
+        self.features = FeatureFile(Path(ds.root) / FEATURES_FILE)
+        train_rows, val_rows = np.sort(train_rows), np.sort(val_rows)
+        self.x = FeatureRows(self.features, train_rows)
+        self.y = torch.from_numpy(ds.label_indices[train_rows].astype(np.int64))
+        self.x_val = FeatureRows(self.features, val_rows)
+        self.y_val = torch.from_numpy(ds.label_indices[val_rows].astype(np.int64))
         self.judging: Judging | None = None
         if cfg.judge:
             judge = load_judge_for(cfg.judge, ds)
@@ -224,7 +228,7 @@ class Sharpening:
             if stop():
                 return None
             rows = order[b * cfg.batch_size : (b + 1) * cfg.batch_size].sort().values
-            x, y = self.x[rows].to(self.device), self.y[rows]
+            x, y = self.x[rows.numpy()].to(self.device), self.y[rows]
             recon, others, mixed = self._fakes(x, y, gen, rng)
             real_w = self._weights(y)
             fake_w = torch.cat([real_w, mixed]) if real_w is not None else None
@@ -345,6 +349,9 @@ class Sharpening:
                 self.judging.after_epoch(self.base_epoch + epoch)
         return history, False
 
+    def close(self) -> None:
+        self.features.close()
+
 
 def _read_record(out: Path) -> dict[str, Any] | None:
     """sharpen.json of a stage begun in ``out`` (None when there is none)."""
@@ -413,7 +420,10 @@ def sharpen(
             if stage.stage_epoch >= config.epochs:
                 emit({"event": "note", "message": f"already sharpened {stage.stage_epoch} "
                       f"of {config.epochs} stage epochs"})  # fmt: skip
-            history, stopped = stage.run(stop)
+            try:
+                history, stopped = stage.run(stop)
+            finally:
+                stage.close()
     seconds = time.perf_counter() - started
     emit({"event": "done", "epoch": stage.stage_epoch, "stopped": stopped, "seconds": seconds})
     return SharpenResult(out, stage.stage_epoch, history, stopped, seconds)
