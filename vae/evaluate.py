@@ -93,7 +93,7 @@ def evaluate_reconstruction(
             est = F.stft_magnitude(torch.from_numpy(audio), cfg)
             out_lsd.append(log_spectral_distance(ref, est, floor).numpy())
             out_sc.append(spectral_convergence(ref, est).numpy())
-            out_fine.append(waveform_fine_structure(audio, cfg))
+            out_fine.append(waveform_fine_structure(audio, cfg, est))  # est: its STFT
         fine["real"].append(waveform_fine_structure(ds.waveforms[batch], cfg))
         if progress:
             progress(min(start + batch_size, len(idx)), len(idx))

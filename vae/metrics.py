@@ -95,15 +95,22 @@ def fine_structure(mag: torch.Tensor, floor: float, loud_db: float = LOUD_FRAME_
     return (step * loud).sum(dim=-1) / loud.sum(dim=-1).clamp(min=1)
 
 
-def waveform_fine_structure(waves: torch.Tensor | np.ndarray, cfg: F.FeatureConfig) -> np.ndarray:
+def waveform_fine_structure(
+    waves: torch.Tensor | np.ndarray, cfg: F.FeatureConfig, mag: torch.Tensor | None = None
+) -> np.ndarray:
     """``fine_structure`` in dB of clips as heard: (..., samples) -> (...) float64.
 
     Each clip is peak-normalised first, as the features are, so a quieter decoder output is
-    not scored as flatter only because more of it sits below the floor.
+    not scored as flatter only because more of it sits below the floor. ``mag``, when the
+    caller already has it, is ``stft_magnitude(waves)`` (..., stft_bins, frames): the STFT is
+    linear, so it is scaled by each clip's peak instead of analysed again.
     """
     if torch.is_tensor(waves):
         waves = waves.detach().cpu().numpy()
     wave = torch.from_numpy(np.array(waves, dtype=np.float32))  # a copy: (..., samples)
-    wave = wave / wave.abs().amax(dim=-1, keepdim=True).clamp(min=1e-12)
-    mag = F.stft_magnitude(wave, cfg)  # (..., stft_bins, frames)
+    peak = wave.abs().amax(dim=-1, keepdim=True).clamp(min=1e-12)  # (..., 1)
+    if mag is None:
+        mag = F.stft_magnitude(wave / peak, cfg)  # (..., stft_bins, frames)
+    else:
+        mag = mag / peak.unsqueeze(-1)
     return fine_structure(mag, F.magnitude_floor(cfg)).double().numpy()

@@ -43,8 +43,8 @@ __all__ = ["TrainResult", "TrainingDiverged", "train"]
 
 # Written beside a run by vae.jobs (the app's launcher): part of a checkpoint folder, not foreign.
 JOB_FILES = ("job.json", "train.log")
-# Written into a checkpoint by stage 2: vae.sharpen's STATE_FILE and RECORD_FILE (it imports
-# this module, so the names stand here too; a test holds them equal). Part of the folder too.
+# Written into a checkpoint by stage 2: vae.sharpen's STATE_FILE and RECORD_FILE, which it
+# takes from here (it imports this module). Part of the folder too.
 STAGE_FILES = ("sharpen.pt", "sharpen.json")
 # The model a fresh run may be given: the CLI's model options, and the label embedding size
 # (a library-only knob).
