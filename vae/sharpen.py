@@ -181,10 +181,8 @@ class Sharpening:
         for label in np.unique(labels.numpy()):
             mine = labels.numpy() == label
             key = int(label) if self.conditional else ALL
-            mixture = self.prior.mixtures.get(key, self.prior.mixtures.get(ALL))
-            if mixture is None:
-                raise ValueError(f"the learned prior has no mixture for label {label}")
-            codes[mine] = mixture.sample(int(mine.sum()), 1.0, rng)
+            seed = int(rng.integers(2**63))  # a function of the epoch's seed: resumable
+            codes[mine] = self.prior.sample(int(mine.sum()), key, 1.0, seed=seed)
         return torch.from_numpy(codes)
 
     def _fakes(
