@@ -13,7 +13,6 @@ import csv
 import difflib
 import functools
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -30,6 +29,7 @@ import torch
 
 from vae import audio, ingest, limits, sources, storage
 from vae.features import FeatureConfig
+from vae.output_folder import DATASET, check_output_folder, install
 from vae.progress import Progress
 
 FORMAT_VERSION = 1
@@ -119,7 +119,8 @@ def preprocess(
     """Turn every audio file under ``src`` into clips and features in the dataset ``out``.
 
     Bad files are listed in errors.csv and skipped. The folder is built beside ``out`` and
-    swapped in when complete, replacing an earlier dataset there.
+    put in place when complete (:func:`vae.output_folder.install`): an earlier dataset's
+    files there are replaced, any other file kept; a folder that is not a dataset is refused.
     Raises:
         NoUsableAudio: no file gave a clip (nothing is written).
         storage.DiskFullError: out of space; the previous dataset and no temp folder remain.
@@ -131,9 +132,7 @@ def preprocess(
         raise ValueError(f"val_fraction={val_fraction} must be in [0, 1)")
     if out.resolve() == src.resolve() or out.resolve() in src.resolve().parents:
         raise ValueError(f"{out}: output would replace the source {src}; choose another --out")
-    if out.exists() and not (out / CONFIG_FILE).is_file():
-        if not out.is_dir() or any(out.iterdir()):
-            raise ValueError(f"{out}: exists and is not a dataset; choose another --out")
+    check_output_folder(out, DATASET)  # a checkpoint, user files...: refused, untouched
     files = sources.find_audio_files(src)
     rule = sources.resolve_label_rule(files, src, labels)
     storage.tidy_leftovers(out, CONFIG_FILE)
@@ -148,7 +147,7 @@ def preprocess(
     kept = "; the previous dataset is kept" if (out / CONFIG_FILE).is_file() else ""
     try:
         summary = _build(src, tmp, files, cfg, rule, val_fraction, seed, progress)
-        storage.swap_into_place(tmp, out)
+        install(tmp, out, DATASET)  # an older dataset's files replaced, any other file kept
     except Exception as err:
         storage.raise_if_disk_full(err, out, kept)  # one line naming the dataset, not a pwrite
         raise
@@ -217,7 +216,7 @@ def _build(
         "fingerprint": dataset_fingerprint(cfg, ids),
     }
     # config.json is written last: a temp folder holding it is complete.
-    (tmp / CONFIG_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    storage.atomic_write_json(tmp / CONFIG_FILE, info)  # refuses NaN: config.json stays JSON
     return len(rows), refused, per_label
 
 

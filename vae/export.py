@@ -1,7 +1,8 @@
 """Export a checkpoint for use without this project: ONNX (or TorchScript) files and a
 manifest that says how to drive them and how to turn their output into sound.
 
-An export is a folder, built aside and renamed into place (an older export is replaced):
+An export is a folder, built aside and put in place (an older export's files are replaced,
+any other file in the folder is kept; a folder that is not an export is refused):
     decoder.onnx      z (B, D) float32 [, label (B,) int64] -> features (B, bins, frames)
     decoder_mix.onnx  conditional models: z, label_weights (B, n_labels) -> features
     encoder.onnx      features [, label] -> mu, logvar (B, D)
@@ -35,10 +36,10 @@ from vae import export_graphs as graphs
 from vae import features as F
 from vae.checkpoints import Checkpoint, load_checkpoint, utc_now
 from vae.latent import checkpoint_axes
+from vae.output_folder import EXPORT, check_output_folder, install
 from vae.storage import (
     atomic_write_json,
     read_versioned_json,
-    swap_into_place,
     temp_beside,
     tidy_leftovers,
     versions,
@@ -311,15 +312,14 @@ def _load_vocoder(ckpt: Checkpoint) -> tuple[Vocoder | None, str | None]:
 
 
 def _check_target(out: Path, checkpoint: Path) -> None:
-    """Refuse to replace a folder that is not an export (a checkpoint, a dataset...)."""
+    """Refuse to write into a folder that is not an export (a checkpoint, a dataset, user
+    files: :func:`vae.output_folder.check_output_folder`) or that holds the checkpoint."""
     if out.resolve() == checkpoint.resolve() or checkpoint.resolve().is_relative_to(out.resolve()):
         raise ExportError(f"--out {out}: that would replace the checkpoint; pick a new folder")
-    if out.exists() and (
-        not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())
-    ):
-        raise ExportError(
-            f"{out} exists and is not an export (no {MANIFEST}); pick a new folder or delete it"
-        )
+    try:
+        check_output_folder(out, EXPORT)
+    except ValueError as err:
+        raise ExportError(str(err)) from None
 
 
 def export_checkpoint(
@@ -362,7 +362,7 @@ def export_checkpoint(
         parity = _check(tmp, modules, roles) if fmt == "onnx" else {}
         data = manifest(ckpt, files, roles, fmt, vocoder, k_directions, left_out)
         atomic_write_json(tmp / MANIFEST, data)
-        swap_into_place(tmp, out)
+        install(tmp, out, EXPORT)  # an older export's files replaced, any other file kept
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,14 @@ import torchaudio
 from torch import nn
 
 from vae import limits
-from vae.storage import atomic_write_json, read_json, write_atomically
+from vae.output_folder import JUDGE, check_output_folder, install
+from vae.storage import (
+    atomic_write_json,
+    read_json,
+    temp_beside,
+    tidy_leftovers,
+    write_atomically,
+)
 
 # Version 1 judged the dataset's feature spectrograms; version 2 hears waveforms.
 JUDGE_FORMAT_VERSION = 2
@@ -192,20 +200,40 @@ class JudgeNet(nn.Module):
         return self.head(self.embed(x))
 
 
+def check_judge_out(out: str | Path) -> None:
+    """Refuse ``out`` unless it is missing, empty or a judge (a checkpoint, a dataset or a
+    folder of other files is never written into); called before training.
+
+    Raises:
+        ValueError: one line naming the folder, what it holds and the fix.
+    """
+    check_output_folder(out, JUDGE)
+
+
 def save_judge(out: str | Path, model: JudgeNet, info: dict[str, Any]) -> Path:
-    """Write judge.pt then judge.json (last: a folder holding it is complete); ``info``
-    adds the label names, dataset, training settings and figures to the config."""
+    """Write judge.pt then judge.json (last: a folder holding it is complete) aside and put
+    them in place (:func:`vae.output_folder.install`: an older judge's files are replaced,
+    other files kept); ``info`` adds the label names, dataset, training settings and
+    figures to the config.
+
+    Raises:
+        ValueError: ``out`` holds something other than a judge.
+    """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomically(out / WEIGHTS_FILE, lambda f: torch.save(model.state_dict(), f))
-    atomic_write_json(
-        out / CONFIG_FILE,
-        {
-            "format_version": JUDGE_FORMAT_VERSION,
-            "judge_config": dataclasses.asdict(model.config),
-            **info,
-        },
-    )
+    check_judge_out(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tidy_leftovers(out.absolute(), CONFIG_FILE)
+    tmp = temp_beside(out)
+    tmp.mkdir()
+    try:
+        write_atomically(tmp / WEIGHTS_FILE, lambda f: torch.save(model.state_dict(), f))
+        config = dataclasses.asdict(model.config)
+        body = {"format_version": JUDGE_FORMAT_VERSION, "judge_config": config, **info}
+        atomic_write_json(tmp / CONFIG_FILE, body)
+        install(tmp, out, JUDGE)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return out
 
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from vae.dataset import SpectrogramSet
 from vae.features import features_to_waveform
-from vae.judge import JudgeConfig, JudgeNet, log_mel, save_judge
+from vae.judge import JudgeConfig, JudgeNet, check_judge_out, log_mel, save_judge
 from vae.progress import OnEvent
 
 
@@ -143,8 +143,10 @@ def train_judge(
     last epoch is a settled one.
 
     Raises:
-        ValueError: ``ds`` has unlabelled clips, fewer than two labels or no val split.
+        ValueError: ``ds`` has unlabelled clips, fewer than two labels or no val split;
+            ``out`` holds something other than a judge.
     """
+    check_judge_out(out)  # before the training, not after it
     if len(ds.label_names) < 2 or (ds.label_indices < 0).any():
         raise ValueError(
             f"{ds.root}: a judge needs every clip labelled, with two labels or more; "

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from vae import audio
+from vae.output_folder import DEMO_SET, check_output_folder
 from vae.progress import Progress
 
 LABEL_RULES = ("auto", "fsdd", "folder", "none")
@@ -181,22 +182,19 @@ def _demo_clip(kind: str, speaker: str, sample_rate: int, rng) -> np.ndarray:
 
 
 def _clear_previous_demo(out: Path) -> None:
-    """Allow writing into ``out`` only if it is empty or an earlier demo set (emptied here)."""
-    if not out.exists():
+    """Allow writing into ``out`` only if it is missing, empty or an earlier demo set (the
+    rule of :func:`vae.output_folder.check_output_folder`), and remove from an earlier demo
+    set only the clips this function writes: a file of the user's in it is kept."""
+    if not check_output_folder(out, DEMO_SET):
         return
-    if not out.is_dir():
-        raise ValueError(f"{out}: exists and is not a folder; choose another output folder")
-    readme = out / DEMO_README
-    is_demo = readme.is_file() and readme.read_text(errors="replace").startswith(DEMO_MARKER)
-    if not is_demo:
-        if any(out.iterdir()):
-            raise ValueError(
-                f"{out}: folder is not empty and is not a demo set; choose an empty folder"
-            )
-        return
-    for kind in DEMO_CLASSES:  # only files this function writes are removed
-        for old in (out / kind).glob(f"{kind}_*.wav"):
-            old.unlink()
+    clip = re.compile(rf"^({'|'.join(DEMO_CLASSES)})_({'|'.join(DEMO_SPEAKERS)})_\d+\.wav$")
+    for kind in DEMO_CLASSES:
+        folder = out / kind
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for old in folder.iterdir():
+            if clip.match(old.name) and old.name.startswith(f"{kind}_") and old.is_file():
+                old.unlink()
 
 
 def make_demo_set(

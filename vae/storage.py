@@ -304,8 +304,20 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def atomic_write_json(path: str | Path, data: Any) -> Path:
-    """Replace ``path`` with ``data`` as indented JSON atomically."""
-    return atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+    """Replace ``path`` with ``data`` as indented JSON atomically.
+
+    Raises:
+        ValueError: ``data`` holds NaN or an infinity, which JSON has no word for (Python
+            would write ``NaN``, a file other readers refuse); nothing is written.
+    """
+    try:
+        text = json.dumps(data, indent=2, allow_nan=False)
+    except ValueError:
+        raise ValueError(
+            f"{path}: a value is NaN or infinite, which JSON cannot hold; not written "
+            "(check the numbers given)"
+        ) from None
+    return atomic_write_text(path, text + "\n")
 
 
 JSON_MAX_BYTES = 4 << 20  # a config, manifest or job file is a few KB; 4 MiB is far past any

@@ -35,6 +35,7 @@ from vae.folder_lock import LOCK_FILE, FolderLock
 from vae.loop import Trainer, TrainerSetup, TrainingDiverged
 from vae.model import MODEL_SIZES, ModelConfig
 from vae.model_options import MODEL_OPTIONS
+from vae.output_folder import CHECKPOINT, check_output_folder
 from vae.progress import OnEvent, ignore_event
 from vae.storage import tidy_leftovers
 from vae.train_config import TrainConfig, check_precision, resolve_device
@@ -159,8 +160,8 @@ def _locked_on_main(world: dist.World, out: Path) -> Iterator[None]:
     with contextlib.ExitStack() as held:
 
         def lock() -> None:
-            if out.exists() and not out.is_dir():
-                raise ValueError(f"{out}: is a file, not a checkpoint folder; choose another --out")
+            # Before the lock and the tidying: a folder of other things is left untouched.
+            check_output_folder(out, CHECKPOINT)
             out.mkdir(parents=True, exist_ok=True)
             held.enter_context(FolderLock(out))
             _tidy(out)

@@ -34,10 +34,10 @@ from torch import nn
 from vae import features as F
 from vae import limits
 from vae.checkpoints import feature_differences
+from vae.output_folder import VOCODER, check_output_folder, install
 from vae.storage import (
     atomic_write_json,
     read_versioned_json,
-    swap_into_place,
     temp_beside,
     tidy_leftovers,
     write_atomically,
@@ -362,10 +362,26 @@ def has_vocoder(path: str | Path) -> bool:
     return (path / CONFIG_FILE).is_file() or (path / VOCODER_DIR / CONFIG_FILE).is_file()
 
 
+def check_vocoder_out(out: str | Path) -> None:
+    """Refuse ``out`` unless it is missing, empty or a vocoder (a dataset, a checkpoint or a
+    folder of other files is never replaced); called before training spends its budget.
+
+    Raises:
+        ValueError: one line naming the folder, what it holds and the fix.
+    """
+    check_output_folder(out, VOCODER)
+
+
 def save_vocoder(out: str | Path, net: VocoderNet, report: dict[str, Any]) -> Path:
-    """Write the folder ``out`` (vocoder.pt, then vocoder.json) aside and rename it into
-    place, so a kill leaves the old vocoder or the new one."""
+    """Write the folder ``out`` (vocoder.pt, then vocoder.json) aside and put it in place
+    (:func:`vae.output_folder.install`): an older vocoder's files are replaced, any other
+    file in the folder is kept, and a folder that is not a vocoder is refused.
+
+    Raises:
+        ValueError: ``out`` holds something else (a dataset, a checkpoint, user files).
+    """
     out = Path(out)
+    check_vocoder_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tidy_leftovers(out.absolute(), CONFIG_FILE)
     tmp = temp_beside(out)
@@ -380,7 +396,7 @@ def save_vocoder(out: str | Path, net: VocoderNet, report: dict[str, Any]) -> Pa
             **report,
         }
         atomic_write_json(tmp / CONFIG_FILE, info)
-        swap_into_place(tmp, out)
+        install(tmp, out, VOCODER)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

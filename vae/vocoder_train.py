@@ -29,7 +29,14 @@ from vae import features as F
 from vae.dataset import SpectrogramSet
 from vae.metrics import log_spectral_distance, spectral_convergence, summarise
 from vae.progress import OnEvent
-from vae.vocoder import Vocoder, VocoderConfig, VocoderNet, save_vocoder, verdict
+from vae.vocoder import (
+    Vocoder,
+    VocoderConfig,
+    VocoderNet,
+    check_vocoder_out,
+    save_vocoder,
+    verdict,
+)
 
 
 @dataclass(frozen=True)
@@ -157,8 +164,10 @@ def train_vocoder(
         whether it beat Griffin-Lim on the val copies; not won without val clips).
 
     Raises:
-        ValueError: ``config`` was made for other features than ``ds``.
+        ValueError: ``config`` was made for other features than ``ds``; ``out`` holds
+            something other than a vocoder (checked before training).
     """
+    check_vocoder_out(out)
     config = config or VocoderConfig(feature=ds.config)
     if config.feature.fingerprint() != ds.config.fingerprint():
         raise ValueError(

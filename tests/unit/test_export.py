@@ -395,13 +395,18 @@ def test_inverse_stft_is_torch_istft() -> None:
 
 @pytest.mark.slow
 def test_re_export_replaces_the_old_one_and_a_failed_check_keeps_it(tmp_path, monkeypatch):
+    """Issue 23 finding 10: the old export's files go, the user's own files stay."""
     out = tmp_path / "out"
     E.export_checkpoint(SHIPPED, out)
-    (out / "stale.txt").write_text("from an older export")
+    (out / "my_notes.txt").write_text("mine")
+    (out / "sub").mkdir()
+    (out / "sub" / "keep.txt").write_text("kept")
     E.export_checkpoint(SHIPPED, out, "torchscript")
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["decoder.pt", "decoder_mix.pt", "encoder.pt", "export.json"]
+        ["decoder.pt", "decoder_mix.pt", "encoder.pt", "export.json", "my_notes.txt", "sub"]
     )
+    assert (out / "my_notes.txt").read_text() == "mine"
+    assert (out / "sub" / "keep.txt").read_text() == "kept"
     monkeypatch.setattr(E, "PARITY_TOLERANCE", -1.0)  # no export can pass
     with pytest.raises(E.ExportError, match=r"decoder.onnx: ONNX Runtime's features differ"):
         E.export_checkpoint(SHIPPED, out)

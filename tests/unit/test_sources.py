@@ -146,7 +146,7 @@ def test_demo_set_rewrites_itself_but_not_a_user_folder(tmp_path: Path) -> None:
     assert len(sources.find_audio_files(out)) == 2 * len(sources.DEMO_CLASSES)
     user = tmp_path / "mine"
     _touch(user, "keep.wav")
-    with pytest.raises(ValueError, match="not empty"):
+    with pytest.raises(ValueError, match="is not a demo set folder"):
         sources.make_demo_set(user, n_per_class=1)
     assert (user / "keep.wav").exists()
 

@@ -33,7 +33,10 @@ def _feature_config(args: argparse.Namespace) -> FeatureConfig:
 
 
 def cmd_preprocess(args: argparse.Namespace) -> int:
+    from vae.output_folder import DATASET, check_output_folder
+
     _named_as_the_app_would(args.out)
+    check_output_folder(args.out, DATASET)  # before any line is printed or file unpacked
     cfg = _feature_config(args)
     print(
         f"features: {cfg.n_bins} bins x {cfg.n_frames} frames "
@@ -146,7 +149,12 @@ def add_preprocess(sub: argparse._SubParsersAction) -> None:
         help="folder of audio files (searched recursively), or a zip / tar.gz (unpacked "
         f"safely: {archive.Limits().describe()})",
     )
-    s.add_argument("--out", required=True, help="dataset folder to write (replaced atomically)")
+    s.add_argument(
+        "--out",
+        required=True,
+        help="dataset folder to write: new, empty, or a dataset (its files are replaced, "
+        "others kept)",
+    )
     s.add_argument(
         "--preset",
         default="fsdd",

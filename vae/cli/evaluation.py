@@ -120,8 +120,10 @@ def _realism_lines(rows: list[dict], judge: dict | None) -> list[str]:
 
 def cmd_judge(args: argparse.Namespace) -> int:
     from vae.dataset import load_dataset
+    from vae.judge import check_judge_out
     from vae.judge_training import JudgeTraining, train_judge
 
+    check_judge_out(args.out)
     ds = load_dataset(args.data)
     update, close = _bar("judge", "epoch")
     try:
@@ -148,17 +150,18 @@ def cmd_vocoder(args: argparse.Namespace) -> int:
 
     from vae.checkpoints import check_compatible, load_checkpoint
     from vae.dataset import load_dataset
-    from vae.vocoder import VocoderConfig, vocoder_dir
+    from vae.vocoder import VocoderConfig, check_vocoder_out, vocoder_dir
     from vae.vocoder_train import VocoderTraining, train_vocoder
 
     if not args.checkpoint and not args.out:
         raise CliError("pass --checkpoint CKPT (saves into CKPT/vocoder) or --out DIR")
+    out = Path(args.out) if args.out else vocoder_dir(args.checkpoint)
+    check_vocoder_out(out)  # before anything is loaded or trained
     ds = load_dataset(args.data)
     if args.checkpoint:
         check_compatible(load_checkpoint(args.checkpoint), ds.config, f"dataset {args.data}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    out = Path(args.out) if args.out else vocoder_dir(args.checkpoint)
     config = VocoderConfig(
         ds.config,
         width=args.width,
@@ -262,7 +265,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument("data", help="dataset folder the checkpoint was trained on")
     s.add_argument("--checkpoint", help="checkpoint folder: the vocoder goes to CKPT/vocoder")
-    s.add_argument("--out", help="vocoder folder to write instead")
+    s.add_argument(
+        "--out", help="vocoder folder to write instead: new, empty, or a vocoder (replaced)"
+    )
     s.add_argument("--seconds", type=float, default=300, help="training time budget (s)")
     s.add_argument("--seed", type=int, default=0, help="seed of initialisation and batches")
     s.add_argument("--width", type=int, default=128, help="channels of the network")
@@ -283,7 +288,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument("checkpoint", help="checkpoint folder")
     s.add_argument(
-        "--out", required=True, help="export folder to write (an old export is replaced)"
+        "--out",
+        required=True,
+        help="export folder to write: new, empty, or an export (its files are replaced, others "
+        "kept)",
     )
     s.add_argument(
         "--format",
