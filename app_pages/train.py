@@ -15,6 +15,7 @@ import streamlit as st
 
 from ui import cache, figures, state, widgets
 from ui import train_settings as settings
+from ui.safe_text import code, md
 from vae import jobs
 from vae.checkpoints import BEST_DIR, CONFIG_FILE, has_checkpoint, pack_checkpoint
 from vae.export import export_name, export_zip
@@ -91,7 +92,7 @@ def _progress(run: jobs.TrainingStatus) -> None:
             f"{again} above {run.epoch} and press {button}."
         )
     elif run.state == "failed":
-        st.error(f"{'Sharpening' if sharpening else 'Training'} failed: {run.error}")
+        st.error(f"{'Sharpening' if sharpening else 'Training'} failed: {md(run.error)}")
 
 
 @st.cache_data(max_entries=2, show_spinner=False)
@@ -138,7 +139,7 @@ def _show_reconstructions(run: jobs.TrainingStatus, data: Path | None) -> None:
         stamp = (run.folder / CONFIG_FILE).stat().st_mtime
         cfg, epoch, clips = _reconstructions(str(run.folder), str(data), stamp)
     except widgets.USER_ERRORS as err:  # e.g. another dataset, or a checkpoint mid-swap
-        st.warning(f"No reconstructions: {err}")
+        st.warning(f"No reconstructions: {md(err)}")
         return
     st.subheader(f"Reconstructions after epoch {epoch}")
     for i, clip in enumerate(clips):
@@ -164,14 +165,14 @@ def _show_judge(run: jobs.TrainingStatus) -> None:
         st.caption("The judge has not found a best epoch yet (no finite score).")
         return
     st.caption(
-        f"Best epoch by the judge: {best} (Fréchet distance of prior samples "
-        f"{last['best_score']:.3g}); `{run.folder / BEST_DIR}` holds it, `{run.folder}` the "
-        f"last epoch. Scored last at epoch {last['epoch']}."
+        f"Best epoch by the judge: {md(best)} (Fréchet distance of prior samples "
+        f"{last['best_score']:.3g}); {code(run.folder / BEST_DIR)} holds it, "
+        f"{code(run.folder)} the last epoch. Scored last at epoch {md(last['epoch'])}."
     )
     if last.get("stale", 0) >= last.get("patience", 3):
         st.info(
-            f"Stop now: best/ holds epoch {best}. The judge's score has not improved for "
-            f"{last['stale']} evaluations since then, so stopping loses nothing."
+            f"Stop now: best/ holds epoch {md(best)}. The judge's score has not improved for "
+            f"{md(last['stale'])} evaluations since then, so stopping loses nothing."
         )
 
 
@@ -304,13 +305,13 @@ name = st.text_input(
 try:
     name = folder_name(name)  # the CLI's rule too: both faces make the same folders
 except ValueError as err:
-    st.error(str(err))
+    st.error(md(err))
     st.stop()
 st.session_state[FOLDER] = name
 folder = CHECKPOINT_ROOT / name
 others = [p.name for p in active if p.name != name]
 if others:
-    st.info(f"Training also runs in {', '.join(others)}: type its name above to follow it.")
+    st.info(f"Training also runs in {md(', '.join(others))}: type its name above to follow it.")
 
 with widgets.user_errors():  # the folder's files may come from elsewhere: one line
     run = jobs.status(folder)
@@ -321,8 +322,8 @@ if dataset is not None:
     with widgets.user_errors():
         ds = cache.dataset(dataset)
     label_names = ds.label_names
-    whose = f" (the one `{name}` trains on)" if own else ""
-    st.caption(f"Dataset `{dataset}`{whose}: {len(ds)} clips, {len(label_names)} labels.")
+    whose = f" (the one {code(name)} trains on)" if own else ""
+    st.caption(f"Dataset {code(dataset)}{whose}: {len(ds)} clips, {len(label_names)} labels.")
 
 judges = {str(j.path): j.summary for j in list_judges()}
 choices = settings.choices(list(judges))
