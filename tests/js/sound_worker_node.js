@@ -14,7 +14,11 @@ const ort = {
   env: { wasm: {} },
   Tensor: class { constructor(type, data, dims) { Object.assign(this, { type, data, dims }); } },
   InferenceSession: {
-    create: async () => ({ run: async () => ({ features: { data: Float32Array.from(features) } }) }),
+    create: async (url) => {
+      // A model URL naming "missing" answers as a removed export does: a failed load.
+      if (url.includes("missing")) throw new Error("failed to load external data file");
+      return { run: async () => ({ features: { data: Float32Array.from(features) } }) };
+    },
   },
 };
 const context = vm.createContext({
@@ -34,6 +38,7 @@ vm.runInContext(fs.readFileSync(path.join(FRONTEND, "sound_worker.js"), "utf8"),
 (async () => {
   await context.onmessage({ data: job });
   if (reply === null) throw new Error("the worker did not answer");
-  const out = reply.error ? { error: reply.error } : { wave: Array.from(reply.wave) };
+  let out = { wave: Array.from(reply.wave || []) };
+  if (reply.error) out = reply.load ? { error: reply.error, load: true } : { error: reply.error };
   fs.writeFileSync(process.argv[3], JSON.stringify(out));
 })();

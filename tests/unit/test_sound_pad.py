@@ -15,6 +15,7 @@ import torch
 import torchaudio
 
 from vae import features as F
+from vae.export import MANIFEST as MANIFEST_NAME
 from vae.features import FeatureConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,22 +109,88 @@ def test_the_page_refuses_an_fft_size_it_cannot_do(tmp_path: Path):
         _js_griffin_lim(cfg, feats, tmp_path)
 
 
-def test_the_pad_keeps_only_the_newest_exports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Each checkpoint version the page plays is exported once; a page open during a long
-    training must not leave one export per epoch behind."""
+def _demo_copy(studio_root: Path, target: Path) -> Path:
+    shutil.copytree(studio_root / "checkpoints" / "demo", target)
+    return target
+
+
+def test_pad_exports_are_keyed_by_content(studio_root: Path, tmp_path: Path):
+    """Copies of a checkpoint share one export; a retrained one (new weights) gets its own."""
+    from ui.sound_pad import exports
+    from vae.checkpoints import WEIGHTS_FILE
+
+    models = tmp_path / "models"
+    a = exports.ensure(_demo_copy(studio_root, tmp_path / "a"), models)
+    b = exports.ensure(_demo_copy(studio_root, tmp_path / "b"), models)
+    assert a.model_url == b.model_url and [p.name for p in models.iterdir()] == [a.folder.name]
+    state = torch.load(tmp_path / "b" / WEIGHTS_FILE, weights_only=True)
+    state["model"] = {
+        k: v + 0.01 if v.is_floating_point() else v for k, v in state["model"].items()
+    }
+    torch.save(state, tmp_path / "b" / WEIGHTS_FILE)  # "retrained"
+    c = exports.ensure(tmp_path / "b", models)
+    assert c.folder != a.folder and sorted(p.name for p in models.iterdir()) == sorted(
+        [a.folder.name, c.folder.name]
+    )
+
+
+def test_cleaning_never_removes_an_export_in_use(studio_root: Path, tmp_path: Path):
+    """Over the disk budget, clean-up removes the least recently used exports but never one
+    a page was handed recently, however old its files (finding 6: the newest-8 rule deleted
+    exports that sessions were still playing)."""
     import os
+    import time
 
-    from ui import sound_pad
+    from ui.sound_pad import exports
 
-    monkeypatch.setattr(sound_pad, "MODELS", tmp_path)
-    for i in range(12):
-        (tmp_path / f"v{i:02d}").mkdir()
-        os.utime(tmp_path / f"v{i:02d}", (1000 + i, 1000 + i))
-    keep = tmp_path / "v00"  # the one just written (its mtime does not matter)
-    sound_pad._forget_old_exports(keep)
-    left = sorted(p.name for p in tmp_path.iterdir())
-    assert left == ["v00", *(f"v{i:02d}" for i in range(5, 12))]
-    assert len(left) == sound_pad.KEEP_EXPORTS
+    models = tmp_path / "models"
+    ckpt = _demo_copy(studio_root, tmp_path / "demo")
+    live = exports.ensure(ckpt, models)
+    for i in range(12):  # exports of other checkpoints, newer files but not used for an hour
+        old = models / f"{i:020x}"
+        old.mkdir()
+        (old / "decoder.onnx").write_bytes(b"x" * 1000)
+        os.utime(old, (time.time() - 3600, time.time() - 3600))
+    for file in live.folder.iterdir():  # the live export's own files are the oldest
+        os.utime(file, (1000, 1000))
+    exports.ensure(ckpt, models)  # a page run of a session using it
+    removed = exports.tidy(models, budget=1)
+    assert len(removed) == 12
+    assert [p.name for p in models.iterdir()] == [live.folder.name]
+    assert (live.folder / live.model_url.split("/")[-1].split("?")[0]).is_file()
+    # Unused past the window it may go (over the budget), and this process forgets it too:
+    later = time.time() + exports.IN_USE_SECONDS + 1
+    assert exports.tidy(models, budget=1, now=later) == [live.folder]
+    assert live.folder.name not in exports.handed_out()
+    again = exports.ensure(ckpt, models)
+    assert again.folder == live.folder and again.model_url != live.model_url
+
+
+def test_a_removed_or_unloadable_export_is_made_again(studio_root: Path, tmp_path: Path):
+    """A folder removed under a running server is exported again at the next hand-out (never
+    a URL that answers 404); a page that could not load its URL gets a new one, once."""
+    from ui.sound_pad import exports
+
+    models = tmp_path / "models"
+    ckpt = _demo_copy(studio_root, tmp_path / "demo")
+    first = exports.ensure(ckpt, models)
+    shutil.rmtree(first.folder)
+    second = exports.ensure(ckpt, models)
+    assert second.model_url != first.model_url and (second.folder / MANIFEST_NAME).is_file()
+    third = exports.ensure(ckpt, models, failed_url=second.model_url)  # "could not load it"
+    assert third.model_url != second.model_url
+    # A stale report (an older URL) changes nothing.
+    assert exports.ensure(ckpt, models, failed_url=second.model_url).model_url == third.model_url
+
+
+def test_a_model_over_the_size_is_not_for_the_browser():
+    from ui.sound_pad import exports
+
+    assert exports.too_big(exports.MAX_PARAMETERS) is None
+    assert exports.too_big(64_000_000) == (
+        "this model has 64.0 M parameters, more than the 12 M the in-browser player takes "
+        "(a large download and seconds a sound); here the server makes each sound"
+    )
 
 
 def test_the_page_points_where_the_library_points(tmp_path: Path):
@@ -200,7 +267,7 @@ def test_the_pad_plays_only_where_the_server_plays_griffin_lim(
     cfg_file.write_text(json.dumps(data))
     synth = Synthesiser.load(ckpt)
     assert synth.config == cfg and sound_pad.unavailable(synth) == playable
-    phase = sound_pad._common(synth, ckpt)["phase"]
+    phase = sound_pad._common(synth, ckpt, "pad")["phase"]
     assert (phase["method"], phase["n_iter"], phase["momentum"]) == ("griffin-lim", 32, 0.5)
 
     net = VocoderNet(VocoderConfig(cfg, width=8, layers=1))
@@ -262,3 +329,27 @@ def test_the_worker_takes_griffin_lims_settings_from_the_manifest(momentum, tmp_
     assert np.abs(heard - other).max() > 5e-2 * peak
     refused = _worker({**job, "phase": {**phase, "method": "vocoder"}}, feats, tmp_path)
     assert refused == {"error": "the export's phase is vocoder; this player has only Griffin-Lim"}
+
+
+def test_the_worker_says_when_the_model_file_did_not_load(tmp_path: Path):
+    """A model file that does not load (its export removed: a 404) is reported as such, so
+    the page asks Python for the current export instead of going silent."""
+    cfg = F.get_preset("fsdd")
+    feats = F.waveform_to_features(_tone(cfg), cfg).numpy()
+    job = {
+        "id": 1,
+        "modelUrl": "models/missing/decoder.onnx?v=1",
+        "wasmPaths": "",
+        "z": [0.0],
+        "weights": None,
+        "config": cfg.to_dict(),
+        "melPinv": None,
+        "phase": {"method": "griffin-lim", "n_iter": 4, "momentum": 0.9},
+        "quick": True,
+        "liveIters": 4,
+        "chunkIters": 4,
+    }
+    assert _worker(job, feats, tmp_path) == {
+        "error": "could not load the model (failed to load external data file)",
+        "load": True,
+    }

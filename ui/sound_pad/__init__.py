@@ -9,21 +9,22 @@ The server hears only where the hand let go, and redraws its own figures and dow
 The pages fall back to their Streamlit widgets (the server path) when the pad cannot run:
 its bundle is not installed (``npm ci --prefix ui/sound_pad/frontend``), the FFT size is not
 a power of two, the server's phase is the checkpoint's vocoder (the pad has only
-Griffin-Lim: one phase a person hears, dragging or not), it is switched off (the toggle, or
-``VAE_SOUND_PAD=0``), or there is no browser (``AppTest``). Griffin-Lim's iterations and
-momentum come from the export's manifest, the settings the server uses. Everything it
-serves comes from the app's own server: ONNX Runtime Web from ``frontend/node_modules``
-(installed from the npm registry) and the exported decoder from ``frontend/models/``
-(written here, git-ignored).
+Griffin-Lim: one phase a person hears, dragging or not), the model has more than
+``exports.MAX_PARAMETERS`` parameters (decided before anything is exported), it is switched
+off (the toggle, or ``VAE_SOUND_PAD=0``), or there is no browser (``AppTest``).
+Griffin-Lim's iterations and momentum come from the export's manifest, the settings the
+server uses. Everything it serves comes from the app's own server: ONNX Runtime Web from
+``frontend/node_modules`` (installed from the npm registry) and the exported decoder from
+``frontend/models/``
+(git-ignored; one folder per checkpoint content, kept while pages use it: ``exports.py``).
+A page that cannot load its model file posts ``{"reload": url}`` and gets a new export.
+The values a page posts are checked (finite, clipped to the controls' range) before use.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import math
 import os
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,10 @@ import numpy as np
 import streamlit as st
 import streamlit.components.v1 as components
 
-from vae.checkpoints import WEIGHTS_FILE
-from vae.export import MANIFEST, export_checkpoint
+from ui.sound_pad import exports
+from ui.sound_pad.exports import Exported
 from vae.inference import Synthesiser
+from vae.model import count_parameters
 
 FRONTEND = Path(__file__).resolve().parent / "frontend"
 RUNTIME = FRONTEND / "node_modules" / "onnxruntime-web" / "dist" / "ort.wasm.min.js"
@@ -42,18 +44,10 @@ INSTALL = "npm ci --prefix ui/sound_pad/frontend"
 SWITCH = "pad-on"  # session key of the pages' "Sound while dragging" choice
 TOGGLE = "pad-toggle"  # its widget
 ENV_SWITCH = "VAE_SOUND_PAD"  # "0" turns the pad off for every session
-KEEP_EXPORTS = 8  # decoders kept in MODELS (checkpoint versions a page has played)
+RELOADED = "pad-reloaded"  # session key: model URLs the pads could not load, replaced
+MAX_RELOADS = 3  # replacements a session may ask for
 
 _component = components.declare_component("sound_pad", path=str(FRONTEND))
-
-
-@dataclass(frozen=True)
-class Exported:
-    """A checkpoint's decoder as the page loads it: URL relative to the component, and
-    the export's description (export.json)."""
-
-    model_url: str
-    info: dict[str, Any]
 
 
 def unavailable(synth: Synthesiser) -> str | None:
@@ -71,6 +65,9 @@ def unavailable(synth: Synthesiser) -> str | None:
     n_fft = synth.config.n_fft
     if n_fft & (n_fft - 1):
         return f"in-browser sound needs a power-of-two FFT size (this model's is {n_fft})"
+    too_big = exports.too_big(count_parameters(synth.checkpoint.model))
+    if too_big is not None:  # before anything is exported in this process
+        return too_big
     if not in_a_browser():
         return "no browser (the page is running headless)"
     return None
@@ -100,39 +97,30 @@ def toggle(synth: Synthesiser) -> bool:
     return on
 
 
-@st.cache_resource(max_entries=8, show_spinner="Preparing the in-browser player...")
-def _exported(path: str, stamp: float) -> Exported:
-    key = hashlib.sha256(f"{path}:{stamp}".encode()).hexdigest()[:16]
-    out = MODELS / key
-    if not (out / MANIFEST).is_file():
-        export_checkpoint(path, out)
-        _forget_old_exports(keep=out)
-    info = json.loads((out / MANIFEST).read_text())
-    name = info["files"].get("decoder_mix") or info["files"]["decoder"]
-    return Exported(f"models/{key}/{name}", info)
+def exported(checkpoint: str | Path, failed_url: str | None = None) -> Exported:
+    """The checkpoint's decoder exported for the page, once per checkpoint content (made
+    again when its folder is gone, or when the page could not load ``failed_url``)."""
+    with st.spinner("Preparing the in-browser player..."):
+        return exports.ensure(Path(checkpoint), MODELS, failed_url)
 
 
-def _forget_old_exports(keep: Path, newest: int = KEEP_EXPORTS) -> None:
-    """Delete all but the newest exports: each training epoch makes a new model version, and
-    a page open during training would otherwise leave one export (5 MB) per epoch."""
-    found = sorted(
-        (p for p in MODELS.iterdir() if p.is_dir() and p != keep),
-        key=lambda p: p.stat().st_mtime,
-        reverse=True,
-    )
-    for old in found[newest - 1 :]:
-        shutil.rmtree(old, ignore_errors=True)
+def _reload_request(key: str) -> str | None:
+    """The model URL the pad at ``key`` could not load and asks to replace, once per URL
+    and at most :data:`MAX_RELOADS` times a session (a model no browser can load must not
+    be exported again and again)."""
+    value = st.session_state.get(key)
+    url = value.get("reload") if isinstance(value, dict) else None
+    if not isinstance(url, str):
+        return None
+    done = st.session_state.setdefault(RELOADED, [])
+    if url in done or len(done) >= MAX_RELOADS:
+        return None
+    done.append(url)
+    return url
 
 
-def exported(checkpoint: str | Path) -> Exported:
-    """The checkpoint's decoder exported for the page (once per checkpoint version)."""
-    path = Path(checkpoint).resolve()
-    model = path / WEIGHTS_FILE
-    return _exported(str(path), model.stat().st_mtime if model.exists() else 0.0)
-
-
-def _common(synth: Synthesiser, checkpoint: str | Path) -> dict[str, Any]:
-    export = exported(checkpoint)
+def _common(synth: Synthesiser, checkpoint: str | Path, key: str) -> dict[str, Any]:
+    export = exported(checkpoint, _reload_request(key))
     feature = {k: v for k, v in export.info["feature_config"].items() if k != "format_version"}
     return {
         "model_url": export.model_url,
@@ -156,9 +144,15 @@ def _floats(array: np.ndarray | Any) -> list:
     return np.asarray(array, dtype=np.float64).round(6).tolist()
 
 
-def _accepted(value: Any, revision: int, n: int) -> list[float] | None:
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _accepted(value: Any, revision: int, n: int, lo: float, hi: float) -> list[float] | None:
     """The values the hand left, if they answer the values Python last set (a reply to an
-    older revision is stale: Random sample or Reset moved on since)."""
+    older revision is stale: Random sample or Reset moved on since) and are ``n`` finite
+    numbers, each clipped to the controls' range [lo, hi]: whatever a page posts, no NaN
+    reaches a code and no out-of-range value a slider's state. Anything else is ignored."""
     if not isinstance(value, dict):
         return None
     if value.get("error"):
@@ -167,7 +161,9 @@ def _accepted(value: Any, revision: int, n: int) -> list[float] | None:
     values = value.get("values")
     if value.get("revision") != revision or not isinstance(values, list) or len(values) != n:
         return None
-    return [float(v) for v in values]
+    if not all(_finite_number(v) for v in values):
+        return None
+    return [min(max(float(v), lo), hi) for v in values]
 
 
 def sliders(
@@ -202,9 +198,9 @@ def sliders(
         revision=revision,
         key=key,
         default=None,
-        **_common(synth, checkpoint),
+        **_common(synth, checkpoint, key),
     )
-    return _accepted(value, revision, len(names))
+    return _accepted(value, revision, len(names), -value_range, value_range)
 
 
 def alpha(
@@ -237,9 +233,9 @@ def alpha(
         revision=revision,
         key=key,
         default=None,
-        **_common(synth, checkpoint),
+        **_common(synth, checkpoint, key),
     )
-    accepted = _accepted(reply, revision, 1)
+    accepted = _accepted(reply, revision, 1, 0.0, 1.0)
     return None if accepted is None else accepted[0]
 
 
@@ -279,7 +275,7 @@ def pad(
         revision=revision,
         key=key,
         default=None,
-        **_common(synth, checkpoint),
+        **_common(synth, checkpoint, key),
     )
-    accepted = _accepted(reply, revision, 2)
+    accepted = _accepted(reply, revision, 2, -span, span)
     return None if accepted is None else (accepted[0], accepted[1])

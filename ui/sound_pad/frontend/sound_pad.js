@@ -34,6 +34,7 @@ let audio = null; // {ctx, source, gain, startedAt, duration}
 let wasRendered = 0;
 let heardKey = null; // what the last sound was made from (a rerun that changes nothing is silent)
 let interacted = false; // browsers play sound only after a gesture in the page
+const reloadAsked = new Set(); // model URLs that failed to load and were asked for again
 for (const type of ["pointerdown", "keydown"]) {
   window.addEventListener(type, () => { interacted = true; }, { capture: true });
 }
@@ -101,6 +102,15 @@ worker.onmessage = (event) => {
   const r = event.data;
   if (!inFlight || r.id !== inFlight.id) return; // an older job's answer
   inFlight = null;
+  if (r.error && r.load && !reloadAsked.has(args.model_url)) {
+    // The model file is gone (its export was cleaned up) or broken: ask Python for the
+    // current export once per URL; the rerun brings a new model_url and a new sound.
+    reloadAsked.add(args.model_url);
+    root.dataset.state = "reloading";
+    setStatus("Fetching the in-browser player again...");
+    report({ reload: args.model_url });
+    return;
+  }
   if (r.error) {
     root.dataset.state = "error";
     setStatus(`In-browser sound failed: ${r.error}`, true);

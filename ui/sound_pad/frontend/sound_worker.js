@@ -5,7 +5,9 @@
 // In:  {id, modelUrl, wasmPaths, z, weights, config, melPinv, phase, quick, liveIters,
 //       chunkIters}; phase is the export manifest's (export.json "phase": method, n_iter,
 //       momentum...), the very settings the server's Griffin-Lim uses.
-// Out: {id, code, features, wave, decodeMs, phaseMs, quick}, or {id, error}
+// Out: {id, code, features, wave, decodeMs, phaseMs, quick}, or {id, error, load}; load is
+//      true when the model file could not be loaded (a 404: its export was removed), so the
+//      page asks Python for the current export instead of failing.
 // A newer job supersedes a full-quality one between its chunks of iterations.
 
 "use strict";
@@ -21,10 +23,18 @@ async function ensureSession(url, wasmPaths) {
   if (session && sessionUrl === url) return session;
   ort.env.wasm.wasmPaths = wasmPaths;
   ort.env.wasm.numThreads = 1; // a component iframe is not cross-origin isolated
-  session = await ort.InferenceSession.create(url, {
-    executionProviders: ["wasm"],
-    graphOptimizationLevel: "all",
-  });
+  try {
+    session = await ort.InferenceSession.create(url, {
+      executionProviders: ["wasm"],
+      graphOptimizationLevel: "all",
+    });
+  } catch (err) {
+    session = null;
+    sessionUrl = null;
+    const failed = new Error(`could not load the model (${(err && err.message) || err})`);
+    failed.load = true;
+    throw failed;
+  }
   sessionUrl = url;
   return session;
 }
@@ -92,6 +102,7 @@ onmessage = async (event) => {
   try {
     await render(job);
   } catch (err) {
-    postMessage({ id: job.id, error: String((err && err.message) || err) });
+    const error = String((err && err.message) || err);
+    postMessage(err && err.load ? { id: job.id, error, load: true } : { id: job.id, error });
   }
 };
