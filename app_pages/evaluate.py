@@ -13,6 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from ui import cache, figures, state, widgets
+from ui.safe_text import code, md
 from vae.evaluate import evaluate_reconstruction, evaluate_with_judge, realism_rows
 from vae.judge import Judge
 from vae.judge_training import JudgeTraining, train_judge
@@ -77,7 +78,7 @@ else:
         )
     with right:
         target = JUDGE_ROOT / Path(ds.root).name
-        st.caption(f"A judge learns the labels of `{ds.root}` from its training split.")
+        st.caption(f"A judge learns the labels of {code(ds.root)} from its training split.")
         if st.button("Train a judge", key="evaluate-train-judge", disabled=len(ds.label_names) < 2):
             with widgets.user_errors():
                 update = widgets.progress_bar("Training the judge: epoch")
@@ -85,7 +86,7 @@ else:
                     ds, target, JudgeTraining(), progress=lambda e: update(e["epoch"], e["epochs"])
                 )
             st.success(
-                f"Judge saved to `{target}`: {done['val_accuracy']:.1%} on validation clips."
+                f"Judge saved to {code(target)}: {done['val_accuracy']:.1%} on validation clips."
             )
             st.rerun()
 
@@ -122,7 +123,7 @@ if report is stored:
         f"{again}."
     )
 
-st.subheader(f"{report['clips']} validation clips, checkpoint epoch {report['epoch']}")
+st.subheader(md(f"{report['clips']} validation clips, checkpoint epoch {report['epoch']}"))
 verdicts = report.get("judge")
 dist = (verdicts or {}).get("distribution")
 st.markdown("**Realism: how close does each set sound to real clips?**")
@@ -161,7 +162,7 @@ if report.get("vocoder_only"):  # the checkpoint's vocoder on the same real clip
     cols[2].metric("LSD, vocoder alone", f"{v['lsd_db']['median']:.2f} dB")
     cols[3].metric("SC, vocoder alone", f"{v['sc']['median']:.3f}")
 st.caption(
-    f"The model's figures are heard through {report.get('phase', 'griffin-lim')}; "
+    f"The model's figures are heard through {md(report.get('phase', 'griffin-lim'))}; "
     "'alone' is the phase method on the real clips' own features, the floor a perfect "
     "decoder would reach."
 )

@@ -20,6 +20,7 @@ from plotly.colors import qualitative
 
 from ui import cache, sound_pad
 from ui.figures import latent_map, spectrograms
+from ui.safe_text import md
 from ui.state import hand_over, kept, remember_selection, require_checkpoint, selected_clips
 from ui.widgets import (
     clip_from_upload,
@@ -74,7 +75,7 @@ def _show_pair(name: str, synth: Synthesiser, original: tuple | None, recon: tor
     left, right = st.columns(2)
     with left:
         if original is None:
-            st.caption(f"Original of {name}: preprocess the dataset to hear originals.")
+            st.caption(f"Original of {md(name)}: preprocess the dataset to hear originals.")
         else:
             play(original[0], cfg.sample_rate, f"Original: {name}")
     with right:
@@ -154,7 +155,7 @@ def _route_panel(route: list[str], own: dict[str, Clip]) -> None:
     """The route's points, its buttons, and with 2+ points its morph as one WAV; ``own``
     are your clips on the map by name, the other points are clip ids."""
     st.subheader("Route")
-    st.caption("Route: " + " → ".join(f"{i}. {p}" for i, p in enumerate(route, 1)))
+    st.caption("Route: " + " → ".join(f"{i}. {md(p)}" for i, p in enumerate(route, 1)))
     pop, clear, _ = st.columns([1, 1, 3])
     pop.button("Remove last point", key="explore-route-pop", on_click=_pop_route)
     clear.button("Clear route", key="explore-route-clear", on_click=_clear_route)
@@ -316,7 +317,8 @@ fig.update_layout(xaxis_title=x_title, yaxis_title=y_title)
 st.plotly_chart(fig, key=MAP_KEY, on_select=_on_map_select, selection_mode="points")
 if len(selected_clips()) == 2:
     st.caption(
-        "Interpolate will morph between your last two picks: " + " and ".join(selected_clips())
+        "Interpolate will morph between your last two picks: "
+        + " and ".join(md(c) for c in selected_clips())
     )
 if route:
     _route_panel(route, {name: own[2] for name, own in mine.items()})
@@ -324,7 +326,7 @@ if route:
 if current is not None:
     row = ids.index(current)
     speaker = f", speaker {ds.speakers[row]}" if has_speakers else ""
-    st.subheader(f"{current} — {labels[row]}{speaker}")
+    st.subheader(md(f"{current} — {labels[row]}{speaker}"))
     label = int(lat["labels"][row])
     with user_errors(stop=False):
         if ds is not None:
@@ -336,7 +338,7 @@ if current is not None:
             _show_pair(current, synth, None, recon)
 
 for key, heading, clip, z, _ in mine.values():
-    st.subheader(heading)
+    st.subheader(md(heading))
     if synth.conditional:
         from_name = named if key == "upload" else None
         st.caption(label_note(names[clip.label], from_name, upload.name if upload else ""))

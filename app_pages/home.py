@@ -3,6 +3,7 @@
 import streamlit as st
 
 from ui import state
+from ui.safe_text import code, md
 from vae.workspace import list_checkpoints, list_datasets
 
 datasets, checkpoints = list_datasets(), list_checkpoints()
@@ -18,7 +19,7 @@ st.write(
 
 st.subheader("Next step")
 if checkpoint is not None:
-    st.success(f"A model is ready: `{checkpoint}`. Listen to it:")
+    st.success(f"A model is ready: {code(checkpoint)}. Listen to it:")
     cols = st.columns(3)
     cols[0].page_link(
         "app_pages/explore.py", label="Explore the latent map", icon=":material/scatter_plot:"
@@ -30,7 +31,7 @@ if checkpoint is not None:
         "app_pages/synthesise.py", label="Synthesise new sounds", icon=":material/tune:"
     )
 elif dataset is not None:
-    st.info(f"A dataset is ready: `{dataset}`. Train a model on it.")
+    st.info(f"A dataset is ready: {code(dataset)}. Train a model on it.")
     st.page_link("app_pages/train.py", label="Train a VAE", icon=":material/model_training:")
 else:
     st.info(
@@ -44,12 +45,12 @@ with left:
     st.subheader(f"Datasets ({len(datasets)})")
     for item in datasets:
         mark = " ← current" if item.path == dataset else ""
-        st.write(f"`{item.path}` — {item.summary}{mark}")
+        st.markdown(f"{code(item.path)} — {md(item.summary)}{mark}")
 with right:
     st.subheader(f"Checkpoints ({len(checkpoints)})")
     for item in checkpoints:
         mark = " ← current" if item.path == checkpoint else ""
-        st.write(f"`{item.path}` — {item.summary}{mark}")
+        st.markdown(f"{code(item.path)} — {md(item.summary)}{mark}")
 
 with st.expander("The same, headless (CLI)"):
     data = dataset or "data/demo"

@@ -9,6 +9,7 @@ import hashlib
 import streamlit as st
 
 from ui import cache, figures, sound_pad, state, widgets
+from ui.safe_text import md
 from vae.audio import wav_bytes
 from vae.checkpoints import LATENTS_FILE
 from vae.inference import Clip
@@ -39,7 +40,7 @@ try:
     latents = cache.latents(checkpoint)
 except widgets.USER_ERRORS as err:
     if (checkpoint / LATENTS_FILE).is_file():  # there but refused: say why, go on without
-        st.error(widgets.user_message(err))
+        st.error(md(widgets.user_message(err)))
     else:
         no_map = err
 # Where A and B can be picked from by id: the dataset's clips, else the codes stored in the
@@ -85,7 +86,7 @@ def choose_end(side: str, column, fallback: int):
         sources += [FROM_EXPLORE] if handed is not None else []
         source = st.radio("From", sources, key=END_SOURCE.format(side=side), horizontal=True)
         if source == FROM_EXPLORE:
-            st.caption(f"Your clip {handed.name!r}, sent from the Explore page.")
+            st.caption(md(f"Your clip {handed.name!r}, sent from the Explore page."))
             return handed
         if source in ("upload", "record"):
             return _own_end(side, source)
@@ -201,7 +202,7 @@ for column, (caption, wave) in zip(
 
 st.subheader("The path on the latent map")
 if no_map is not None:
-    st.caption(f"No map: {no_map}")
+    st.caption(f"No map: {md(no_map)}")
 if latents is not None and synth.latent_dim > 1:
     # The same map as Explore's PCA (axes, signs, titles), with the path drawn on it.
     pca = cache.projection(checkpoint, "pca")  # fitted once per checkpoint, not per move
@@ -251,7 +252,7 @@ if MORPH in st.session_state and st.session_state.get(MORPH_FOR) == made_for:
     name, data, seconds = st.session_state[MORPH]
     st.audio(data, format="audio/wav")
     st.download_button(
-        f"Download {name} ({seconds:.1f} s)",
+        f"Download {md(name)} ({seconds:.1f} s)",
         data,
         file_name=name,
         mime="audio/wav",

@@ -4,6 +4,7 @@ import numpy as np
 import streamlit as st
 
 from ui import cache, figures, sound_pad, state, widgets
+from ui.safe_text import md
 from vae.latent import along_directions, to_directions
 
 RANGE = 3.0  # sliders reach this many standard deviations of the data either side
@@ -48,7 +49,8 @@ def _reset() -> None:
 
 
 st.caption(
-    f"Every slider move decodes a new spectrogram and turns it into sound ({synth.phase_reason}). "
+    "Every slider move decodes a new spectrogram and turns it into sound "
+    f"({md(synth.phase_reason)}). "
     "The main directions are the principal axes of the training clips' codes, in standard "
     "deviations of the data; raw dimensions are the code itself. "
     + (

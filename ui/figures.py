@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from plotly.colors import hex_to_rgb, sequential
 from plotly.subplots import make_subplots
 
+from ui.safe_text import chart
 from vae.distribution import ratio
 from vae.features import FeatureConfig
 
@@ -61,7 +62,7 @@ def spectrograms(
     With ``difference`` the last panel is the first minus the second on a diverging scale:
     blue where the second (a reconstruction) is too quiet, red where it is too loud.
     """
-    titles = [title for title, _ in panels] + (["difference (1st - 2nd)"] if difference else [])
+    titles = [chart(t) for t, _ in panels] + (["difference (1st - 2nd)"] if difference else [])
     fig = make_subplots(
         rows=1, cols=len(titles), subplot_titles=titles, shared_yaxes=True, horizontal_spacing=0.03
     )
@@ -264,10 +265,11 @@ def latent_map(
 ) -> go.Figure:
     """Scatter of 2-D latent coordinates (N, 2), one trace per group for the legend.
 
-    Every point carries its clip id in ``customdata``, so a click names the clip whatever
-    trace it is in. ``selected`` ids are ringed; ``extra`` points (name, (2,)) such as an
-    uploaded clip are drawn as stars; ``path`` (K, 2) draws an interpolation path, or with
-    ``route`` (K names, ids or extra names) a route through those points, numbered in order.
+    Every point carries its clip id in ``customdata`` (raw), so a click names the clip whatever
+    trace it is in; ids and names are drawn escaped. ``selected`` ids are ringed; ``extra``
+    points (name, (2,)) such as an uploaded clip are drawn as stars; ``path`` (K, 2) draws an
+    interpolation path, or with ``route`` (K names, ids or extra names) a route through those
+    points, numbered in order.
     """
     coords = np.asarray(coords, dtype=np.float32)
     ids, groups = np.asarray(ids), np.asarray([str(g) for g in groups])
@@ -279,10 +281,11 @@ def latent_map(
                 x=coords[mask, 0],
                 y=coords[mask, 1],
                 mode="markers",
-                name=group,
+                name=chart(group),
                 customdata=ids[mask],
+                text=[chart(clip_id) for clip_id in ids[mask]],
                 marker=dict(size=7, color=COLOURS[i % len(COLOURS)], opacity=0.75),
-                hovertemplate="%{customdata}<extra>" + group + "</extra>",
+                hovertemplate="%{text}<extra>" + chart(group) + "</extra>",
             )
         )
     if len(selected):
@@ -294,7 +297,7 @@ def latent_map(
                 y=coords[rows, 1],
                 mode="markers+text",
                 name="selected",
-                text=[ids[r] for r in rows],
+                text=[chart(ids[r]) for r in rows],
                 textposition="top center",
                 customdata=ids[rows],
                 marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(width=2, color="black")),
@@ -321,8 +324,8 @@ def latent_map(
                 x=[point[0]],
                 y=[point[1]],
                 mode="markers+text",
-                name=name,
-                text=[name],
+                name=chart(name),
+                text=[chart(name)],
                 textposition="bottom center",
                 customdata=[name],
                 marker=dict(
@@ -352,7 +355,7 @@ def label_accuracy(parts: Sequence[tuple[str, dict[str, float]]]) -> go.Figure:
         labels = sorted(per_label, key=_natural)
         fig.add_trace(
             go.Bar(
-                x=labels,
+                x=[chart(label) for label in labels],
                 y=[per_label[k] for k in labels],
                 name=name,
                 marker_color=COLOURS[i % len(COLOURS)],
@@ -376,8 +379,8 @@ def confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str], title: str
     fig = go.Figure(
         go.Heatmap(
             z=share,
-            x=list(labels),
-            y=list(labels),
+            x=[chart(label) for label in labels],
+            y=[chart(label) for label in labels],
             text=z.astype(int),
             texttemplate="%{text}",
             colorscale="Blues",

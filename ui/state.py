@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from vae.workspace import Item, list_checkpoints, list_datasets
+from ui.safe_text import md
+from vae.workspace import Item, list_checkpoints, list_datasets, newest_usable
 
 if TYPE_CHECKING:
     from vae.inference import Clip
@@ -39,12 +40,14 @@ HANDED = "studio-handed"
 
 
 def _pick(items: list[Item], key: str) -> Path | None:
-    """The stored choice when it is still on disk, else the newest item (or None)."""
+    """The stored choice when it is still on disk, else the newest item not damaged (or
+    None): a folder whose files are refused is opened only when a person picks it."""
     stored = st.session_state.get(key)
     paths = [str(item.path) for item in items]
     if stored in paths:
         return Path(stored)
-    return items[0].path if items else None
+    usable = newest_usable(items)
+    return usable.path if usable else None
 
 
 def select(key: str, path: str | Path | None) -> None:
@@ -73,15 +76,19 @@ def _picker(title: str, items: list[Item], key: str, empty: str) -> None:
     summaries = {str(item.path): item.summary for item in items}
     current = _pick(items, key)
     widget = PICKERS[key]
-    st.session_state[widget] = str(current)
+    st.session_state[widget] = None if current is None else str(current)
     st.sidebar.selectbox(
         title,
         paths,
+        index=None,
         key=widget,
-        help="\n".join(f"{p}: {s}" for p, s in summaries.items()),
+        placeholder="all damaged: pick one to see why",
+        # the help is Markdown (a line per folder): names and summaries come from disk
+        help="  \n".join(f"{md(p)}: {md(s)}" for p, s in summaries.items()),
         on_change=lambda: select(key, st.session_state[widget]),
     )
-    st.sidebar.caption(summaries[str(current)])
+    if current is not None:
+        st.sidebar.caption(md(summaries[str(current)]))
 
 
 def sidebar() -> None:

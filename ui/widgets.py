@@ -17,6 +17,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import add_script_run_ctx
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
+from ui.safe_text import md
 from vae.audio import wav_bytes
 from vae.inference import Clip, Synthesiser
 from vae.progress import Progress
@@ -27,9 +28,10 @@ T = TypeVar("T")
 
 
 def play(wave: np.ndarray, sample_rate: int, caption: str | None = None) -> None:
-    """An audio player for a waveform (samples,), as the WAV bytes a download would hold."""
+    """An audio player for a waveform (samples,), as the WAV bytes a download would hold;
+    ``caption`` is plain text (it may name a clip or a file: shown escaped)."""
     if caption:
-        st.caption(caption)
+        st.caption(md(caption))
     st.audio(wav_bytes(np.asarray(wave, dtype=np.float32), sample_rate), format="audio/wav")
 
 
@@ -79,7 +81,7 @@ def user_errors(stop: bool = True, writing: str | Path | None = None) -> Iterato
     try:
         yield
     except USER_ERRORS as err:
-        st.error(user_message(err, writing))
+        st.error(md(user_message(err, writing)))  # it may quote a file's or a visitor's text
         if stop:
             st.stop()
 
@@ -127,9 +129,10 @@ def label_from_upload(
 
 
 def label_note(label: str, named: str | None, file_name: str) -> str:
-    """Which label a clip of the user's own was encoded with, and where it came from."""
+    """Which label a clip of the user's own was encoded with, and where it came from (as
+    Markdown: the label and the file's name are escaped)."""
     origin = f"read from the name {file_name}" if label == named else "the box above"
-    return f"Encoded and reconstructed as label {label!r} ({origin}; change it above)."
+    return md(f"Encoded and reconstructed as label {label!r} ({origin}; change it above).")
 
 
 def progress_bar(text: str, scale: float = 1.0, unit: str = "") -> Progress:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,11 +42,86 @@ class Item:
     """A dataset or checkpoint folder with the few facts a listing shows."""
 
     path: Path
-    kind: str  # "dataset" or "checkpoint"
+    kind: str  # "dataset", "checkpoint" or "judge"
     summary: str
+    damaged: bool = False  # never made current by default: only picked by hand, to see why
 
 
 DAMAGED = "damaged: {} (open it to see why)"
+
+
+def _is_damaged(summary: str) -> bool:
+    return summary.startswith(DAMAGED.split("{", 1)[0])
+
+
+# Where a number belongs, a number: a string there (Markdown, a link) marks the folder
+# damaged, so that no page shows it and no new session starts on it.
+def _count(value: object) -> bool:
+    """A whole number >= 0 (JSON's true and false are not numbers)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _counts(value: object) -> bool:
+    """A mapping of names to counts (clips per label, per split)."""
+    return isinstance(value, Mapping) and all(_count(v) for v in value.values())
+
+
+def _share(value: object) -> bool:
+    """A finite fraction in [0, 1] (an accuracy)."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return number and math.isfinite(value) and 0 <= value <= 1
+
+
+def _names(value: object) -> bool:
+    """A list of strings (label names): shown escaped, counted, never formatted as numbers."""
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+_MISSING = object()
+
+
+def _field(info: Mapping, dotted: str) -> object:
+    """``info["a"]["b"]`` for ``"a.b"``, or ``_MISSING`` when a level is absent."""
+    for part in dotted.split("."):
+        if not isinstance(info, Mapping) or part not in info:
+            return _MISSING
+        info = info[part]
+    return info
+
+
+def _wrong_fields(info: Mapping, checks: Mapping[str, Callable[[object], bool]]) -> str | None:
+    """The first field present in ``info`` that fails its check, named (its value is not
+    repeated: it may be a hostile string), or None."""
+    for dotted, ok in checks.items():
+        value = _field(info, dotted)
+        if value is not _MISSING and not ok(value):
+            return f"{dotted} is not {_WHAT[ok]}"
+    return None
+
+
+_WHAT = {
+    _count: "a whole number",
+    _counts: "a set of counts",
+    _share: "a fraction from 0 to 1",
+    _names: "a list of names",
+}
+
+
+CHECKPOINT_FIELDS = {
+    "format_version": _count,
+    "epoch": _count,
+    "dataset.train_clips": _count,
+    "dataset.val_clips": _count,
+    "label_names": _names,
+}
+DATASET_FIELDS = {
+    "format_version": _count,
+    **{f"counts.{name}": _count for name in ("kept", "refused", "files")},
+    "counts.per_label": _counts,
+    "counts.per_split": _counts,
+    "label_names": _names,
+}
+JUDGE_FIELDS = {"format_version": _count, "val_accuracy": _share, "label_names": _names}
 
 
 def _read_json(path: Path) -> dict | None:
@@ -94,16 +170,20 @@ def _folders_with(root: Path, marker: str) -> list[Path]:
 
 
 def _dataset_summary(file: Path) -> str:
+    """A dataset's clips, labels and sample rate; "damaged" when its config.json is torn or
+    holds anything but a number where one belongs (counts, the feature config)."""
     info = _read_json(file)
     if info is None:
         return DAMAGED.format(f"{file.name} is not readable JSON")
-    counts = info.get("counts", {})
-    feats = info.get("feature_config", {})
-    labels = info.get("label_names", [])
-    return (
-        f"{counts.get('kept', '?')} clips, {len(labels) if isinstance(labels, list) else '?'} "
-        f"labels, {feats.get('sample_rate', '?') if isinstance(feats, dict) else '?'} Hz"
-    )
+    wrong = _wrong_fields(info, DATASET_FIELDS)
+    try:
+        feats = FeatureConfig.from_dict(info["feature_config"])
+    except (KeyError, TypeError, ValueError, OverflowError) as err:
+        wrong = wrong or f"a bad feature config ({str(err)[:120]})"
+    if wrong is not None:
+        return DAMAGED.format(f"{file.name}: {wrong}")
+    kept, labels = info.get("counts", {}).get("kept", "?"), info.get("label_names", [])
+    return f"{kept} clips, {len(labels)} labels, {feats.sample_rate} Hz"
 
 
 def _checkpoint_summary(file: Path) -> str:
@@ -112,12 +192,14 @@ def _checkpoint_summary(file: Path) -> str:
     info = _read_json(file)
     if info is None:
         return DAMAGED.format(f"{file.name} is not readable JSON")
+    wrong = _wrong_fields(info, CHECKPOINT_FIELDS)
+    if wrong is not None:
+        return DAMAGED.format(f"{file.name}: {wrong}")
     try:
         FeatureConfig.from_dict(info["feature_config"])
         model = ModelConfig.from_dict(info["model_config"])
-        labels = info.get("label_names", [])
-        if not isinstance(labels, list):
-            raise TypeError("label_names is not a list")
+        if not _count(model.latent_dim) or not _count(model.n_labels):
+            raise TypeError("latent_dim and n_labels must be whole numbers")
     except (KeyError, TypeError, ValueError, OverflowError) as err:
         return DAMAGED.format(f"{file.name} holds a bad config ({str(err)[:120]})")
     problem = _latents_problem(file.parent / ck.LATENTS_FILE, model.latent_dim)
@@ -145,7 +227,7 @@ def list_datasets(root: Path = DATA_ROOT) -> list[Item]:
     items = []
     for folder in _folders_with(root, ds.FEATURES_FILE):
         summary = _summary(folder / ds.CONFIG_FILE, _dataset_summary)
-        items.append(Item(folder, "dataset", summary))
+        items.append(Item(folder, "dataset", summary, _is_damaged(summary)))
     return sorted(items, key=lambda i: i.path.stat().st_mtime, reverse=True)
 
 
@@ -159,9 +241,10 @@ def list_checkpoints(root: Path = CHECKPOINT_ROOT) -> list[Item]:
     best = [p for p in _folders_with(root, best_weights) if p.parent.name[0] != "."]
     for folder in _folders_with(root, weights) + best:
         summary = _summary(folder / config, _checkpoint_summary, folder / ck.LATENTS_FILE)
+        damaged = _is_damaged(summary)
         if folder in best:
             summary = f"the judge's best epoch of {folder.parent.name}: {summary}"
-        items.append(Item(folder, "checkpoint", summary))
+        items.append(Item(folder, "checkpoint", summary, damaged))
     return sorted(items, key=lambda i: i.path.stat().st_mtime, reverse=True)
 
 
@@ -178,8 +261,19 @@ def list_judges(root: Path = JUDGE_ROOT, checkpoints: Path = CHECKPOINT_ROOT) ->
         info = _read_json(cfg_path)
         if info is None or not (cfg_path.parent / jg.WEIGHTS_FILE).is_file():
             continue
+        wrong = _wrong_fields(info, JUDGE_FIELDS)
+        if wrong is not None:
+            summary = DAMAGED.format(f"{jg.CONFIG_FILE}: {wrong}")
+            items.append(Item(cfg_path.parent, "judge", summary, True))
+            continue
         accuracy = info.get("val_accuracy")
-        shown = f"{accuracy:.1%}" if isinstance(accuracy, float) else "?"
+        shown = "?" if accuracy is None else f"{accuracy:.1%}"
         labels = len(info.get("label_names", []))
         items.append(Item(cfg_path.parent, "judge", f"{labels} labels, {shown} on validation"))
     return sorted(items, key=lambda i: i.path.stat().st_mtime, reverse=True)
+
+
+def newest_usable(items: list[Item]) -> Item | None:
+    """The first item not damaged (lists are newest first): what a new session opens. A
+    damaged folder is never chosen for anyone; a person may still pick it to see why."""
+    return next((item for item in items if not item.damaged), None)
