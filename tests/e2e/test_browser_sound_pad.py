@@ -10,7 +10,9 @@ Timings are in benchmarks/sound_pad_latency.py, not here.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -30,7 +32,8 @@ from tests.browser import (
     shot,
     with_shipped_checkpoint,
 )
-from ui.sound_pad import INSTALL, RUNTIME
+from ui.sound_pad import INSTALL, MODELS, RUNTIME
+from vae.export import MANIFEST
 from vae.inference import Synthesiser
 from vae.latent import along_directions, checkpoint_axes
 
@@ -181,7 +184,37 @@ def test_nothing_the_pad_uses_comes_from_elsewhere(page):
     pad_frame(page)
     pad = [url for url in page.requested if "/component/ui.sound_pad" in url]
     assert any(url.endswith(".wasm") for url in pad)
-    assert any(url.endswith(".onnx") for url in pad)
+    assert any(urlsplit(url).path.endswith(".onnx") for url in pad)  # "...onnx?v=<export>"
     assert any(url.endswith("sound_worker.js") for url in pad)
     local = ("http://127.0.0.1:", "data:", "blob:")
     assert [url for url in page.requested if not url.startswith(local)] == []
+
+
+def test_an_export_removed_under_a_running_session_is_fetched_again(page):
+    """Finding 6: with the export a page was handed removed before its player loads it (the
+    old clean-up did that), the page got a 404 and stayed silent until the server restarted.
+    Now the player asks for the current export, gets a new URL and plays."""
+    go(page, "Synthesise")
+    pad_frame(page)
+    first = pad_js(page, "() => window.padArgs.model_url")  # models/<content key>/<file>?v=...
+    folder = MODELS / first.split("/")[1]
+    assert (folder / MANIFEST).is_file()
+    removed = []
+
+    def remove_then_serve(route) -> None:
+        if not removed and urlsplit(route.request.url).path.endswith(".onnx"):
+            shutil.rmtree(folder)  # between Python handing out the URL and the page's fetch
+            removed.append(route.request.url)
+        route.continue_()
+
+    page.context.route("**/models/**", remove_then_serve)  # routing also turns the cache off
+    try:
+        go(page, "Interpolate")  # a new player: it fetches the model Python names
+        pad_frame(page)
+    finally:
+        page.context.unroute("**/models/**")
+    assert removed, "the player never fetched its model"
+    now = pad_js(page, "() => window.padArgs.model_url")
+    assert now != first and now.split("/")[1] == first.split("/")[1]  # same content, new export
+    assert (folder / MANIFEST).is_file()
+    assert not page.locator("[data-testid='stException']").count()
