@@ -13,11 +13,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import cache, figures, state, widgets
+from ui import cache, downloads, figures, state, widgets
 from ui import train_settings as settings
 from ui.safe_text import code, md
 from vae import jobs
-from vae.checkpoints import BEST_DIR, CONFIG_FILE, has_checkpoint, pack_checkpoint
+from vae.checkpoints import BEST_DIR, CONFIG_FILE, has_checkpoint
 from vae.export import export_name, export_zip
 from vae.job_options import TRAIN_OPTIONS
 from vae.model_options import MODEL_OPTIONS, parse_channels
@@ -27,7 +27,7 @@ from vae.workspace import CHECKPOINT_ROOT, folder_name, list_judges
 
 FOLDER = "train-last-folder"  # our own session keys: survive leaving the page
 FOLLOW = "train-follow"  # the folder of a run this session saw running, to act when it ends
-EXPORTED = "train-exported"  # (folder, stamp) whose ONNX export this session asked for
+EXPORTED = "train-exported"  # ((folder, stamp), zip on disk) of the ONNX export asked for
 CLIPS = 3  # fixed validation clips reconstructed after every epoch
 POLL_S = 1.0  # the live view rereads the run's files this often while it trains
 
@@ -95,30 +95,20 @@ def _progress(run: jobs.TrainingStatus) -> None:
         st.error(f"{'Sharpening' if sharpening else 'Training'} failed: {md(run.error)}")
 
 
-@st.cache_data(max_entries=2, show_spinner=False)
-def _packed(folder: str, stamp: float) -> bytes:
-    """The checkpoint as zip bytes; ``stamp`` (config.json's mtime) keys each saved epoch."""
-    return pack_checkpoint(folder)
-
-
-@st.cache_data(max_entries=2, show_spinner=False)
-def _exported(folder: str, stamp: float) -> bytes:
-    """The checkpoint's ONNX export as zip bytes; ``stamp`` keys each saved epoch."""
-    return export_zip(folder, "onnx")
-
-
 def _export(folder: Path, stamp: float) -> None:
-    """Export to ONNX on request (checked against PyTorch), then offer the zip."""
+    """Export to ONNX on request (checked against PyTorch) into a zip on disk, then offer
+    it: the bytes are read when the download is clicked, not held per session."""
     key, name = (str(folder), stamp), export_name(folder, "onnx")
     if st.button("Export to ONNX", key="train-export", icon=":material/ios_share:"):
         with st.spinner("Exporting to ONNX and checking it with ONNX Runtime..."):
             with widgets.user_errors(stop=False, writing=folder / "onnx"):
-                _exported(*key)
-                st.session_state[EXPORTED] = key
-    if st.session_state.get(EXPORTED) == key:
+                made = downloads.keep_export(folder, stamp, export_zip(folder, "onnx"))
+                st.session_state[EXPORTED] = (key, str(made))
+    offered = st.session_state.get(EXPORTED)
+    if offered and offered[0] == key and Path(offered[1]).is_file():
         st.download_button(
             f"Download {name}.zip",
-            _exported(*key),
+            downloads.file_bytes(offered[1]),
             file_name=f"{name}.zip",
             mime="application/zip",
             key="train-export-download",
@@ -267,9 +257,9 @@ def live(folder: Path, fallback_data: Path | None) -> None:
         stamp = (folder / CONFIG_FILE).stat().st_mtime
         download_col, export_col = st.columns(2)
         with download_col, widgets.user_errors(stop=False):
-            st.download_button(
+            st.download_button(  # zipped when clicked: a view holds no copy of the model
                 f"Download checkpoint {folder.name}.zip",
-                _packed(str(folder), stamp),
+                downloads.checkpoint_zip(folder),
                 file_name=f"{folder.name}.zip",
                 mime="application/zip",
                 key="train-download",

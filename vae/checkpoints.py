@@ -19,7 +19,7 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -418,18 +418,24 @@ def check_latent_headers(file: Path, dim: int | None, fix: str = "resume or retr
 
 
 def pack_checkpoint(path: str | Path) -> bytes:
-    """The checkpoint folder as zip bytes for a download: weights, config, metrics and
-    latents (what :func:`load_checkpoint` needs, unzipped into a folder of its own), and
-    its learned prior (``vae.prior``) and vocoder (``vae.vocoder``) when it has them."""
+    """The checkpoint folder as zip bytes for a download (:func:`write_checkpoint_zip`)."""
+    buf = io.BytesIO()
+    write_checkpoint_zip(path, buf)
+    return buf.getvalue()
+
+
+def write_checkpoint_zip(path: str | Path, out: IO[bytes]) -> None:
+    """Zip the checkpoint folder into ``out`` (a file, so that a large model is never held
+    in memory twice): weights, config, metrics and latents (what :func:`load_checkpoint`
+    needs, unzipped into a folder of its own), and its learned prior (``vae.prior``) and
+    vocoder (``vae.vocoder``) when it has them."""
     path = Path(path)
     if not has_checkpoint(path):
         raise CheckpointError(f"{path}: no checkpoint here yet; train at least one epoch")
-    buf = io.BytesIO()
     # vae.vocoder's VOCODER_DIR, WEIGHTS_FILE and CONFIG_FILE, spelt out: vae.vocoder imports
     # this module, so importing it here would make a cycle.
     vocoder = ("vocoder/vocoder.pt", "vocoder/vocoder.json")
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
         for name in (WEIGHTS_FILE, CONFIG_FILE, METRICS_FILE, LATENTS_FILE, PRIOR_FILE, *vocoder):
             if (path / name).is_file():
                 zf.write(path / name, f"{path.name}/{name}")
-    return buf.getvalue()

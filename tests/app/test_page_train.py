@@ -299,6 +299,60 @@ def test_user_errors_show_the_fix(workspace: Path, tmp_path: Path) -> None:
     assert "Training failed:" in at.error[0].value and "no dataset folder here" in at.error[0].value
 
 
+def _note_downloads(monkeypatch) -> dict[str, Callable[[], bytes]]:
+    """The callables of the page's deferred downloads by file name, as Streamlit registers
+    them (AppTest forgets them after the run); calling one is clicking its button."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    noted: dict[str, Callable[[], bytes]] = {}
+    register = MediaFileManager.add_deferred
+
+    def noting(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        noted[file_name] = data_callable
+        return register(self, data_callable, mimetype, coordinates, file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", noting)
+    return noted
+
+
+def test_viewing_a_large_checkpoint_zips_nothing_until_the_download_is_clicked(
+    workspace: Path, monkeypatch
+) -> None:
+    """Issue 23, finding 2: the page zipped the whole checkpoint on every view and kept the
+    bytes (st.cache_data, the button): an 80 MB model.pt cost over 160 MB per view. Now the
+    view allocates under 40 MB (tracemalloc's peak of Python memory) and holds no payload;
+    the click zips it from disk."""
+    import io
+    import os
+    import tracemalloc
+    import zipfile
+
+    big = Path("checkpoints/big")
+    shutil.copytree("checkpoints/demo", big)
+    weights = big / ck.WEIGHTS_FILE
+    with weights.open("wb") as f:  # incompressible, as trained weights nearly are
+        for _ in range(80):
+            f.write(os.urandom(2**20))
+    clicks = _note_downloads(monkeypatch)
+    at = open_page("train")
+    at.text_input(key="train-folder").set_value("big")
+    tracemalloc.start()
+    try:
+        at.run()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert not at.exception
+    download = at.get("download_button")[0].proto
+    assert download.label == "Download checkpoint big.zip"
+    assert download.deferred_file_id and not download.url  # nothing built for the view
+    assert peak < 40 * 2**20, f"{peak / 2**20:.0f} MB allocated by one view"
+
+    with zipfile.ZipFile(io.BytesIO(clicks["big.zip"]())) as zf:  # the click
+        assert zf.read(f"big/{ck.WEIGHTS_FILE}") == weights.read_bytes()
+        assert f"big/{ck.CONFIG_FILE}" in zf.namelist()
+
+
 def test_no_dataset_says_where_to_make_one(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     at = open_page("train")
@@ -316,18 +370,8 @@ def test_export_offers_the_checkpoint_as_an_onnx_zip(workspace: Path, monkeypatc
     import numpy as np
     import onnxruntime as ort
     import torch
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
-    # AppTest keeps a download's bytes only for the run: note them as Streamlit stores them.
-    stored: dict[str, bytes] = {}
-    keep = MemoryMediaFileStorage.load_and_get_id
-
-    def noting(self, data, mimetype, kind, filename=None):
-        file_id = keep(self, data, mimetype, kind, filename)
-        stored[filename] = data
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", noting)
+    clicks = _note_downloads(monkeypatch)
     at = open_page("train")
     at.text_input(key="train-folder").set_value("demo")
     at.run()
@@ -339,7 +383,8 @@ def test_export_offers_the_checkpoint_as_an_onnx_zip(workspace: Path, monkeypatc
     download = at.get("download_button")[1].proto
     assert download.label == "Download export-demo-onnx.zip"
 
-    with zipfile.ZipFile(io.BytesIO(stored["export-demo-onnx.zip"])) as zf:
+    assert download.deferred_file_id and not download.url  # read from disk when clicked
+    with zipfile.ZipFile(io.BytesIO(clicks["export-demo-onnx.zip"]())) as zf:
         assert sorted(zf.namelist()) == [
             f"export-demo-onnx/{name}"
             for name in ("decoder.onnx", "decoder_mix.onnx", "encoder.onnx", "export.json")
