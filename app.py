@@ -11,8 +11,12 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui.host_check import refuse_other_hosts
 from ui.state import sidebar
 
+# First of all: a page loaded under a name that is not this server's (DNS rebinding) gets
+# one line and nothing else, no navigation, no sidebar, no file read.
+refuse_other_hosts()
 HERE = Path(__file__).resolve().parent  # so the app runs from any working directory
 # The icon is a file of ours: a material icon as favicon is fetched from a font CDN.
 st.set_page_config(
