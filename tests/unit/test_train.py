@@ -212,7 +212,7 @@ def test_folder_lock(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match=r"training process \d+ is writing"):
             with FolderLock(tmp_path):
                 pass
-    assert not (tmp_path / ".lock").exists()
+    assert lock_owner(tmp_path) is None and not (tmp_path / ".lock").exists()
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
