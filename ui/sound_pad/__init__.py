@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +101,8 @@ def toggle(synth: Synthesiser) -> bool:
 def exported(checkpoint: str | Path, failed_url: str | None = None) -> Exported:
     """The checkpoint's decoder exported for the page, once per checkpoint content (made
     again when its folder is gone, or when the page could not load ``failed_url``)."""
-    with st.spinner("Preparing the in-browser player..."):
-        return exports.ensure(Path(checkpoint), MODELS, failed_url)
+    spinner = partial(st.spinner, "Preparing the in-browser player...")  # only while exporting
+    return exports.ensure(Path(checkpoint), MODELS, failed_url, building=spinner)
 
 
 def _reload_request(key: str) -> str | None:

@@ -24,6 +24,8 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,17 +134,27 @@ def _read(folder: Path) -> Exported | None:
     return entry if (folder / _model_file(entry.info)).is_file() else None
 
 
-def ensure(checkpoint: str | Path, models: Path, failed_url: str | None = None) -> Exported:
+def ensure(
+    checkpoint: str | Path,
+    models: Path,
+    failed_url: str | None = None,
+    building: Callable[[], AbstractContextManager] = nullcontext,
+) -> Exported:
     """The checkpoint's export in ``models``, made when missing or incomplete, or when the
     page could not load ``failed_url`` and that is still the URL it would get; its use time
-    is touched. Over the budget, unused exports are removed after a new one is made."""
+    is touched. Over the budget, unused exports are removed after a new one is made.
+
+    Args:
+        building: entered while an export is made (the page's spinner).
+    """
     key = content_key(checkpoint)
     folder = models / key
     with _key_lock(key):
         entry = _read(folder)
         made = entry is None or (failed_url is not None and entry.model_url == failed_url)
         if made:
-            export_checkpoint(checkpoint, folder)
+            with building():
+                export_checkpoint(checkpoint, folder)
             entry = _read(folder)
             if entry is None:  # export_checkpoint wrote it whole or raised
                 raise RuntimeError(f"{folder}: the export left no decoder")
