@@ -181,6 +181,8 @@ def test_a_removed_or_unloadable_export_is_made_again(studio_root: Path, tmp_pat
     assert third.model_url != second.model_url
     # A stale report (an older URL) changes nothing.
     assert exports.ensure(ckpt, models, failed_url=second.model_url).model_url == third.model_url
+    (third.folder / MANIFEST_NAME).unlink()  # half removed: the model file without a manifest
+    assert exports.ensure(ckpt, models).model_url != third.model_url
 
 
 def test_a_model_over_the_size_is_not_for_the_browser():

@@ -153,6 +153,10 @@ def ensure(
         entry = _read(folder)
         made = entry is None or (failed_url is not None and entry.model_url == failed_url)
         if made:
+            if folder.is_dir() and not (folder / MANIFEST).is_file():
+                # Ours (MODELS holds only the pad's exports) but broken: an export refuses to
+                # replace a folder it does not recognise as one.
+                shutil.rmtree(folder, ignore_errors=True)
             with building():
                 export_checkpoint(checkpoint, folder)
             entry = _read(folder)
