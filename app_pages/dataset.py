@@ -9,16 +9,18 @@ before drawing them (an offline download).
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
+from typing import NoReturn
 
 import pandas as pd
 import streamlit as st
 
-from ui import state
+from ui import session_files, state
 from ui.figures import spectrograms, waveform
-from ui.widgets import play, progress_bar, user_errors
+from ui.safe_text import code, md
+from ui.widgets import USER_ERRORS, play, progress_bar, user_errors, user_message
 from vae import archive, audio, features, fsdd, reader, sources
+from vae.data_roots import ROOTS_ENV, check_source_folder, data_roots
 from vae.dataset import ERRORS_FILE, preprocess
 from vae.features import PRESETS
 from vae.workspace import DATA_ROOT
@@ -26,9 +28,11 @@ from vae.workspace import DATA_ROOT
 SOURCES_ROOT = DATA_ROOT / "sources"
 SOURCE, IMPORTED = "dataset-source", "dataset-last-import"
 SUMMARY = "dataset-last-summary"
-# This session's own import folder under SOURCES_ROOT ("upload-<8 hex digits>"): two people
-# importing at once never replace (or preprocess) each other's files.
-UPLOAD_FOLDER = "dataset-upload-folder"
+# This session's own folders under SOURCES_ROOT ("upload-<8 hex digits>" for its imports,
+# "demo-<same hex>" for its demo set): two people never replace, mix or read each other's
+# files, and the folders go when the session ends (ui.session_files).
+UPLOAD_FOLDER, DEMO_FOLDER = "dataset-upload-folder", "dataset-demo-folder"
+UPLOAD_REFUSED = "dataset-upload-refused"  # why the last upload was refused, shown once
 PRESET, NAME, LABELS = "dataset-preset", "dataset-name", "dataset-labels"  # widgets' keys
 MAX_UPLOAD_MB = st.get_option("server.maxUploadSize")
 N_FFTS = [64, 128, 256, 512, 1024, 2048, 4096]
@@ -127,10 +131,37 @@ def _audio_files(folder: str, stamp: int) -> list[str]:
     return [p.relative_to(folder).as_posix() for p in sources.find_audio_files(Path(folder))]
 
 
-def _upload_folder() -> Path:
-    """This session's folder for its uploads (``UPLOAD_FOLDER``), made up once per session."""
-    name = st.session_state.setdefault(UPLOAD_FOLDER, f"upload-{secrets.token_hex(4)}")
-    return SOURCES_ROOT / name
+def _own_folders() -> list[Path]:
+    """This session's private folders under SOURCES_ROOT (named once made up)."""
+    names = (st.session_state.get(key) for key in (UPLOAD_FOLDER, DEMO_FOLDER))
+    return [SOURCES_ROOT / name for name in names if name]
+
+
+def _refuse(uploads: list, err: BaseException, target: Path) -> NoReturn:
+    """Let the uploads go and show why above an empty uploader, after the rerun that
+    draws it (the old one would keep showing files the server no longer holds)."""
+    session_files.release(uploads)
+    st.session_state[UPLOAD_REFUSED] = user_message(err, target)
+    st.rerun()
+
+
+def _import(uploads: list) -> archive.ImportSummary:
+    """Write the uploads into this session's upload folder within the stated sizes, then
+    give their memory back: Streamlit would hold their bytes until the session ends."""
+    target = SOURCES_ROOT / "upload"
+    try:
+        session_files.check_upload_size([f.size for f in uploads])
+        target = session_files.own_folder(SOURCES_ROOT, "upload", UPLOAD_FOLDER)
+        room = session_files.check_import(
+            [f.size for f in uploads], SOURCES_ROOT, target, _own_folders()
+        )
+        with st.spinner("Unpacking the upload..."):
+            files = [(f.name, f.getvalue()) for f in uploads]
+            done = archive.save_uploads(files, target, archive.Limits(max_total_bytes=room))
+    except USER_ERRORS as err:
+        _refuse(uploads, err, target)
+    session_files.release(uploads)
+    return done
 
 
 # ---------------------------------------------------------------------------- source
@@ -146,19 +177,28 @@ with folder_tab:
         placeholder="/path/to/clips",
         help="Searched recursively for audio files "
         f"({', '.join(audio.AUDIO_EXTENSIONS)}); sub-folders can be "
-        "the labels.",
+        f"the labels. Only folders inside {', '.join(map(str, data_roots()))} "
+        f"(`{ROOTS_ENV}`) are read.",
     )
     use_folder = st.button("Use this folder", key="dataset-use-folder")
 with upload_tab:
     uploads = st.file_uploader(
-        "Audio files, or a zip / tar.gz of them", key="dataset-upload", accept_multiple_files=True
+        "Audio files, or a zip / tar.gz of them",
+        key=session_files.uploader_key(),
+        accept_multiple_files=True,
     )
+    with user_errors():
+        caps = session_files.caps()
     st.caption(
         f"Up to {MAX_UPLOAD_MB} MB per file (`server.maxUploadSize` in "
-        f"`.streamlit/config.toml`); {archive.Limits().describe()}. Archives are unpacked "
-        "safely: entries that would leave the folder, links and non-audio files are skipped "
-        "and listed."
+        f"`.streamlit/config.toml`), {caps.import_bytes // 2**20} MB per import and "
+        f"{caps.session_bytes // 2**20} MB kept per session; {archive.Limits().describe()}. "
+        "Archives are unpacked safely: entries that would leave the folder, links and "
+        "non-audio files are skipped and listed. Your files are yours alone and are removed "
+        "when you close the page."
     )
+    if refused := st.session_state.pop(UPLOAD_REFUSED, None):
+        st.error(md(refused))
     do_import = st.button("Import", key="dataset-import", disabled=not uploads)
 with fsdd_tab:
     st.caption(
@@ -175,29 +215,40 @@ with demo_tab:
     do_demo = st.button("Generate demo set", key="dataset-demo")
 
 with user_errors():
+    try:  # past the size, uploads are refused (and let go) as they arrive
+        session_files.check_upload_size([f.size for f in uploads or []])
+    except ValueError as err:
+        _refuse(uploads, err, SOURCES_ROOT)
     if use_folder:
-        path = Path(folder.strip()).expanduser()
+        if not folder.strip():
+            raise ValueError("Folder of clips is empty: type the path of a folder of clips")
+        path = check_source_folder(folder.strip(), data_roots(), SOURCES_ROOT, _own_folders())
         if not sources.find_audio_files(path):
             raise ValueError(f"{path}: no audio files in this folder; choose a folder of clips")
         _choose(path)
-    if do_import:
-        with st.spinner("Unpacking the upload..."):
-            done = archive.save_uploads([(f.name, f.getvalue()) for f in uploads], _upload_folder())
+    if do_import and uploads:
+        done = _import(uploads)
         st.session_state[IMPORTED] = {
             "target": str(done.target),
             "kept": len(done.kept),
             "skipped": list(done.skipped),
         }
         _choose(done.target)
+        st.rerun()  # an empty uploader: the uploaded bytes are on disk, not in memory
     if do_fsdd:
+        session_files.check_quota(SOURCES_ROOT)
         bar = progress_bar("Downloading FSDD:", 2**20, " MB")
         done, _ = fsdd.fetch_fsdd(SOURCES_ROOT / "fsdd", progress=bar)
         _choose(done.target)
     if do_demo:
+        session_files.check_quota(SOURCES_ROOT)
         made = sources.make_demo_set(
-            SOURCES_ROOT / "demo", int(per_class), progress=progress_bar("Generating clips:")
+            session_files.own_folder(SOURCES_ROOT, "demo", DEMO_FOLDER),
+            int(per_class),
+            progress=progress_bar("Generating clips:"),
         )
         _choose(made)
+        st.session_state[NAME] = "demo"  # not the private folder's name
 
 source = st.session_state.get(SOURCE)
 if not source or not Path(source).is_dir():
@@ -205,7 +256,7 @@ if not source or not Path(source).is_dir():
     st.stop()
 source = Path(source)
 files = _audio_files(str(source), source.stat().st_mtime_ns)
-st.markdown(f"**Source:** `{source}` ({len(files)} audio files)")
+st.markdown(f"**Source:** {code(source)} ({len(files)} audio files)")
 imported = st.session_state.get(IMPORTED)
 if imported and imported["target"] == str(source) and imported["skipped"]:
     st.warning(
@@ -268,7 +319,7 @@ st.caption(
 # ---------------------------------------------------------------------------- preview
 st.subheader("Preview")
 if not files:
-    st.info(f"`{source}` holds no audio files: choose another source above.")
+    st.info(f"{code(source)} holds no audio files: choose another source above.")
     st.stop()
 if ss.get("dataset-clip") not in files:
     ss["dataset-clip"] = files[0]
@@ -318,7 +369,7 @@ if summary:
     out = Path(summary["out"])
     st.success(
         f"Kept {summary['kept']} clips from {summary['files']} files in "
-        f"{summary['seconds']:.1f} s -> `{out}` ({summary.get('features', '')}); "
+        f"{summary['seconds']:.1f} s -> {code(out)} ({summary.get('features', '')}); "
         "it is now the current dataset "
         "(train it on the **Train** page)."
     )
