@@ -117,3 +117,103 @@ def test_latents_declaring_unusable_shapes_are_listed_as_damaged(
     )
     [item] = list_checkpoints(tmp_path)  # from the headers: nothing decompressed
     assert item.summary.startswith("damaged: latents.npz ") and why in item.summary
+
+
+# ---------------------------------------------------------- a number field holding text
+
+
+LINK = "![b](http://host/beacon.png) [Download the fixed model](http://evil.example/payload)"
+
+
+def _edit(file: Path, **fields: object) -> None:
+    """Set ``a.b``-style fields of a JSON file (``a__b`` as keyword)."""
+    info = json.loads(file.read_text())
+    for dotted, value in fields.items():
+        *parents, last = dotted.split("__")
+        node = info
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    file.write_text(json.dumps(info))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("epoch", LINK),
+        ("epoch", True),
+        ("epoch", 2.5),
+        ("epoch", -1),
+        ("format_version", "1"),
+        ("dataset__train_clips", LINK),
+        ("label_names", [LINK, {"a": 1}]),
+        ("model_config__latent_dim", 5.0),
+    ],
+)
+def test_text_where_a_checkpoint_number_belongs_marks_it_damaged(
+    tmp_path: Path, field: str, value: object
+) -> None:
+    for name in ("old", "new"):
+        _save(tmp_path / name)
+    _edit(tmp_path / "new" / ck.CONFIG_FILE, **{field: value})
+    items = list_checkpoints(tmp_path)
+    bad = next(i for i in items if i.path.name == "new")
+    assert bad.damaged and bad.summary.startswith("damaged: config.json"), bad.summary
+    assert "http" not in bad.summary  # the value itself is never repeated
+    # the newest on disk, yet what a new session opens is the good one
+    assert workspace.newest_usable(items).path == tmp_path / "old"
+    assert workspace.newest_usable([bad]) is None
+
+
+def _dataset(folder: Path) -> None:
+    from vae.dataset import CONFIG_FILE, FEATURES_FILE
+
+    folder.mkdir(parents=True)
+    (folder / FEATURES_FILE).write_bytes(b"")
+    info = {
+        "format_version": 1,
+        "feature_config": FEATURES.to_dict(),
+        "label_names": ["a", "b"],
+        "counts": {"kept": 4, "refused": 0, "files": 4, "per_label": {"a": 2, "b": 2}},
+    }
+    (folder / CONFIG_FILE).write_text(json.dumps(info))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("counts__kept", LINK),
+        ("counts__per_label", {"a": LINK}),
+        ("feature_config__sample_rate", LINK),
+        ("label_names", "ab"),
+    ],
+)
+def test_text_where_a_dataset_number_belongs_marks_it_damaged(
+    tmp_path: Path, field: str, value: object
+) -> None:
+    _dataset(tmp_path / "good")
+    assert [i.summary for i in workspace.list_datasets(tmp_path)] == ["4 clips, 2 labels, 8000 Hz"]
+    _dataset(tmp_path / "bad")
+    _edit(tmp_path / "bad" / "config.json", **{field: value})
+    items = {i.path.name: i for i in workspace.list_datasets(tmp_path)}
+    assert items["bad"].damaged and not items["good"].damaged
+    assert (
+        items["bad"].summary.startswith("damaged: config.json")
+        and "http" not in items["bad"].summary
+    )
+
+
+def test_a_judge_whose_accuracy_is_text_is_listed_as_damaged(tmp_path: Path) -> None:
+    from vae import judge as jg
+
+    for name, accuracy in (("good", 0.9), ("bad", LINK), ("worse", float("nan"))):
+        folder = tmp_path / "judges" / name
+        folder.mkdir(parents=True)
+        (folder / jg.WEIGHTS_FILE).write_bytes(b"")
+        info = {"format_version": 1, "val_accuracy": accuracy, "label_names": ["a"]}
+        (folder / jg.CONFIG_FILE).write_text(json.dumps(info))
+    items = {i.path.name: i for i in workspace.list_judges(tmp_path / "judges", tmp_path)}
+    assert items["good"].summary == "1 labels, 90.0% on validation" and not items["good"].damaged
+    for name in ("bad", "worse"):
+        assert items[name].damaged
+        assert items[name].summary.startswith("damaged: judge.json: val_accuracy is not a fraction")
