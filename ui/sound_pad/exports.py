@@ -100,6 +100,8 @@ def content_key(checkpoint: str | Path) -> str:
                 digest.update(block)
     key = digest.hexdigest()[:20]
     with _lock:
+        if len(_digests) >= 256:  # a long training makes one version an epoch
+            _digests.clear()
         _digests[signature] = key
     return key
 

@@ -365,6 +365,13 @@ function onRender(event) {
     if (redrawPad) redrawPad(); else syncSliders();
   }
   setHeight();
+  if (root.dataset.state === "reloading" && reloadAsked.has(args.model_url)) {
+    // Python answered the request with the same file (it allows a few a session): give up.
+    root.dataset.state = "error";
+    setStatus("In-browser sound failed: the model did not load; switch it off to use the " +
+              "server.", true);
+    return;
+  }
   const { values: _v, revision: _r, ...rest } = args;
   const soundKey = JSON.stringify(rest);
   if (newValues || soundKey !== heardKey) {
