@@ -165,6 +165,7 @@ def _import(uploads: list) -> archive.ImportSummary:
 
 
 # ---------------------------------------------------------------------------- source
+session_files.start_sweeper(SOURCES_ROOT)  # once per process: leftovers go at start-up
 st.title("Dataset")
 st.caption("Choose clips, tune how they become spectrograms, preprocess them into a dataset.")
 folder_tab, upload_tab, fsdd_tab, demo_tab = st.tabs(
