@@ -193,7 +193,7 @@ with upload_tab:
     st.caption(
         f"Up to {MAX_UPLOAD_MB} MB per file (`server.maxUploadSize` in "
         f"`.streamlit/config.toml`), {caps.import_bytes // 2**20} MB per import and "
-        f"{caps.session_bytes // 2**20} MB kept per session; {archive.Limits().describe()}. "
+        f"{caps.session_bytes // 2**20} MB stored per session; {archive.Limits().describe()}. "
         "Archives are unpacked safely: entries that would leave the folder, links and "
         "non-audio files are skipped and listed. Your files are yours alone and are removed "
         "when you close the page."
