@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import io
 import math
+import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -401,3 +403,37 @@ def crossfade_concat(clips: list[np.ndarray], fade: int) -> np.ndarray:
         mixed = out[-f:] * (1 - r) + clip[:f] * r
         out = np.concatenate([out[:-f], mixed, clip[f:]])
     return out
+
+
+class CrossfadeWriter:
+    """:func:`crossfade_concat` into a 16-bit WAV as the clips come, holding one clip (a
+    morph of any length in flat memory); renamed into place by :meth:`close`. Not
+    normalised: a crossfade of peak-normalised clips never exceeds their peak."""
+
+    def __init__(self, path: str | Path, sample_rate: int, fade: int) -> None:
+        self.path, self.fade, self._tail = Path(path), fade, None
+        self._tmp = self.path.with_name(
+            f".{self.path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+        )
+        self._file = sf.SoundFile(self._tmp, "w", sample_rate, 1, "PCM_16", format="WAV")
+
+    def add(self, clip: np.ndarray) -> None:
+        """Append one clip (samples,), overlapping the previous one by ``fade`` samples."""
+        clip = np.nan_to_num(np.asarray(clip, np.float32).reshape(-1))
+        f = 0 if self._tail is None else min(self.fade, len(self._tail), len(clip))
+        if self._tail is not None:
+            self._file.write(np.clip(self._tail[: len(self._tail) - f], -1.0, 1.0))
+        if f:
+            r = np.linspace(0.0, 1.0, f, dtype=np.float32)
+            clip = np.concatenate([self._tail[-f:] * (1 - r) + clip[:f] * r, clip[f:]])
+        self._tail = clip
+
+    def close(self, keep: bool = True) -> None:
+        """Write the last clip's end and put the file in place (``keep`` False: drop it)."""
+        if keep and self._tail is not None:
+            self._file.write(np.clip(self._tail, -1.0, 1.0))
+        self._file.close()
+        if keep:
+            os.replace(self._tmp, self.path)
+        else:
+            self._tmp.unlink(missing_ok=True)

@@ -6,7 +6,7 @@ app's Explore, Interpolate and Synthesise pages.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -315,6 +315,22 @@ class Synthesiser:
         waves = peak_normalise(self.to_audio(feats))  # (n, clip_samples)
         fade = int(fade_seconds * self.config.sample_rate)
         return waves, crossfade_concat(list(waves), fade)
+
+    def morph_steps(
+        self, clips: Sequence[Clip], steps: int, mode: str = "lerp", batch: int = 32
+    ) -> Iterator[np.ndarray]:
+        """The steps of :meth:`morph_path`, ``batch`` at a time, each (b, clip_samples)
+        peak-normalised: a long morph is decoded and sounded without being held whole."""
+        if len(clips) < 2:
+            raise ValueError(f"a morph needs at least 2 clips, got {len(clips)}")
+        for leg, (a, b) in enumerate(pairwise(clips)):
+            za, zb = self._codes(a, b)
+            path = interpolation_path(za, zb, steps, mode)  # (steps, D)
+            labels = self._mixed_labels(a, b, torch.linspace(0.0, 1.0, steps))
+            for start in range(1 if leg else 0, steps, batch):  # legs meet: heard once
+                part = slice(start, min(start + batch, steps))
+                feats = self.decode(path[part], None if labels is None else labels[part])
+                yield peak_normalise(self.to_audio(feats))
 
     def sample(
         self,

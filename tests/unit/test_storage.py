@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vae.storage import read_json, read_versioned_json
+from vae.storage import atomic_write_json, read_json, read_versioned_json
 
 
 @pytest.mark.parametrize(
@@ -40,3 +40,12 @@ def test_a_versioned_file_says_what_it_should_have_been_and_the_fix(tmp_path: Pa
     file.write_text('{"format_version": 1, "a": [1, 2]}')
     assert read_versioned_json(file, 1, "checkpoint config", "retrain")["a"] == [1, 2]
     assert read_json(file) == {"format_version": 1, "a": [1, 2]}
+
+
+def test_json_files_never_hold_nan(tmp_path) -> None:
+    """Issue 23 finding 9: Python writes NaN and Infinity, which JSON readers refuse."""
+    atomic_write_json(tmp_path / "ok.json", {"top_db": 80.0})
+    for bad in (float("nan"), float("inf"), [1.0, -float("inf")]):
+        with pytest.raises(ValueError, match=r"bad.json: a value is NaN or infinite"):
+            atomic_write_json(tmp_path / "bad.json", {"trim_db": bad})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.json"]  # no file, no temp file

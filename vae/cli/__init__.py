@@ -15,10 +15,12 @@ bars, the skipped-file line.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from vae import __version__
 from vae.progress import Progress
@@ -78,6 +80,62 @@ def _named_as_the_app_would(out: str) -> None:
         raise CliError(f"--out {out}: {err}") from None
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line, ``error: --flag ...``, exit status 2 (argparse
+    prints the usage first and the flag as "argument --flag")."""
+
+    def error(self, message: str) -> NoReturn:
+        message = message.removeprefix("argument ")
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _shown(value: float) -> str:
+    """A bound as people write it: 10,000 or 0.01."""
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
+def number(kind: type, lo: float, hi: float) -> Callable[[str], float]:
+    """An argparse type: a finite ``kind`` (int or float) from ``lo`` to ``hi`` inclusive,
+    else argparse's one-line error naming the flag and the range (``nan``, ``inf`` and
+    ``1e300`` never reach the code that would make silent audio or overflow from them)."""
+    what = "an integer" if kind is int else "a number"
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {what} (from {_shown(lo)} to {_shown(hi)})"
+            ) from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(
+                f"{text} is not a finite number; give one from {_shown(lo)} to {_shown(hi)}"
+            )
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(
+                f"{text} is outside the range {_shown(lo)} to {_shown(hi)}"
+            )
+        return value
+
+    return parse
+
+
+def finite(text: str) -> float:
+    """An argparse type: any finite float (its config checks the range); nan and inf are
+    refused in one line naming the flag."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number")
+    return value
+
+
+SEED = number(int, 0, 2**32 - 1)  # every --seed: numpy's and torch's generators take it
+
+
 def _phase_option(s: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--phase",
@@ -93,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     from vae.cli import data, evaluation, synthesis, train
 
     fmt = argparse.RawDescriptionHelpFormatter
-    p = argparse.ArgumentParser(prog="python -m vae", description=DESCRIPTION, formatter_class=fmt)
+    p = Parser(prog="python -m vae", description=DESCRIPTION, formatter_class=fmt)
     p.add_argument("--version", action="version", version=f"sound-vae-studio {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data.add_preprocess(sub)

@@ -8,20 +8,27 @@ import sys
 import tempfile
 from pathlib import Path
 
-from vae import archive
-from vae.cli import BAR_DELAY, _bar, _named_as_the_app_would, _skipped, _tqdm
+from vae import archive, limits
+from vae.cli import BAR_DELAY, SEED, _bar, _named_as_the_app_would, _shown, _skipped, _tqdm, number
 from vae.features import PRESETS, FeatureConfig, get_preset
 
-# preprocess's feature overrides: option, type, FeatureConfig.overridden key, what it does.
+# preprocess's feature overrides: option, (type, lowest, highest), FeatureConfig.overridden
+# key, what it does. The ranges are vae.limits' (FeatureConfig checks them again, with the
+# sizes they make together); a clip is at most MAX_CLIP_SECONDS.
+MAX_CLIP_SECONDS = 600.0
 FEATURE_OVERRIDES = [
-    ("--sample-rate", int, "sample_rate", "resample every clip to this rate (Hz)"),
-    ("--clip-seconds", float, "clip_seconds", "length of one clip or segment (s)"),
-    ("--n-fft", int, "n_fft", "FFT size"),
-    ("--hop", int, "hop", "samples between frames"),
-    ("--top-db", float, "top_db", "dynamic range kept below full scale (dB)"),
-    ("--n-mels", int, "n_mels", "mel bands (0: linear frequency bins)"),
-    ("--trim-db", float, "trim_db", "trim edges this far below the peak (dB; none: keep all)"),
-]
+    ("--sample-rate", (int, 1000, limits.MAX_SAMPLE_RATE), "sample_rate",
+     "resample every clip to this rate (Hz)"),
+    ("--clip-seconds", (float, 0.01, MAX_CLIP_SECONDS), "clip_seconds",
+     "length of one clip or segment (s)"),
+    ("--n-fft", (int, 16, limits.MAX_N_FFT), "n_fft", "FFT size"),
+    ("--hop", (int, 1, limits.MAX_N_FFT), "hop", "samples between frames"),
+    ("--top-db", (float, 1.0, limits.MAX_TOP_DB), "top_db",
+     "dynamic range kept below full scale (dB)"),
+    ("--n-mels", (int, 0, limits.MAX_N_MELS), "n_mels", "mel bands (0: linear frequency bins)"),
+    ("--trim-db", (float, 1.0, limits.MAX_TOP_DB), "trim_db",
+     "trim edges this far below the peak (dB; preset none: keep all)"),
+]  # fmt: skip
 # The attribute of a preset each override shows in --help.
 SHOWN = {"hop": "hop_length"}
 
@@ -167,11 +174,19 @@ def add_preprocess(sub: argparse._SubParsersAction) -> None:
         choices=["auto", "fsdd", "folder", "none"],
         help="fsdd: {digit}_{speaker}_{i}.wav names; folder: sub-folder names; auto: guess",
     )
-    s.add_argument("--val-fraction", type=float, default=0.1, help="share held out (per label)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the train/validation split")
+    s.add_argument(
+        "--val-fraction",
+        type=number(float, 0.0, 0.9),
+        default=0.1,
+        help="share held out (per label), 0 to 0.9",
+    )
+    s.add_argument("--seed", type=SEED, default=0, help="seed of the train/validation split")
     g = s.add_argument_group("feature overrides (default: the preset's values)")
-    for option, kind, field, text in FEATURE_OVERRIDES:
-        g.add_argument(option, type=kind, help=f"{text} ({_preset_values(field)})")
+    for option, (kind, lo, hi), field, text in FEATURE_OVERRIDES:
+        shown = f"{_shown(lo)} to {_shown(hi)}"
+        g.add_argument(
+            option, type=number(kind, lo, hi), help=f"{text}, {shown} ({_preset_values(field)})"
+        )
     s.set_defaults(func=cmd_preprocess)
 
 
@@ -179,8 +194,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     """The ``demo-data`` and ``fetch-fsdd`` commands."""
     s = sub.add_parser("demo-data", help="write the offline synthetic demo set")
     s.add_argument("out", help="folder to write")
-    s.add_argument("--per-class", type=int, default=40, help="clips per class")
-    s.add_argument("--seed", type=int, default=0, help="seed of the generator")
+    s.add_argument(
+        "--per-class", type=number(int, 1, 10_000), default=40, help="clips per class, 1 to 10,000"
+    )
+    s.add_argument("--seed", type=SEED, default=0, help="seed of the generator")
     s.set_defaults(func=cmd_demo_data)
 
     s = sub.add_parser("fetch-fsdd", help="download the Free Spoken Digit Dataset recordings")

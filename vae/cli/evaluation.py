@@ -9,8 +9,11 @@ import json
 import sys
 from pathlib import Path
 
-from vae.cli import CliError, _bar, _phase_option, _tqdm
+from vae import limits
+from vae.cli import SEED, CliError, _bar, _phase_option, _tqdm, number
 from vae.cli.synthesis import _synth
+
+MAX_VOCODER_SECONDS = 7 * 24 * 3600.0  # a week: past it, a budget is a typo
 
 REALISM_NAMES = {
     "real": "real clips",
@@ -239,16 +242,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--judge", help="judge folder (default: CHECKPOINT/judge when it exists)")
     s.add_argument(
         "--samples-per-label",
-        type=int,
+        type=number(int, 1, 10_000),
         default=20,
-        help="prior samples per label the judge hears (conditional models)",
+        help="prior samples per label the judge hears (conditional models), 1 to 10,000",
     )
     s.add_argument(
         "--pairs",
-        type=int,
+        type=number(int, 0, 10_000),
         default=0,
         help="morph this many random pairs of different labels and report how often "
-        "the judge hears A's label fade into B's (needs a judge)",
+        "the judge hears A's label fade into B's (needs a judge), 0 to 10,000",
     )
     _phase_option(s)
     s.set_defaults(func=cmd_evaluate)
@@ -256,8 +259,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("judge", help="train the judge: a classifier of a dataset's labels")
     s.add_argument("data", help="labelled dataset folder (its train split trains the judge)")
     s.add_argument("--out", required=True, help="judge folder to write")
-    s.add_argument("--epochs", type=int, default=12, help="passes over the training clips")
-    s.add_argument("--seed", type=int, default=0, help="seed of initialisation and shuffling")
+    s.add_argument(
+        "--epochs",
+        type=number(int, 1, 10_000),
+        default=12,
+        help="passes over the training clips, 1 to 10,000",
+    )
+    s.add_argument("--seed", type=SEED, default=0, help="seed of initialisation and shuffling")
     s.set_defaults(func=cmd_judge)
 
     s = sub.add_parser(
@@ -268,19 +276,41 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--out", help="vocoder folder to write instead: new, empty, or a vocoder (replaced)"
     )
-    s.add_argument("--seconds", type=float, default=300, help="training time budget (s)")
-    s.add_argument("--seed", type=int, default=0, help="seed of initialisation and batches")
-    s.add_argument("--width", type=int, default=128, help="channels of the network")
-    s.add_argument("--layers", type=int, default=4, help="ConvNeXt blocks")
+    s.add_argument(
+        "--seconds",
+        type=number(float, 0.1, MAX_VOCODER_SECONDS),
+        default=300,
+        help="training time budget (s), 0.1 to 604,800 (a week)",
+    )
+    s.add_argument("--seed", type=SEED, default=0, help="seed of initialisation and batches")
+    s.add_argument(
+        "--width",
+        type=number(int, 1, limits.MAX_CHANNELS),
+        default=128,
+        help=f"channels of the network, 1 to {limits.MAX_CHANNELS:,}",
+    )
+    s.add_argument("--layers", type=number(int, 0, 64), default=4, help="ConvNeXt blocks, 0 to 64")
     s.add_argument(
         "--magnitude",
         default="input",
         choices=["input", "predicted"],
         help="input: magnitude from the features, only the phase is learned",
     )
-    s.add_argument("--refine", type=int, default=0, help="Griffin-Lim iterations after the vocoder")
-    s.add_argument("--val-clips", type=int, default=300, help="validation clips measured")
-    s.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    s.add_argument(
+        "--refine",
+        type=number(int, 0, limits.MAX_GRIFFIN_LIM_ITERS),
+        default=0,
+        help=f"Griffin-Lim iterations after the vocoder, 0 to {limits.MAX_GRIFFIN_LIM_ITERS:,}",
+    )
+    s.add_argument(
+        "--val-clips",
+        type=number(int, 0, limits.MAX_CLIPS),
+        default=300,
+        help=f"validation clips measured, 0 to {limits.MAX_CLIPS:,}",
+    )
+    s.add_argument(
+        "--threads", type=number(int, 1, 1024), help="torch threads, 1 to 1,024 (default: all)"
+    )
     s.set_defaults(func=cmd_vocoder)
 
     s = sub.add_parser(

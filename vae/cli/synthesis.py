@@ -8,7 +8,7 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vae.cli import CliError, _bar, _phase_option, _skipped
+from vae.cli import SEED, CliError, _bar, _phase_option, _skipped, number
 
 if TYPE_CHECKING:
     import numpy as np
@@ -91,8 +91,16 @@ def _dataset(root: str):
     return load_dataset(root)
 
 
+# Clips decoded and sounded at once by sample and interpolate: the memory of a batch (about
+# 0.9 MB a clip at the fsdd preset) whatever --n or --steps, as each batch is written and
+# dropped before the next.
+BATCH = 32
+MAX_SAMPLES, MAX_STEPS = 10_000, 1_000
+MAX_CODE = 100.0  # |z| and --along amounts: the prior's codes lie within a few units
+
+
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    from vae.audio import write_wav
+    from vae.audio import CrossfadeWriter, write_wav
 
     synth, out = _synth(args.checkpoint, args.phase), Path(args.out)
     clips = [
@@ -100,13 +108,24 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
         _clip_arg(synth, args.b, args.data, args.label_b, "--label-b"),
         *(_clip_arg(synth, c, args.data, None, "a dataset clip id") for c in args.more),
     ]
-    waves, morph = synth.morph_path(clips, args.steps, "slerp" if args.slerp else "lerp")
-    width = len(str(len(waves) - 1))
-    for i, wave in enumerate(waves):
-        write_wav(out / f"step{i:0{width}d}.wav", wave, synth.config.sample_rate)
-    write_wav(out / "morph.wav", morph, synth.config.sample_rate)
+    total = (len(clips) - 1) * (args.steps - 1) + 1  # legs meet on a clip heard once
+    width, done = len(str(total - 1)), 0
+    out.mkdir(parents=True, exist_ok=True)
+    fade = int(0.05 * synth.config.sample_rate)  # Synthesiser.morph_path's 50 ms
+    morph = CrossfadeWriter(out / "morph.wav", synth.config.sample_rate, fade)
+    try:
+        mode = "slerp" if args.slerp else "lerp"
+        for waves in synth.morph_steps(clips, args.steps, mode, BATCH):  # (b, samples)
+            for wave in waves:
+                write_wav(out / f"step{done:0{width}d}.wav", wave, synth.config.sample_rate)
+                morph.add(wave)
+                done += 1
+    except BaseException:
+        morph.close(keep=False)
+        raise
+    morph.close()
     route = " to ".join(c.name for c in clips)
-    print(f"wrote {len(waves)} steps from {route} and morph.wav to {out}")
+    print(f"wrote {done} steps from {route} and morph.wav to {out}")
     return 0
 
 
@@ -119,33 +138,78 @@ def cmd_sample(args: argparse.Namespace) -> int:
             f"--label {args.label}: {args.checkpoint} is unconditional (it cannot be told what "
             "to say); drop --label, or train with --conditional"
         )
-    _, feats = synth.sample(args.n, args.label, args.temperature, args.seed)
+    codes = synth.sample_codes(args.n, args.label, args.temperature, args.seed)  # (n, D): small
+    label = synth.label_index(args.label) if synth.conditional else None
     prefix = f"sample-{args.label}-" if args.label is not None else "sample-"
     width = len(str(args.n - 1))
-    names = [f"{prefix}{i:0{width}d}" for i in range(args.n)]
-    _write_clips(synth, feats, names, out)
+    update, close = _bar("sample")
+    try:
+        for start in range(0, args.n, BATCH):
+            z = codes[start : start + BATCH]  # (b, D)
+            feats = synth.decode(z, None if label is None else [label] * len(z))
+            names = [f"{prefix}{i:0{width}d}" for i in range(start, start + len(z))]
+            _write_clips(synth, feats, names, out)
+            update(start + len(z), args.n)
+    finally:
+        close()
     print(f"wrote {args.n} samples to {out}")
     return 0
 
 
-def cmd_decode(args: argparse.Namespace) -> int:
+def _code(text: str, dim: int) -> np.ndarray:
+    """--z: ``dim`` comma-separated finite values within +-MAX_CODE, else one line naming it."""
+    import math
+
     import numpy as np
 
+    values = []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and abs(value) <= MAX_CODE):
+            raise CliError(
+                f"--z: {part.strip()!r} is not a number from {-MAX_CODE:g} to {MAX_CODE:g}; "
+                f"give {dim} comma-separated values"
+            )
+        values.append(value)
+    if len(values) != dim:
+        raise CliError(f"--z has {len(values)} values; this checkpoint's code has {dim}")
+    return np.array(values, np.float32)
+
+
+def _amounts(text: str, k: int) -> np.ndarray:
+    """--along: amounts (k,) within +-MAX_CODE standard deviations, else one line naming it."""
+    import numpy as np
+
+    from vae.latent import parse_amounts
+
+    try:
+        with np.errstate(over="ignore"):  # 1e300 becomes inf in float32: refused below
+            amounts = parse_amounts(text, k)
+    except ValueError as err:
+        raise CliError(f"--along {err}") from None
+    if not (np.isfinite(amounts).all() and np.abs(amounts).max(initial=0) <= MAX_CODE):
+        raise CliError(
+            f"--along {text}: each AMOUNT must be a number from {-MAX_CODE:g} to {MAX_CODE:g} "
+            "(standard deviations)"
+        )
+    return amounts
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
     from vae.audio import write_wav
-    from vae.latent import along_directions, checkpoint_axes, parse_amounts
+    from vae.latent import along_directions, checkpoint_axes
 
     synth, out = _synth(args.checkpoint, args.phase), Path(args.out)
     if synth.conditional and args.label is None:
         raise CliError(f"this checkpoint is conditional on {synth.label_names}; pass --label")
     if args.z is not None:
-        z = np.array([float(v) for v in args.z.split(",")], np.float32)
-        if z.shape != (synth.latent_dim,):
-            raise CliError(
-                f"--z has {len(z)} values; this checkpoint's code has {synth.latent_dim}"
-            )
+        z = _code(args.z, synth.latent_dim)
     else:
         centre, dirs, spread = checkpoint_axes(synth.checkpoint.path, synth.latent_dim)
-        z = along_directions(centre, dirs, spread, parse_amounts(args.along or "", len(dirs)))
+        z = along_directions(centre, dirs, spread, _amounts(args.along or "", len(dirs)))
     labels = [synth.label_index(args.label)] if synth.conditional else None
     feats = synth.decode(z[None, :], labels)  # (1, bins, frames)
     write_wav(out, synth.to_audio(feats)[0], synth.config.sample_rate)
@@ -192,7 +256,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument(
         "more", nargs="*", metavar="C", help="further clips: the morph goes A -> B -> C ..."
     )
-    s.add_argument("--steps", type=int, default=8, help="clips from A to B (each leg) inclusive")
+    s.add_argument(
+        "--steps",
+        type=number(int, 2, MAX_STEPS),
+        default=8,
+        help=f"clips from A to B (each leg) inclusive, 2 to {MAX_STEPS:,}",
+    )
     s.add_argument("--out", required=True, help="folder for step*.wav and morph.wav")
     s.add_argument("--slerp", action="store_true", help="spherical instead of linear path")
     s.add_argument("--data", help="dataset to look clip ids up in (default: the training set)")
@@ -203,11 +272,21 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("sample", help="generate clips from the prior")
     s.add_argument("checkpoint", help="checkpoint folder")
-    s.add_argument("--n", type=int, default=8, help="how many clips")
+    s.add_argument(
+        "--n",
+        type=number(int, 1, MAX_SAMPLES),
+        default=8,
+        help=f"how many clips, 1 to {MAX_SAMPLES:,} (made {BATCH} at a time)",
+    )
     s.add_argument("--out", required=True, help="folder for sample-*.wav files")
     s.add_argument("--label", help="label to generate (conditional models)")
-    s.add_argument("--temperature", type=float, default=1.0, help="scale of the prior noise")
-    s.add_argument("--seed", type=int, help="seed for repeatable samples")
+    s.add_argument(
+        "--temperature",
+        type=number(float, 0.01, 10.0),
+        default=1.0,
+        help="scale of the prior noise, 0.01 to 10",
+    )
+    s.add_argument("--seed", type=SEED, help="seed for repeatable samples")
     _phase_option(s)
     s.set_defaults(func=cmd_sample)
 
@@ -217,9 +296,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--along",
         help="DIRECTION=AMOUNT,... in standard deviations along the main "
-        "directions of the latent space, e.g. 1=2.0,3=-1 (the Synthesise sliders)",
+        "directions of the latent space, e.g. 1=2.0,3=-1 (the Synthesise sliders); "
+        f"AMOUNT from {-MAX_CODE:g} to {MAX_CODE:g}",
     )
-    s.add_argument("--z", help="the raw code instead, D comma-separated values")
+    s.add_argument(
+        "--z",
+        help=f"the raw code instead, D comma-separated values from {-MAX_CODE:g} to {MAX_CODE:g}",
+    )
     s.add_argument("--label", help="label to generate (conditional models)")
     _phase_option(s)
     s.set_defaults(func=cmd_decode)
@@ -228,5 +311,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("checkpoint", help="checkpoint folder")
     s.add_argument("--out", required=True, help="CSV file to write: id, label, x, y")
     s.add_argument("--method", default="pca", choices=["pca", "tsne"], help="projection")
-    s.add_argument("--seed", type=int, default=0, help="seed of t-SNE")
+    s.add_argument("--seed", type=SEED, default=0, help="seed of t-SNE")
     s.set_defaults(func=cmd_map)

@@ -10,13 +10,15 @@ import sys
 from pathlib import Path
 
 from vae import cli
-from vae.cli import _named_as_the_app_would, _tqdm
+from vae.cli import _named_as_the_app_would, _tqdm, finite
 from vae.model_options import MODEL_OPTIONS, ModelOptions, parse_channels
 from vae.sharpen_config import OPTIONS as SHARPEN_OPTIONS
 from vae.sharpen_config import SharpenConfig
 from vae.train_config import JUDGE_GROUP, OPTIONS, Option, TrainConfig, flag
 
-_TYPES = {"int": int, "float": float}
+# Floats must be finite (nan passes "at least" checks the wrong way; inf overflows); each
+# field's own range is checked by its config, in one line naming it.
+_TYPES = {"int": int, "float": finite}
 
 
 def _add_option(group: argparse._ActionsContainer, name: str, field_type: str, described: Option):
