@@ -5,11 +5,10 @@ Each kind of output (a dataset, a checkpoint, a vocoder, an export, a judge, the
 recognised by its marker files, and names the entries it writes. :func:`check_output_folder`
 refuses any other folder (a dataset given as a vocoder's ``--out``, the folder holding two
 datasets and a notes file) with one line naming the folder, what it holds and the fix, before
-any work is done. :func:`install` puts a folder built aside in place: a new folder is renamed
-in whole (atomic); an existing one of the same kind gets the new files one by one, keeps
-every file it did not write (a user's ``my_notes.txt``, ``sub/keep.txt``), and carries a
-``.vae-replacing`` marker while doing so: a kill leaves a folder that loaders refuse (its
-manifest is written last) and that the next run of the same kind recognises and finishes.
+any work is done. :func:`install` puts a folder built aside in place by renaming it, so a kill
+leaves the old output or the new one (``vae.storage.swap_into_place``); the entries of an
+older output that its kind does not write (a user's ``my_notes.txt``, ``sub/keep.txt``) are
+hard-linked into the new folder first, so they are kept, byte for byte, across the swap.
 
 The file names are written out here rather than imported, so that the modules of each kind
 can import this one (tests/unit/test_output_folder.py holds them equal).
@@ -24,9 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vae.storage import atomic_write_text
+from vae.storage import swap_into_place
 
-REPLACING = ".vae-replacing"  # holds the kind's name while install() swaps files in
 # write_atomically's temp files: ".<name>.<pid>-<hex>.tmp" (a writer killed mid-write)
 _TEMP_FILE = re.compile(r"^\..+\.\d+-[0-9a-f]+\.tmp$")
 
@@ -53,9 +51,7 @@ class OutputKind:
     marker_text: str = ""
 
     def holds(self, folder: Path) -> bool:
-        """Whether ``folder`` is one of this kind (complete, or being replaced)."""
-        if _replacing(folder) == self.name:
-            return True
+        """Whether ``folder`` is one of this kind: its markers are there."""
         if not all((folder / m).is_file() for m in self.markers):
             return False
         if not self.marker_text:
@@ -113,14 +109,6 @@ DEMO_SET = OutputKind(
 KINDS = (DATASET, CHECKPOINT, VOCODER, EXPORT, JUDGE, DEMO_SET)
 
 
-def _replacing(folder: Path) -> str | None:
-    """The kind an interrupted :func:`install` was putting in ``folder``, if any."""
-    try:
-        return (folder / REPLACING).read_text(encoding="utf-8").strip()[:40]
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
 def _what_it_holds(folder: Path, kind: OutputKind) -> str:
     """A few words on a foreign folder's content: another kind, else its first entries."""
     for other in KINDS:
@@ -163,32 +151,46 @@ def check_output_folder(out: str | Path, kind: OutputKind) -> bool:
     )
 
 
-def install(tmp: Path, out: Path, kind: OutputKind) -> Path:
-    """Put the finished folder ``tmp`` (a sibling of ``out``, flat) in place as ``out``.
+def _keep_foreign(out: Path, tmp: Path, kind: OutputKind) -> None:
+    """Hard-link every entry of ``out`` that ``kind`` does not write into ``tmp`` (folders
+    rebuilt, their files linked), so the swap keeps them without copying a byte.
 
-    A missing ``out`` is ``tmp`` renamed; an existing one is checked again
-    (:func:`check_output_folder`), then gets ``tmp``'s files, its manifest last; entries
-    of ``kind`` that the new output does not have are removed, every other entry is kept.
+    Raises:
+        ValueError: an entry cannot be linked (on another file system, or not ours to link);
+            nothing in ``out`` has been touched.
+    """
+    for entry in sorted(out.iterdir()):
+        if kind.writes(entry.name):
+            continue
+        target = tmp / entry.name
+        try:
+            if entry.is_symlink():
+                os.symlink(os.readlink(entry), target)
+            elif entry.is_dir():
+                shutil.copytree(entry, target, symlinks=True, copy_function=os.link)
+            else:
+                os.link(entry, target)
+        except OSError as err:
+            raise ValueError(
+                f"{out}: {entry.name} cannot be kept while replacing {kind.name} "
+                f"({err.strerror or err}); move it out, or choose an empty or new folder"
+            ) from None
+
+
+def install(tmp: Path, out: Path, kind: OutputKind) -> Path:
+    """Put the finished folder ``tmp`` (a sibling of ``out``) in place as ``out``.
+
+    A missing ``out`` is ``tmp`` renamed. An existing one is checked again
+    (:func:`check_output_folder`); the entries its kind does not write are hard-linked into
+    ``tmp``, then the folders are swapped (a kill leaves the old one or the new one) and the
+    old one deleted: files of an older output that the new one lacks go, the user's stay.
+
+    Raises:
+        ValueError: ``out`` is not ``kind``, or holds an entry that cannot be linked.
     """
     out = Path(out)
-    if not out.exists():
-        os.rename(tmp, out)
-        return out
-    check_output_folder(out, kind)
-    new = sorted(p.name for p in tmp.iterdir())
-    assert all((tmp / n).is_file() for n in new) and kind.manifest in new, (tmp, new)
-    atomic_write_text(out / REPLACING, kind.name)
-    (out / kind.manifest).unlink(missing_ok=True)  # from here on loaders refuse the folder
-    for name in new:
-        if name != kind.manifest:
-            os.replace(tmp / name, out / name)
-    for old in out.iterdir():
-        if old.name not in new and kind.writes(old.name):
-            if old.is_dir() and not old.is_symlink():
-                shutil.rmtree(old)
-            else:
-                old.unlink()
-    os.replace(tmp / kind.manifest, out / kind.manifest)
-    (out / REPLACING).unlink()
-    tmp.rmdir()
+    if out.exists():
+        check_output_folder(out, kind)
+        _keep_foreign(out, tmp, kind)
+    swap_into_place(tmp, out)
     return out

@@ -94,6 +94,8 @@ def test_missing_empty_and_own_folders_are_accepted(tmp_path) -> None:
     for name in (".lock", "metrics.jsonl", "model.pt", ".model.pt.123-abcd1234.tmp"):
         (run / name).write_text("x")
     assert of.check_output_folder(run, of.CHECKPOINT) is True
+    with pytest.raises(ValueError, match=r"is a file, not a vocoder folder"):
+        of.check_output_folder(tmp_path / "voc" / "notes.txt", of.VOCODER)
 
 
 def _built(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -121,15 +123,17 @@ def test_install_replaces_only_its_own_files(tmp_path) -> None:
     assert not list(tmp_path.glob(".out.*"))
 
 
-def test_a_replacement_cut_short_is_refused_by_loaders_and_finished_by_the_next_run(tmp_path):
+def test_user_files_cross_the_swap_as_hard_links_of_the_same_bytes(tmp_path) -> None:
     out = tmp_path / "voc"
-    out.mkdir()
-    (out / "vocoder.pt").write_text("old")
+    of.install(_built(tmp_path, {"vocoder.pt": "old", "vocoder.json": "{}"}), out, of.VOCODER)
     (out / "notes.txt").write_text("mine")
-    # killed mid-install: marker written, manifest gone, one file swapped
-    (out / of.REPLACING).write_text(of.VOCODER.name)
-    assert of.check_output_folder(out, of.VOCODER) is True
-    with pytest.raises(ValueError, match=r"\(holds a vocoder\)"):
-        of.check_output_folder(out, of.JUDGE)
+    (out / "sub" / "deeper").mkdir(parents=True)
+    (out / "sub" / "deeper" / "keep.txt").write_text("kept")
+    (out / "link").symlink_to("notes.txt")
+    inode = (out / "notes.txt").stat().st_ino
     of.install(_built(tmp_path, {"vocoder.pt": "new", "vocoder.json": "{}"}), out, of.VOCODER)
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "vocoder.json", "vocoder.pt"]
+    assert (out / "vocoder.pt").read_text() == "new"
+    assert (out / "notes.txt").stat().st_ino == inode  # the user's file itself, not a copy
+    assert (out / "sub" / "deeper" / "keep.txt").read_text() == "kept"
+    assert os.readlink(out / "link") == "notes.txt"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["voc"]  # no temp or old folder left
