@@ -252,16 +252,18 @@ _roots: set[Path] = set()
 _thread: list[threading.Thread] = []
 
 
-def start_sweeper(sources: Path) -> None:
-    """Sweep ``sources`` now (the start-up sweep) and then every ``SWEEP_S`` seconds."""
-    root = Path(sources).resolve()
+def start_sweeper(sources: Path | None = None) -> None:
+    """Start the sweeper once per process; sweep ``sources`` now (the start-up sweep) and
+    then every ``SWEEP_S`` seconds. Without ``sources`` it only gives back ended sessions'
+    uploads (a page whose uploads go nowhere on disk)."""
+    root = None if sources is None else Path(sources).resolve()
     with _lock:
-        if root in _roots:
-            return
-        _roots.add(root)
         if not _thread:
             _thread.append(threading.Thread(target=_sweep_forever, daemon=True, name="sweeper"))
             _thread[0].start()
+        if root is None or root in _roots:
+            return
+        _roots.add(root)
     sweep(root, Liveness())
 
 

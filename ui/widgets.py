@@ -17,6 +17,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import add_script_run_ctx
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
+from ui import session_files
 from ui.safe_text import md
 from vae.audio import wav_bytes
 from vae.inference import Clip, Synthesiser
@@ -92,6 +93,7 @@ def clip_from_upload(
     """An uploaded audio file (or an ``st.audio_input`` recording, WAV at the browser's rate)
     as a clip the checkpoint takes, called ``name`` or the file's stem (read through a temp
     file, since the audio reader wants a path with the right suffix)."""
+    session_files.start_sweeper()  # the upload's bytes are given back when the session ends
     suffix = Path(upload.name).suffix.lower() or ".wav"
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"upload{suffix}"
