@@ -84,12 +84,13 @@ class Sampler(threading.Thread):
             time.sleep(0.05)
 
 
-def start_server(workspace: Path, port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
+def start_server(workspace: Path, port: int, tree: Path = ROOT) -> subprocess.Popen:
+    """``streamlit run`` of ``tree``'s app.py in ``workspace``, once it answers."""
+    cmd = [sys.executable, "-m", "streamlit", "run", str(tree / "app.py"), "--server.port",
            str(port), "--server.headless", "true", "--server.fileWatcherType", "none",
            "--browser.gatherUsageStats", "false"]  # fmt: skip
     log = open(workspace / "streamlit.log", "w")  # noqa: SIM115 - the server's lifetime
-    proc = subprocess.Popen(cmd, cwd=workspace, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    proc = subprocess.Popen(cmd, cwd=workspace, env=dict(os.environ, PYTHONPATH=str(tree)),
                             stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     deadline = time.monotonic() + 90
     while True:

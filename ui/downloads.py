@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ui import session_files
 from vae.checkpoints import write_checkpoint_zip
 from vae.storage import atomic_write_bytes
 
@@ -28,6 +29,7 @@ KEEP_S = 6 * 3600
 def checkpoint_zip(folder: str | Path) -> Callable[[], bytes]:
     """A download's callable: the checkpoint folder zipped through a temporary file at the
     moment of the click (one copy in memory, given to Streamlit to serve)."""
+    session_files.start_sweeper()  # which lets Streamlit forget it once served
 
     def build() -> bytes:
         with tempfile.TemporaryFile(prefix="vae-checkpoint-") as tmp:
@@ -40,6 +42,7 @@ def checkpoint_zip(folder: str | Path) -> Callable[[], bytes]:
 
 def file_bytes(path: str | Path) -> Callable[[], bytes]:
     """A download's callable: the file at ``path``, read at the moment of the click."""
+    session_files.start_sweeper()
     return lambda: Path(path).read_bytes()
 
 

@@ -247,6 +247,16 @@ def drop_ended_uploads(alive: Callable[[str], bool]) -> None:
             manager.remove_session_files(session_id)
 
 
+def drop_served_downloads() -> None:
+    """Let Streamlit forget downloads no session shows any more. A download built on click
+    (``ui.downloads``) is stored unreferenced and removed only at the second sweep of
+    orphans after it, which Streamlit runs when a script run ends: a session that clicks
+    and closes would leave the zip in memory until other visitors' runs. Two sweeper rounds
+    (``SWEEP_S`` apart) remove it."""
+    if Runtime.exists():
+        Runtime.instance().media_file_mgr.remove_orphaned_files()
+
+
 _lock = threading.Lock()
 _roots: set[Path] = set()
 _thread: list[threading.Thread] = []
@@ -277,6 +287,7 @@ def _sweep_forever() -> None:
             for root in roots:
                 sweep(root, alive)
             drop_ended_uploads(alive)
+            drop_served_downloads()
         except Exception:  # noqa: BLE001 - a sweep that fails must not end the sweeper
             _log.exception("sweeping the session folders failed")
 
