@@ -5,12 +5,13 @@ Each session gets private folders (``upload-<hex>`` for its imports, ``demo-<hex
 generated demo set, ``vae.data_roots.PRIVATE_PREFIXES``); beside each, a hidden owner mark
 ``.<name>.owner`` says which server process and session made it (written before the folder,
 so a folder without one is a leftover). Streamlit 1.67 has no session-end hook, so a sweeper
-thread (started by the first page that makes such a folder, with a sweep at once: the
-start-up sweep) removes, every ``SWEEP_S`` seconds, the folders whose owner is gone: a
-session of this process disconnected for over ``GRACE_S`` (Streamlit keeps a closed tab's
-session 120 s for a reconnect), or a server process no longer running. The same sweep drops
-the uploaded bytes Streamlit still holds for ended sessions: it removes them only when a
-session is shut down, never when a disconnected one expires.
+thread (started by the Dataset page's first view, with a sweep at once: the start-up sweep;
+or by a clip upload or a download offered elsewhere) removes, every ``SWEEP_S`` seconds, the
+folders whose owner is gone: a session of this process disconnected for over ``GRACE_S``
+(Streamlit keeps a closed tab's session 120 s for a reconnect), or a server process no
+longer running. The same sweep drops the uploaded bytes Streamlit still holds for ended
+sessions (it removes them only when a session is shut down, never when a disconnected one
+expires) and the downloads no session shows any more.
 
 Sizes (environment variables override them, in MB): one import's uploaded files
 ``IMPORT_MB``, what one session keeps under ``data/sources`` ``SESSION_MB``, and
