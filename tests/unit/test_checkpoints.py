@@ -327,12 +327,12 @@ def test_pack_checkpoint_zips_what_loading_needs(studio_root, tmp_path):
 
 
 def test_the_packed_vocoder_names_are_the_vocoder_modules_own() -> None:
-    """pack_checkpoint spells the vocoder's file names out (importing vae.vocoder would make a
-    cycle); this keeps the two spellings one."""
+    """write_checkpoint_zip spells the vocoder's file names out (importing vae.vocoder would
+    make a cycle); this keeps the two spellings one."""
     import inspect
 
     from vae import checkpoints, vocoder
 
-    source = inspect.getsource(checkpoints.pack_checkpoint)
+    source = inspect.getsource(checkpoints.write_checkpoint_zip)
     for name in (vocoder.WEIGHTS_FILE, vocoder.CONFIG_FILE):
         assert f'"{vocoder.VOCODER_DIR}/{name}"' in source
