@@ -35,7 +35,7 @@ from vae.audio import wav_bytes
 from vae.checkpoints import LATENTS_FILE
 from vae.inference import Clip, Synthesiser
 from vae.metrics import clip_metrics
-from vae.projection import METHOD_NAMES, Projection, project
+from vae.projection import METHOD_NAMES, Projection, cached_project
 
 MAP_KEY, CLIP_KEY, UPLOAD_KEY = "explore-map", "explore-clip", "explore-upload"
 RECORD_KEY = "explore-record"
@@ -53,8 +53,8 @@ TSNE_SECONDS_PER_CLIP = 45 / 3000
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _projection(path: str, stamp: float, method: str) -> Projection:
     """One map per checkpoint, latents.npz version (``stamp``) and method, shared by every
-    session: t-SNE is computed once, then served from here."""
-    return project(cache.latents(path)["means"], method, seed=0)
+    session; a t-SNE map is also kept on disk by its latents (after a restart: no refit)."""
+    return cached_project(cache.latents(path)["means"], method, seed=0)
 
 
 def _map_of(method: str, stamp: float) -> Projection:

@@ -5,19 +5,32 @@ can also place points it was not fitted on. PCA is a linear map and places them 
 t-SNE has no such map (each run optimises the training points' positions only), so a new
 point goes to the distance-weighted mean of its nearest training neighbours' positions,
 found in latent space where the neighbours really are near.
+
+t-SNE of a few thousand clips takes tens of seconds, so :func:`cached_project` keeps each
+map in a folder of small files named by a digest of the means it was fitted on: the same
+checkpoint content gets its map back at once, after a server restart and in every session,
+and a retrained or different checkpoint (other means) is fitted anew.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from vae.latent import principal_directions
+from vae.storage import atomic_write_bytes
 
 METHODS = ("pca", "tsne")
 METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE"}
 NEIGHBOURS = 5  # t-SNE placement: enough to average out one odd neighbour, few enough to stay local
+MAP_CACHE = Path("data") / ".maps"  # hidden: the workspace lists no dataset in it
+MAP_FORMAT = 1  # the version field of a cached map file; other versions are fitted anew
+KEEP_MAPS = 32  # cached map files kept, newest first (each is N x 2 floats: ~24 KB for 3,000)
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,9 +129,69 @@ def _tsne(means: np.ndarray, seed: int) -> Projection:
         n_jobs=1,
     )
     coords = tsne.fit_transform(means.astype(np.float64)).astype(np.float32)  # (N, 2)
+    return _tsne_of(means, coords, seed)
+
+
+def _tsne_of(means: np.ndarray, coords: np.ndarray, seed: int) -> Projection:
+    """The t-SNE Projection of means (N, D) whose fitted positions are ``coords`` (N, 2)."""
     empty = np.zeros((2, means.shape[1]), dtype=np.float32)
     nan = np.full(2, np.nan, dtype=np.float32)
     return Projection("tsne", coords, means, means.mean(axis=0), empty, nan, seed)
+
+
+def map_file(means: np.ndarray, method: str, seed: int, folder: str | Path = MAP_CACHE) -> Path:
+    """Where the map of ``means`` (N, D) by ``method`` and ``seed`` is kept: named by a
+    digest of the means' shape and bytes, so only the same latents find it."""
+    means = np.ascontiguousarray(means, dtype=np.float32)
+    digest = hashlib.sha256(repr(means.shape).encode() + means.tobytes()).hexdigest()[:32]
+    return Path(folder) / f"{method}-seed{seed}-{digest}.npz"
+
+
+def _read_map(file: Path, n: int) -> np.ndarray | None:
+    """A cached map's coords (n, 2), or None when the file is missing, of another format,
+    the wrong size or damaged (then the map is fitted again and the file rewritten)."""
+    try:
+        with np.load(file, allow_pickle=False) as stored:
+            version, coords = int(stored["format"]), stored["coords"]
+    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile):
+        # missing, truncated, not an npz: fitted again
+        return None
+    if version != MAP_FORMAT or coords.shape != (n, 2) or not np.isfinite(coords).all():
+        return None
+    return coords.astype(np.float32)
+
+
+def _keep_newest(folder: Path, keep: int = KEEP_MAPS) -> None:
+    """Remove all but the ``keep`` newest map files (other checkpoints' old maps)."""
+    files = sorted(folder.glob("*.npz"), key=lambda f: f.stat().st_mtime, reverse=True)
+    for old in files[keep:]:
+        old.unlink(missing_ok=True)
+
+
+def cached_project(
+    means: np.ndarray, method: str = "pca", seed: int = 0, folder: str | Path = MAP_CACHE
+) -> Projection:
+    """:func:`project`, with t-SNE maps kept in ``folder`` (PCA is quick: always fitted).
+
+    The second call with the same means and seed reads the file instead of fitting, in any
+    process. A folder that cannot be written (read-only disk) only costs the cache.
+    """
+    if method != "tsne":
+        return project(means, method, seed)
+    means = _check(means, "latent means")
+    file = map_file(means, method, seed, folder)
+    coords = _read_map(file, len(means))
+    if coords is not None:
+        return _tsne_of(means, coords, seed)
+    proj = project(means, method, seed)
+    buf = io.BytesIO()
+    np.savez(buf, format=np.int64(MAP_FORMAT), coords=proj.coords)
+    try:
+        atomic_write_bytes(file, buf.getvalue())
+        _keep_newest(file.parent)
+    except OSError:
+        pass  # the map is made; only its cache could not be kept
+    return proj
 
 
 def place_by_neighbours(

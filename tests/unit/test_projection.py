@@ -1,9 +1,17 @@
 """2-D maps of latent means: PCA by SVD, t-SNE with a seed, placing new points."""
 
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from vae.projection import place_by_neighbours, project
+from vae.projection import cached_project, map_file, place_by_neighbours, project
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _blobs(n_per: int = 15, dim: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -105,3 +113,63 @@ def test_bad_inputs_name_the_problem_and_the_fix():
         project(np.zeros((0, 3)), "pca")
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
         project(np.zeros((5, 2)), "pca").transform(np.zeros((1, 3)))
+
+
+def _map_in_new_process(means_file: Path, folder: Path) -> tuple[np.ndarray, bool]:
+    """cached_project in a fresh Python (a restarted server): its coords, and whether it
+    fitted (sklearn's t-SNE imported) or read the kept map."""
+    code = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        from vae.projection import cached_project
+        proj = cached_project(np.load({str(means_file)!r}), "tsne", 0, {str(folder)!r})
+        np.save({str(means_file.with_suffix(".coords.npy"))!r}, proj.coords)
+        print("fitted" if "sklearn.manifold" in sys.modules else "read")
+    """)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    return np.load(means_file.with_suffix(".coords.npy")), run.stdout.strip() == "fitted"
+
+
+def test_a_tsne_map_is_kept_by_its_latents_and_read_back_after_a_restart(tmp_path):
+    """Issue 24 item 11: t-SNE of the shipped checkpoint took 17.6 s on every visit."""
+    means, _ = _blobs()
+    np.save(tmp_path / "means.npy", means)
+    folder = tmp_path / "maps"
+    first, fitted = _map_in_new_process(tmp_path / "means.npy", folder)
+    assert fitted
+    file = map_file(means, "tsne", 0, folder)
+    kept = file.stat()
+    again, fitted = _map_in_new_process(tmp_path / "means.npy", folder)
+    assert not fitted  # no t-SNE in the second process: the map came from the file
+    np.testing.assert_array_equal(again, first)
+    assert (file.stat().st_ino, file.stat().st_mtime_ns) == (kept.st_ino, kept.st_mtime_ns)
+    proj = cached_project(means, "tsne", 0, folder)  # a Projection as good as a fitted one
+    np.testing.assert_array_equal(proj.coords, first)
+    np.testing.assert_allclose(proj.transform(means[:3]), first[:3], atol=1e-5)
+    assert proj.axis_titles() == ("t-SNE 1", "t-SNE 2")
+
+    other = means.copy()
+    other[0, 0] += 1.0  # another checkpoint's (or a retrained one's) latents
+    np.save(tmp_path / "means.npy", other)
+    _, fitted = _map_in_new_process(tmp_path / "means.npy", folder)
+    assert fitted and map_file(other, "tsne", 0, folder) != file
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [file.name, map_file(other, "tsne", 0, folder).name]
+    )  # written atomically: no temp file left
+
+
+def test_a_damaged_or_unwritable_map_cache_only_costs_a_refit(tmp_path):
+    means = np.random.default_rng(0).normal(size=(12, 3)).astype(np.float32)
+    folder = tmp_path / "maps"
+    fitted = cached_project(means, "tsne", 0, folder)
+    map_file(means, "tsne", 0, folder).write_bytes(b"PK\x03\x04 cut short")
+    np.testing.assert_array_equal(cached_project(means, "tsne", 0, folder).coords, fitted.coords)
+    assert np.load(map_file(means, "tsne", 0, folder))["coords"].shape == (12, 2)  # rewritten
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    proj = cached_project(means, "tsne", 0, blocked / "maps")
+    np.testing.assert_array_equal(proj.coords, fitted.coords)
+    assert cached_project(means, "pca", 0, folder).method == "pca"
