@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import cache, figures, state, widgets
+from ui import cache, evaluate_figures, figures, pairing, state, widgets
 from ui.safe_text import code, md
 from vae.evaluate import evaluate_reconstruction, evaluate_with_judge, realism_rows
 from vae.judge import Judge
@@ -34,6 +34,15 @@ def _stored_report(checkpoint: Path, epoch: int) -> dict | None:
     return report if isinstance(report, dict) and report.get("epoch") == epoch else None
 
 
+def _shared_clips(checkpoint: Path, ds) -> int | None:
+    """How many of the dataset's clip ids the checkpoint has codes for (None: unknown)."""
+    try:
+        own = {str(i) for i in cache.latents(checkpoint)["ids"]}
+    except widgets.USER_ERRORS:  # no latents.npz, or a refused one: the count is unknown
+        return None
+    return sum(clip_id in own for clip_id in ds.ids)
+
+
 st.title("Evaluate")
 st.caption(
     "First, does it sound real: each set as a whole against real clips, and how sharp its "
@@ -46,7 +55,13 @@ with widgets.user_errors():  # every read of the checkpoint's files: one line, n
     synth = cache.synthesiser(checkpoint)
     ds = cache.companion_dataset(checkpoint, synth)
 stored = _stored_report(checkpoint, synth.checkpoint.epoch)
-if ds is None:
+mismatch = pairing.label_line(synth, ds) if ds is not None else None
+if mismatch is not None:  # its clips cannot be encoded with their labels: say so, once
+    st.info(mismatch + (" Below: the figures stored with the checkpoint." if stored else ""))
+    if stored is None:
+        st.stop()
+    ds = None
+elif ds is None:
     st.info(
         "No dataset with this checkpoint's features is on disk: preprocess one (Dataset page) "
         "to evaluate anew; the judge needs its validation clips."
@@ -54,7 +69,10 @@ if ds is None:
     )
     if stored is None:
         st.stop()
-else:
+if ds is not None:
+    seen = pairing.seen_line(synth, ds, _shared_clips(checkpoint, ds))
+    if seen is not None:
+        st.warning(seen)
     judges = list_judges()
     judge_paths = [str(j.path) for j in judges]
     if st.session_state.get(JUDGE) not in judge_paths:  # none yet, or one just trained
@@ -180,7 +198,7 @@ if verdicts:
             help="spread of a label's samples over the spread of its real clips (1 = as varied)",
         )
     st.plotly_chart(
-        figures.label_accuracy([(name, part["per_label"]) for name, part in parts]),
+        evaluate_figures.label_accuracy([(name, part["per_label"]) for name, part in parts]),
         key="evaluate-bars",
     )
     which = st.radio(
@@ -188,7 +206,8 @@ if verdicts:
     )
     part = dict(parts)[which]
     st.plotly_chart(
-        figures.confusion(part["confusion"], verdicts["labels"], which), key="evaluate-confusion"
+        evaluate_figures.confusion(part["confusion"], verdicts["labels"], which),
+        key="evaluate-confusion",
     )
 else:
     st.info("Choose or train a judge to see how the clips are heard.")

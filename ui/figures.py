@@ -347,58 +347,6 @@ def _natural(text: str) -> tuple:
     return (0, int(text), "") if text.isdigit() else (1, 0, text)
 
 
-def label_accuracy(parts: Sequence[tuple[str, dict[str, float]]]) -> go.Figure:
-    """Grouped bars of per-label accuracy: one group per label, one bar per part
-    (e.g. real clips, reconstructions, prior samples)."""
-    fig = go.Figure()
-    for i, (name, per_label) in enumerate(parts):
-        labels = sorted(per_label, key=_natural)
-        fig.add_trace(
-            go.Bar(
-                x=[chart(label) for label in labels],
-                y=[per_label[k] for k in labels],
-                name=name,
-                marker_color=COLOURS[i % len(COLOURS)],
-            )
-        )
-    fig.update_layout(
-        barmode="group",
-        height=320,
-        yaxis=dict(range=[0, 1], tickformat=".0%"),
-        xaxis_title="label",
-        yaxis_title="judged correctly",
-        margin=dict(l=10, r=10, t=10, b=10),
-    )
-    return fig
-
-
-def confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str], title: str) -> go.Figure:
-    """A confusion matrix: rows the true (or asked-for) label, columns what the judge heard."""
-    z = np.asarray(matrix, dtype=np.float64)
-    share = z / np.maximum(z.sum(axis=1, keepdims=True), 1)
-    fig = go.Figure(
-        go.Heatmap(
-            z=share,
-            x=[chart(label) for label in labels],
-            y=[chart(label) for label in labels],
-            text=z.astype(int),
-            texttemplate="%{text}",
-            colorscale="Blues",
-            zmin=0,
-            zmax=1,
-            colorbar=dict(title="share", tickformat=".0%"),
-        )
-    )
-    fig.update_layout(
-        title=title,
-        height=420,
-        xaxis_title="judged as",
-        yaxis=dict(title="true label", autorange="reversed"),
-        margin=dict(l=10, r=10, t=40, b=10),
-    )
-    return fig
-
-
 DISTRIBUTION_SETS = (
     ("real", "real clips (val)"),
     ("phase_copies", "phase copies of them"),

@@ -10,7 +10,8 @@ import re
 
 import pytest
 
-from ui.figures import confusion, label_accuracy, latent_map, spectrograms
+from ui.evaluate_figures import confusion, label_accuracy
+from ui.figures import latent_map, spectrograms
 from ui.safe_text import JOINER, chart, code, md
 from vae.features import FeatureConfig
 
