@@ -23,6 +23,7 @@ from ui.figures import latent_map, spectrograms
 from ui.safe_text import md
 from ui.state import hand_over, kept, remember_selection, require_checkpoint, selected_clips
 from ui.widgets import (
+    LABEL_WHY,
     clip_from_upload,
     download_wav,
     label_from_upload,
@@ -283,7 +284,10 @@ with upload_col:
     if synth.conditional:
         named = label_from_upload(upload, names, "explore-upload-label")
         upload_label = st.selectbox(
-            "Its label (the model is conditional)", names, key="explore-upload-label"
+            "Its label (the model is conditional)",
+            names,
+            key="explore-upload-label",
+            help=f"{LABEL_WHY}: choose which label your clip or recording is",
         )
 
 # ---- work
@@ -341,7 +345,8 @@ for key, heading, clip, z, _ in mine.values():
     st.subheader(md(heading))
     if synth.conditional:
         from_name = named if key == "upload" else None
-        st.caption(label_note(names[clip.label], from_name, upload.name if upload else ""))
+        what = "clip" if key == "upload" else "recording"
+        st.caption(label_note(names[clip.label], from_name, upload.name if upload else "", what))
     recon = synth.decode(z, [clip.label])[0]
     _show_pair(key, synth, (clip.wave, clip.features.numpy()), recon)
     from_col, to_col, _ = st.columns([1, 1, 3])

@@ -8,7 +8,7 @@ import hashlib
 
 import streamlit as st
 
-from ui import cache, figures, sound_pad, state, widgets
+from ui import cache, figures, pairing, sound_pad, state, widgets
 from ui.safe_text import md
 from vae.audio import wav_bytes
 from vae.checkpoints import LATENTS_FILE
@@ -27,6 +27,7 @@ END_SOURCE, END_LABEL, END_CLIP = (
 )
 END_UPLOAD, END_RECORD = "interp-{side}-upload", "interp-{side}-record"
 END_UPLOAD_LABEL = "interp-{side}-ulabel"
+END_MODEL_LABEL = "interp-{side}-mlabel"  # a dataset clip's label for the model, when foreign
 ANY = "any label"
 FROM_EXPLORE = "from Explore"
 
@@ -54,6 +55,9 @@ elif latents is not None:
     ]
 else:
     LISTED, listed_ids, listed_labels = None, [], []
+# A conditional checkpoint cannot encode a clip with a label it does not know: the user
+# picks such clips anyway and chooses which of the checkpoint's labels to encode them with.
+FOREIGN = pairing.foreign_labels(synth, ds)
 
 
 def _identity(clip: Clip) -> tuple:
@@ -63,7 +67,10 @@ def _identity(clip: Clip) -> tuple:
     return clip.name, clip.label, digest
 
 
-def _listed_clip(clip_id: str):
+def _listed_clip(clip_id: str, label: str | None = None):
+    """A clip by id; ``label`` (one of the checkpoint's) stands in for a foreign own one."""
+    if label is not None and ds is not None:
+        return synth.clip_from_dataset(ds, clip_id, label)
     return cache.clip(checkpoint, synth, ds, clip_id)
 
 
@@ -99,8 +106,17 @@ def choose_end(side: str, column, fallback: int):
         if st.session_state[clip_key] not in ids:
             st.session_state[clip_key] = ids[0]
         clip_id = st.selectbox("Clip", ids, key=clip_key)
+        model_label = None
+        if FOREIGN:
+            model_label = st.selectbox(
+                "Encode it as",
+                synth.label_names,
+                key=END_MODEL_LABEL.format(side=side),
+                help="the checkpoint is conditional on its own labels: the clip is encoded "
+                "together with the one chosen here",
+            )
         with widgets.user_errors():
-            return _listed_clip(clip_id)
+            return _listed_clip(clip_id, model_label)
 
 
 def _own_end(side: str, source: str):
@@ -121,7 +137,12 @@ def _own_end(side: str, source: str):
         upload = file if source == "upload" else None
         label_key = END_UPLOAD_LABEL.format(side=side)
         named = widgets.label_from_upload(upload, synth.label_names, label_key)
-        label = st.selectbox("Its label", synth.label_names, key=label_key)
+        label = st.selectbox(
+            "Its label",
+            synth.label_names,
+            key=label_key,
+            help=f"{widgets.LABEL_WHY}: choose which label this {source} is",
+        )
     if file is None:
         st.caption(f"{source.capitalize()} a clip, or pick one from the dataset.")
         return None
@@ -129,7 +150,8 @@ def _own_end(side: str, source: str):
     with widgets.user_errors():
         clip = widgets.clip_from_upload(synth, file, label, name)
     if synth.conditional:
-        st.caption(widgets.label_note(label, named, file.name))
+        what = "recording" if source == "record" else "clip"
+        st.caption(widgets.label_note(label, named, file.name, what))
     return clip
 
 
@@ -145,6 +167,14 @@ if ds is None and LISTED:
     )
 elif ds is None:
     st.info("No dataset with this checkpoint's features is on disk: upload both clips.")
+elif FOREIGN:
+    st.info(
+        md(
+            f"This conditional checkpoint does not know the labels {FOREIGN[:4]} of {ds.root}: "
+            "choose, for each clip, which of its labels to encode it with (Encode it as), or "
+            f"{pairing.PICK_ITS_OWN}."
+        )
+    )
 if LISTED and state.selected_clips():
     st.button(
         "Use the clips picked on the Explore map", key="interp-use-map", on_click=_use_map_selection
@@ -242,7 +272,8 @@ if LISTED:
 made_for = (_identity(a), _identity(b), mode, int(steps), tuple(via_ids))
 if st.button("Make the morph", key="interp-morph", icon=":material/graphic_eq:"):
     with st.spinner(f"Decoding {steps} steps per leg..."), widgets.user_errors():
-        route = [a, *(_listed_clip(i) for i in via_ids), b]
+        via_label = st.session_state.get(END_MODEL_LABEL.format(side="a")) if FOREIGN else None
+        route = [a, *(_listed_clip(i, via_label) for i in via_ids), b]
         _, morph = synth.morph_path(route, int(steps), mode)
     via = f"-via-{len(via_ids)}" if via_ids else ""
     name = f"morph-{a.name}-to-{b.name}{via}-{mode}-{steps}.wav"

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import cache, downloads, figures, state, widgets
+from ui import cache, export_panel, figures, state, widgets
 from ui import train_settings as settings
 from ui.safe_text import code, md
 from vae import jobs
 from vae.checkpoints import BEST_DIR, CONFIG_FILE, has_checkpoint
-from vae.export import export_name, export_zip
 from vae.job_options import TRAIN_OPTIONS
 from vae.model_options import MODEL_OPTIONS, parse_channels
 from vae.recipes import DEFAULT, RECIPES
@@ -27,7 +26,6 @@ from vae.workspace import CHECKPOINT_ROOT, folder_name, list_judges
 
 FOLDER = "train-last-folder"  # our own session keys: survive leaving the page
 FOLLOW = "train-follow"  # the folder of a run this session saw running, to act when it ends
-EXPORTED = "train-exported"  # ((folder, stamp), zip on disk) of the ONNX export asked for
 CLIPS = 3  # fixed validation clips reconstructed after every epoch
 POLL_S = 1.0  # the live view rereads the run's files this often while it trains
 
@@ -87,38 +85,17 @@ def _progress(run: jobs.TrainingStatus) -> None:
     elif run.state == "stopped":
         again = "Sharpen epochs" if sharpening else "Epochs"
         button = "Resume sharpening" if sharpening else "Resume"
-        st.info(
-            f"Stopped after {unit} {run.epoch}; its checkpoint is kept. To train on, set "
-            f"{again} above {run.epoch} and press {button}."
+        # what the Epochs box holds now: when it is already past, Resume works at once
+        target = st.session_state.get(settings.SHARPEN_KEYS["epochs"] if sharpening else
+                                      settings.KEYS["epochs"])  # fmt: skip
+        how = (
+            f"press {button} to train on to {unit} {target}"
+            if isinstance(target, int) and target > run.epoch
+            else f"set {again} above {run.epoch} and press {button}"
         )
+        st.info(f"Stopped after {unit} {run.epoch}; its checkpoint is kept. To train on, {how}.")
     elif run.state == "failed":
         st.error(f"{'Sharpening' if sharpening else 'Training'} failed: {md(run.error)}")
-
-
-def _export(folder: Path, stamp: float) -> None:
-    """Export to ONNX on request (checked against PyTorch) into a zip on disk, then offer
-    it: the bytes are read when the download is clicked, not held per session."""
-    key, name = (str(folder), stamp), export_name(folder, "onnx")
-    if st.button("Export to ONNX", key="train-export", icon=":material/ios_share:"):
-        with st.spinner("Exporting to ONNX and checking it with ONNX Runtime..."):
-            with widgets.user_errors(stop=False, writing=folder / "onnx"):
-                made = downloads.keep_export(folder, stamp, export_zip(folder, "onnx"))
-                st.session_state[EXPORTED] = (key, str(made))
-    offered = st.session_state.get(EXPORTED)
-    if offered and offered[0] == key and Path(offered[1]).is_file():
-        st.download_button(
-            f"Download {name}.zip",
-            downloads.file_bytes(offered[1]),
-            file_name=f"{name}.zip",
-            mime="application/zip",
-            key="train-export-download",
-            icon=":material/download:",
-        )
-    st.caption(
-        "The decoder and encoder (and the label-mixing decoder, the vocoder, when the model "
-        "has them) as ONNX files with `export.json`; `examples/synthesise_onnx.py` plays "
-        "them without torch."
-    )
 
 
 def _show_reconstructions(run: jobs.TrainingStatus, data: Path | None) -> None:
@@ -254,19 +231,7 @@ def live(folder: Path, fallback_data: Path | None) -> None:
         return
     _progress(run)
     if not run.running and has_checkpoint(folder):
-        stamp = (folder / CONFIG_FILE).stat().st_mtime
-        download_col, export_col = st.columns(2)
-        with download_col, widgets.user_errors(stop=False):
-            st.download_button(  # zipped when clicked: a view holds no copy of the model
-                f"Download checkpoint {folder.name}.zip",
-                downloads.checkpoint_zip(folder),
-                file_name=f"{folder.name}.zip",
-                mime="application/zip",
-                key="train-download",
-                icon=":material/download:",
-            )
-        with export_col:
-            _export(folder, stamp)
+        export_panel.checkpoint_downloads(folder, "train")  # as in the sidebar's expander
     st.plotly_chart(figures.loss_curves(run.records), key="train-loss")
     if run.stage == "sharpen" or run.sharpened:
         st.caption("Stage 2 (sharpening), its epochs counting on from stage 1's:")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
+from ui.export_panel import checkpoint_downloads
 from ui.safe_text import md
 from vae.workspace import Item, list_checkpoints, list_datasets, newest_usable
 
@@ -96,6 +97,10 @@ def sidebar() -> None:
     st.sidebar.header("Workspace")
     _picker("Dataset", list_datasets(), DATASET, "none yet (make one on the Dataset page)")
     _picker("Checkpoint", list_checkpoints(), CHECKPOINT, "none yet (train one on the Train page)")
+    checkpoint = current_checkpoint()
+    if checkpoint is not None:  # the current one, with or without a dataset (issue 24, item 3)
+        with st.sidebar.expander("Download / export"):
+            checkpoint_downloads(checkpoint, "sidebar")
 
 
 def _remember(widget_key: str, then: Callable[[], None] | None) -> None:

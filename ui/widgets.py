@@ -130,11 +130,23 @@ def label_from_upload(
     return named
 
 
-def label_note(label: str, named: str | None, file_name: str) -> str:
-    """Which label a clip of the user's own was encoded with, and where it came from (as
-    Markdown: the label and the file's name are escaped)."""
-    origin = f"read from the name {file_name}" if label == named else "the box above"
-    return md(f"Encoded and reconstructed as label {label!r} ({origin}; change it above).")
+# What a conditional model's label box is for (issue 24, item 10): said beside the box and
+# again under a clip whose label no name gave, which therefore went in as the default.
+LABEL_WHY = "The model is conditional: it encodes a clip together with its label"
+
+
+def label_note(label: str, named: str | None, file_name: str, what: str = "clip") -> str:
+    """Which label a clip of the user's own (``what``: "clip" or "recording") was encoded
+    with and why it needs one (as Markdown: the label and the file's name are escaped)."""
+    if label == named:
+        return md(
+            f"Encoded and reconstructed as label {label!r} (read from the name {file_name}; "
+            "change it above)."
+        )
+    return md(
+        f"Encoded and reconstructed as label {label!r}. {LABEL_WHY}; choose which label this "
+        f"{what} is in the box above (until you do, it is {label!r})."
+    )
 
 
 def progress_bar(text: str, scale: float = 1.0, unit: str = "") -> Progress:

@@ -281,7 +281,23 @@ def test_an_uploads_label_comes_from_its_name_until_the_user_changes_it(
     assert said + "change it above)." in captions
     at.selectbox(key="explore-upload-label").set_value("tone").run()  # the user's word wins
     assert at.selectbox(key="explore-upload-label").value == "tone"
-    assert any("as label 'tone' (the box above" in c.value for c in at.caption)
+    assert any("as label 'tone'. The model is conditional" in c.value for c in at.caption)
+
+
+def test_a_recording_on_a_conditional_model_says_what_its_label_is_for(explore_at, recording_wav):
+    """Issue 24, item 10: a recording has no name to read a label from; the page says what
+    the label is for and asks for it (no bare "(the box above; change it above)")."""
+    at = explore_at()
+    assert "encodes a clip together with its label" in at.selectbox(key="explore-upload-label").help
+    _recorded(at, recording_wav)
+    said = [c.value for c in at.caption if "Encoded and reconstructed" in c.value]
+    assert said == [
+        "Encoded and reconstructed as label 'falling'. The model is conditional: it encodes a "
+        "clip together with its label; choose which label this recording is in the box above "
+        "(until you do, it is 'falling')."
+    ]
+    at.selectbox(key="explore-upload-label").set_value("tone").run()
+    assert any("as label 'tone'." in c.value for c in at.caption)
 
 
 def test_an_unreadable_upload_says_what_to_upload(explore_at):
@@ -416,12 +432,12 @@ def test_clicks_build_a_route_whose_morph_downloads_as_one_wav(explore_at, demo_
     assert len(wave) == _route_length(3, 3) == 5 * 4096 - 4 * 400
     assert np.abs(wave).max() > 0.1
     assert seconds == pytest.approx(len(wave) / 8000)
-    assert at.get("download_button")[0].proto.label.startswith("Download route-morph.wav")
+    assert at.main.get("download_button")[0].proto.label.startswith("Download route-morph.wav")
     assert len(at.get("audio")) == 3  # the route morph, and the last pick and its reconstruction
 
     at.button(key="explore-route-pop").click().run()
     assert at.session_state[ROUTE] == picks[:2]
-    assert not at.get("download_button")  # the morph was of the longer route
+    assert not at.main.get("download_button")  # the morph was of the longer route
     at.button(key="explore-route-clear").click().run()
     assert at.session_state[ROUTE] == []
     assert not [t for t in _map(at) if t["name"] == "route"]

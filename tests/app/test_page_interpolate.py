@@ -83,7 +83,7 @@ def test_make_morph_offers_a_wav_of_every_step_crossfaded(at):
     assert sr == 8000 and len(wave) == 5 * n - 4 * fade
     assert seconds == pytest.approx(len(wave) / 8000)
     assert name.endswith("-lerp-5.wav")
-    assert at.get("download_button")[0].proto.label.startswith("Download morph-")
+    assert at.main.get("download_button")[0].proto.label.startswith("Download morph-")
 
 
 @pytest.mark.slow
@@ -92,7 +92,7 @@ def test_a_morph_is_offered_only_for_the_ends_and_settings_it_was_made_for(at):
     at.number_input(key="interp-steps").set_value(3).run()
     at.button(key="interp-morph").click().run()
     made = at.session_state["interp-morph-wav"]
-    assert len(audio_urls(at)) == 4 and len(at.get("download_button")) == 1  # A, mix, B, morph
+    assert len(audio_urls(at)) == 4 and len(at.main.get("download_button")) == 1  # A, mix, B, morph
     first_a = at.selectbox(key="interp-a-clip").value
     other = next(o for o in at.selectbox(key="interp-a-clip").options if o != first_a)
     for change, undo in [
@@ -111,9 +111,9 @@ def test_a_morph_is_offered_only_for_the_ends_and_settings_it_was_made_for(at):
     ]:
         change().run()
         assert not at.exception
-        assert len(audio_urls(at)) == 3 and not at.get("download_button")  # no stale morph
+        assert len(audio_urls(at)) == 3 and not at.main.get("download_button")  # no stale morph
         undo().run()
-        assert len(audio_urls(at)) == 4 and len(at.get("download_button")) == 1
+        assert len(audio_urls(at)) == 4 and len(at.main.get("download_button")) == 1
         assert at.session_state["interp-morph-wav"] == made  # the same morph, offered again
 
 

@@ -27,7 +27,7 @@ def test_opens_on_the_centre_with_one_slider_per_direction(at):
     assert all(s.value == 0.0 for s in at.slider[1:])
     assert spectrogram(at).shape == (128, 33)
     assert len(audio_urls(at)) == 1
-    assert at.get("download_button")[0].proto.label == "Download WAV"
+    assert at.main.get("download_button")[0].proto.label == "Download WAV"
 
 
 def test_a_slider_move_redraws_spectrogram_and_sound(at):

@@ -104,7 +104,7 @@ def test_start_shows_curves_reconstructions_and_selects_the_checkpoint(workspace
     assert ck.read_config(folder)["model_config"]["latent_dim"] == 4
     trained = ck.read_config(folder)["train_config"]  # the Advanced widgets reach the run
     assert (trained["weight_decay"], trained["likelihood"]) == (0.01, "laplace")
-    download = at.get("download_button")[0].proto
+    download = at.main.get("download_button")[0].proto
     assert download.label == "Download checkpoint demo-vae.zip"
 
 
@@ -343,7 +343,7 @@ def test_viewing_a_large_checkpoint_zips_nothing_until_the_download_is_clicked(
     finally:
         tracemalloc.stop()
     assert not at.exception
-    download = at.get("download_button")[0].proto
+    download = at.main.get("download_button")[0].proto
     assert download.label == "Download checkpoint big.zip"
     assert download.deferred_file_id and not download.url  # nothing built for the view
     assert peak < 40 * 2**20, f"{peak / 2**20:.0f} MB allocated by one view"
@@ -375,12 +375,12 @@ def test_export_offers_the_checkpoint_as_an_onnx_zip(workspace: Path, monkeypatc
     at = open_page("train")
     at.text_input(key="train-folder").set_value("demo")
     at.run()
-    labels = [d.proto.label for d in at.get("download_button")]
+    labels = [d.proto.label for d in at.main.get("download_button")]
     assert labels == ["Download checkpoint demo.zip"]  # no export until asked for
     at.button(key="train-export").click()
     at.run()
     assert not at.exception and not at.error
-    download = at.get("download_button")[1].proto
+    download = at.main.get("download_button")[1].proto
     assert download.label == "Download export-demo-onnx.zip"
 
     assert download.deferred_file_id and not download.url  # read from disk when clicked
@@ -398,8 +398,36 @@ def test_export_offers_the_checkpoint_as_an_onnx_zip(workspace: Path, monkeypatc
     assert np.abs(got - want).max() < 1e-4
 
     at.run()  # the offer stays for this checkpoint
-    assert [d.proto.label for d in at.get("download_button")][1].startswith("Download export")
+    assert [d.proto.label for d in at.main.get("download_button")][1].startswith("Download export")
     assert not Path("checkpoints/demo/export.json").exists()  # nothing written beside it
+
+
+@pytest.mark.slow
+def test_after_stop_the_hint_follows_the_epochs_box(workspace: Path) -> None:
+    """Issue 24, item 9: stopped after epoch k with Epochs already past k, the page says to
+    press Resume (to epoch N), not to "set Epochs above k"; with Epochs at k, it says that."""
+    folder = Path("checkpoints/stopped")
+    options = jobs.JobOptions(epochs=100_000, channels=(8, 16), latent_dim=4, batch_size=8)
+    jobs.start(Path("data/demo"), folder, options)
+    deadline = time.monotonic() + 120
+    while not (folder / ck.CONFIG_FILE).is_file() or not _epochs(folder):
+        assert time.monotonic() < deadline and jobs.status(folder).running
+        time.sleep(0.2)
+    jobs.stop(folder)
+    assert jobs.wait(folder, timeout=60).state == "stopped"
+    kept = ck.read_config(folder)["epoch"]
+
+    at = open_page("train", **{"train-last-folder": "stopped"})
+    assert not at.exception
+    assert at.number_input(key="train-epochs").value == 100_000  # the run's own setting
+    said = [i.value for i in at.info if "Stopped after epoch" in i.value]
+    assert said == [
+        f"Stopped after epoch {kept}; its checkpoint is kept. To train on, press Resume to "
+        "train on to epoch 100000."
+    ]
+    at.number_input(key="train-epochs").set_value(kept).run()
+    said = [i.value for i in at.info if "Stopped after epoch" in i.value]
+    assert said[0].endswith(f"To train on, set Epochs above {kept} and press Resume.")
 
 
 @pytest.mark.slow
