@@ -23,7 +23,8 @@ from vae import archive, audio, features, fsdd, reader, sources
 from vae.data_roots import ROOTS_ENV, check_source_folder, data_roots
 from vae.dataset import ERRORS_FILE, preprocess
 from vae.features import PRESETS
-from vae.workspace import DATA_ROOT
+from vae.output_folder import ExistingDataset, existing_dataset
+from vae.workspace import CHECKPOINT_ROOT, DATA_ROOT
 
 SOURCES_ROOT = DATA_ROOT / "sources"
 SOURCE, IMPORTED = "dataset-source", "dataset-last-import"
@@ -127,8 +128,45 @@ def _choose(path: Path) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=8, ttl=60)  # files added in sub-folders
-def _audio_files(folder: str, stamp: int) -> list[str]:
-    return [p.relative_to(folder).as_posix() for p in sources.find_audio_files(Path(folder))]
+def _audio_files(folder: str, stamp: int) -> tuple[list[str], list[str]]:
+    """(files whose first bytes are audio, files named as audio that are not: empty, text),
+    relative to ``folder``: the count and the preview take only the first."""
+    found = sources.sort_by_header(sources.find_audio_files(Path(folder)))
+    return tuple([p.relative_to(folder).as_posix() for p in part] for part in found)
+
+
+def _left_out(others: list[str]) -> str:
+    """What the source line adds for files left out: "; 2 left out (empty or not audio: ...)"."""
+    if not others:
+        return ""
+    shown = ", ".join(code(name) for name in others[:3])
+    more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+    return f"; {len(others)} left out (empty or not audio: {shown}{more})"
+
+
+def _existing(name: str) -> ExistingDataset | None:
+    """The dataset that preprocessing under ``name`` would replace (None: none, or a name
+    the Preprocess button refuses)."""
+    try:
+        return existing_dataset(DATA_ROOT / archive.folder_name(name), CHECKPOINT_ROOT)
+    except ValueError:
+        return None
+
+
+def _replace_key(name: str) -> str:
+    """The "Replace dataset" tick of one name: ticking it for one name allows no other."""
+    return f"dataset-replace-{name.strip()}"
+
+
+def _replace_warning(existing: ExistingDataset, source: Path) -> str:
+    """What replacing ``existing`` loses, above the tick that allows it."""
+    what = md(existing.describe(source))  # its source path and the names come from disk
+    if not existing.checkpoints:
+        return f"{what}. Preprocessing replaces it."
+    return (
+        f"{what}. Preprocessing replaces it, and those checkpoints were trained on it: they "
+        "would then point at other data (retrain them, or choose another name)."
+    )
 
 
 def _own_folders() -> list[Path]:
@@ -203,8 +241,8 @@ with upload_tab:
     do_import = st.button("Import", key="dataset-import", disabled=not uploads)
 with fsdd_tab:
     st.caption(
-        "The Free Spoken Digit Dataset v1.0.9 from GitHub: 2,500 recordings of the "
-        "digits 0-9 by 5 speakers at 8 kHz (12 MB, checked by SHA-256)."
+        "The Free Spoken Digit Dataset v1.0.9 from GitHub: 3,000 recordings of the "
+        "digits 0-9 by 6 speakers at 8 kHz (12 MB, checked by SHA-256)."
     )
     do_fsdd = st.button("Download FSDD", key="dataset-fsdd")
 with demo_tab:
@@ -256,8 +294,8 @@ if not source or not Path(source).is_dir():
     st.info("Choose a source of clips above: a folder, an upload, FSDD or the demo set.")
     st.stop()
 source = Path(source)
-files = _audio_files(str(source), source.stat().st_mtime_ns)
-st.markdown(f"**Source:** {code(source)} ({len(files)} audio files)")
+files, others = _audio_files(str(source), source.stat().st_mtime_ns)
+st.markdown(f"**Source:** {code(source)} ({len(files)} audio files{_left_out(others)})")
 imported = st.session_state.get(IMPORTED)
 if imported and imported["target"] == str(source) and imported["skipped"]:
     st.warning(
@@ -341,9 +379,18 @@ if NAME not in ss:
 name = st.text_input(
     "Dataset name",
     key=NAME,
-    help="A folder under data/; a dataset of the same name is replaced.",
+    help="A folder under data/; replacing a dataset of the same name asks first.",
 )
-if st.button("Preprocess", key="dataset-preprocess", type="primary"):
+existing, replace = _existing(name), False
+if existing is not None:
+    st.warning(_replace_warning(existing, source))
+    replace = st.checkbox(f"Replace dataset {code(existing.path.name)}", key=_replace_key(name))
+if st.button(
+    "Preprocess",
+    key="dataset-preprocess",
+    type="primary",
+    disabled=existing is not None and not replace,
+):
     with user_errors(writing=DATA_ROOT / name):
         out = DATA_ROOT / archive.folder_name(name)
         done = preprocess(
@@ -352,7 +399,9 @@ if st.button("Preprocess", key="dataset-preprocess", type="primary"):
             cfg,
             labels=ss[LABELS],
             progress=progress_bar("Preprocessing files:"),
+            overwrite=replace,  # else a dataset made there since is refused, not replaced
         )
+        ss.pop(_replace_key(name), None)  # the next replacement is asked for again
         ss[SUMMARY] = {
             "out": str(out),
             "kept": done.kept,

@@ -250,7 +250,7 @@ def main() -> int:
             src = Path(tmp) / "recordings"
         data, ckpt, judge = args.data, Path(tmp) / "ckpt", Path(tmp) / "judge"
         steps = [
-            ("preprocess", ["preprocess", src, "--out", data, *args.preprocess]),
+            ("preprocess", ["preprocess", src, "--out", data, "--overwrite", *args.preprocess]),
             ("judge", ["judge", data, "--out", judge, "--epochs", args.judge_epochs]),
             ("train", ["train", data, "--out", ckpt, *args.train]),
         ]

@@ -29,7 +29,13 @@ import torch
 
 from vae import audio, ingest, limits, sources, storage
 from vae.features import FeatureConfig
-from vae.output_folder import DATASET, check_output_folder, install
+from vae.output_folder import (
+    CHECKPOINT,
+    DATASET,
+    check_output_folder,
+    install,
+    refuse_replacing_dataset,
+)
 from vae.progress import Progress
 
 FORMAT_VERSION = 1
@@ -115,13 +121,16 @@ def preprocess(
     val_fraction: float = 0.1,
     seed: int = 0,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> PreprocessSummary:
     """Turn every audio file under ``src`` into clips and features in the dataset ``out``.
 
     Bad files are listed in errors.csv and skipped. The folder is built beside ``out`` and
-    put in place when complete (:func:`vae.output_folder.install`): an earlier dataset's
-    files there are replaced, any other file kept; a folder that is not a dataset is refused.
+    put in place when complete (:func:`vae.output_folder.install`): with ``overwrite``, an
+    earlier dataset's files there are replaced, any other file kept; without it a dataset
+    there is refused, and so is any folder that is not a dataset.
     Raises:
+        DatasetExists: ``out`` holds a dataset and ``overwrite`` is False (nothing touched).
         NoUsableAudio: no file gave a clip (nothing is written).
         storage.DiskFullError: out of space; the previous dataset and no temp folder remain.
         ValueError: bad source, destination, label rule or val_fraction.
@@ -133,9 +142,11 @@ def preprocess(
     if out.resolve() == src.resolve() or out.resolve() in src.resolve().parents:
         raise ValueError(f"{out}: output would replace the source {src}; choose another --out")
     check_output_folder(out, DATASET)  # a checkpoint, user files...: refused, untouched
+    storage.tidy_leftovers(out, CONFIG_FILE)  # a swap cut short: the old dataset is back
+    if not overwrite:
+        refuse_replacing_dataset(out, src)
     files = sources.find_audio_files(src)
     rule = sources.resolve_label_rule(files, src, labels)
-    storage.tidy_leftovers(out, CONFIG_FILE)
     if progress is not None:
         progress(0, len(files))
     tmp = storage.temp_beside(out, "tmp")
@@ -307,6 +318,22 @@ def _load_array(path: Path, shape: tuple[int, ...], dtype: str, fix: str) -> np.
         raise ValueError(f"{path}: unreadable array ({err}); {fix}") from None
 
 
+def _not_a_dataset(root: Path, missing: list[str], fix: str) -> str:
+    """Why a folder lacking dataset files is refused, with the fix for what it does hold: a
+    checkpoint given where a dataset belongs, a folder of clips not yet preprocessed."""
+    if CHECKPOINT.holds(root):
+        return (
+            f"{root} is a checkpoint, not a dataset; pass the dataset it was trained on "
+            "(made by `python -m vae preprocess CLIPS --out data/NAME`)"
+        )
+    if sources.holds_audio_files(root):
+        return (
+            f"{root} holds audio clips, not a dataset; preprocess them first with "
+            f"`python -m vae preprocess {root} --out data/NAME`, then pass data/NAME"
+        )
+    return f"{root}: incomplete dataset, missing {', '.join(missing)}; {fix}"
+
+
 def load_dataset(path: Path) -> SpectrogramSet:
     """Open a dataset folder written by :func:`preprocess`, validating every file against config.
 
@@ -322,7 +349,7 @@ def load_dataset(path: Path) -> SpectrogramSet:
     names = (CONFIG_FILE, FEATURES_FILE, WAVEFORMS_FILE, MANIFEST_FILE)
     missing = [name for name in names if not (root / name).is_file()]
     if missing:
-        raise ValueError(f"{root}: incomplete dataset, missing {', '.join(missing)}; {fix}")
+        raise ValueError(_not_a_dataset(root, missing, fix))
     info = storage.read_json(root / CONFIG_FILE, what="not a dataset config", fix=fix)
     try:
         version = info["format_version"]

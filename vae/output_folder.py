@@ -1,5 +1,7 @@
 """One rule for every folder a command writes: it must be missing, empty, or already the same
-kind of output, and replacing one never deletes a file the writer did not write.
+kind of output, and replacing one never deletes a file the writer did not write. A dataset
+is replaced only when asked (:func:`refuse_replacing_dataset`): checkpoints trained on it
+would point at other data.
 
 Each kind of output (a dataset, a checkpoint, a vocoder, an export, a judge, the demo set) is
 recognised by its marker files, and names the entries it writes. :func:`check_output_folder`
@@ -23,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vae.storage import swap_into_place
+from vae.storage import read_json, swap_into_place
 
 # write_atomically's temp files: ".<name>.<pid>-<hex>.tmp" (a writer killed mid-write)
 _TEMP_FILE = re.compile(r"^\..+\.\d+-[0-9a-f]+\.tmp$")
@@ -194,3 +196,115 @@ def install(tmp: Path, out: Path, kind: OutputKind) -> Path:
         _keep_foreign(out, tmp, kind)
     swap_into_place(tmp, out)
     return out
+
+
+# ---------------------------------------------------------------------- replacing a dataset
+# Where the app and the CLI keep checkpoints (vae.workspace.CHECKPOINT_ROOT, which imports
+# the modules that import this one; tests/unit/test_output_folder.py holds them equal).
+CHECKPOINT_ROOT = Path("checkpoints")
+MAX_NAMED = 3  # checkpoints named in one line; the rest are counted
+
+
+class DatasetExists(ValueError):
+    """``--out`` already holds a dataset and replacing it was not asked for; nothing changed."""
+
+
+def _printable(text: object, limit: int = 160) -> str:
+    """``text`` on one line and at most ``limit`` characters: a config.json from elsewhere
+    may hold a newline or a megabyte where its source path belongs."""
+    shown = "".join(c if c.isprintable() else "?" for c in str(text))
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+def _same_folder(recorded: object, folder: Path) -> bool:
+    """Whether a path a checkpoint recorded (absolute, or relative to the working folder as
+    the shipped one's ``data/fsdd``) is ``folder``."""
+    try:
+        return isinstance(recorded, str) and Path(recorded).resolve() == folder.resolve()
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a link loop
+        return False
+
+
+def checkpoints_trained_on(
+    dataset: Path, fingerprint: object, root: Path = CHECKPOINT_ROOT
+) -> list[Path]:
+    """Checkpoints under ``root`` (and the judge's ``best/`` of a run) whose config.json
+    names ``dataset`` and its current ``fingerprint``: the ones a replacement would leave
+    pointing at other data. One that already points at other content is not named."""
+    root, found = Path(root), []
+    if not isinstance(fingerprint, str) or not root.is_dir():
+        return []
+    configs = sorted(root.glob("*/config.json")) + sorted(root.glob("*/best/config.json"))
+    for config in configs:
+        if config.parent.name.startswith(".") or not CHECKPOINT.holds(config.parent):
+            continue
+        try:
+            recorded = read_json(config).get("dataset", {})
+        except (OSError, ValueError, AttributeError):
+            continue  # a damaged checkpoint: the sidebar says why
+        if (
+            isinstance(recorded, dict)
+            and recorded.get("fingerprint") == fingerprint
+            and _same_folder(recorded.get("path"), dataset)
+        ):
+            found.append(config.parent)
+    return found
+
+
+@dataclass(frozen=True)
+class ExistingDataset:
+    """A dataset that preprocessing into its folder would replace."""
+
+    path: Path
+    clips: object  # its config.json's count (shown, never computed with)
+    source: str
+    checkpoints: list[Path]
+
+    def describe(self, src: Path | None = None) -> str:
+        """One line: "data/x: already holds a dataset (200 clips from /clips; checkpoints
+        trained on it: checkpoints/x)"."""
+        same = src is not None and self.source == str(Path(src).absolute())
+        origin = "this same source" if same else _printable(self.source)
+        clips = f"{self.clips} clips" if isinstance(self.clips, int) else "clips"
+        text = f"{self.path}: already holds a dataset ({clips} from {origin}"
+        if self.checkpoints:
+            named = ", ".join(str(p) for p in self.checkpoints[:MAX_NAMED])
+            more = len(self.checkpoints) - MAX_NAMED
+            named += f" and {more} more" if more > 0 else ""
+            text += f"; checkpoints trained on it: {named}"
+        return text + ")"
+
+
+def existing_dataset(out: Path, root: Path = CHECKPOINT_ROOT) -> ExistingDataset | None:
+    """The dataset in ``out`` with the checkpoints trained on it, or None when ``out``
+    holds none. A config.json that cannot be read still counts as a dataset."""
+    out = Path(out)
+    if not DATASET.holds(out):
+        return None
+    try:
+        info = read_json(out / "config.json")
+        info = info if isinstance(info, dict) else {}
+    except (OSError, ValueError):
+        info = {}
+    counts = info.get("counts") if isinstance(info.get("counts"), dict) else {}
+    users = checkpoints_trained_on(out, info.get("fingerprint"), root)
+    return ExistingDataset(out, counts.get("kept"), str(info.get("source", "?")), users)
+
+
+def refuse_replacing_dataset(
+    out: Path, src: Path | None = None, root: Path = CHECKPOINT_ROOT
+) -> None:
+    """Refuse to preprocess into a folder that already holds a dataset, whatever its source:
+    replacing one is asked for (``--overwrite``, the Dataset page's "Replace dataset"), as a
+    checkpoint trained on it would then point at other data.
+
+    Raises:
+        DatasetExists: one line naming the folder, its source, the checkpoints trained on it
+            and ``--overwrite``; nothing has been touched.
+    """
+    existing = existing_dataset(out, root)
+    if existing is not None:
+        raise DatasetExists(
+            f"{existing.describe(src)}; pass --overwrite to replace it, or choose another "
+            "--out (nothing was changed)"
+        )

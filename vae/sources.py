@@ -62,6 +62,63 @@ def find_audio_files(root: Path) -> list[Path]:
     return [Path(full) for _, full in found]
 
 
+# The first bytes of every format that AUDIO_EXTENSIONS names: (offset, bytes) pairs, all
+# of which must match. soundfile.info took about 2 s for FSDD's 3,000 files on a busy 2-core
+# machine, reading 12 bytes of each 0.1 s; that tells a text file or an empty one named .wav
+# from a clip.
+SIGNATURES = (
+    *(((0, riff), (8, b"WAVE")) for riff in (b"RIFF", b"RIFX", b"RF64", b"BW64")),
+    ((0, b"fLaC"),),
+    ((0, b"OggS"),),
+    *(((0, b"FORM"), (8, kind)) for kind in (b"AIFF", b"AIFC")),
+    ((0, b".snd"),),
+    ((0, b"ID3"),),  # MP3 (or FLAC) behind an ID3 tag
+)
+HEAD_BYTES = 12
+
+
+def looks_like_audio(path: Path) -> bool:
+    """Whether a file's first bytes are an audio header (its content may still be damaged:
+    preprocessing reads it whole and says why)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(HEAD_BYTES)
+    except OSError:
+        return False
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:  # an MPEG frame
+        return True
+    return any(all(head[at : at + len(b)] == b for at, b in sig) for sig in SIGNATURES)
+
+
+def sort_by_header(files: Sequence[Path]) -> tuple[list[Path], list[Path]]:
+    """(files that look like audio, the others) by :func:`looks_like_audio`, in order."""
+    audio_files: list[Path] = []
+    others: list[Path] = []
+    for path in files:
+        (audio_files if looks_like_audio(path) else others).append(path)
+    return audio_files, others
+
+
+def holds_audio_files(root: Path, depth: int = 2) -> bool:
+    """Whether ``root`` or its sub-folders down to ``depth`` levels hold a file named as
+    audio: a cheap look (it stops at the first) for an error message's hint."""
+    folders = [(Path(root), 0)]
+    while folders:
+        folder, level = folders.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.name.startswith("."):
+                        continue
+                    if os.path.splitext(entry.name)[1].lower() in audio.AUDIO_EXTENSIONS:
+                        return True
+                    if level + 1 < depth and entry.is_dir(follow_symlinks=False):
+                        folders.append((Path(entry.path), level + 1))
+        except OSError:
+            continue
+    return False
+
+
 def _check_rule(rule: str) -> None:
     if rule not in LABEL_RULES:
         raise ValueError(f"unknown label rule {rule!r}; choose one of {LABEL_RULES}")

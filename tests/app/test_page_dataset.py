@@ -6,6 +6,7 @@ import functools
 import hashlib
 import http.server
 import io
+import json
 import shutil
 import socket
 import tarfile
@@ -94,7 +95,11 @@ def test_demo_set_preview_follows_the_parameters_and_preprocess_selects_it(tmp_p
     }  # fmt: skip
     assert all("file" not in f.value.columns for f in at.dataframe)  # nothing refused
 
-    assert not at.warning  # no refused files, and no widget-state warnings either
+    # No refused files, no widget-state warnings: only that pressing again would replace it.
+    assert [w.value for w in at.warning] == [
+        "data/demo: already holds a dataset (20 clips from this same source). "
+        "Preprocessing replaces it."
+    ]
 
     at.number_input(key="dataset-top-db").set_value(60.0).run()
     at.switch_page("app_pages/home.py").run()  # widget values are dropped on the way...
@@ -133,7 +138,9 @@ def test_folder_source_lists_refused_files_and_bad_folders_are_errors(
     at.text_input(key="dataset-folder").set_value(str(clips))
     at.button(key="dataset-use-folder").click().run()
     assert not at.error
-    assert "(31 audio files)" in _texts(at.markdown)
+    assert "(30 audio files; 1 left out (empty or not audio: `tone/broken.wav`))" in _texts(
+        at.markdown
+    )
     at.button(key="dataset-preprocess").click().run()
     assert not at.exception and not at.error
     assert np.load(tmp_path / "data/clips/features.npy").shape == (30, 128, 128)
@@ -247,3 +254,69 @@ def test_download_fsdd_button_and_the_offline_error(tmp_path, monkeypatch, fsdd_
     assert np.load(work / "data/fsdd/features.npy").shape == (2, 128, 128)
     per_label = _table(at, "clips")
     assert list(per_label["label"]) == ["3", "5"]  # the fsdd label rule, found by auto
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+@pytest.mark.slow
+def test_preprocessing_into_an_existing_dataset_asks_first_naming_its_checkpoints(studio_copy):
+    """Issue 24, finding 1: Generate demo set then Preprocess under the name of a dataset a
+    checkpoint was trained on replaced it without a word."""
+    config = studio_copy / "checkpoints/demo/config.json"
+    info = json.loads(config.read_text())
+    info["dataset"]["path"] = "data/demo"  # as a run trained in this workspace records it
+    config.write_text(json.dumps(info))
+    before = _files(studio_copy / "data/demo")
+    at = open_page("dataset")
+    at.number_input(key="dataset-demo-n").set_value(2).run()
+    at.button(key="dataset-demo").click().run()
+    assert at.text_input(key="dataset-name").value == "demo"
+    warning = _texts(at.warning)
+    assert "data/demo: already holds a dataset (30 clips from " in warning
+    assert "checkpoints trained on it: checkpoints/demo" in warning
+    assert "would then point at other data" in warning
+    assert at.checkbox(key="dataset-replace-demo").label == "Replace dataset `demo`"
+    assert at.button(key="dataset-preprocess").disabled  # until it is ticked
+    assert _files(studio_copy / "data/demo") == before
+
+    at.text_input(key="dataset-name").set_value("fresh").run()  # a new name: nothing to ask
+    assert not at.warning and not at.button(key="dataset-preprocess").disabled
+    at.text_input(key="dataset-name").set_value("demo").run()
+    at.checkbox(key="dataset-replace-demo").check().run()
+    assert not at.button(key="dataset-preprocess").disabled
+    at.button(key="dataset-preprocess").click().run()
+    assert not at.exception and not at.error
+    assert "Kept 10 clips from 10 files" in _texts(at.success)
+    assert np.load(studio_copy / "data/demo/features.npy").shape[0] == 10
+    assert not at.checkbox(key="dataset-replace-demo").value  # the next one asks again
+    assert at.button(key="dataset-preprocess").disabled
+
+
+def test_the_source_counts_only_audio_and_previews_the_first_readable_clip(
+    tmp_path, monkeypatch, write_tone
+):
+    """Issue 24, finding 10: "6 audio files" counted a text file and an empty one named .wav,
+    and the preview opened on the broken one."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VAE_DATA_ROOTS", str(tmp_path))
+    clips = tmp_path / "clips"
+    (clips / "a-empty.wav").parent.mkdir()
+    (clips / "a-empty.wav").write_bytes(b"")
+    (clips / "b-notes.wav").write_text("meeting notes, saved with the wrong name")
+    for i in range(4):
+        write_tone(clips / f"c-tone{i}.wav", freq=300.0 + 100 * i)
+    at = open_page("dataset")
+    at.text_input(key="dataset-folder").set_value(str(clips))
+    at.button(key="dataset-use-folder").click().run()
+    assert not at.exception and not at.error
+    source = _texts(at.markdown)
+    assert (
+        "(4 audio files; 2 left out (empty or not audio: `a-empty.wav`, `b-notes.wav`))" in source
+    )
+    assert at.selectbox(key="dataset-clip").value == "c-tone0.wav"
+    assert at.selectbox(key="dataset-clip").options == [f"c-tone{i}.wav" for i in range(4)]
+    assert _spectrogram(at).shape == (128, 128)  # the preview drew

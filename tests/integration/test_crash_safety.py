@@ -225,13 +225,14 @@ def test_preprocess_killed_over_a_dataset_keeps_it_byte_identical(
     out = tmp_path / "ds"
     shutil.copytree(sets["data"], out)
     before, fingerprint = _files(out), load_dataset(out).fingerprint
-    _kill_at(["preprocess", str(sets[src]), "--out", str(out), *PREPROCESS_ARGS], spot, tmp_path)
+    replace = ["preprocess", str(sets[src]), "--out", str(out), "--overwrite", *PREPROCESS_ARGS]
+    _kill_at(replace, spot, tmp_path)
     if stage == "swapping folders":
         assert not out.exists()  # killed between the two renames: loading puts it back
     ds = load_dataset(out)
     assert ds.fingerprint == fingerprint and len(ds) == 20
     assert _files(out) == before
-    preprocess(sets[src], out, FEATURES, val_fraction=0.2)
+    preprocess(sets[src], out, FEATURES, val_fraction=0.2, overwrite=True)
     assert len(load_dataset(out)) == {"wavs": 20, "many": 130}[src]
     assert _leftovers(out) == []
 
@@ -330,7 +331,8 @@ def _preprocess_over_full_disk(src: Path, out: Path, tmp_path: Path, **env: str)
     """Preprocess ``src`` over the dataset ``out`` where it cannot fit; check the old one
     survived byte for byte; returns the CLI's output."""
     before = _files(out)
-    code, log = _run(["preprocess", str(src), "--out", str(out), *PREPROCESS_ARGS], tmp_path, **env)
+    replace = ["preprocess", str(src), "--out", str(out), "--overwrite", *PREPROCESS_ARGS]
+    code, log = _run(replace, tmp_path, **env)
     assert code == 1
     assert _files(out) == before and _leftovers(out) == []
     assert len(load_dataset(out)) == 20

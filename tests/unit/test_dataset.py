@@ -16,6 +16,7 @@ import torch
 
 from vae import audio, dataset, features, ingest, sources, storage
 from vae.dataset import NoUsableAudio, load_dataset, load_split_tensor, preprocess
+from vae.output_folder import DatasetExists
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -248,7 +249,11 @@ def test_rerun_replaces_the_dataset(
     out = tmp_path / "ds"
     preprocess(demo_set_dir, out, tiny_feature_config)
     first = load_dataset(out).fingerprint
-    preprocess(mixed_folder, out, tiny_feature_config)
+    for src in (mixed_folder, demo_set_dir):  # another source, and the same one again
+        with pytest.raises(DatasetExists, match=r"already holds a dataset .*pass --overwrite"):
+            preprocess(src, out, tiny_feature_config)
+        assert load_dataset(out).fingerprint == first
+    preprocess(mixed_folder, out, tiny_feature_config, overwrite=True)
     ds = load_dataset(out)
     assert len(ds) == 2 and ds.fingerprint != first
     assert _leftovers(tmp_path) == []
@@ -267,7 +272,7 @@ def test_a_crash_mid_build_keeps_the_old_dataset(
 
     monkeypatch.setattr(features, "waveform_to_features", crash)
     with pytest.raises(KeyboardInterrupt):
-        preprocess(demo_set_dir, out, tiny_feature_config.replace(n_fft=128))
+        preprocess(demo_set_dir, out, tiny_feature_config.replace(n_fft=128), overwrite=True)
     assert load_dataset(out).fingerprint == before
     assert _leftovers(tmp_path) == []
     assert torch.get_num_threads() == threads

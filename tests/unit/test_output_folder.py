@@ -1,6 +1,8 @@
 """vae.output_folder: one rule for every output folder (issue 23, findings 1 and 10)."""
 
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -137,3 +139,51 @@ def test_user_files_cross_the_swap_as_hard_links_of_the_same_bytes(tmp_path) -> 
     assert (out / "sub" / "deeper" / "keep.txt").read_text() == "kept"
     assert os.readlink(out / "link") == "notes.txt"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["voc"]  # no temp or old folder left
+
+
+# ---------------------------------------------------------------- replacing a dataset (issue 24)
+
+SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "fsdd-digits"
+
+
+def _trained_on(ckpt: Path, dataset_path: object, fingerprint: object) -> Path:
+    """A copy of the shipped checkpoint whose record of its training data is changed, as a
+    run trained on ``dataset_path`` (with that ``fingerprint``) writes it."""
+    shutil.copytree(SHIPPED, ckpt)
+    info = json.loads((ckpt / "config.json").read_text())
+    info["dataset"].update(path=dataset_path, fingerprint=fingerprint)
+    (ckpt / "config.json").write_text(json.dumps(info))
+    return ckpt
+
+
+def test_the_checkpoints_a_replacement_would_strand_are_named(
+    tmp_path, monkeypatch, demo_dataset_dir
+) -> None:
+    from vae.workspace import CHECKPOINT_ROOT
+
+    assert of.CHECKPOINT_ROOT == CHECKPOINT_ROOT
+    monkeypatch.chdir(tmp_path)
+    data = Path("data/set")
+    shutil.copytree(demo_dataset_dir, data)
+    mine = dataset.load_dataset(data).fingerprint
+    root = Path("checkpoints")
+    _trained_on(root / "relative", "data/set", mine)  # as the shipped one records it
+    _trained_on(root / "absolute", str(tmp_path / "data/set"), mine)
+    _trained_on(root / "older", str(tmp_path / "data/set"), "0123456789abcdef")  # other data
+    _trained_on(root / "elsewhere", str(tmp_path / "data/other"), mine)
+    _trained_on(root / "hostile", "data/set\0", ["not", "a", "fingerprint"])
+    (root / "torn").mkdir()
+    (root / "torn" / "config.json").write_text("{not json")
+    (root / "torn" / "model.pt").write_text("x")
+
+    assert of.checkpoints_trained_on(data, mine) == [root / "absolute", root / "relative"]
+    existing = of.existing_dataset(data)
+    assert existing.checkpoints == [root / "absolute", root / "relative"]
+    with pytest.raises(of.DatasetExists) as refused:
+        of.refuse_replacing_dataset(data, demo_dataset_dir.parent / "elsewhere")
+    line = str(refused.value)
+    assert line.startswith("data/set: already holds a dataset (30 clips from ")
+    assert "checkpoints trained on it: checkpoints/absolute, checkpoints/relative" in line
+    assert "pass --overwrite" in line and "\n" not in line
+    assert of.existing_dataset(Path("data/none")) is None
+    of.refuse_replacing_dataset(Path("data/none"))  # nothing there: nothing to refuse

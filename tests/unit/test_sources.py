@@ -172,3 +172,17 @@ def test_demo_classes_look_different_in_a_spectrogram(demo_set_dir: Path) -> Non
         third = len(falling) // 3
         assert falling[:third].mean() > 1.5 * falling[-third:].mean()
         assert tone.std() < 0.1 * tone.mean()  # steady
+
+
+def test_files_named_as_audio_are_sorted_by_their_first_bytes(tmp_path: Path, write_tone) -> None:
+    """Issue 24, finding 10: a text file or an empty one named .wav is no audio file."""
+    kinds = {"a.wav": "PCM_16", "b.flac": "PCM_16", "c.ogg": "VORBIS", "d.aiff": "PCM_16"}
+    good = [write_tone(tmp_path / name, subtype=kind) for name, kind in kinds.items()]
+    (tmp_path / "e.wav").write_text("some notes, saved as .wav")
+    (tmp_path / "f.wav").write_bytes(b"")
+    (tmp_path / "g.wav").write_bytes(b"RIFF not really a wave file")
+    files = sources.find_audio_files(tmp_path)
+    readable, others = sources.sort_by_header(files)
+    assert readable == good
+    assert [p.name for p in others] == ["e.wav", "f.wav", "g.wav"]
+    assert sources.holds_audio_files(tmp_path) and not sources.holds_audio_files(tmp_path / "x")

@@ -66,6 +66,7 @@ def _bar(desc: str, unit: str = "clip") -> tuple[Progress, Callable[[], None]]:
 def _skipped(name: object, reason: object) -> None:
     """One stderr line per refused file, whatever its name holds: control characters (a
     newline in a file name) are shown escaped, so each refusal stays one line."""
+    reason = str(reason).removeprefix(f"{name}: ")  # an error that names its file already
     line = f"skipped {name}: {reason}"
     print("".join(c if c.isprintable() else repr(c)[1:-1] for c in line), file=sys.stderr)
 
@@ -162,9 +163,45 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _not_a_checkpoint(path: Path) -> str | None:
+    """Why ``path``, given where a checkpoint belongs, is none, with the way on: a dataset or
+    a folder of clips (whose loading errors would say "train one with ... --out path")."""
+    from vae import sources
+    from vae.output_folder import CHECKPOINT, DATASET
+
+    if not path.is_dir() or CHECKPOINT.holds(path):
+        return None
+    from vae.workspace import list_checkpoints, newest_usable
+
+    shipped = newest_usable(list_checkpoints())
+    example = f" such as {shipped.path}" if shipped else ""
+    if DATASET.holds(path):
+        return (
+            f"{path} is a dataset, not a checkpoint; pass a checkpoint folder{example}, or "
+            f"train one: python -m vae train {path} --out checkpoints/NAME"
+        )
+    if sources.holds_audio_files(path):
+        return (
+            f"{path} holds audio clips, not a checkpoint; pass a checkpoint folder{example}, "
+            f"or make one: python -m vae preprocess {path} --out data/NAME, then "
+            "python -m vae train data/NAME --out checkpoints/NAME"
+        )
+    return None
+
+
+def _check_checkpoint_args(args: argparse.Namespace) -> None:
+    """Refuse a dataset or a folder of clips given where a checkpoint belongs, before any
+    command loads it."""
+    for name in ("checkpoint", "ckpt"):
+        given = getattr(args, name, None)
+        if isinstance(given, str) and (why := _not_a_checkpoint(Path(given))):
+            raise CliError(why)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_checkpoint_args(args)
         return args.func(args)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -40,10 +40,15 @@ def _feature_config(args: argparse.Namespace) -> FeatureConfig:
 
 
 def cmd_preprocess(args: argparse.Namespace) -> int:
-    from vae.output_folder import DATASET, check_output_folder
+    from vae.output_folder import DATASET, check_output_folder, existing_dataset
 
     _named_as_the_app_would(args.out)
     check_output_folder(args.out, DATASET)  # before any line is printed or file unpacked
+    replaced = existing_dataset(Path(args.out))
+    if replaced is not None and not args.overwrite:
+        from vae.output_folder import refuse_replacing_dataset
+
+        refuse_replacing_dataset(Path(args.out), Path(args.src))
     cfg = _feature_config(args)
     print(
         f"features: {cfg.n_bins} bins x {cfg.n_frames} frames "
@@ -51,7 +56,15 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     with tempfile.TemporaryDirectory(prefix="vae-unpacked-") as tmp:
-        return _preprocess(args, cfg, _unpacked(Path(args.src), Path(tmp) / "clips"))
+        _preprocess(args, cfg, _unpacked(Path(args.src), Path(tmp) / "clips"))
+    if replaced is not None and replaced.checkpoints:
+        named = ", ".join(str(p) for p in replaced.checkpoints)
+        print(
+            f"warning: replaced the dataset in {args.out}; these checkpoints were trained on "
+            f"the old one and now point at other data: {named}",
+            file=sys.stderr,
+        )
+    return 0
 
 
 def _unpacked(src: Path, target: Path) -> Path:
@@ -79,6 +92,7 @@ def _preprocess(args: argparse.Namespace, cfg, src: Path) -> int:
             val_fraction=args.val_fraction,
             seed=args.seed,
             progress=update,
+            overwrite=args.overwrite,
         )
     finally:
         close()
@@ -159,8 +173,14 @@ def add_preprocess(sub: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--out",
         required=True,
-        help="dataset folder to write: new, empty, or a dataset (its files are replaced, "
-        "others kept)",
+        help="dataset folder to write: new or empty (or a dataset, with --overwrite)",
+    )
+    s.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the dataset already in --out, whatever its source (its files are "
+        "replaced, others kept); without it any existing dataset is refused, as checkpoints "
+        "trained on it would point at other data (they are named)",
     )
     s.add_argument(
         "--preset",
