@@ -15,6 +15,7 @@ import streamlit as st
 from ui import cache, evaluate_figures, figures, pairing, state, widgets
 from ui.safe_text import code, md
 from vae.evaluate import evaluate_reconstruction, evaluate_with_judge, realism_rows
+from vae.judge import CONFIG_FILE as JUDGE_CONFIG
 from vae.judge import Judge
 from vae.judge_training import JudgeTraining, train_judge
 from vae.storage import read_json
@@ -32,6 +33,15 @@ def _stored_report(checkpoint: Path, epoch: int) -> dict | None:
     except (OSError, ValueError):  # too big, too deep, torn: evaluate anew instead
         return None
     return report if isinstance(report, dict) and report.get("epoch") == epoch else None
+
+
+def _judge_labels(folder: Path) -> list[str]:
+    """The labels a judge names, from its config (none when unreadable: not offered)."""
+    try:
+        names = read_json(Path(folder) / JUDGE_CONFIG).get("label_names", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [str(n) for n in names] if isinstance(names, list) else []
 
 
 def _shared_clips(checkpoint: Path, ds) -> int | None:
@@ -73,7 +83,9 @@ if ds is not None:
     seen = pairing.seen_line(synth, ds, _shared_clips(checkpoint, ds))
     if seen is not None:
         st.warning(seen)
-    judges = list_judges()
+    # a judge of other labels than the dataset's has no clip to name ("no clips in split")
+    every_judge = list_judges()
+    judges = [j for j in every_judge if set(_judge_labels(j.path)) & set(ds.label_names)]
     judge_paths = [str(j.path) for j in judges]
     if st.session_state.get(JUDGE) not in judge_paths:  # none yet, or one just trained
         st.session_state[JUDGE] = judge_paths[0] if judge_paths else None
@@ -97,6 +109,11 @@ if ds is not None:
     with right:
         target = JUDGE_ROOT / Path(ds.root).name
         st.caption(f"A judge learns the labels of {code(ds.root)} from its training split.")
+        if len(judges) < len(every_judge):
+            st.caption(
+                f"{len(every_judge) - len(judges)} judge(s) of other labels are not offered: "
+                "they have no clip of this dataset to name."
+            )
         if st.button("Train a judge", key="evaluate-train-judge", disabled=len(ds.label_names) < 2):
             with widgets.user_errors():
                 update = widgets.progress_bar("Training the judge: epoch")

@@ -247,7 +247,12 @@ active = jobs.running_under(CHECKPOINT_ROOT)  # found on disk: a new session re-
 
 st.title("Train")
 if dataset is None and not active:
-    st.info("No dataset yet: make one on the **Dataset** page.")
+    ready = state.current_checkpoint()  # e.g. the shipped one: exported from the sidebar
+    st.info(
+        "No dataset yet: make one on the **Dataset** page."
+        + (f" To download or export {code(ready)}, open **Download / export** in the sidebar."
+           if ready else "")
+    )  # fmt: skip
     st.stop()
 
 default = st.session_state.get(FOLDER) or (active[0].name if active else _fresh_name(dataset))
