@@ -24,6 +24,10 @@ MAGMA = sequential.Magma
 LEVELS = [
     [i / (len(MAGMA) - 1), "rgb({}, {}, {})".format(*hex_to_rgb(c))] for i, c in enumerate(MAGMA)
 ]
+# The route's numbers are read over a dense map: each sits inside a white disc ringed in
+# the text colour, drawn above the clips' points (the trace comes after theirs).
+INK = "#262730"  # Streamlit's text colour
+ROUTE_DISC = dict(size=20, color="white", opacity=1, line=dict(width=2, color=INK))
 LOSS_TERMS = (("loss", "total"), ("recon", "reconstruction"), ("kl", "KL"))
 COLOURS = (
     "#1f77b4",
@@ -311,11 +315,12 @@ def latent_map(
                 mode="lines+markers+text" if len(route) else "lines+markers",
                 name="route" if len(route) else "path",
                 line=dict(color="black", dash="dot"),
-                marker=dict(size=9 if len(route) else 5, color="black"),
+                marker=ROUTE_DISC if len(route) else dict(size=5, color="black"),
                 # a click on a route point names its clip, so it can be added again
                 customdata=list(route) if len(route) else None,
                 text=[str(i) for i in range(1, len(route) + 1)] if len(route) else None,
-                textposition="top right",
+                textposition="middle center",  # the number inside its disc
+                textfont=dict(size=12, color=INK, weight="bold"),
             )
         )
     for name, point in extra:
