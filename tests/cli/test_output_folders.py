@@ -36,7 +36,7 @@ def _command(name: str, out: Path, clips: Path, data: Path) -> list[str]:
     return {
         "vocoder": ["vocoder", str(data), "--out", str(out), "--seconds", "1", "--val-clips", "2"],
         "export": ["export", str(SHIPPED), "--out", str(out)],
-        "preprocess": ["preprocess", str(clips), "--out", str(out)],
+        "preprocess": ["preprocess", str(clips), "--out", str(out), "--overwrite"],
         "demo-data": ["demo-data", str(out), "--per-class", "1"],
         "judge": ["judge", str(data), "--out", str(out), "--epochs", "1"],
         "train": ["train", str(data), "--out", str(out), "--epochs", "1"],
