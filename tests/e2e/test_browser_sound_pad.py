@@ -218,3 +218,133 @@ def test_an_export_removed_under_a_running_session_is_fetched_again(page):
     assert now != first and now.split("/")[1] == first.split("/")[1]  # same content, new export
     assert (folder / MANIFEST).is_file()
     assert not page.locator("[data-testid='stException']").count()
+
+
+# ---- the pad in the page's theme (issue 24 item 8) -------------------------------------
+# A theme unlike Streamlit's default (whose red the old pad's sliders happened to share).
+THEME = {"primaryColor": "#1f8a70", "font": "serif", "textColor": "#1b263b"}
+THEME_ENV = {"primary_color": "primaryColor", "font": "font", "text_color": "textColor"}
+
+
+@pytest.fixture(scope="module")
+def themed(workspace, page) -> Iterator:
+    """A second server with a theme of its own, in a new tab of the same browser (one
+    Playwright per process)."""
+    env = {f"STREAMLIT_THEME_{name.upper()}": THEME[k] for name, k in THEME_ENV.items()}
+    with serve_app(workspace, "streamlit-sound-pad-theme.log", **env) as url:
+        context = page.context.browser.new_context(viewport={"width": 1500, "height": 1300})
+        tab = context.new_page()
+        tab.set_default_timeout(90_000)
+        try:
+            tab.goto(url)
+            tab.wait_for_selector("h1:has-text('Sound VAE Studio')")
+            settle(tab)
+            yield tab
+        finally:
+            context.close()
+
+
+def _rgb(colour: str) -> np.ndarray:
+    return np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
+
+
+def _family(text: str) -> list[str]:
+    return [f.strip().strip("\"'") for f in text.split(",")]
+
+
+def test_the_pad_takes_the_pages_theme_and_fits_its_frame(themed):
+    from io import BytesIO
+
+    from PIL import Image
+
+    go(themed, "Synthesise")
+    # narrow, as where the status line was cut ("...Griffin-Lim 85 ms (32 itera")
+    themed.set_viewport_size({"width": 760, "height": 1300})  # the sidebar folds away
+    frame = pad_frame(themed)
+    themed.wait_for_timeout(500)  # the frame's new width laid out, its height sent
+    theme = pad_js(themed, "() => window.padTheme")
+    assert theme["primaryColor"] == THEME["primaryColor"]  # the server's theme reached it
+    looks = pad_js(
+        themed,
+        """() => {
+          const s = document.getElementById('status'), html = document.documentElement;
+          const out = document.querySelector("output[for='axis-0']").getBoundingClientRect();
+          const input = document.getElementById('axis-0').getBoundingClientRect();
+          return {font: getComputedStyle(document.body).fontFamily,
+                  text: getComputedStyle(document.body).color,
+                  valueColour: getComputedStyle(document.querySelector('output')).color,
+                  status: s.textContent, scroll: s.scrollWidth, client: s.clientWidth,
+                  right: s.getBoundingClientRect().right, width: html.clientWidth,
+                  pageScroll: html.scrollWidth, bodyHeight: document.body.scrollHeight,
+                  frameHeight: window.innerHeight, outBottom: out.bottom,
+                  outCentre: (out.left + out.right) / 2, inputTop: input.top,
+                  inputLeft: input.left, inputWidth: input.width,
+                  value: Number(document.getElementById('axis-0').value),
+                  lo: Number(document.getElementById('axis-0').min),
+                  hi: Number(document.getElementById('axis-0').max)};
+        }""",
+    )
+    assert _family(looks["font"]) == _family(theme["font"])  # the page's font
+    loaded = pad_js(
+        themed,
+        """async (family) => { await document.fonts.ready;
+          return [...document.fonts].some((f) => f.family.replace(/["']/g, '') === family
+                                                  && f.status === 'loaded'); }""",
+        _family(theme["font"])[0],
+    )
+    assert loaded  # its face borrowed from the page, not a fallback
+    assert looks["text"] == "rgb({}, {}, {})".format(*_rgb(THEME["textColor"]))
+    assert looks["valueColour"] == "rgb({}, {}, {})".format(*_rgb(THEME["primaryColor"]))
+    # The status line wraps inside the frame: nothing of it is cut, and the frame is tall
+    # enough for all of it.
+    assert "iterations" in looks["status"]
+    assert looks["scroll"] <= looks["client"] and looks["right"] <= looks["width"]
+    assert looks["pageScroll"] <= looks["width"]
+    assert looks["bodyHeight"] <= looks["frameHeight"]
+    # The value sits above the thumb, as on Streamlit's sliders.
+    share = (looks["value"] - looks["lo"]) / (looks["hi"] - looks["lo"])
+    thumb_x = looks["inputLeft"] + 6 + (looks["inputWidth"] - 12) * share
+    assert looks["outBottom"] <= looks["inputTop"] and abs(looks["outCentre"] - thumb_x) < 3
+
+    # The thumb, drawn: its centre and the pixels above and below the thin track are the
+    # theme's primary colour.
+    slider = frame.locator("#axis-0").bounding_box()  # in the page's coordinates
+    around = {"x": slider["x"], "y": slider["y"] - 10, "width": slider["width"], "height": 24}
+    image = np.asarray(Image.open(BytesIO(themed.screenshot(clip=around))).convert("RGB"))
+    image = image.astype(int)
+    scale = image.shape[1] / slider["width"]
+    x = round((6 + (slider["width"] - 12) * share) * scale)
+    mid, left = round((10 + slider["height"] / 2) * scale), round(3 * scale)
+    primary = _rgb(THEME["primaryColor"])
+    for dy in (0, -4, 4):
+        y = mid + round(dy * scale)
+        assert np.abs(image[y, x] - primary).max() <= 12, (dy, image[y, x])
+    assert np.abs(image[mid, left] - primary).max() <= 12  # the track filled up to the thumb
+
+    # The spectrogram in the server's colour map: each cell the colour of its level.
+    cells = pad_js(
+        themed,
+        """() => {
+          const f = window.padArgs.feature_config, feats = window.soundPad.features;
+          const rows = f.n_mels || f.n_fft / 2 + (f.drop_last_bin ? 0 : 1);
+          const frames = feats.length / rows, c = document.getElementById('spectrogram');
+          const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+          const out = [];
+          for (const [r, t] of [[0, 0], [5, 10], [40, 20], [100, 30], [rows - 1, frames - 1]]) {
+            const x = Math.floor((t + 0.5) * c.width / frames);
+            const y = Math.floor((rows - 1 - r + 0.5) * c.height / rows);
+            const o = (y * c.width + x) * 4;
+            out.push([feats[r * frames + t], [px[o], px[o + 1], px[o + 2]]]);
+          }
+          return out;
+        }""",
+    )
+    from plotly.colors import sample_colorscale, unlabel_rgb
+
+    from ui.figures import LEVELS
+
+    for level, drawn in cells:
+        index = round(min(max(level, 0.0), 1.0) * 255)
+        want = unlabel_rgb(sample_colorscale(LEVELS, [index / 255])[0])
+        np.testing.assert_allclose(drawn, want, atol=1.01, err_msg=f"level {level:.3f}")
+    shot(themed, "synthesise-sound-pad-themed")

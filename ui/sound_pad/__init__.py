@@ -33,6 +33,7 @@ import numpy as np
 import streamlit as st
 import streamlit.components.v1 as components
 
+from ui.figures import LEVELS
 from ui.sound_pad import exports
 from ui.sound_pad.exports import Exported
 from vae.inference import Synthesiser
@@ -130,6 +131,8 @@ def _common(synth: Synthesiser, checkpoint: str | Path, key: str) -> dict[str, A
         "phase": export.info["phase"],  # Griffin-Lim's n_iter and momentum, as the server's
         "latent_dim": synth.latent_dim,
         "conditional": synth.conditional,
+        # the server's spectrogram colours (ui.figures), so the pad's picture matches theirs
+        "colourscale": LEVELS,
     }
 
 

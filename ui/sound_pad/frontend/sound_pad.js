@@ -42,8 +42,38 @@ for (const type of ["pointerdown", "keydown"]) {
 function send(type, data) {
   window.parent.postMessage(Object.assign({ isStreamlitMessage: true, type }, data), "*");
 }
+let frameHeight = 0;
 function setHeight() {
-  send("streamlit:setFrameHeight", { height: Math.ceil(document.body.scrollHeight) + 4 });
+  const height = Math.ceil(document.body.scrollHeight) + 4;
+  if (height === frameHeight) return;
+  frameHeight = height;
+  send("streamlit:setFrameHeight", { height });
+}
+// The frame grows with what it holds (a status line that wraps, a longer caption).
+new ResizeObserver(setHeight).observe(document.body);
+
+// ---- the page's look: Streamlit's theme and the server's colour map (colours.js) --------
+
+let themeKey = null;
+function applyTheme(theme) {
+  const key = JSON.stringify(theme || null);
+  if (key === themeKey) return;
+  themeKey = key;
+  const style = document.documentElement.style;
+  for (const [name, value] of Object.entries(themeVariables(theme))) style.setProperty(name, value);
+  if (theme && theme.base) style.colorScheme = theme.base === "dark" ? "dark" : "light";
+  if (theme && theme.font) borrowFonts(theme.font);
+  if (redrawPad) redrawPad(); // its marker is drawn in the text colour
+}
+
+// Magma (ui/figures.py) until Python's own stops arrive with the first render.
+let levelsKey = null;
+let LUT = colourTable([[0, "#000004"], [0.5, "#b73779"], [1, "#fcfdbf"]]);
+function useLevels(stops) {
+  const key = JSON.stringify(stops || null);
+  if (!stops || key === levelsKey) return;
+  levelsKey = key;
+  LUT = colourTable(stops);
 }
 function setStatus(text, error) {
   statusLine.textContent = text;
@@ -195,14 +225,6 @@ function stopLooping() {
   if (audio && audio.source) audio.source.loop = false; // finish the clip, then stop
 }
 
-const COLOURS = [[13, 8, 135], [126, 3, 168], [204, 71, 120], [248, 149, 64], [240, 249, 33]];
-function colour(v) {
-  const x = Math.min(Math.max(v, 0), 1) * (COLOURS.length - 1);
-  const i = Math.min(Math.floor(x), COLOURS.length - 2), f = x - i;
-  return COLOURS[i].map((c, j) => c + (COLOURS[i + 1][j] - c) * f);
-}
-const LUT = Array.from({ length: 256 }, (_, i) => colour(i / 255));
-
 function drawSpectrogram(feats, f) {
   const rows = f.n_mels || f.n_fft / 2 + (f.drop_last_bin ? 0 : 1);
   const frames = 1 + Math.floor(f.clip_samples / f.hop_length);
@@ -211,9 +233,9 @@ function drawSpectrogram(feats, f) {
   for (let r = 0; r < rows; r++) {
     const y = rows - 1 - r; // low frequencies at the bottom
     for (let t = 0; t < frames; t++) {
-      const c = LUT[Math.round(Math.min(Math.max(feats[r * frames + t], 0), 1) * 255)];
+      const c = 3 * Math.round(Math.min(Math.max(feats[r * frames + t], 0), 1) * 255);
       const o = (y * frames + t) * 4;
-      image.data[o] = c[0]; image.data[o + 1] = c[1]; image.data[o + 2] = c[2];
+      image.data[o] = LUT[c]; image.data[o + 1] = LUT[c + 1]; image.data[o + 2] = LUT[c + 2];
       image.data[o + 3] = 255;
     }
   }
@@ -246,22 +268,31 @@ function onRelease() {
   renderSound(); // the full-quality phase once the hand is still
 }
 
+// A slider's value above its thumb and its track filled up to it, as Streamlit draws them.
+function showValue(input, out, value) {
+  const lo = parseFloat(input.min), hi = parseFloat(input.max);
+  const share = hi > lo ? Math.min(Math.max((value - lo) / (hi - lo), 0), 1) : 0;
+  input.style.setProperty("--fill", `${(share * 100).toFixed(2)}%`);
+  out.textContent = Number(value).toFixed(2);
+  out.style.left = `calc(6px + (100% - 12px) * ${share.toFixed(4)})`; // the thumb's centre
+}
+
 function buildSliders(names, lo, hi, step) {
   controls.innerHTML = "";
   names.forEach((name, k) => {
     const row = document.createElement("div");
     row.className = "axis";
     const id = `axis-${k}`;
-    row.innerHTML = `<label for="${id}"></label><input type="range" id="${id}">` +
-      `<output for="${id}"></output>`;
+    row.innerHTML = `<label for="${id}"></label><div class="track">` +
+      `<output for="${id}"></output><input type="range" id="${id}"></div>`;
     row.querySelector("label").textContent = name;
     const input = row.querySelector("input"), out = row.querySelector("output");
     Object.assign(input, { min: lo, max: hi, step, value: values[k] });
-    out.textContent = Number(values[k]).toFixed(2);
+    showValue(input, out, values[k]);
     input.addEventListener("pointerdown", onHold);
     input.addEventListener("input", () => {
       values[k] = parseFloat(input.value);
-      out.textContent = values[k].toFixed(2);
+      showValue(input, out, values[k]);
       onMove();
     });
     input.addEventListener("pointerup", onRelease);
@@ -272,7 +303,7 @@ function buildSliders(names, lo, hi, step) {
 function syncSliders() {
   controls.querySelectorAll("input[type=range]").forEach((input, k) => {
     input.value = values[k];
-    input.parentElement.querySelector("output").textContent = Number(values[k]).toFixed(2);
+    showValue(input, input.parentElement.querySelector("output"), values[k]);
   });
 }
 
@@ -307,7 +338,7 @@ function buildPad() {
     ctx.clearRect(0, 0, pad.width, pad.height);
     ctx.drawImage(background, 0, 0);
     const [cx, cy] = toPad(values[0], values[1]);
-    ctx.strokeStyle = "#31333f"; ctx.lineWidth = 2;
+    ctx.strokeStyle = cssVariable("--text") || "#31333f"; ctx.lineWidth = 2;
     ctx.beginPath(); ctx.arc(cx, cy, 7, 0, 2 * Math.PI); ctx.stroke();
     caption.textContent = `${args.axis_names[0]} ${values[0].toFixed(2)}, ` +
       `${args.axis_names[1]} ${values[1].toFixed(2)}`;
@@ -346,6 +377,9 @@ let redrawPad = null;
 function onRender(event) {
   args = event.data.args;
   window.padArgs = args; // for tests and devtools
+  window.padTheme = event.data.theme;
+  applyTheme(event.data.theme);
+  useLevels(args.colourscale);
   const key = JSON.stringify([args.mode, args.names, args.extent, args.model_url,
                               args.points ? args.points.length : 0, args.range]);
   const newValues = revision !== args.revision || !values;
