@@ -150,6 +150,7 @@ def require_dataset() -> Path:
     """The current dataset, or an explanation and a stopped page."""
     path = current_dataset()
     if path is None:
+        _stop_for_damaged(list_datasets(), "dataset", "make a new one on the **Dataset** page")
         st.info("No dataset yet: make one on the **Dataset** page.")
         st.stop()
     return path
@@ -159,9 +160,24 @@ def require_checkpoint() -> Path:
     """The current checkpoint, or an explanation and a stopped page."""
     path = current_checkpoint()
     if path is None:
+        _stop_for_damaged(list_checkpoints(), "checkpoint", "train a new one on the **Train** page")
         st.info("No checkpoint yet: train one on the **Train** page.")
         st.stop()
     return path
+
+
+def _stop_for_damaged(items: list[Item], kind: str, fix: str) -> None:
+    """When every folder of ``kind`` on disk is damaged (none is opened by default), say
+    which and why, and stop: "none yet" would hide that they are there."""
+    if not items:
+        return
+    why = "; ".join(f"{md(str(item.path))}: {md(item.summary)}" for item in items[:3])
+    more = f" (and {len(items) - 3} more)" if len(items) > 3 else ""
+    st.error(
+        f"Every {kind} on disk is damaged, so none is opened: {why}{more}. "
+        f"Pick one in the sidebar to see the whole error, or {fix}."
+    )
+    st.stop()
 
 
 def remember_selection(clip_id: str, keep: int = 2) -> None:

@@ -132,6 +132,13 @@ def test_app_pages_show_the_error_and_never_run_the_payload(
         if page == "home":  # Home lists the workspace: it must open and say what is wrong
             assert "Traceback" not in errors
             continue
+        if "damaged" in errors:  # refused from its files alone: never opened by default...
+            assert "Every checkpoint on disk is damaged" in errors, (page, errors)
+            assert "checkpoints/demo" in errors, (page, errors)
+            # ...and picked by hand, the page says the whole error
+            at = open_page(page, **{"studio-checkpoint": "checkpoints/demo"})
+            assert not at.exception, (page, at.exception)
+            errors = " ".join(e.value for e in at.error)
         assert file in errors and reason in errors, (page, errors)
     assert not (workspace / "checkpoints" / "code-ran").exists()
 
