@@ -12,11 +12,16 @@ from pathlib import Path
 import streamlit as st
 
 from ui.host_check import refuse_other_hosts
+from ui.session_files import start_sweeper
 from ui.state import sidebar
+from vae.workspace import DATA_ROOT
 
 # First of all: a page loaded under a name that is not this server's (DNS rebinding) gets
 # one line and nothing else, no navigation, no sidebar, no file read.
 refuse_other_hosts()
+# Once per server process: sessions' upload and demo folders left by a server that ended go
+# now, and ended sessions' folders every 30 s after (ui.session_files).
+start_sweeper(DATA_ROOT / "sources")
 HERE = Path(__file__).resolve().parent  # so the app runs from any working directory
 # The icon is a file of ours: a material icon as favicon is fetched from a font CDN.
 st.set_page_config(

@@ -113,20 +113,21 @@ with controls:
         eye = np.eye(synth.latent_dim, dtype=np.float32)[:shown]
         axes = (np.zeros(synth.latent_dim, np.float32), eye, np.ones(shown, np.float32), None)
     if live:
-        moved = sound_pad.sliders(
-            synth,
-            checkpoint,
-            names=names,
-            centre=axes[0],
-            directions=axes[1],
-            spread=axes[2],
-            residual=axes[3],
-            amounts=np.array([st.session_state[key] for key in keys]),
-            label=synth.label_index(label) if synth.conditional else -1,
-            value_range=RANGE,
-            revision=st.session_state.get(REVISION, 0),
-            key=MODES[mode],
-        )
+        with widgets.user_errors():  # an export that fails: one line, as on Interpolate
+            moved = sound_pad.sliders(
+                synth,
+                checkpoint,
+                names=names,
+                centre=axes[0],
+                directions=axes[1],
+                spread=axes[2],
+                residual=axes[3],
+                amounts=np.array([st.session_state[key] for key in keys]),
+                label=synth.label_index(label) if synth.conditional else -1,
+                value_range=RANGE,
+                revision=st.session_state.get(REVISION, 0),
+                key=MODES[mode],
+            )
         for key, value in zip(keys, moved or [], strict=False):
             st.session_state[key] = round(value, 2)
         values = np.array([st.session_state[key] for key in keys], np.float32)
