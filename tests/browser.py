@@ -130,13 +130,21 @@ def key(name: str) -> str:
     return ".st-key-" + "".join(c if c.isalnum() or c in "_-" else "-" for c in name)
 
 
+# The app's own record of its script run ("notRunning" once a run is over; a widget's change
+# makes it "rerunRequested" at once), which the running indicator shows only after a delay:
+# on a busy machine a run could start after the indicator was looked for.
+IDLE = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    return !document.querySelector('[data-testid="stStatusWidget"]')
+        && app !== null && app.dataset.testScriptState === 'notRunning';
+}"""
+
+
 def settle(page, timeout: float = 60) -> None:
-    """Wait until the script run is over (Streamlit's running indicator is gone)."""
+    """Wait until the script run is over: Streamlit's running indicator gone and its script
+    state ``notRunning``."""
     page.wait_for_timeout(300)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-        timeout=timeout * 1000,
-    )
+    page.wait_for_function(IDLE, timeout=timeout * 1000)
 
 
 def one(page, selector: str):
