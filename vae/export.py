@@ -21,7 +21,6 @@ with numpy and onnxruntime only.
 from __future__ import annotations
 
 import io
-import shutil
 import tempfile
 import warnings
 import zipfile
@@ -36,12 +35,10 @@ from vae import export_graphs as graphs
 from vae import features as F
 from vae.checkpoints import Checkpoint, load_checkpoint, utc_now
 from vae.latent import checkpoint_axes
-from vae.output_folder import EXPORT, check_output_folder, install
+from vae.output_folder import EXPORT, check_output_folder, write_output
 from vae.storage import (
     atomic_write_json,
     read_versioned_json,
-    temp_beside,
-    tidy_leftovers,
     versions,
 )
 from vae.vocoder import Vocoder, describe_verdict, has_vocoder, load_vocoder, vocoder_dir
@@ -350,22 +347,19 @@ def export_checkpoint(
     roles, modules = _io(ckpt, vocoder is not None), _modules(ckpt, vocoder)
     files = {role: role + FORMATS[fmt] for role in modules}
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tidy_leftovers(out.absolute(), MANIFEST)
-    tmp = temp_beside(out)
-    tmp.mkdir()
-    try:
+    parity: dict[str, float] = {}
+
+    def write(tmp: Path) -> None:
         rng = torch.Generator().manual_seed(0)
         for role, module in modules.items():
             args = tuple(_example(spec, rng) for spec in roles[role][0])
             _write(module, args, tmp / files[role], fmt, roles[role])
-        parity = _check(tmp, modules, roles) if fmt == "onnx" else {}
+        if fmt == "onnx":
+            parity.update(_check(tmp, modules, roles))
         data = manifest(ckpt, files, roles, fmt, vocoder, k_directions, left_out)
         atomic_write_json(tmp / MANIFEST, data)
-        install(tmp, out, EXPORT)  # an older export's files replaced, any other file kept
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    write_output(out, EXPORT, write)  # an older export's files replaced, any other file kept
     return ExportResult(out, fmt, files, parity)
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,12 +29,10 @@ import torchaudio
 from torch import nn
 
 from vae import limits
-from vae.output_folder import JUDGE, check_output_folder, install
+from vae.output_folder import JUDGE, check_output_folder, write_output
 from vae.storage import (
     atomic_write_json,
     read_json,
-    temp_beside,
-    tidy_leftovers,
     write_atomically,
 )
 
@@ -212,29 +209,21 @@ def check_judge_out(out: str | Path) -> None:
 
 def save_judge(out: str | Path, model: JudgeNet, info: dict[str, Any]) -> Path:
     """Write judge.pt then judge.json (last: a folder holding it is complete) aside and put
-    them in place (:func:`vae.output_folder.install`: an older judge's files are replaced,
+    them in place (:func:`vae.output_folder.write_output`: an older judge's files are replaced,
     other files kept); ``info`` adds the label names, dataset, training settings and
     figures to the config.
 
     Raises:
         ValueError: ``out`` holds something other than a judge.
     """
-    out = Path(out)
-    check_judge_out(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tidy_leftovers(out.absolute(), CONFIG_FILE)
-    tmp = temp_beside(out)
-    tmp.mkdir()
-    try:
+    config = dataclasses.asdict(model.config)
+    body = {"format_version": JUDGE_FORMAT_VERSION, "judge_config": config, **info}
+
+    def write(tmp: Path) -> None:
         write_atomically(tmp / WEIGHTS_FILE, lambda f: torch.save(model.state_dict(), f))
-        config = dataclasses.asdict(model.config)
-        body = {"format_version": JUDGE_FORMAT_VERSION, "judge_config": config, **info}
         atomic_write_json(tmp / CONFIG_FILE, body)
-        install(tmp, out, JUDGE)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+
+    return write_output(out, JUDGE, write)
 
 
 class Judge:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vae.storage import read_json, swap_into_place
+from vae.storage import read_json, swap_into_place, temp_beside, tidy_leftovers
 
 # write_atomically's temp files: ".<name>.<pid>-<hex>.tmp" (a writer killed mid-write)
 _TEMP_FILE = re.compile(r"^\..+\.\d+-[0-9a-f]+\.tmp$")
@@ -196,6 +196,28 @@ def install(tmp: Path, out: Path, kind: OutputKind) -> Path:
         _keep_foreign(out, tmp, kind)
     swap_into_place(tmp, out)
     return out
+
+
+def write_output(out: str | Path, kind: OutputKind, write: Callable[[Path], None]) -> Path:
+    """Build the folder ``out`` of ``kind`` aside with ``write(tmp)`` (the manifest last)
+    and put it in place (:func:`install`); a failure removes what was built and leaves
+    ``out`` as it was. Leftovers of runs killed while building or swapping go first.
+
+    Raises:
+        ValueError: ``out`` is not ``kind`` (checked before ``write`` spends any work).
+    """
+    out = Path(out)
+    check_output_folder(out, kind)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tidy_leftovers(out.absolute(), kind.manifest)
+    tmp = temp_beside(out)
+    tmp.mkdir()
+    try:
+        write(tmp)
+        return install(tmp, out, kind)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 # ---------------------------------------------------------------------- replacing a dataset

@@ -22,7 +22,6 @@ clips), leaves Griffin-Lim in use, the one phase the in-browser player has too.
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,12 +33,10 @@ from torch import nn
 from vae import features as F
 from vae import limits
 from vae.checkpoints import feature_differences
-from vae.output_folder import VOCODER, check_output_folder, install
+from vae.output_folder import VOCODER, check_output_folder, write_output
 from vae.storage import (
     atomic_write_json,
     read_versioned_json,
-    temp_beside,
-    tidy_leftovers,
     write_atomically,
 )
 
@@ -374,33 +371,25 @@ def check_vocoder_out(out: str | Path) -> None:
 
 def save_vocoder(out: str | Path, net: VocoderNet, report: dict[str, Any]) -> Path:
     """Write the folder ``out`` (vocoder.pt, then vocoder.json) aside and put it in place
-    (:func:`vae.output_folder.install`): an older vocoder's files are replaced, any other
+    (:func:`vae.output_folder.write_output`): an older vocoder's files are replaced, any other
     file in the folder is kept, and a folder that is not a vocoder is refused.
 
     Raises:
         ValueError: ``out`` holds something else (a dataset, a checkpoint, user files).
     """
-    out = Path(out)
-    check_vocoder_out(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tidy_leftovers(out.absolute(), CONFIG_FILE)
-    tmp = temp_beside(out)
-    tmp.mkdir()
-    try:
+    info = {
+        "format_version": VOCODER_FORMAT_VERSION,
+        "vocoder_config": net.config.to_dict(),
+        "feature_config": net.config.feature.to_dict(),
+        "parameters": sum(p.numel() for p in net.parameters()),
+        **report,
+    }
+
+    def write(tmp: Path) -> None:
         write_atomically(tmp / WEIGHTS_FILE, lambda f: torch.save(net.state_dict(), f))
-        info = {
-            "format_version": VOCODER_FORMAT_VERSION,
-            "vocoder_config": net.config.to_dict(),
-            "feature_config": net.config.feature.to_dict(),
-            "parameters": sum(p.numel() for p in net.parameters()),
-            **report,
-        }
         atomic_write_json(tmp / CONFIG_FILE, info)
-        install(tmp, out, VOCODER)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+
+    return write_output(out, VOCODER, write)
 
 
 def load_vocoder(path: str | Path, feature_config: F.FeatureConfig | None = None) -> Vocoder:
