@@ -24,7 +24,7 @@ from vae.data_roots import ROOTS_ENV, check_source_folder, data_roots
 from vae.dataset import ERRORS_FILE, preprocess
 from vae.features import PRESETS
 from vae.output_folder import ExistingDataset, existing_dataset
-from vae.workspace import CHECKPOINT_ROOT, DATA_ROOT
+from vae.workspace import CHECKPOINT_ROOT, DATA_ROOT, folder_name
 
 SOURCES_ROOT = DATA_ROOT / "sources"
 SOURCE, IMPORTED = "dataset-source", "dataset-last-import"
@@ -148,7 +148,7 @@ def _existing(name: str) -> ExistingDataset | None:
     """The dataset that preprocessing under ``name`` would replace (None: none, or a name
     the Preprocess button refuses)."""
     try:
-        return existing_dataset(DATA_ROOT / archive.folder_name(name), CHECKPOINT_ROOT)
+        return existing_dataset(DATA_ROOT / folder_name(name), CHECKPOINT_ROOT)
     except ValueError:
         return None
 
@@ -392,7 +392,7 @@ if st.button(
     disabled=existing is not None and not replace,
 ):
     with user_errors(writing=DATA_ROOT / name):
-        out = DATA_ROOT / archive.folder_name(name)
+        out = DATA_ROOT / folder_name(name)
         done = preprocess(
             source,
             out,

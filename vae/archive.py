@@ -25,7 +25,6 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from vae import audio, storage
-from vae.workspace import folder_name  # noqa: F401  (the Dataset page names folders with it)
 
 MARKER = ".import.json"  # written into every folder made here: it may be replaced later
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
