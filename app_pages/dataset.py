@@ -19,11 +19,13 @@ from ui import session_files, state
 from ui.figures import spectrograms, waveform
 from ui.safe_text import code, md
 from ui.widgets import USER_ERRORS, play, progress_bar, user_errors, user_message
-from vae import archive, audio, features, fsdd, reader, sources
-from vae.data_roots import ROOTS_ENV, check_source_folder, data_roots
-from vae.dataset import ERRORS_FILE, preprocess
-from vae.features import PRESETS
-from vae.output_folder import ExistingDataset, existing_dataset
+from vae.audio import features
+from vae.audio import io as audio
+from vae.audio.features import PRESETS
+from vae.data import archive, fsdd, reader, sources
+from vae.data.dataset import ERRORS_FILE, preprocess
+from vae.storage.data_roots import ROOTS_ENV, check_source_folder, data_roots
+from vae.storage.output_folder import ExistingDataset, existing_dataset
 from vae.workspace import CHECKPOINT_ROOT, DATA_ROOT, folder_name
 
 SOURCES_ROOT = DATA_ROOT / "sources"

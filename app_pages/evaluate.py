@@ -14,11 +14,11 @@ import streamlit as st
 
 from ui import cache, evaluate_figures, figures, pairing, state, widgets
 from ui.safe_text import code, md
-from vae.evaluate import evaluate_reconstruction, evaluate_with_judge, realism_rows
-from vae.judge import CONFIG_FILE as JUDGE_CONFIG
-from vae.judge import Judge
-from vae.judge_training import JudgeTraining, train_judge
-from vae.storage import read_json
+from vae.evaluation.evaluate import evaluate_reconstruction, evaluate_with_judge, realism_rows
+from vae.evaluation.judge import CONFIG_FILE as JUDGE_CONFIG
+from vae.evaluation.judge import Judge
+from vae.evaluation.judge_training import JudgeTraining, train_judge
+from vae.storage.files import read_json
 from vae.workspace import JUDGE_ROOT, list_judges
 
 REPORTS = "evaluate-reports"  # checkpoint path -> last report, for this session

@@ -32,11 +32,11 @@ from ui.widgets import (
     timed,
     user_errors,
 )
-from vae.audio import wav_bytes
-from vae.checkpoints import LATENTS_FILE
-from vae.inference import Clip, Synthesiser
-from vae.metrics import clip_metrics
-from vae.projection import METHOD_NAMES, Projection, cached_project
+from vae.audio.io import wav_bytes
+from vae.audio.metrics import clip_metrics
+from vae.model.checkpoints import LATENTS_FILE
+from vae.synthesis.inference import Clip, Synthesiser
+from vae.synthesis.projection import METHOD_NAMES, Projection, cached_project
 
 MAP_KEY, CLIP_KEY, UPLOAD_KEY = "explore-map", "explore-clip", "explore-upload"
 RECORD_KEY = "explore-record"

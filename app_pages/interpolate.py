@@ -10,10 +10,10 @@ import streamlit as st
 
 from ui import cache, figures, pairing, sound_pad, state, widgets
 from ui.safe_text import md
-from vae.audio import wav_bytes
-from vae.checkpoints import LATENTS_FILE
-from vae.inference import Clip
-from vae.latent import interpolation_path
+from vae.audio.io import wav_bytes
+from vae.model.checkpoints import LATENTS_FILE
+from vae.synthesis.inference import Clip
+from vae.synthesis.latent import interpolation_path
 
 MORPH = "interp-morph-wav"  # (file name, WAV bytes, seconds) of the last morph made
 MORPH_FOR = "interp-morph-for"  # what it was made for: shown only while the page still says so

@@ -5,7 +5,7 @@ import streamlit as st
 
 from ui import cache, figures, sound_pad, state, widgets
 from ui.safe_text import md
-from vae.latent import along_directions, to_directions
+from vae.synthesis.latent import along_directions, to_directions
 
 RANGE = 3.0  # sliders reach this many standard deviations of the data either side
 RESIDUAL, DRAWS = "synth-residual", "synth-draws"

@@ -1,7 +1,7 @@
 """Train: set a model up, start training in the background, watch it learn, stop or resume;
 then sharpen its decoder (stage 2) and watch that stage's losses the same way.
 
-Training runs in its own process (``vae.jobs`` starts ``python -m vae train``, or for stage 2
+Training runs in its own process (``vae.jobs.runner`` starts ``python -m vae train``, or for stage 2
 ``python -m vae sharpen``); this page only starts, stops and follows it through the checkpoint
 folder. So a reloaded page (a new session) re-attaches to a run in progress, and a crashed run
 leaves the app standing.
@@ -16,12 +16,12 @@ import streamlit as st
 from ui import cache, export_panel, figures, state, widgets
 from ui import train_settings as settings
 from ui.safe_text import code, md
-from vae import jobs
-from vae.checkpoints import BEST_DIR, CONFIG_FILE, has_checkpoint
-from vae.job_options import TRAIN_OPTIONS
-from vae.model_options import MODEL_OPTIONS, parse_channels
-from vae.recipes import DEFAULT, RECIPES
-from vae.showcase import reconstruct_showcase
+from vae.jobs import runner as jobs
+from vae.jobs.options import TRAIN_OPTIONS
+from vae.jobs.recipes import DEFAULT, RECIPES
+from vae.model.checkpoints import BEST_DIR, CONFIG_FILE, has_checkpoint
+from vae.synthesis.showcase import reconstruct_showcase
+from vae.training.model_options import MODEL_OPTIONS, parse_channels
 from vae.workspace import CHECKPOINT_ROOT, folder_name, list_judges
 
 FOLDER = "train-last-folder"  # our own session keys: survive leaving the page
@@ -47,7 +47,8 @@ def _duration(seconds: float) -> str:
 @st.cache_data(max_entries=16, show_spinner=False)
 def _reconstructions(folder: str, data: str, stamp: float) -> tuple:
     """(feature config, epoch, reconstructions) of a few validation clips of different labels
-    (``vae.showcase``); ``stamp`` (config.json's mtime) makes a new epoch's checkpoint a new
+    (``vae.synthesis.showcase``); ``stamp`` (config.json's mtime) makes a new epoch's checkpoint a
+    new
     entry."""
     synth = cache.synthesiser(folder)
     clips = reconstruct_showcase(synth, cache.dataset(data), CLIPS)
@@ -300,7 +301,8 @@ recipe = st.selectbox(
 if recipe:
     st.caption(RECIPES[recipe].summary)
 
-# Each widget is drawn from its option's description (vae.train_config, vae.model_options).
+# Each widget is drawn from its option's description (vae.training.train_config,
+# vae.training.model_options).
 widget = settings.widget
 # fmt: off
 with st.expander("Model and training parameters", expanded=not has_checkpoint(folder)):

@@ -10,7 +10,8 @@ from /proc every second, and every exception box, page error and server tracebac
 
 Phases, one server: one session alone (the baseline), then N at once; with ``--train`` the
 same two again while a training job runs beside them (started as the Train page starts it,
-``vae.jobs.start``, from the server's core). ``--soak``: one session, 1,000 moves, RSS growth.
+``vae.jobs.runner.start``, from the server's core). ``--soak``: one session, 1,000 moves, RSS
+growth.
 
     .venv/bin/python benchmarks/app_load.py --sessions 6 --moves 40 [--train] [--pad on]
     .venv/bin/python benchmarks/app_load.py --soak
@@ -142,13 +143,13 @@ def tracebacks(log: Path) -> list[str]:
 @contextmanager
 def training(folder: Path):
     """A training job on a demo set in ``folder``, started as the Train page starts one
-    (``vae.jobs``), from the server's core as the app would; stopped (then killed) on the
+    (``vae.jobs.runner``), from the server's core as the app would; stopped (then killed) on the
     way out. Outside the app's workspace, so the pages the people use read the same files
     with and without it: only the CPU it takes differs."""
-    from vae import jobs
-    from vae.dataset import preprocess
-    from vae.features import FeatureConfig
-    from vae.sources import make_demo_set
+    from vae.audio.features import FeatureConfig
+    from vae.data.dataset import preprocess
+    from vae.data.sources import make_demo_set
+    from vae.jobs import runner as jobs
 
     data = folder / "data" / "load-demo"
     source = make_demo_set(folder / "sources" / "load-demo", n_per_class=40, seed=0)

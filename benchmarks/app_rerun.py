@@ -24,12 +24,12 @@ sys.path.insert(0, str(ROOT))  # run from anywhere
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from vae.dataset import preprocess  # noqa: E402
-from vae.features import get_preset  # noqa: E402
-from vae.inference import Synthesiser  # noqa: E402
-from vae.sources import make_demo_set  # noqa: E402
-from vae.train import train  # noqa: E402
-from vae.train_config import TrainConfig  # noqa: E402
+from vae.audio.features import get_preset  # noqa: E402
+from vae.data.dataset import preprocess  # noqa: E402
+from vae.data.sources import make_demo_set  # noqa: E402
+from vae.synthesis.inference import Synthesiser  # noqa: E402
+from vae.training.train import train  # noqa: E402
+from vae.training.train_config import TrainConfig  # noqa: E402
 
 PRESETS = {  # 1 s clips: the brief's figure is for one second of audio
     "fsdd (8 kHz, 128 x 128)": get_preset("fsdd"),

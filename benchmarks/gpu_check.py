@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from vae import checkpoints as ck  # noqa: E402
-from vae import features as F  # noqa: E402
-from vae.model import ConvVAE, ModelConfig, inert_parameters  # noqa: E402
+from vae.audio import features as F  # noqa: E402
+from vae.model import checkpoints as ck  # noqa: E402
+from vae.model.conv_vae import ConvVAE, ModelConfig, inert_parameters  # noqa: E402
 
 MODEL = "--batch-size 8 --channels 8,16 --latent-dim 4 --beta-warmup-epochs 1 --seed 0".split()
 # Tolerances. On the CPU two gloo ranks differ from one process by summation order only
@@ -71,8 +71,8 @@ def _val_loss(out: Path) -> float:
 
 def _dataset(tmp: Path, per_class: int) -> Path:
     """The synthetic demo set, preprocessed small (128 bins x 33 frames)."""
-    from vae.dataset import preprocess
-    from vae.sources import make_demo_set
+    from vae.data.dataset import preprocess
+    from vae.data.sources import make_demo_set
 
     src = make_demo_set(tmp / "demo-src", n_per_class=per_class, seed=0)
     cfg = F.FeatureConfig(sample_rate=8000, clip_samples=4096, n_fft=256, hop_length=128)
@@ -123,7 +123,7 @@ def check_reproduce(src: Path, tmp: Path, dev: str, dry: bool, env: dict) -> boo
         cmd += ["--sharpen-args=--epochs 1 --batch-size 8 --device cpu"]
         cmd += ["--samples-per-label", 2, "--pairs", 2]
     else:  # the shipped settings, shortened to 3 epochs and 1 stage epoch
-        from vae.recipes import SHIPPED
+        from vae.jobs.recipes import SHIPPED
 
         cmd += [f"--train-args={SHIPPED.arguments()} --epochs 3 --device {dev}"]
         cmd += [f"--sharpen-args=--epochs 1 --device {dev}"]

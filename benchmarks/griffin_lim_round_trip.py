@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 import numpy as np
 import torch
 
-from vae import features as F
-from vae.audio import peak_normalise
-from vae.metrics import log_spectral_distance, spectral_convergence
-from vae.reader import load_clips
+from vae.audio import features as F
+from vae.audio.io import peak_normalise
+from vae.audio.metrics import log_spectral_distance, spectral_convergence
+from vae.data.reader import load_clips
 
 FSDD = Path(__file__).resolve().parents[1].parent / "shared/datasets/fsdd/recordings"
 BATCH = 100
@@ -74,7 +74,7 @@ def main() -> None:
         cfg = F.get_preset(name)
         if args.iters:
             cfg = cfg.replace(griffin_lim_iters=args.iters)
-        # Peak-normalised as preprocess stores them (vae.ingest).
+        # Peak-normalised as preprocess stores them (vae.data.ingest).
         clips = peak_normalise(np.stack([load_clips(f, cfg)[0][1] for f in files]))
         feats = F.waveform_to_features(clips, cfg)
         momenta = [float(m) for m in args.momenta.split(",")] if args.momenta else []

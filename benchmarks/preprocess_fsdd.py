@@ -24,7 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from vae import dataset, features  # noqa: E402
+from vae.audio import features  # noqa: E402
+from vae.data import dataset  # noqa: E402
 
 FSDD = ROOT.parent / "shared/datasets/fsdd/recordings"
 

@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from vae import features as F  # noqa: E402
-from vae.model import ConvVAE, ModelConfig  # noqa: E402
-from vae.vocoder import Vocoder, VocoderConfig, VocoderNet, load_vocoder  # noqa: E402
+from vae.audio import features as F  # noqa: E402
+from vae.model.conv_vae import ConvVAE, ModelConfig  # noqa: E402
+from vae.vocoder.network import Vocoder, VocoderConfig, VocoderNet, load_vocoder  # noqa: E402
 
 PRESETS = {
     "fsdd (1.02 s, 128 x 128)": F.get_preset("fsdd"),

@@ -20,9 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vae import dataset, features  # noqa: E402
-from vae.train import train  # noqa: E402
-from vae.train_config import TrainConfig  # noqa: E402
+from vae.audio import features  # noqa: E402
+from vae.data import dataset  # noqa: E402
+from vae.training.train import train  # noqa: E402
+from vae.training.train_config import TrainConfig  # noqa: E402
 
 FSDD = ROOT.parent / "shared/datasets/fsdd/recordings"
 

@@ -49,9 +49,9 @@ def run_variant(name: str, options: str, data: Path, out: Path, epochs: int) -> 
         return {"name": name, "error": done.stderr.strip().splitlines()[-1:]}
     import torch
 
-    from vae.dataset import load_dataset
-    from vae.evaluate import evaluate_reconstruction
-    from vae.inference import Synthesiser
+    from vae.data.dataset import load_dataset
+    from vae.evaluation.evaluate import evaluate_reconstruction
+    from vae.synthesis.inference import Synthesiser
 
     torch.set_num_threads(1)
     report = evaluate_reconstruction(Synthesiser.load(ckpt), load_dataset(data), "val")

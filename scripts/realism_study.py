@@ -25,16 +25,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vae import features as F  # noqa: E402
-from vae.dataset import load_dataset  # noqa: E402
-from vae.distribution import embedding_stats, frechet_distance_from_stats  # noqa: E402
-from vae.inference import Synthesiser  # noqa: E402
-from vae.judge import Judge  # noqa: E402
-from vae.metrics import (  # noqa: E402
+from vae.audio import features as F  # noqa: E402
+from vae.audio.metrics import (  # noqa: E402
     log_spectral_distance,
     spectral_convergence,
     waveform_fine_structure,
 )
+from vae.data.dataset import load_dataset  # noqa: E402
+from vae.evaluation.distribution import embedding_stats, frechet_distance_from_stats  # noqa: E402
+from vae.evaluation.judge import Judge  # noqa: E402
+from vae.synthesis.inference import Synthesiser  # noqa: E402
 
 SAMPLES_PER_LABEL, SAMPLE_SEED, REFERENCE_CLIPS = 20, 1234, 1000
 # viridis at five stops, for a colour map without matplotlib: feature 0 (-80 dB) -> 1 (0 dB)

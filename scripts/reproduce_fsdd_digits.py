@@ -27,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vae import storage  # noqa: E402
-from vae.recipes import SHIPPED  # noqa: E402
+from vae.jobs.recipes import SHIPPED  # noqa: E402
+from vae.storage import files as storage  # noqa: E402
 
 FSDD = ROOT.parent / "shared/datasets/fsdd/recordings"
 # Training settings of the shipped checkpoint, from the one recipe the Train page offers too;

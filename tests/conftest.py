@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vae.features import FeatureConfig
+from vae.audio.features import FeatureConfig
 
 # --- markers: `pytest -m "not slow"` is the inner loop ---------------------------------------
 # tests/e2e drive chromium: they are `browser` and `slow` by where they live; other slow tests
@@ -45,7 +45,7 @@ def tiny_feature_config() -> FeatureConfig:
 @pytest.fixture(scope="session")
 def demo_set_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic demo set (5 classes x 6 clips), built once per session; do not modify."""
-    from vae.sources import make_demo_set
+    from vae.data.sources import make_demo_set
 
     return make_demo_set(tmp_path_factory.mktemp("demo") / "demo", n_per_class=6, seed=0)
 
@@ -55,7 +55,7 @@ def demo_dataset_dir(
     tmp_path_factory: pytest.TempPathFactory, demo_set_dir: Path, tiny_feature_config
 ) -> Path:
     """``demo_set_dir`` preprocessed with ``tiny_feature_config``; copy it before tampering."""
-    from vae.dataset import preprocess
+    from vae.data.dataset import preprocess
 
     out = tmp_path_factory.mktemp("datasets") / "demo"
     preprocess(demo_set_dir, out, tiny_feature_config, val_fraction=0.2, seed=0)
@@ -100,9 +100,9 @@ def studio_root(tmp_path_factory: pytest.TempPathFactory, demo_set_dir: Path) ->
     """A workspace as the app sees it from its working directory: ``data/demo`` (the demo
     set, 5 labels, 128 x 33 features) and ``checkpoints/demo`` (a tiny conditional VAE
     trained 2 epochs on it). Shared by the page tests: copy it before writing into it."""
-    from vae.dataset import preprocess
-    from vae.train import train
-    from vae.train_config import TrainConfig
+    from vae.data.dataset import preprocess
+    from vae.training.train import train
+    from vae.training.train_config import TrainConfig
 
     root = tmp_path_factory.mktemp("studio")
     cfg = FeatureConfig(sample_rate=8000, clip_samples=4096, n_fft=256, hop_length=128)
@@ -135,12 +135,12 @@ def studio_page(studio_root: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[
 @pytest.fixture
 def studio_copy(studio_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A private copy of the studio workspace as the working directory, for tests that write
-    or train in it; every training run started through ``vae.jobs`` is killed afterwards,
+    or train in it; every training run started through ``vae.jobs.runner`` is killed afterwards,
     whatever the test did."""
     import shutil
     import signal
 
-    from vae import jobs
+    from vae.jobs import runner as jobs
 
     root = tmp_path / "studio"
     shutil.copytree(studio_root, root)
@@ -163,7 +163,7 @@ def write_recording(path: Path) -> Path:
     """A spoken digit as a browser records it: a real FSDD clip (else a synthetic
     voice-like tone) resampled to 48 kHz, 16-bit mono WAV, padded with 0.3 s of silence
     either side as a person pressing record and stop leaves it."""
-    from vae.audio import resample
+    from vae.audio.io import resample
 
     real = sorted(FSDD_RECORDINGS.glob("3_*.wav"))[:1] if FSDD_RECORDINGS.is_dir() else []
     if real:

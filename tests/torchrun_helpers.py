@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vae import checkpoints as ck
-from vae.model import inert_parameters
-from vae.train_config import TrainConfig
+from vae.model import checkpoints as ck
+from vae.model.conv_vae import inert_parameters
+from vae.training.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"channels": (8, 16), "latent_dim": 4}

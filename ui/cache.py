@@ -13,13 +13,13 @@ import numpy as np
 import streamlit as st
 import torch
 
-from vae import inference
-from vae.checkpoints import CONFIG_FILE, LATENTS_FILE, WEIGHTS_FILE, read_latents
-from vae.dataset import CONFIG_FILE as DATASET_CONFIG
-from vae.dataset import SpectrogramSet, load_dataset
-from vae.inference import Clip, Synthesiser
-from vae.latent import checkpoint_axes
-from vae.projection import Projection, project
+from vae.data.dataset import CONFIG_FILE as DATASET_CONFIG
+from vae.data.dataset import SpectrogramSet, load_dataset
+from vae.model.checkpoints import CONFIG_FILE, LATENTS_FILE, WEIGHTS_FILE, read_latents
+from vae.synthesis import inference
+from vae.synthesis.inference import Clip, Synthesiser
+from vae.synthesis.latent import checkpoint_axes
+from vae.synthesis.projection import Projection, project
 
 # One clip's decode + Griffin-Lim is small work: extra threads only spin under contention.
 torch.set_num_threads(1)
@@ -116,7 +116,8 @@ def companion_dataset(
     checkpoint: str | Path, synth: Synthesiser, same_clips: bool = False
 ) -> SpectrogramSet | None:
     """A dataset for this checkpoint, opened through the cache: the current one, else the
-    one it was trained on when still on disk, else None (``vae.inference.companion_dataset``)."""
+    one it was trained on when still on disk, else None
+    (``vae.synthesis.inference.companion_dataset``)."""
     from ui.state import current_dataset
 
     return inference.companion_dataset(synth.checkpoint, current_dataset(), same_clips, dataset)

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ui import session_files
-from vae.checkpoints import write_checkpoint_zip
-from vae.storage import atomic_write_bytes
+from vae.model.checkpoints import write_checkpoint_zip
+from vae.storage.files import atomic_write_bytes
 
 # Exports written for a download: one file per checkpoint version, kept this long after
 # it was made (a page offering it longer asks for the export again).

@@ -12,8 +12,8 @@ from pathlib import Path
 import streamlit as st
 
 from ui import downloads, widgets
-from vae.checkpoints import CONFIG_FILE
-from vae.export import export_name, export_zip
+from vae.export.exporter import export_name, export_zip
+from vae.model.checkpoints import CONFIG_FILE
 
 EXPORTED = "studio-exported"  # widget-key prefix -> ((folder, stamp), zip on disk) of an export
 

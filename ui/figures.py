@@ -15,8 +15,8 @@ from plotly.colors import hex_to_rgb, sequential
 from plotly.subplots import make_subplots
 
 from ui.safe_text import chart
-from vae.distribution import ratio
-from vae.features import FeatureConfig
+from vae.audio.features import FeatureConfig
+from vae.evaluation.distribution import ratio
 
 # Magma, written as rgb(): Streamlit's frontend swaps colours "#000001".."#0000NN" for its
 # theme colours, and Magma's first stop is "#000004", so silence drew pink.
@@ -386,7 +386,7 @@ def _shown(value: float | None, spec: str) -> str:
 
 
 def realism_table(rows: Sequence[dict]) -> list[dict[str, str]]:
-    """``vae.evaluate.realism_rows`` as table rows of text, a dash where a figure was not
+    """``vae.evaluation.evaluate.realism_rows`` as table rows of text, a dash where a figure was not
     measured (no judge, or a report older than the figure)."""
     names = dict(DISTRIBUTION_SETS)
     return [

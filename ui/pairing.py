@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ui.safe_text import md
-from vae.dataset import SpectrogramSet
-from vae.inference import Synthesiser
+from vae.data.dataset import SpectrogramSet
+from vae.synthesis.inference import Synthesiser
 
 PICK_ITS_OWN = "pick the dataset it was trained on in the sidebar"
 

@@ -2,7 +2,7 @@
 stated sizes, given back when the session ends.
 
 Each session gets private folders (``upload-<hex>`` for its imports, ``demo-<hex>`` for its
-generated demo set, ``vae.data_roots.PRIVATE_PREFIXES``); beside each, a hidden owner mark
+generated demo set, ``vae.storage.data_roots.PRIVATE_PREFIXES``); beside each, a hidden owner mark
 ``.<name>.owner`` says which server process and session made it (written before the folder,
 so a folder without one is a leftover). Streamlit 1.67 has no session-end hook, so a sweeper
 thread (started by the Dataset page's first view, with a sweep at once: the start-up sweep;
@@ -36,8 +36,8 @@ from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from vae.data_roots import is_private
-from vae.storage import atomic_write_text, pid_alive
+from vae.storage.data_roots import is_private
+from vae.storage.files import atomic_write_text, pid_alive
 
 MB = 2**20
 IMPORT_MB, SESSION_MB, SOURCES_MB = 300, 600, 4096

@@ -22,7 +22,7 @@ from ui.safe_text import md
 from vae.workspace import Item, list_checkpoints, list_datasets, newest_usable
 
 if TYPE_CHECKING:
-    from vae.inference import Clip
+    from vae.synthesis.inference import Clip
 
 # The current dataset and checkpoint folders (str): chosen in the sidebar or by a page.
 DATASET = "studio-dataset"

@@ -4,9 +4,9 @@ Streamlit drops a keyed widget's value when the user leaves its page, so Epochs 
 its default and Resume would have trained to it. The values live under a key of our own
 (``SETTINGS``) and go back into the widgets' keys before the widgets are drawn; the widgets
 then take no ``value=`` of their own (Streamlit warns when both are given). A run's own
-options (``vae.jobs.settings``) or a recipe set the widgets the same way.
+options (``vae.jobs.runner.settings``) or a recipe set the widgets the same way.
 
-Each widget is drawn from its option's description (``vae.train_config.Option`` of a
+Each widget is drawn from its option's description (``vae.training.train_config.Option`` of a
 TrainConfig or ModelOptions field): label, help, range, choices, and its key
 ``train-<field-with-dashes>``; so a new training option is a widget without code here. Stage
 2's widgets are drawn the same way from ``SharpenConfig``'s fields (keys
@@ -22,10 +22,10 @@ from typing import Any
 
 import streamlit as st
 
-from vae.job_options import JobOptions, SharpenOptions
-from vae.model_options import MODEL_OPTIONS
-from vae.sharpen_config import OPTIONS as SHARPEN_DESCRIBED
-from vae.train_config import OPTIONS, Option
+from vae.jobs.options import JobOptions, SharpenOptions
+from vae.training.model_options import MODEL_OPTIONS
+from vae.training.sharpen_config import OPTIONS as SHARPEN_DESCRIBED
+from vae.training.train_config import OPTIONS, Option
 
 SETTINGS = "train-settings"  # widget key -> value, as this session last left them
 LOADED = "train-loaded"  # the checkpoint folder whose run's settings the widgets were set from

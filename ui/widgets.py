@@ -19,11 +19,11 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from ui import session_files
 from ui.safe_text import md
-from vae.audio import wav_bytes
-from vae.inference import Clip, Synthesiser
+from vae.audio.io import wav_bytes
+from vae.data.sources import label_from_name
 from vae.progress import Progress
-from vae.sources import label_from_name
-from vae.storage import DiskFullError, disk_full_cause, raise_if_disk_full
+from vae.storage.files import DiskFullError, disk_full_cause, raise_if_disk_full
+from vae.synthesis.inference import Clip, Synthesiser
 
 T = TypeVar("T")
 
@@ -43,7 +43,7 @@ def download_wav(wave: np.ndarray, sample_rate: int, file_name: str, label: str,
 
 
 # What a user or a file from elsewhere can get wrong, shown in one line rather than a
-# traceback: the project's errors (``vae.checkpoints.CheckpointError`` and the other
+# traceback: the project's errors (``vae.model.checkpoints.CheckpointError`` and the other
 # ValueErrors) name the file and the fix; OSError and MemoryError are the last resort.
 USER_ERRORS = (ValueError, OSError, MemoryError)
 

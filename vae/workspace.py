@@ -8,12 +8,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from vae import checkpoints as ck
-from vae import dataset as ds
-from vae import judge as jg
-from vae.features import FeatureConfig
-from vae.model import ModelConfig
-from vae.storage import read_json
+from vae.audio.features import FeatureConfig
+from vae.data import dataset as ds
+from vae.evaluation import judge as jg
+from vae.model import checkpoints as ck
+from vae.model.conv_vae import ModelConfig
+from vae.storage.files import read_json
 
 DATA_ROOT = Path("data")
 CHECKPOINT_ROOT = Path("checkpoints")
@@ -126,7 +126,7 @@ JUDGE_FIELDS = {"format_version": _count, "val_accuracy": _share, "label_names":
 
 def _read_json(path: Path) -> dict | None:
     """A listed folder's JSON file, or None when unreadable, too big, too deep or not an
-    object (``vae.storage.read_json``: a 100,000-bracket file is refused, not a traceback)."""
+    object (``vae.storage.files.read_json``: a 100,000-bracket file is refused, not a traceback)."""
     try:
         info = read_json(path)
     except (OSError, ValueError):

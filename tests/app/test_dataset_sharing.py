@@ -15,7 +15,7 @@ import pytest
 
 from tests.apptest import open_page
 from ui import session_files
-from vae.data_roots import ROOTS_ENV
+from vae.storage.data_roots import ROOTS_ENV
 
 pytest.importorskip("streamlit.testing.v1")
 SOURCES = Path("data/sources")

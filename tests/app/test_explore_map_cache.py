@@ -10,8 +10,8 @@ import pytest
 import streamlit as st
 
 from tests.apptest import chart_traces, open_page
-from vae.checkpoints import read_latents
-from vae.projection import MAP_CACHE, map_file
+from vae.model.checkpoints import read_latents
+from vae.synthesis.projection import MAP_CACHE, map_file
 
 
 def _tsne_map() -> np.ndarray:

@@ -4,7 +4,7 @@ refused as damaged, the test process's memory stays under a ceiling, and another
 the good checkpoint goes on as before. The CLI side is ``tests/integration/
 test_untrusted_checkpoints.py``; the library's refusals are the limits' own unit tests.
 
-The cases in ``BEFORE_ALLOCATING`` are refused by the library (``vae.limits``: declared npz
+The cases in ``BEFORE_ALLOCATING`` are refused by the library (``vae.storage.limits``: declared npz
 shapes, NaN weights, FFT sizes) before anything is allocated; they run under an address-space
 limit, so that a missing check fails the test rather than the machine.
 """
@@ -130,7 +130,7 @@ CASES: dict[str, tuple[Callable[[Path], None], str, tuple[str, ...], bool]] = {
     ),
     "million-labels": (_million_labels, "config.json", MODEL_PAGES, True),
 }
-# refused by the library (vae.limits) before anything is allocated
+# refused by the library (vae.storage.limits) before anything is allocated
 BEFORE_ALLOCATING: dict[str, tuple[Callable[[Path], None], str, tuple[str, ...], bool]] = {
     "huge-latents": (_huge_latents, "latents.npz", LATENT_PAGES, True),
     "nan-weights": (_nan_weights, "model.pt", MODEL_PAGES, False),
@@ -237,14 +237,14 @@ def test_a_hostile_checkpoint_is_one_error_line_on_every_page(case: str, hostile
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(BEFORE_ALLOCATING))
 def test_a_hostile_checkpoint_is_refused_before_allocating(case: str, hostile) -> None:
-    # refused by the library (vae.limits) before anything is allocated
+    # refused by the library (vae.storage.limits) before anything is allocated
     _check_case(case, hostile)
 
 
 def test_the_error_wrapper_names_a_full_disk_and_where_to_free_space(tmp_path: Path) -> None:
     """The one line a full disk gets, wherever the app writes (uses no Streamlit page)."""
     from ui.widgets import mount_of, user_message
-    from vae.storage import DiskFullError
+    from vae.storage.files import DiskFullError
 
     target = tmp_path / "out.wav"
     raw = OSError(28, "No space left on device")

@@ -46,8 +46,8 @@ FIELDS = ("body", "label", "help")  # proto fields Streamlit renders as Markdown
 def _hostile_dataset(folder: Path) -> dict[str, str]:
     """Give a preprocessed dataset hostile labels, ids and speakers (its fingerprint made
     again, so it loads as a consistent dataset); returns old label -> new."""
-    from vae.dataset import dataset_fingerprint
-    from vae.features import FeatureConfig
+    from vae.audio.features import FeatureConfig
+    from vae.data.dataset import dataset_fingerprint
 
     info = json.loads((folder / "config.json").read_text())
     relabel = {old: f"{HOSTILE[i % 5]} {i}" for i, old in enumerate(info["label_names"])}

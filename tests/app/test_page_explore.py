@@ -16,12 +16,12 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from tests.apptest import chart_traces, forget_training_data, open_page
-from vae.audio import crossfade_concat
-from vae.checkpoints import read_latents
-from vae.features import FeatureConfig
-from vae.inference import Synthesiser
-from vae.metrics import clip_metrics
-from vae.projection import project
+from vae.audio.features import FeatureConfig
+from vae.audio.io import crossfade_concat
+from vae.audio.metrics import clip_metrics
+from vae.model.checkpoints import read_latents
+from vae.synthesis.inference import Synthesiser
+from vae.synthesis.projection import project
 
 SELECTED = "studio-selected"
 ROUTE, ROUTE_MORPH = "explore-route", "explore-route-wav"
@@ -172,8 +172,8 @@ def test_a_conditional_model_is_coloured_by_speaker_and_says_why_not_by_label(
     """The demo checkpoint is conditional: the decoder is given the label, so the code
     leaves it out and coloured by label the map is one even cloud. An unconditional
     model of the same clips still opens coloured by label, with no such note."""
-    from vae.train import train
-    from vae.train_config import TrainConfig
+    from vae.training.train import train
+    from vae.training.train_config import TrainConfig
 
     monkeypatch.chdir(studio_root)
     at = open_page("explore")

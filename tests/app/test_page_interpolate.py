@@ -9,9 +9,9 @@ import soundfile as sf
 import torch
 
 from tests.apptest import audio_urls, chart_traces, forget_training_data, open_page
-from vae.checkpoints import read_latents
-from vae.dataset import load_dataset
-from vae.inference import Synthesiser
+from vae.data.dataset import load_dataset
+from vae.model.checkpoints import read_latents
+from vae.synthesis.inference import Synthesiser
 
 
 def panels(at) -> list[np.ndarray]:

@@ -84,9 +84,9 @@ def test_interpolates_alpha_is_checked_too(in_browser: Path, values):
 def _big_checkpoint(studio_root: Path, target: Path) -> int:
     """A real checkpoint of 15.6 M parameters (wide channels) on the demo's features and
     codes: the demo folder with its model replaced. Returns its parameter count."""
-    from vae.checkpoints import save_checkpoint
-    from vae.features import FeatureConfig
-    from vae.model import ConvVAE, ModelConfig, count_parameters
+    from vae.audio.features import FeatureConfig
+    from vae.model.checkpoints import save_checkpoint
+    from vae.model.conv_vae import ConvVAE, ModelConfig, count_parameters
 
     shutil.copytree(studio_root / "checkpoints" / "demo", target)
     info = json.loads((target / "config.json").read_text())

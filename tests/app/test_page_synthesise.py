@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.apptest import audio_urls, chart_traces, open_page
-from vae.inference import Synthesiser
+from vae.synthesis.inference import Synthesiser
 
 
 def spectrogram(at) -> np.ndarray:
@@ -89,7 +89,7 @@ def test_works_from_the_prior_when_the_checkpoint_has_no_latents(
 
 
 def test_random_sample_draws_from_the_learned_prior_and_says_so(at):
-    from vae.inference import Synthesiser
+    from vae.synthesis.inference import Synthesiser
 
     assert "learned prior" in " ".join(c.value for c in at.caption)
     at.button(key="synth-random").click().run()

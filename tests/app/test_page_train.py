@@ -19,10 +19,11 @@ import pytest
 
 from tests.apptest import chart_traces, open_page
 from ui.train_settings import SHARPEN_KEYS
-from vae import checkpoints as ck
-from vae import jobs, recipes
 from vae.cli import build_parser
-from vae.sharpen_config import OPTIONS as SHARPEN_FIELDS
+from vae.jobs import recipes
+from vae.jobs import runner as jobs
+from vae.model import checkpoints as ck
+from vae.training.sharpen_config import OPTIONS as SHARPEN_FIELDS
 
 pytest.importorskip("streamlit.testing.v1")
 ROOT = Path(__file__).resolve().parents[2]
@@ -582,8 +583,8 @@ def test_sharpen_runs_stage_2_live_reattaches_stops_and_resumes(workspace: Path)
 def test_a_judge_scores_the_stage_and_keeps_its_best(workspace: Path) -> None:
     """With a judge in the workspace, the stage offers it (none chosen: stage 1 had none);
     the chosen one reaches the command, scores the stage epoch and keeps the best."""
-    from vae.dataset import load_dataset
-    from vae.judge_training import JudgeTraining, train_judge
+    from vae.data.dataset import load_dataset
+    from vae.evaluation.judge_training import JudgeTraining, train_judge
 
     train_judge(
         load_dataset("data/demo"), Path("judges/demo"), JudgeTraining(epochs=1, batch_size=8)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.apptest import open_page
-from vae.features import FeatureConfig
+from vae.audio.features import FeatureConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "checkpoints" / "fsdd-digits"
@@ -33,10 +33,10 @@ def pairs_root(studio_root: Path, demo_set_dir: Path, tmp_path_factory) -> Path:
     """The studio workspace plus ``data/other`` (the demo clips under other label names,
     same features), ``data/small`` (a smaller demo set: other fingerprint, clip names the
     demo checkpoint knows) and ``checkpoints/plain`` (an unconditional VAE on data/demo)."""
-    from vae.dataset import preprocess
-    from vae.sources import make_demo_set
-    from vae.train import train
-    from vae.train_config import TrainConfig
+    from vae.data.dataset import preprocess
+    from vae.data.sources import make_demo_set
+    from vae.training.train import train
+    from vae.training.train_config import TrainConfig
 
     root = tmp_path_factory.mktemp("pairs") / "studio"
     shutil.copytree(studio_root, root)

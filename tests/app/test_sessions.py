@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.apptest import open_page
-from vae import checkpoints as ck
-from vae import jobs
+from vae.jobs import runner as jobs
+from vae.model import checkpoints as ck
 
 TINY = dict(channels=(8, 16), batch_size=8)
 

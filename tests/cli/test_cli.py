@@ -297,7 +297,7 @@ def test_out_folders_are_named_as_the_app_names_them(workspace, tmp_path):
 
 @pytest.mark.slow
 def test_preprocess_help_names_each_presets_values():
-    from vae.features import PRESETS
+    from vae.audio.features import PRESETS
 
     text = " ".join(vae("preprocess", "--help").stdout.split())
     assert "default fsdd" in text

@@ -10,7 +10,7 @@ import soundfile as sf
 
 from vae.cli import main
 from vae.cli import synthesis as cli_synthesis
-from vae.inference import Synthesiser
+from vae.synthesis.inference import Synthesiser
 
 SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "fsdd-digits"
 CKPT = str(SHIPPED)

@@ -33,9 +33,9 @@ from tests.browser import (
     with_shipped_checkpoint,
 )
 from ui.sound_pad import INSTALL, MODELS, RUNTIME
-from vae.export import MANIFEST
-from vae.inference import Synthesiser
-from vae.latent import along_directions, checkpoint_axes
+from vae.export.exporter import MANIFEST
+from vae.synthesis.inference import Synthesiser
+from vae.synthesis.latent import along_directions, checkpoint_axes
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 if not CHROMIUM.is_file():

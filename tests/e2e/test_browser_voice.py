@@ -32,7 +32,7 @@ from tests.browser import (
     shot,
     with_shipped_checkpoint,
 )
-from vae.audio import crossfade_concat
+from vae.audio.io import crossfade_concat
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 if not CHROMIUM.is_file():

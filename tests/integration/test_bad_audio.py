@@ -21,8 +21,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vae import audio, dataset, features, parallel, reader
-from vae.features import FeatureConfig
+from vae.audio import features
+from vae.audio import io as audio
+from vae.audio.features import FeatureConfig
+from vae.data import dataset, parallel, reader
 
 CFG = FeatureConfig(sample_rate=8000, clip_samples=4096, n_fft=256, hop_length=128)
 PATHS = ("threads", "processes")

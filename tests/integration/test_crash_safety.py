@@ -24,15 +24,15 @@ import numpy as np
 import pytest
 import torch
 
-from vae import checkpoints as ck
-from vae.dataset import load_dataset, preprocess
-from vae.features import FeatureConfig
-from vae.loop import encode_means
-from vae.run_checkpoint import save_epoch
-from vae.sources import make_demo_set
-from vae.storage import DiskFullError
-from vae.train import train
-from vae.train_config import TrainConfig
+from vae.audio.features import FeatureConfig
+from vae.data.dataset import load_dataset, preprocess
+from vae.data.sources import make_demo_set
+from vae.model import checkpoints as ck
+from vae.storage.files import DiskFullError
+from vae.training.loop import encode_means
+from vae.training.run_checkpoint import save_epoch
+from vae.training.train import train
+from vae.training.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 # 8 kHz, 4032 samples, n_fft 128, hop 64 -> 64 bins x 64 frames.
@@ -55,7 +55,7 @@ HOOK = r"""
 import os, resource, signal, sys, time
 from pathlib import Path
 
-import vae.audio, vae.cli, vae.storage
+import vae.audio.io, vae.cli, vae.storage.files
 
 def pause_here():
     # Tell the test the child is at the spot, then wait for its SIGKILL.
@@ -75,9 +75,9 @@ def wrap(owner, attr, name, nth, pick):
 SPOTS = {  # where: (owner, function, which argument names the file)
     "replace": (os, "replace", lambda a: a[1]),  # before a temp file is renamed over a file
     "rename": (os, "rename", lambda a: a[0]),  # before a folder is renamed
-    "read": (vae.audio, "read_audio", lambda a: a[0]),  # before a source file is read
-    "rows": (vae.storage.NpyRows, "write", lambda a: a[0].path),  # a worker writing rows
-    "csv": (vae.storage, "write_csv", lambda a: a[0]),  # before a csv is written
+    "read": (vae.audio.io, "read_audio", lambda a: a[0]),  # before a source file is read
+    "rows": (vae.storage.files.NpyRows, "write", lambda a: a[0].path),  # a worker writing rows
+    "csv": (vae.storage.files, "write_csv", lambda a: a[0]),  # before a csv is written
 }
 if os.environ.get("CRASH_AT"):
     where, name, nth = os.environ["CRASH_AT"].split(":")

@@ -19,14 +19,14 @@ import torch.distributed as tdist
 
 from tests.torchrun_helpers import ARGS, ATOL, ENV, ROOT, TINY, epoch_records, max_diff
 from tests.torchrun_helpers import one_process_config as _cfg
-from vae import checkpoints as ck
-from vae import distributed as dist
-from vae.batches import FeatureFile
-from vae.dataset import load_dataset
-from vae.loop import Trainer, TrainerSetup
-from vae.prior import PRIOR_FILE
-from vae.train import build_model_config, train
-from vae.train_config import TrainConfig
+from vae.data.batches import FeatureFile
+from vae.data.dataset import load_dataset
+from vae.model import checkpoints as ck
+from vae.model.prior import PRIOR_FILE
+from vae.training import distributed as dist
+from vae.training.loop import Trainer, TrainerSetup
+from vae.training.train import build_model_config, train
+from vae.training.train_config import TrainConfig
 
 
 def _torchrun(*args: object, nproc: int = 2) -> list[str]:

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from vae import features as F
-from vae.dataset import load_dataset, preprocess
-from vae.evaluate import evaluate_reconstruction
-from vae.inference import Clip, Synthesiser
-from vae.metrics import fine_structure, spectral_convergence, waveform_fine_structure
-from vae.reader import load_clips
-from vae.train import train
-from vae.train_config import TrainConfig
+from vae.audio import features as F
+from vae.audio.metrics import fine_structure, spectral_convergence, waveform_fine_structure
+from vae.data.dataset import load_dataset, preprocess
+from vae.data.reader import load_clips
+from vae.evaluation.evaluate import evaluate_reconstruction
+from vae.synthesis.inference import Clip, Synthesiser
+from vae.training.train import train
+from vae.training.train_config import TrainConfig
 
 
 @pytest.mark.slow

@@ -15,8 +15,8 @@ import soundfile as sf
 
 from tests.apptest import open_page
 from tests.clirun import vae
-from vae import archive
-from vae.dataset import load_dataset
+from vae.data import archive
+from vae.data.dataset import load_dataset
 
 ODD = [
     "a b.wav", "é 1.wav", 'quote".wav', "comma,semi;.wav", "-dash.wav", "#hash.wav",

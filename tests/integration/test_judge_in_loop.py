@@ -1,4 +1,5 @@
-"""The judge in the training loop (vae.judging): judge lines every N epochs with real figures,
+"""The judge in the training loop (vae.training.judge_in_loop): judge lines every N epochs with
+real figures,
 best/ holding the epoch they call best (and loading on its own), an earlier best kept when the
 score gets worse, the stale note and --stop-when-stale, resume, the CLI's flags and errors,
 and the Train page's switch, chart and verdict."""
@@ -15,16 +16,17 @@ import pytest
 
 from tests.apptest import open_page
 from tests.clirun import vae
-from vae import checkpoints as ck
-from vae import cli, jobs
+from vae import cli
 from vae.cli.train import judge_line
-from vae.dataset import load_dataset
-from vae.inference import Synthesiser
-from vae.judge import Judge
-from vae.judge_training import JudgeTraining, train_judge
-from vae.judging import BEST_DIR, SAMPLES_PER_LABEL, Judging, copy_best
-from vae.train import train
-from vae.train_config import TrainConfig
+from vae.data.dataset import load_dataset
+from vae.evaluation.judge import Judge
+from vae.evaluation.judge_training import JudgeTraining, train_judge
+from vae.jobs import runner as jobs
+from vae.model import checkpoints as ck
+from vae.synthesis.inference import Synthesiser
+from vae.training.judge_in_loop import BEST_DIR, SAMPLES_PER_LABEL, Judging, copy_best
+from vae.training.train import train
+from vae.training.train_config import TrainConfig
 from vae.workspace import list_checkpoints
 
 TINY = {"channels": (8, 16), "latent_dim": 4, "conditional": True}
@@ -209,7 +211,7 @@ def test_a_fresh_start_drops_the_best_of_a_run_that_is_gone(tmp_path: Path) -> N
     (out / BEST_DIR).mkdir(parents=True)
     (out / BEST_DIR / "model.pt").write_bytes(b"old")
     (out / ck.METRICS_FILE).write_text("")
-    from vae.train import _prepare_out
+    from vae.training.train import _prepare_out
 
     assert _prepare_out(out, resume=False, emit=lambda e: None) is False
     assert not (out / BEST_DIR).exists()
@@ -233,7 +235,7 @@ def test_copy_best_replaces_the_folder_whole(demo_dataset_dir: Path, tmp_path: P
 def test_unlabelled_data_gets_the_distances_alone(
     demo_set_dir: Path, tiny_feature_config, judge_dir: Path, tmp_path: Path
 ) -> None:
-    from vae.dataset import preprocess
+    from vae.data.dataset import preprocess
 
     data = tmp_path / "unlabelled"
     preprocess(demo_set_dir, data, tiny_feature_config, labels="none", val_fraction=0.2)

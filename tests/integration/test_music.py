@@ -13,10 +13,12 @@ import soundfile as sf
 import torch
 
 from tests.clirun import vae
-from vae import audio, features, ingest
-from vae.audio import peak_normalise
-from vae.dataset import load_dataset
-from vae.inference import Synthesiser
+from vae.audio import features
+from vae.audio import io as audio
+from vae.audio.io import peak_normalise
+from vae.data import ingest
+from vae.data.dataset import load_dataset
+from vae.synthesis.inference import Synthesiser
 
 MUSIC = features.get_preset("music")
 RATE, SEGMENT = MUSIC.sample_rate, MUSIC.clip_samples  # 22,050 Hz, 5.94 s

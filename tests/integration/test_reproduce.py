@@ -68,7 +68,7 @@ def test_the_chain_writes_a_loadable_checkpoint_with_judge_and_card(demo_set_dir
     assert Path(config["dataset"]["path"]) == tmp_path / "data"  # outside the project: as given
     judge = json.loads((out / "judge" / "judge.json").read_text())
     assert judge["dataset"]["path"] == config["dataset"]["path"]
-    from vae.inference import Synthesiser
+    from vae.synthesis.inference import Synthesiser
 
     assert Synthesiser.load(out).conditional  # the shipped folder loads as it is
 

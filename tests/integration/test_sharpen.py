@@ -12,13 +12,13 @@ import pytest
 import torch
 
 from tests.integration.test_crash_safety import FEATURES, TINY, _cfg, _error_line, _kill_at, _run
-from vae import checkpoints as ck
-from vae.dataset import preprocess
-from vae.inference import Synthesiser
-from vae.sharpen import RECORD_FILE, STATE_FILE, sharpen
-from vae.sharpen_config import SharpenConfig
-from vae.sources import make_demo_set
-from vae.train import train
+from vae.data.dataset import preprocess
+from vae.data.sources import make_demo_set
+from vae.model import checkpoints as ck
+from vae.synthesis.inference import Synthesiser
+from vae.training.sharpen import RECORD_FILE, STATE_FILE, sharpen
+from vae.training.sharpen_config import SharpenConfig
+from vae.training.train import train
 
 ARGS = ["--epochs", "3", "--batch-size", "8", "--threads", "1", "--shift-frames", "4"]
 

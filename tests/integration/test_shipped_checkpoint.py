@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.apptest import audio_urls, chart_traces, open_page
-from vae.inference import Synthesiser
-from vae.judge import Judge
+from vae.evaluation.judge import Judge
+from vae.synthesis.inference import Synthesiser
 
 SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "fsdd-digits"
 pytestmark = pytest.mark.skipif(
@@ -111,7 +111,7 @@ def test_it_is_sharpened_and_meets_the_realism_bars_it_holds():
 def test_it_samples_from_its_learned_prior():
     """prior.npz ships with the weights: each digit's samples come from the mixture fitted to
     that digit's training codes, not from N(0, I)."""
-    from vae.checkpoints import read_latents
+    from vae.model.checkpoints import read_latents
 
     synth = Synthesiser.load(SHIPPED)
     assert synth.prior is not None and set(synth.prior.mixtures) >= set(range(10))
@@ -124,8 +124,8 @@ def test_it_samples_from_its_learned_prior():
 
 @pytest.mark.slow
 def test_originals_play_once_fsdd_is_preprocessed(fresh_clone, fsdd_recordings):
-    from vae.dataset import preprocess
-    from vae.features import PRESETS
+    from vae.audio.features import PRESETS
+    from vae.data.dataset import preprocess
 
     config = json.loads((SHIPPED / "config.json").read_text())
     assert config["dataset"]["path"] == "data/fsdd"  # where the app looks, relative

@@ -26,8 +26,8 @@ import pytest
 
 from tests.torchrun_helpers import ARGS, ATOL, ENV, ROOT, TINY, epoch_records, max_diff
 from tests.torchrun_helpers import one_process_config as cfg
-from vae import checkpoints as ck
-from vae.train import train
+from vae.model import checkpoints as ck
+from vae.training.train import train
 
 pytestmark = pytest.mark.slow
 

@@ -25,9 +25,9 @@ import torch
 
 from tests.apptest import open_page
 from tests.clirun import ROOT, vae
-from vae import limits
-from vae.dataset import preprocess
-from vae.features import FeatureConfig
+from vae.audio.features import FeatureConfig
+from vae.data.dataset import preprocess
+from vae.storage import limits
 
 
 class _Trap:
@@ -145,7 +145,7 @@ def test_app_pages_show_the_error_and_never_run_the_payload(
 
 # ------------------------------------------------------------------ hostile sizes (issue 17)
 # A red team's files: each must be refused before its sizes are allocated, in one line that
-# names the file and the field, with the child's peak memory under vae.limits' ceiling.
+# names the file and the field, with the child's peak memory under vae.storage.limits' ceiling.
 
 PEAK = """
 import atexit, os, sys

@@ -1,4 +1,4 @@
-"""vae.archive: uploads and archives land inside their folder, within limits, audio only."""
+"""vae.data.archive: uploads and archives land inside their folder, within limits, audio only."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path, PurePosixPath
 import pytest
 import soundfile as sf
 
-from vae import archive
-from vae.archive import Limits
+from vae.data import archive
+from vae.data.archive import Limits
 
 
 def _wav(write_tone, tmp_path: Path, name: str = "tone.wav") -> bytes:

@@ -1,4 +1,4 @@
-"""Lazy row reading (vae.batches): the rows asked for, in the order asked, without the file
+"""Lazy row reading (vae.data.batches): the rows asked for, in the order asked, without the file
 piling up in the process's resident memory."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from vae.batches import FeatureFile, FeatureRows
+from vae.data.batches import FeatureFile, FeatureRows
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from vae import checkpoints as ck
-from vae.checkpoints import CheckpointError
-from vae.features import FeatureConfig
-from vae.model import ConvVAE, ModelConfig
+from vae.audio.features import FeatureConfig
+from vae.model import checkpoints as ck
+from vae.model.checkpoints import CheckpointError
+from vae.model.conv_vae import ConvVAE, ModelConfig
 
 FEATURES = FeatureConfig(sample_rate=8000, clip_samples=4032, n_fft=128, hop_length=64)
 LABELS = ["a", "b", "c"]
@@ -306,7 +306,7 @@ def test_metrics_from_elsewhere_are_read_within_a_bound(tmp_path: Path) -> None:
 def test_pack_checkpoint_zips_what_loading_needs(studio_root, tmp_path):
     import zipfile
 
-    from vae.checkpoints import CheckpointError, load_checkpoint, pack_checkpoint
+    from vae.model.checkpoints import CheckpointError, load_checkpoint, pack_checkpoint
 
     data = pack_checkpoint(studio_root / "checkpoints" / "demo")
     zip_path = tmp_path / "demo.zip"
@@ -327,11 +327,12 @@ def test_pack_checkpoint_zips_what_loading_needs(studio_root, tmp_path):
 
 
 def test_the_packed_vocoder_names_are_the_vocoder_modules_own() -> None:
-    """write_checkpoint_zip spells the vocoder's file names out (importing vae.vocoder would
+    """write_checkpoint_zip spells the vocoder's file names out (importing vae.vocoder.network would
     make a cycle); this keeps the two spellings one."""
     import inspect
 
-    from vae import checkpoints, vocoder
+    from vae.model import checkpoints
+    from vae.vocoder import network as vocoder
 
     source = inspect.getsource(checkpoints.write_checkpoint_zip)
     for name in (vocoder.WEIGHTS_FILE, vocoder.CONFIG_FILE):

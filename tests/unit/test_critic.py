@@ -1,4 +1,5 @@
-"""vae.critic and vae.spectral_loss: the shapes, the label projection, the losses' signs,
+"""vae.model.critic and vae.model.spectral_loss: the shapes, the label projection, the losses'
+signs,
 and a spectral distance that is 0 for the same clip and grows with blur."""
 
 from __future__ import annotations
@@ -7,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vae.critic import (
+from vae.model.conv_vae import ModelConfig, vae_loss
+from vae.model.critic import (
     CriticConfig,
     SpectrogramCritic,
     critic_loss,
@@ -15,8 +17,7 @@ from vae.critic import (
     generator_loss,
     shift_time,
 )
-from vae.model import ModelConfig, vae_loss
-from vae.spectral_loss import multiscale_spectral
+from vae.model.spectral_loss import multiscale_spectral
 
 
 def _harmonic(batch: int = 2, bins: int = 64, frames: int = 32) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""vae.data_roots: which folders a visitor may read clips from (issue 23, finding 4)."""
+"""vae.storage.data_roots: which folders a visitor may read clips from (issue 23, finding 4)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vae.data_roots import ROOTS_ENV, check_source_folder, data_roots, is_private
+from vae.storage.data_roots import ROOTS_ENV, check_source_folder, data_roots, is_private
 
 
 def test_the_default_roots_are_data_and_the_datasets_beside_the_project(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""vae.dataset: preprocess real files into a SpectrogramSet, load it back, refuse bad ones."""
+"""vae.data.dataset: preprocess real files into a SpectrogramSet, load it back, refuse bad ones."""
 
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from vae import audio, dataset, features, ingest, sources, storage
-from vae.dataset import NoUsableAudio, load_dataset, load_split_tensor, preprocess
-from vae.output_folder import DatasetExists
+from vae.audio import features
+from vae.audio import io as audio
+from vae.data import dataset, ingest, sources
+from vae.data.dataset import NoUsableAudio, load_dataset, load_split_tensor, preprocess
+from vae.storage import files as storage
+from vae.storage.output_folder import DatasetExists
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

@@ -1,4 +1,4 @@
-"""vae.distributed without a second process: the process-group timeout read from the
+"""vae.training.distributed without a second process: the process-group timeout read from the
 environment, and a collective that failed because a peer vanished turned into one line."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 import torch.distributed as tdist
 
-from vae import distributed as dist
+from vae.training import distributed as dist
 
 TWO = dist.World(rank=1, size=2, local_rank=0, local_size=1)
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vae.distribution import (
+from vae.evaluation.distribution import (
     embedding_stats,
     frechet_distance,
     frechet_distance_from_stats,

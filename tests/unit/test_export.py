@@ -24,13 +24,13 @@ import torch
 import torchaudio
 
 from tests.clirun import ROOT, vae
-from vae import export as E
-from vae import features as F
-from vae.audio import peak_normalise
-from vae.checkpoints import CheckpointError, load_checkpoint, read_latents
-from vae.export_graphs import InverseSTFT
-from vae.latent import along_directions, checkpoint_axes, latent_axes
-from vae.vocoder import VocoderConfig, VocoderNet, load_vocoder, save_vocoder, vocoder_dir
+from vae.audio import features as F
+from vae.audio.io import peak_normalise
+from vae.export import exporter as E
+from vae.export.graphs import InverseSTFT
+from vae.model.checkpoints import CheckpointError, load_checkpoint, read_latents
+from vae.synthesis.latent import along_directions, checkpoint_axes, latent_axes
+from vae.vocoder.network import VocoderConfig, VocoderNet, load_vocoder, save_vocoder, vocoder_dir
 
 SHIPPED = ROOT / "checkpoints" / "fsdd-digits"
 EXAMPLE = ROOT / "examples" / "synthesise_onnx.py"
@@ -59,9 +59,9 @@ def shipped(tmp_path_factory) -> tuple:
 @pytest.fixture(scope="module")
 def mel_checkpoint(tmp_path_factory, demo_set_dir) -> Path:
     """A tiny unconditional VAE on 32-band mel features of the demo set, one epoch."""
-    from vae.dataset import preprocess
-    from vae.train import train
-    from vae.train_config import TrainConfig
+    from vae.data.dataset import preprocess
+    from vae.training.train import train
+    from vae.training.train_config import TrainConfig
 
     root = tmp_path_factory.mktemp("mel")
     preprocess(demo_set_dir, root / "data", MEL, val_fraction=0.2, seed=0)

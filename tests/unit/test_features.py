@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from vae import features as F
-from vae.metrics import spectral_convergence
+from vae.audio import features as F
+from vae.audio.metrics import spectral_convergence
 
 
 def speechlike(cfg: F.FeatureConfig, seed: int = 0) -> np.ndarray:

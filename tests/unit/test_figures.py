@@ -5,7 +5,7 @@ import re
 import numpy as np
 
 from ui import figures
-from vae.features import FeatureConfig
+from vae.audio.features import FeatureConfig
 
 CFG = FeatureConfig(sample_rate=8000, clip_samples=4096, n_fft=256, hop_length=128)
 

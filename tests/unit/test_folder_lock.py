@@ -1,4 +1,4 @@
-"""vae.folder_lock under a race (issue 23, finding 7): processes that start together on a
+"""vae.storage.folder_lock under a race (issue 23, finding 7): processes that start together on a
 folder whose ``.lock`` names a dead owner never hold it at the same time."""
 
 import multiprocessing
@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from vae.folder_lock import LOCK_FILE, FolderLock, lock_owner
+from vae.storage.folder_lock import LOCK_FILE, FolderLock, lock_owner
 
 TRIALS, RACERS = 300, 3
 

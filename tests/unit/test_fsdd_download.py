@@ -1,4 +1,4 @@
-"""vae.fsdd: download, verify and unpack the FSDD archive, against a local server only.
+"""vae.data.fsdd: download, verify and unpack the FSDD archive, against a local server only.
 
 No test touches the internet: a tiny FSDD-shaped tar.gz is served by ``http.server`` on
 127.0.0.1, and "offline" is a port nobody listens on.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from vae import fsdd
+from vae.data import fsdd
 
 ROOT = Path(__file__).resolve().parents[2]
 TOP = "free-spoken-digit-dataset-1.0.9"

@@ -19,8 +19,10 @@ import soundfile as sf
 from hypothesis import HealthCheck, event, given, reject, settings
 from hypothesis import strategies as st
 
-from vae import audio, features, reader
-from vae.features import FeatureConfig
+from vae.audio import features
+from vae.audio import io as audio
+from vae.audio.features import FeatureConfig
+from vae.data import reader
 
 TINY = FeatureConfig(sample_rate=8000, clip_samples=4096, n_fft=256, hop_length=128)
 CONFIGS = (TINY, features.get_preset("fsdd"), TINY.replace(segment="chunks", trim_db=30.0))

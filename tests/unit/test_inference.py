@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from vae import latent
-from vae.dataset import load_dataset
-from vae.inference import Synthesiser, companion_dataset
+from vae.data.dataset import load_dataset
+from vae.synthesis import latent
+from vae.synthesis.inference import Synthesiser, companion_dataset
 
 
 @pytest.fixture(scope="module")

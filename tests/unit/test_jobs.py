@@ -1,4 +1,5 @@
-"""Training as a background job (vae.jobs) with real ``python -m vae train`` and ``python -m vae
+"""Training as a background job (vae.jobs.runner) with real ``python -m vae train`` and ``python -m
+vae
 sharpen`` subprocesses on the tiny demo dataset: start, follow, refuse a second run, stop,
 resume, report a failed run."""
 
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from vae import checkpoints as ck
-from vae import jobs
-from vae.folder_lock import lock_owner
+from vae.jobs import runner as jobs
+from vae.model import checkpoints as ck
+from vae.storage.folder_lock import lock_owner
 
 TINY = jobs.JobOptions(channels=(8, 16), latent_dim=4, batch_size=8)
 LONG = jobs.JobOptions(epochs=100_000, channels=(8, 16), latent_dim=4, batch_size=8)
@@ -193,7 +194,7 @@ def test_status_of_a_run_another_process_started(tmp_path: Path) -> None:
 def test_the_eta_counts_down_between_progress_lines_and_covers_the_last_save():
     """With a known pace (10 s an epoch, saving included), the ETA falls with the clock, not
     in jumps at each logged step, and the last epoch's saving is not "under a second"."""
-    from vae.job_files import eta as _eta
+    from vae.jobs.files import eta as _eta
 
     def left(now: float, batch: int | None = None) -> float | None:
         # 3 of 5 epochs done; epoch 4 began at t = 100
@@ -238,8 +239,8 @@ def test_the_sharpen_command_line_is_one_the_cli_takes(tmp_path: Path) -> None:
 @pytest.fixture
 def trained(demo_dataset_dir: Path, tmp_path: Path) -> Path:
     """A tiny conditional VAE trained one epoch on the demo set (in this process)."""
-    from vae.train import train
-    from vae.train_config import TrainConfig
+    from vae.training.train import train
+    from vae.training.train_config import TrainConfig
 
     out = tmp_path / "ck"
     cfg = TrainConfig(epochs=1, batch_size=8, threads=1, device="cpu")
@@ -302,7 +303,7 @@ def test_sharpen_as_a_job_follow_stop_resume(
 def test_the_stage_bar_in_the_log_gives_the_batch(tmp_path: Path) -> None:
     """Stage 2 writes no step lines: the batch of the stage epoch in progress is its
     progress bar's last redraw in train.log (tqdm's format), and only that epoch's."""
-    from vae.job_files import stage_batch
+    from vae.jobs.files import stage_batch
 
     log = tmp_path / "train.log"
     log.write_text(

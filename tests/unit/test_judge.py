@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from vae.dataset import load_dataset, preprocess
-from vae.distribution import frechet_distance, inception_score
-from vae.evaluate import evaluate_with_judge, interpolation_monotonicity
-from vae.features import FeatureConfig
-from vae.inference import Synthesiser
-from vae.judge import JUDGE_FORMAT_VERSION, Judge, JudgeConfig, log_mel
-from vae.judge_training import JudgeTraining, augment_waves, train_judge
-from vae.metrics import waveform_fine_structure
-from vae.sources import make_demo_set
+from vae.audio.features import FeatureConfig
+from vae.audio.metrics import waveform_fine_structure
+from vae.data.dataset import load_dataset, preprocess
+from vae.data.sources import make_demo_set
+from vae.evaluation.distribution import frechet_distance, inception_score
+from vae.evaluation.evaluate import evaluate_with_judge, interpolation_monotonicity
+from vae.evaluation.judge import JUDGE_FORMAT_VERSION, Judge, JudgeConfig, log_mel
+from vae.evaluation.judge_training import JudgeTraining, augment_waves, train_judge
+from vae.synthesis.inference import Synthesiser
 
 CFG = FeatureConfig(sample_rate=8000, clip_samples=4096, n_fft=256, hop_length=128)
 
@@ -230,7 +230,7 @@ def test_the_distribution_section_has_a_floor_below_noise(studio_root, demo_judg
 def test_a_judge_of_another_rate_or_labels_is_refused(studio_root, demo_judge):
     import dataclasses
 
-    from vae.judge import JudgeNet
+    from vae.evaluation.judge import JudgeNet
 
     judge, _, _ = demo_judge
     synth = Synthesiser.load(studio_root / "checkpoints" / "demo")

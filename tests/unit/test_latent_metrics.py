@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from vae import latent
-from vae.metrics import log_spectral_distance, spectral_convergence
+from vae.audio.metrics import log_spectral_distance, spectral_convergence
+from vae.synthesis import latent
 
 
 def test_paths_start_and_end_at_the_codes():

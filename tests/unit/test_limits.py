@@ -1,4 +1,4 @@
-"""vae.limits: every size read from a file is bounded before it is allocated, and `.npy`
+"""vae.storage.limits: every size read from a file is bounded before it is allocated, and `.npy`
 headers are read without the data they declare."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from vae import limits
-from vae.features import PRESETS, FeatureConfig
-from vae.model import MODEL_SIZES, ModelConfig, check_model_size
+from vae.audio.features import PRESETS, FeatureConfig
+from vae.model.conv_vae import MODEL_SIZES, ModelConfig, check_model_size
+from vae.storage import limits
 
 TINY = FeatureConfig(sample_rate=8000, clip_samples=4096, n_fft=256, hop_length=128)
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from vae import features as F
-from vae.evaluate import evaluate_reconstruction, realism_rows
-from vae.metrics import fine_structure, waveform_fine_structure
+from vae.audio import features as F
+from vae.audio.metrics import fine_structure, waveform_fine_structure
+from vae.evaluation.evaluate import evaluate_reconstruction, realism_rows
 
 CFG = F.FeatureConfig(sample_rate=8000, clip_samples=4096, n_fft=256, hop_length=128)
 FLOOR = F.magnitude_floor(CFG)
@@ -73,8 +73,8 @@ def test_the_figure_from_audio_ignores_the_level_and_silence_gives_zero():
 
 @pytest.fixture(scope="module")
 def report(studio_root) -> dict:
-    from vae.dataset import load_dataset
-    from vae.inference import Synthesiser
+    from vae.data.dataset import load_dataset
+    from vae.synthesis.inference import Synthesiser
 
     synth = Synthesiser.load(studio_root / "checkpoints" / "demo")
     return evaluate_reconstruction(synth, load_dataset(studio_root / "data" / "demo"))

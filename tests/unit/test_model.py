@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vae.features import PRESETS, FeatureConfig
-from vae.model import (
+from vae.audio.features import PRESETS, FeatureConfig
+from vae.model.conv_vae import (
     MODEL_SIZES,
     ConvVAE,
     ModelConfig,

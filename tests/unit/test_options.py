@@ -10,9 +10,9 @@ import re
 import pytest
 
 from vae.cli import build_parser
-from vae.job_options import JobOptions
-from vae.model_options import MODEL_OPTIONS, ModelOptions
-from vae.train_config import OPTIONS, TrainConfig, flag
+from vae.jobs.options import JobOptions
+from vae.training.model_options import MODEL_OPTIONS, ModelOptions
+from vae.training.train_config import OPTIONS, TrainConfig, flag
 
 TRAIN_FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
 MODEL_FIELDS = [f.name for f in dataclasses.fields(ModelOptions)]
@@ -91,8 +91,8 @@ def test_every_field_is_a_widget_on_the_train_page(studio_copy) -> None:
 
 
 def test_feature_overrides_apply_one_way_for_the_cli_and_the_dataset_page() -> None:
+    from vae.audio.features import PRESETS
     from vae.cli.data import _feature_config
-    from vae.features import PRESETS
 
     fsdd = PRESETS["fsdd"]
     cfg = fsdd.overridden(sample_rate=16000, clip_seconds=0.5, hop=32, trim_db=None)

@@ -1,4 +1,4 @@
-"""vae.output_folder: one rule for every output folder (issue 23, findings 1 and 10)."""
+"""vae.storage.output_folder: one rule for every output folder (issue 23, findings 1 and 10)."""
 
 import json
 import os
@@ -7,10 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from vae import checkpoints, dataset, export, judge, sources, vocoder
-from vae import output_folder as of
-from vae.folder_lock import LOCK_FILE
-from vae.train import JOB_FILES, STAGE_FILES
+from vae.data import dataset, sources
+from vae.evaluation import judge
+from vae.export import exporter as export
+from vae.model import checkpoints
+from vae.storage import output_folder as of
+from vae.storage.folder_lock import LOCK_FILE
+from vae.training.train import JOB_FILES, STAGE_FILES
+from vae.vocoder import network as vocoder
 
 
 def test_kinds_name_the_files_their_modules_write() -> None:

@@ -12,8 +12,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from vae import audio, dataset, features, parallel, storage
-from vae.features import FeatureConfig
+from vae.audio import features
+from vae.audio import io as audio
+from vae.audio.features import FeatureConfig
+from vae.data import dataset, parallel
+from vae.storage import files as storage
 
 CFG = FeatureConfig(sample_rate=8000, clip_samples=4096, n_fft=256, hop_length=128)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vae.prior import ALL, PRIOR_FILE, fit_prior, read_prior, write_prior
+from vae.model.prior import ALL, PRIOR_FILE, fit_prior, read_prior, write_prior
 
 
 def _clusters(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -102,7 +102,7 @@ def test_a_damaged_prior_file_is_refused_naming_the_file(tmp_path: Path, damage:
 
 
 def test_training_writes_a_prior_and_sampling_uses_it(studio_root: Path, tmp_path: Path) -> None:
-    from vae.inference import Synthesiser
+    from vae.synthesis.inference import Synthesiser
 
     ckpt = tmp_path / "demo"
     shutil.copytree(studio_root / "checkpoints" / "demo", ckpt)
@@ -111,7 +111,7 @@ def test_training_writes_a_prior_and_sampling_uses_it(studio_root: Path, tmp_pat
     assert synth.prior is not None
     z = synth.sample_codes(50, synth.label_names[0], seed=0).numpy()
     # The prior is fitted to the label's training codes: its draws sit near their mean.
-    from vae.checkpoints import read_latents
+    from vae.model.checkpoints import read_latents
 
     lat = read_latents(ckpt)
     mine = lat["means"][lat["labels"] == 0]

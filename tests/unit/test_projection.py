@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vae.projection import cached_project, map_file, place_by_neighbours, project
+from vae.synthesis.projection import cached_project, map_file, place_by_neighbours, project
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,7 +121,7 @@ def _map_in_new_process(means_file: Path, folder: Path) -> tuple[np.ndarray, boo
     code = textwrap.dedent(f"""
         import sys
         import numpy as np
-        from vae.projection import cached_project
+        from vae.synthesis.projection import cached_project
         proj = cached_project(np.load({str(means_file)!r}), "tsne", 0, {str(folder)!r})
         np.save({str(means_file.with_suffix(".coords.npy"))!r}, proj.coords)
         print("fitted" if "sklearn.manifold" in sys.modules else "read")

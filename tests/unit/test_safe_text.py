@@ -13,7 +13,7 @@ import pytest
 from ui.evaluate_figures import confusion, label_accuracy
 from ui.figures import latent_map, spectrograms
 from ui.safe_text import JOINER, chart, code, md
-from vae.features import FeatureConfig
+from vae.audio.features import FeatureConfig
 
 HOSTILE = [
     "![b](http://127.0.0.1:9/beacon.png)",

@@ -14,9 +14,9 @@ import pytest
 import torch
 import torchaudio
 
-from vae import features as F
-from vae.export import MANIFEST as MANIFEST_NAME
-from vae.features import FeatureConfig
+from vae.audio import features as F
+from vae.audio.features import FeatureConfig
+from vae.export.exporter import MANIFEST as MANIFEST_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNNER = ROOT / "tests" / "js" / "griffin_lim_node.js"
@@ -117,7 +117,7 @@ def _demo_copy(studio_root: Path, target: Path) -> Path:
 def test_pad_exports_are_keyed_by_content(studio_root: Path, tmp_path: Path):
     """Copies of a checkpoint share one export; a retrained one (new weights) gets its own."""
     from ui.sound_pad import exports
-    from vae.checkpoints import WEIGHTS_FILE
+    from vae.model.checkpoints import WEIGHTS_FILE
 
     models = tmp_path / "models"
     a = exports.ensure(_demo_copy(studio_root, tmp_path / "a"), models)
@@ -197,8 +197,8 @@ def test_a_model_over_the_size_is_not_for_the_browser():
 
 def test_the_page_points_where_the_library_points(tmp_path: Path):
     """Sliders, α (lerp and slerp, nearly parallel and opposite codes too) and the label
-    mix in latent.js give vae.latent's codes."""
-    from vae.latent import along_directions, lerp, slerp
+    mix in latent.js give vae.synthesis.latent's codes."""
+    from vae.synthesis.latent import along_directions, lerp, slerp
 
     rng = np.random.default_rng(0)
     a = rng.standard_normal(16).astype(np.float32)
@@ -251,8 +251,8 @@ def test_the_pad_plays_only_where_the_server_plays_griffin_lim(
     """One phase a person hears: the pad is given the export manifest's Griffin-Lim
     settings (the server's own); with a vocoder in use it stays off and says why."""
     from ui import sound_pad
-    from vae.inference import Synthesiser
-    from vae.vocoder import VocoderConfig, VocoderNet, save_vocoder, vocoder_dir
+    from vae.synthesis.inference import Synthesiser
+    from vae.vocoder.network import VocoderConfig, VocoderNet, save_vocoder, vocoder_dir
 
     ckpt = tmp_path / "demo"
     shutil.copytree(studio_root / "checkpoints" / "demo", ckpt)

@@ -15,7 +15,7 @@ import pytest
 from plotly.colors import sample_colorscale, unlabel_rgb
 
 from ui import figures
-from vae.features import FeatureConfig
+from vae.audio.features import FeatureConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE = shutil.which("node")

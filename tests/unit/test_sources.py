@@ -1,4 +1,4 @@
-"""vae.sources: finding audio files, label rules, and the synthetic demo set."""
+"""vae.data.sources: finding audio files, label rules, and the synthetic demo set."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vae import audio, features, reader, sources
+from vae.audio import features
+from vae.audio import io as audio
+from vae.data import reader, sources
 
 
 def _touch(root: Path, *names: str) -> None:

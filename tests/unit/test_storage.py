@@ -1,4 +1,4 @@
-"""vae.storage's readers of files we did not necessarily write (the atomic writers are covered
+"""vae.storage.files's readers of files we did not necessarily write (the atomic writers are covered
 by tests/integration/test_crash_safety.py)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vae.storage import atomic_write_json, read_json, read_versioned_json
+from vae.storage.files import atomic_write_json, read_json, read_versioned_json
 
 
 @pytest.mark.parametrize(

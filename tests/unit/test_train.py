@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 import torch
 
-from vae import checkpoints as ck
-from vae import loop
-from vae.checkpoints import CheckpointError
-from vae.dataset import load_dataset, preprocess
-from vae.features import FeatureConfig
-from vae.folder_lock import FolderLock, lock_owner
-from vae.sources import make_demo_set
-from vae.train import TrainingDiverged, train
-from vae.train_config import TrainConfig
+from vae.audio.features import FeatureConfig
+from vae.data.dataset import load_dataset, preprocess
+from vae.data.sources import make_demo_set
+from vae.model import checkpoints as ck
+from vae.model.checkpoints import CheckpointError
+from vae.storage.folder_lock import FolderLock, lock_owner
+from vae.training import loop
+from vae.training.train import TrainingDiverged, train
+from vae.training.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 # 8 kHz, 4032 samples, n_fft 128, hop 64 -> 64 bins x 64 frames.
@@ -242,8 +242,8 @@ def test_lock_refuses_a_second_trainer(data: Path, tmp_path: Path) -> None:
 
 KILL_SCRIPT = """
 import sys, time
-from vae.train import train
-from vae.train_config import TrainConfig
+from vae.training.train import train
+from vae.training.train_config import TrainConfig
 cfg = TrainConfig(epochs=4, batch_size=2, beta_warmup_epochs=2, threads=1, log_every=1)
 # Sleeping in should_stop slows each batch down without changing what is trained.
 train(sys.argv[1], sys.argv[2], train_config=cfg, model_overrides={"channels": (8, 16, 32),
@@ -318,8 +318,8 @@ def test_stage_1_does_not_resume_a_sharpened_checkpoint(
     refused in one line that says why and what to do, by the library and by the CLI, and
     also when sharpen.json has gone (model.pt itself says stage 2 wrote it)."""
     from vae import cli
-    from vae.sharpen import sharpen
-    from vae.sharpen_config import SharpenConfig
+    from vae.training.sharpen import sharpen
+    from vae.training.sharpen_config import SharpenConfig
 
     out = tmp_path / "ck"
     train(data, out, train_config=_cfg(1), model_overrides=TINY)
@@ -349,8 +349,8 @@ def test_the_stage_files_are_part_of_a_checkpoint_folder(data: Path, tmp_path: P
     """sharpen.pt, sharpen.json and .lock (with job.json and train.log) are a checkpoint
     folder's own: a folder holding only those is no foreign folder, and a fresh run there
     drops the stage files of the model that is gone."""
-    from vae import sharpen
-    from vae.train import JOB_FILES, STAGE_FILES
+    from vae.training import sharpen
+    from vae.training.train import JOB_FILES, STAGE_FILES
 
     assert STAGE_FILES == (sharpen.STATE_FILE, sharpen.RECORD_FILE)  # named twice: kept equal
     out = tmp_path / "ck"

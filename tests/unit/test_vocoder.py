@@ -14,10 +14,10 @@ import soundfile as sf
 import torch
 
 from tests.clirun import vae
-from vae import features as F
-from vae.dataset import load_dataset
-from vae.inference import Synthesiser
-from vae.vocoder import (
+from vae.audio import features as F
+from vae.data.dataset import load_dataset
+from vae.synthesis.inference import Synthesiser
+from vae.vocoder.network import (
     VocoderConfig,
     VocoderNet,
     griffin_lim,
@@ -25,7 +25,7 @@ from vae.vocoder import (
     verdict,
     vocoder_dir,
 )
-from vae.vocoder_train import (
+from vae.vocoder.training import (
     VocoderTraining,
     multi_resolution_loss,
     train_vocoder,
@@ -265,7 +265,7 @@ def test_synthesiser_uses_the_vocoder_when_present(trained, studio_root, tmp_pat
 def test_a_packed_checkpoint_carries_its_vocoder(trained, tmp_path):
     import zipfile
 
-    from vae.checkpoints import pack_checkpoint
+    from vae.model.checkpoints import pack_checkpoint
 
     ckpt, _, ds = trained
     (tmp_path / "c.zip").write_bytes(pack_checkpoint(ckpt))
@@ -360,7 +360,7 @@ def test_cli_trains_a_vocoder_and_synthesis_commands_take_phase(studio_root, tmp
 def test_evaluate_hears_the_model_through_the_vocoder_and_keeps_griffin_lim_as_baseline(
     trained, studio_root
 ):
-    from vae.evaluate import evaluate_reconstruction
+    from vae.evaluation.evaluate import evaluate_reconstruction
 
     ckpt, _, ds = trained
     with_vocoder = evaluate_reconstruction(Synthesiser.load(ckpt, phase="vocoder"), ds, "val")

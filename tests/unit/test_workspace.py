@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from vae import checkpoints as ck
 from vae import workspace
-from vae.features import FeatureConfig
-from vae.model import ConvVAE, ModelConfig
+from vae.audio.features import FeatureConfig
+from vae.model import checkpoints as ck
+from vae.model.conv_vae import ConvVAE, ModelConfig
 from vae.workspace import list_checkpoints
 
 FEATURES = FeatureConfig(sample_rate=8000, clip_samples=4032, n_fft=128, hop_length=64)
@@ -166,7 +166,7 @@ def test_text_where_a_checkpoint_number_belongs_marks_it_damaged(
 
 
 def _dataset(folder: Path) -> None:
-    from vae.dataset import CONFIG_FILE, FEATURES_FILE
+    from vae.data.dataset import CONFIG_FILE, FEATURES_FILE
 
     folder.mkdir(parents=True)
     (folder / FEATURES_FILE).write_bytes(b"")
@@ -204,7 +204,7 @@ def test_text_where_a_dataset_number_belongs_marks_it_damaged(
 
 
 def test_a_judge_whose_accuracy_is_text_is_listed_as_damaged(tmp_path: Path) -> None:
-    from vae import judge as jg
+    from vae.evaluation import judge as jg
 
     for name, accuracy in (("good", 0.9), ("bad", LINK), ("worse", float("nan"))):
         folder = tmp_path / "judges" / name

@@ -36,8 +36,8 @@ import streamlit.components.v1 as components
 from ui.figures import LEVELS
 from ui.sound_pad import exports
 from ui.sound_pad.exports import Exported
-from vae.inference import Synthesiser
-from vae.model import count_parameters
+from vae.model.conv_vae import count_parameters
+from vae.synthesis.inference import Synthesiser
 
 FRONTEND = Path(__file__).resolve().parent / "frontend"
 RUNTIME = FRONTEND / "node_modules" / "onnxruntime-web" / "dist" / "ort.wasm.min.js"
@@ -187,7 +187,7 @@ def sliders(
 ) -> list[float] | None:
     """Sliders along ``directions`` (k, D) around ``centre`` (D,), in units of ``spread`` (k,):
     code = centre + residual + sum_k amounts[k] spread[k] directions[k], as
-    :func:`vae.latent.along_directions`. Returns the amounts where the hand let go."""
+    :func:`vae.synthesis.latent.along_directions`. Returns the amounts where the hand let go."""
     value = _component(
         mode="sliders",
         names=names,

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vae.checkpoints import CONFIG_FILE, LATENTS_FILE, WEIGHTS_FILE
-from vae.export import MANIFEST, export_checkpoint
-from vae.vocoder import vocoder_dir
+from vae.export.exporter import MANIFEST, export_checkpoint
+from vae.model.checkpoints import CONFIG_FILE, LATENTS_FILE, WEIGHTS_FILE
+from vae.vocoder.network import vocoder_dir
 
 # Every size the Train page offers fits on every preset (the largest, "large" with 2
 # residual blocks on the music preset, has 11.8 M): about 85 MB of export on disk, 34 MB

@@ -166,8 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _not_a_checkpoint(path: Path) -> str | None:
     """Why ``path``, given where a checkpoint belongs, is none, with the way on: a dataset or
     a folder of clips (whose loading errors would say "train one with ... --out path")."""
-    from vae import sources
-    from vae.output_folder import CHECKPOINT, DATASET
+    from vae.data import sources
+    from vae.storage.output_folder import CHECKPOINT, DATASET
 
     if not path.is_dir() or CHECKPOINT.holds(path):
         return None

@@ -8,12 +8,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from vae import archive, limits
+from vae.audio.features import PRESETS, FeatureConfig, get_preset
 from vae.cli import BAR_DELAY, SEED, _bar, _named_as_the_app_would, _shown, _skipped, _tqdm, number
-from vae.features import PRESETS, FeatureConfig, get_preset
+from vae.data import archive
+from vae.storage import limits
 
 # preprocess's feature overrides: option, (type, lowest, highest), FeatureConfig.overridden
-# key, what it does. The ranges are vae.limits' (FeatureConfig checks them again, with the
+# key, what it does. The ranges are vae.storage.limits' (FeatureConfig checks them again, with the
 # sizes they make together); a clip is at most MAX_CLIP_SECONDS.
 MAX_CLIP_SECONDS = 600.0
 FEATURE_OVERRIDES = [
@@ -40,13 +41,13 @@ def _feature_config(args: argparse.Namespace) -> FeatureConfig:
 
 
 def cmd_preprocess(args: argparse.Namespace) -> int:
-    from vae.output_folder import DATASET, check_output_folder, existing_dataset
+    from vae.storage.output_folder import DATASET, check_output_folder, existing_dataset
 
     _named_as_the_app_would(args.out)
     check_output_folder(args.out, DATASET)  # before any line is printed or file unpacked
     replaced = existing_dataset(Path(args.out))
     if replaced is not None and not args.overwrite:
-        from vae.output_folder import refuse_replacing_dataset
+        from vae.storage.output_folder import refuse_replacing_dataset
 
         refuse_replacing_dataset(Path(args.out), Path(args.src))
     cfg = _feature_config(args)
@@ -80,7 +81,7 @@ def _unpacked(src: Path, target: Path) -> Path:
 
 
 def _preprocess(args: argparse.Namespace, cfg, src: Path) -> int:
-    from vae.dataset import preprocess
+    from vae.data.dataset import preprocess
 
     update, close = _bar("preprocess", "file")
     try:
@@ -107,7 +108,7 @@ def _preprocess(args: argparse.Namespace, cfg, src: Path) -> int:
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
-    from vae.sources import make_demo_set
+    from vae.data.sources import make_demo_set
 
     update, close = _bar("demo-data")
     try:
@@ -121,7 +122,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 def cmd_fetch_fsdd(args: argparse.Namespace) -> int:
     tqdm = _tqdm()
 
-    from vae.fsdd import fetch_fsdd
+    from vae.data.fsdd import fetch_fsdd
 
     bar = tqdm(
         desc="fetch-fsdd",

@@ -9,9 +9,9 @@ import json
 import sys
 from pathlib import Path
 
-from vae import limits
 from vae.cli import SEED, CliError, _bar, _phase_option, _tqdm, number
 from vae.cli.synthesis import _synth
+from vae.storage import limits
 
 MAX_VOCODER_SECONDS = 7 * 24 * 3600.0  # a week: past it, a budget is a typo
 
@@ -24,15 +24,15 @@ REALISM_NAMES = {
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from vae.dataset import load_dataset
-    from vae.evaluate import (
+    from vae.data.dataset import load_dataset
+    from vae.evaluation.evaluate import (
         evaluate_reconstruction,
         evaluate_with_judge,
         interpolation_monotonicity,
         realism_rows,
     )
-    from vae.judge import CONFIG_FILE as JUDGE_FILE
-    from vae.judge import Judge
+    from vae.evaluation.judge import CONFIG_FILE as JUDGE_FILE
+    from vae.evaluation.judge import Judge
 
     synth, ds = _synth(args.checkpoint, args.phase), load_dataset(args.data)
     judge_dir = args.judge or (Path(args.checkpoint) / "judge")
@@ -88,7 +88,8 @@ def _figure(value: float | None, spec: str, width: int) -> str:
 
 
 def _realism_lines(rows: list[dict], judge: dict | None) -> list[str]:
-    """The table ``evaluate`` leads with (``vae.evaluate.realism_rows``), as text lines."""
+    """The table ``evaluate`` leads with (``vae.evaluation.evaluate.realism_rows``), as text
+    lines."""
     if not rows:
         return []
     dist = (judge or {}).get("distribution") or {}
@@ -122,9 +123,9 @@ def _realism_lines(rows: list[dict], judge: dict | None) -> list[str]:
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
-    from vae.dataset import load_dataset
-    from vae.judge import check_judge_out
-    from vae.judge_training import JudgeTraining, train_judge
+    from vae.data.dataset import load_dataset
+    from vae.evaluation.judge import check_judge_out
+    from vae.evaluation.judge_training import JudgeTraining, train_judge
 
     check_judge_out(args.out)
     ds = load_dataset(args.data)
@@ -151,10 +152,10 @@ def cmd_vocoder(args: argparse.Namespace) -> int:
 
     tqdm = _tqdm()
 
-    from vae.checkpoints import check_compatible, load_checkpoint
-    from vae.dataset import load_dataset
-    from vae.vocoder import VocoderConfig, check_vocoder_out, vocoder_dir
-    from vae.vocoder_train import VocoderTraining, train_vocoder
+    from vae.data.dataset import load_dataset
+    from vae.model.checkpoints import check_compatible, load_checkpoint
+    from vae.vocoder.network import VocoderConfig, check_vocoder_out, vocoder_dir
+    from vae.vocoder.training import VocoderTraining, train_vocoder
 
     if not args.checkpoint and not args.out:
         raise CliError("pass --checkpoint CKPT (saves into CKPT/vocoder) or --out DIR")
@@ -205,7 +206,7 @@ def cmd_vocoder(args: argparse.Namespace) -> int:
 
 def _verdict_note(report: dict) -> str:
     """What ``--phase auto`` will do with a vocoder just trained, and why, in one line."""
-    from vae.vocoder import describe_verdict
+    from vae.vocoder.network import describe_verdict
 
     if report.get("verdict", {}).get("won") is True:
         return f"{describe_verdict(report)}; --phase auto uses it"
@@ -216,7 +217,7 @@ def _verdict_note(report: dict) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from vae.export import export_checkpoint
+    from vae.export.exporter import export_checkpoint
 
     result = export_checkpoint(args.checkpoint, Path(args.out), args.format)
     for name, size in result.sizes().items():

@@ -15,14 +15,14 @@ if TYPE_CHECKING:
 
 
 def _synth(path: str, phase: str = "auto"):
-    from vae.inference import Synthesiser
+    from vae.synthesis.inference import Synthesiser
 
     return Synthesiser.load(path, phase=phase)
 
 
 def _write_clips(synth, feats, names: list[str], out: Path) -> np.ndarray:
     """Griffin-Lim over the batch, one peak-normalised WAV per name; returns the waves."""
-    from vae.audio import write_wav
+    from vae.audio.io import write_wav
 
     waves = synth.to_audio(feats)  # (n, clip_samples)
     for name, wave in zip(names, waves, strict=True):
@@ -36,7 +36,7 @@ def _label_for_file(synth, path: Path, label: str | None, option: str = "--label
         return -1
     if label is not None:
         return synth.label_index(label)
-    from vae.sources import label_for
+    from vae.data.sources import label_for
 
     try:
         return synth.label_index(label_for(path, path.parent, "fsdd")[0])
@@ -47,7 +47,7 @@ def _label_for_file(synth, path: Path, label: str | None, option: str = "--label
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
-    from vae.audio import AudioError
+    from vae.audio.io import AudioError
 
     synth, out = _synth(args.checkpoint, args.phase), Path(args.out)
     failures, done = 0, 0
@@ -86,7 +86,7 @@ def _clip_arg(synth, arg: str, data_dir: str | None, label: str | None, option: 
 @functools.lru_cache(maxsize=2)
 def _dataset(root: str):
     """A dataset opened once for all the clip ids of one command."""
-    from vae.dataset import load_dataset
+    from vae.data.dataset import load_dataset
 
     return load_dataset(root)
 
@@ -100,7 +100,7 @@ MAX_CODE = 100.0  # |z| and --along amounts: the prior's codes lie within a few 
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    from vae.audio import CrossfadeWriter, write_wav
+    from vae.audio.io import CrossfadeWriter, write_wav
 
     synth, out = _synth(args.checkpoint, args.phase), Path(args.out)
     clips = [
@@ -183,7 +183,7 @@ def _amounts(text: str, k: int) -> np.ndarray:
     """--along: amounts (k,) within +-MAX_CODE standard deviations, else one line naming it."""
     import numpy as np
 
-    from vae.latent import parse_amounts
+    from vae.synthesis.latent import parse_amounts
 
     try:
         with np.errstate(over="ignore"):  # 1e300 becomes inf in float32: refused below
@@ -199,8 +199,8 @@ def _amounts(text: str, k: int) -> np.ndarray:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    from vae.audio import write_wav
-    from vae.latent import along_directions, checkpoint_axes
+    from vae.audio.io import write_wav
+    from vae.synthesis.latent import along_directions, checkpoint_axes
 
     synth, out = _synth(args.checkpoint, args.phase), Path(args.out)
     if synth.conditional and args.label is None:
@@ -218,9 +218,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    from vae.checkpoints import read_latents
-    from vae.projection import project
-    from vae.storage import write_csv
+    from vae.model.checkpoints import read_latents
+    from vae.storage.files import write_csv
+    from vae.synthesis.projection import project
 
     synth = _synth(args.checkpoint)
     latents = read_latents(args.checkpoint)

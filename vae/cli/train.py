@@ -11,10 +11,10 @@ from pathlib import Path
 
 from vae import cli
 from vae.cli import _named_as_the_app_would, _tqdm, finite
-from vae.model_options import MODEL_OPTIONS, ModelOptions, parse_channels
-from vae.sharpen_config import OPTIONS as SHARPEN_OPTIONS
-from vae.sharpen_config import SharpenConfig
-from vae.train_config import JUDGE_GROUP, OPTIONS, Option, TrainConfig, flag
+from vae.training.model_options import MODEL_OPTIONS, ModelOptions, parse_channels
+from vae.training.sharpen_config import OPTIONS as SHARPEN_OPTIONS
+from vae.training.sharpen_config import SharpenConfig
+from vae.training.train_config import JUDGE_GROUP, OPTIONS, Option, TrainConfig, flag
 
 # Floats must be finite (nan passes "at least" checks the wrong way; inf overflows); each
 # field's own range is checked by its config, in one line naming it.
@@ -61,7 +61,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
     """Options given on the command line over the stored config (resume) or the defaults."""
-    from vae.checkpoints import has_checkpoint, read_config
+    from vae.model.checkpoints import has_checkpoint, read_config
 
     base = TrainConfig()
     if args.resume and has_checkpoint(args.out):
@@ -134,8 +134,8 @@ class EpochBars:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from vae.distributed import from_env
-    from vae.train import train
+    from vae.training.distributed import from_env
+    from vae.training.train import train
 
     _named_as_the_app_would(args.out)
     cfg = _train_config(args)
@@ -178,8 +178,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _sharpen_config(args: argparse.Namespace) -> SharpenConfig:
     """Options given on the command line over the stored settings (resume) or the defaults."""
-    from vae.checkpoints import read_json
-    from vae.sharpen import RECORD_FILE
+    from vae.model.checkpoints import read_json
+    from vae.training.sharpen import RECORD_FILE
 
     base, record = SharpenConfig(), Path(args.ckpt) / RECORD_FILE
     if args.resume and record.is_file():
@@ -203,7 +203,7 @@ def sharpen_line(event: dict) -> str:
 
 
 def cmd_sharpen(args: argparse.Namespace) -> int:
-    from vae.sharpen import sharpen
+    from vae.training.sharpen import sharpen
 
     cfg = _sharpen_config(args)
     bars = EpochBars(cfg.epochs, "sharpen")

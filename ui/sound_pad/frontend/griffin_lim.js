@@ -1,4 +1,4 @@
-// Features -> audio in the page: the same arithmetic as vae.features.features_to_waveform
+// Features -> audio in the page: the same arithmetic as vae.audio.features.features_to_waveform
 // (torchaudio's GriffinLim with momentum, zero-phase start, centred Hann STFT), in plain JS
 // so a sound follows the hand without a round trip to the server.
 //

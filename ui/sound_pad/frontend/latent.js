@@ -1,9 +1,9 @@
-// Where the controls point in latent space: the same arithmetic as vae/latent.py, so the
+// Where the controls point in latent space: the same arithmetic as vae/synthesis/latent.py, so the
 // page decodes the code the server would (tests/unit/test_sound_pad.py compares them under node).
 
 "use strict";
 
-// vae.latent.along_directions: centre + residual + sum_k amounts[k] spread[k] directions[k].
+// vae.synthesis.latent.along_directions: centre + residual + sum_k amounts[k] spread[k] directions[k].
 function alongDirections(centre, directions, spread, amounts, residual) {
   const D = centre.length, z = new Float32Array(D);
   for (let d = 0; d < D; d++) z[d] = centre[d] + (residual ? residual[d] : 0);
@@ -14,12 +14,12 @@ function alongDirections(centre, directions, spread, amounts, residual) {
   return z;
 }
 
-// vae.latent.lerp
+// vae.synthesis.latent.lerp
 function lerp(a, b, t) {
   return Float32Array.from(a, (v, d) => v + (b[d] - v) * t);
 }
 
-// vae.latent.slerp: great circle between the directions, the norm moved linearly; nearly
+// vae.synthesis.latent.slerp: great circle between the directions, the norm moved linearly; nearly
 // parallel codes fall back to lerp's weights.
 function slerp(a, b, t) {
   const D = a.length, out = new Float32Array(D);

@@ -90,7 +90,7 @@ function report(extra) {
 // ---- the code the controls point at -------------------------------------------------
 
 function codeAndLabels() {
-  // latent.js holds the arithmetic (vae/latent.py's, tested against it).
+  // latent.js holds the arithmetic (vae/synthesis/latent.py's, tested against it).
   let weights = args.label_weights ? Float32Array.from(args.label_weights) : null;
   let z;
   if (args.mode === "sliders") {

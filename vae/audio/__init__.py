@@ -1,0 +1,1 @@
+"""Sound in and out: reading and writing clips, spectrogram features, spectral distances."""

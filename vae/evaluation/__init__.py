@@ -1,0 +1,1 @@
+"""How good it sounds: reconstruction figures, the judge that listens, distances between sets."""

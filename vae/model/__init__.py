@@ -1,0 +1,1 @@
+"""The networks (the VAE, the critic), their losses and prior, and checkpoint folders on disk."""

@@ -1,0 +1,2 @@
+"""Crash-safe files on disk: atomic writes, the folders a command may write, locks, limits,
+safe loads."""
