@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ui.figures import COLOURS, _natural
+from ui.figures import COLOURS, natural_key
 from ui.safe_text import chart
 
 
@@ -28,7 +28,7 @@ def label_accuracy(parts: Sequence[tuple[str, dict[str, float]]]) -> go.Figure:
     fig = go.Figure()
     every: list[str] = []  # each label once, in order: every one gets a tick
     for i, (name, per_label) in enumerate(parts):
-        labels = sorted(per_label, key=_natural)
+        labels = sorted(per_label, key=natural_key)
         every += [chart(label) for label in labels if chart(label) not in every]
         fig.add_trace(
             go.Bar(

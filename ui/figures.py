@@ -278,7 +278,7 @@ def latent_map(
     coords = np.asarray(coords, dtype=np.float32)
     ids, groups = np.asarray(ids), np.asarray([str(g) for g in groups])
     fig = go.Figure()
-    for i, group in enumerate(sorted(set(groups.tolist()), key=_natural)):
+    for i, group in enumerate(sorted(set(groups.tolist()), key=natural_key)):
         mask = groups == group
         fig.add_trace(
             go.Scatter(
@@ -348,7 +348,7 @@ def latent_map(
     return fig
 
 
-def _natural(text: str) -> tuple:
+def natural_key(text: str) -> tuple:
     return (0, int(text), "") if text.isdigit() else (1, 0, text)
 
 

@@ -213,18 +213,19 @@ def get_preset(name: str) -> FeatureConfig:
 
 
 @functools.lru_cache(maxsize=8)
-def _window(n_fft: int) -> torch.Tensor:
+def stft_window(n_fft: int) -> torch.Tensor:
+    """The Hann window of every STFT here (cached: one tensor per size)."""
     return torch.hann_window(n_fft)
 
 
-def _reference(cfg: FeatureConfig) -> float:
+def reference_magnitude(cfg: FeatureConfig) -> float:
     """STFT magnitude of a full-scale sine at a bin centre: the 0 dB point of every feature."""
-    return float(_window(cfg.n_fft).sum()) / 2
+    return float(stft_window(cfg.n_fft).sum()) / 2
 
 
 def magnitude_floor(cfg: FeatureConfig) -> float:
     """The linear magnitude that maps to feature 0 (-top_db): quieter bins are not kept."""
-    return _reference(cfg) * 10 ** (-cfg.top_db / 20)
+    return reference_magnitude(cfg) * 10 ** (-cfg.top_db / 20)
 
 
 @functools.lru_cache(maxsize=8)
@@ -251,7 +252,7 @@ def _stft_frames(waves: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
     flat = waves.reshape(-1, 1, waves.shape[-1])  # (batch, 1, samples)
     half = cfg.n_fft // 2
     padded = torch.nn.functional.pad(flat, (half, half), mode="reflect")[:, 0]
-    window = _window(cfg.n_fft).to(waves.device)
+    window = stft_window(cfg.n_fft).to(waves.device)
     frames = padded.unfold(-1, cfg.n_fft, cfg.hop_length) * window  # (batch, frames, n_fft)
     spec = torch.fft.rfft(frames, dim=-1)  # (batch, frames, bins)
     return spec.reshape(*lead, *spec.shape[-2:])
@@ -279,7 +280,7 @@ def magnitude_to_features(mag: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor
         mag = _mel(cfg).to(mag.device)(mag)
     elif cfg.drop_last_bin:
         mag = mag[..., :-1, :]
-    db = 20 * torch.log10(torch.clamp(mag / _reference(cfg), min=1e-12))
+    db = 20 * torch.log10(torch.clamp(mag / reference_magnitude(cfg), min=1e-12))
     return (torch.clamp(db, -cfg.top_db, 0.0) / cfg.top_db + 1.0).to(torch.float32)
 
 
@@ -290,7 +291,7 @@ def power_to_features(power: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
         return magnitude_to_features(power.sqrt(), cfg)
     if cfg.drop_last_bin:
         power = power[..., :-1, :]
-    db = 10 * torch.log10(torch.clamp(power / _reference(cfg) ** 2, min=1e-24))
+    db = 10 * torch.log10(torch.clamp(power / reference_magnitude(cfg) ** 2, min=1e-24))
     return (torch.clamp(db, -cfg.top_db, 0.0) / cfg.top_db + 1.0).to(torch.float32)
 
 
@@ -314,7 +315,7 @@ def features_to_magnitude(feats: torch.Tensor, cfg: FeatureConfig) -> torch.Tens
     Bins at the floor (0) become exact zeros so silence stays silent.
     """
     feats = torch.as_tensor(feats, dtype=torch.float32).clamp(0.0, 1.0)
-    mag = _reference(cfg) * torch.pow(10.0, (feats - 1.0) * cfg.top_db / 20)
+    mag = reference_magnitude(cfg) * torch.pow(10.0, (feats - 1.0) * cfg.top_db / 20)
     mag = torch.where(feats > 0, mag, torch.zeros_like(mag))
     if cfg.n_mels:
         # Least squares through the filter bank; negative energies have no meaning.
@@ -368,7 +369,7 @@ def zero_phase_waveform(feats: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor
         mag.to(torch.complex64),
         cfg.n_fft,
         cfg.hop_length,
-        window=_window(cfg.n_fft),
+        window=stft_window(cfg.n_fft),
         center=True,
         length=cfg.clip_samples,
     )

@@ -41,7 +41,7 @@ class CliError(Exception):
 BAR_DELAY = 0.5  # seconds before a progress bar shows: quick work prints only its result
 
 
-def _tqdm() -> type:
+def tqdm_class() -> type:
     """tqdm's bar class with its monitor thread off: preprocessing forks its workers only from
     a single-threaded process, and a bar of any earlier command would leave that thread."""
     from tqdm import tqdm
@@ -50,9 +50,9 @@ def _tqdm() -> type:
     return tqdm
 
 
-def _bar(desc: str, unit: str = "clip") -> tuple[Progress, Callable[[], None]]:
+def progress_bar(desc: str, unit: str = "clip") -> tuple[Progress, Callable[[], None]]:
     """A tqdm bar on stderr driven by progress(done, total) callbacks."""
-    tqdm = _tqdm()
+    tqdm = tqdm_class()
     bar = tqdm(desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, delay=BAR_DELAY)
 
     def update(done: int, total: int) -> None:
@@ -63,7 +63,7 @@ def _bar(desc: str, unit: str = "clip") -> tuple[Progress, Callable[[], None]]:
     return update, bar.close
 
 
-def _skipped(name: object, reason: object) -> None:
+def report_skipped(name: object, reason: object) -> None:
     """One stderr line per refused file, whatever its name holds: control characters (a
     newline in a file name) are shown escaped, so each refusal stays one line."""
     reason = str(reason).removeprefix(f"{name}: ")  # an error that names its file already
@@ -71,7 +71,7 @@ def _skipped(name: object, reason: object) -> None:
     print("".join(c if c.isprintable() else repr(c)[1:-1] for c in line), file=sys.stderr)
 
 
-def _named_as_the_app_would(out: str) -> None:
+def named_as_the_app_would(out: str) -> None:
     """Refuse an --out folder whose name the app refuses, so both faces make the same ones."""
     from vae.workspace import folder_name
 
@@ -91,7 +91,7 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _shown(value: float) -> str:
+def as_shown(value: float) -> str:
     """A bound as people write it: 10,000 or 0.01."""
     return f"{value:,}" if isinstance(value, int) else f"{value:g}"
 
@@ -107,15 +107,15 @@ def number(kind: type, lo: float, hi: float) -> Callable[[str], float]:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"{text!r} is not {what} (from {_shown(lo)} to {_shown(hi)})"
+                f"{text!r} is not {what} (from {as_shown(lo)} to {as_shown(hi)})"
             ) from None
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(
-                f"{text} is not a finite number; give one from {_shown(lo)} to {_shown(hi)}"
+                f"{text} is not a finite number; give one from {as_shown(lo)} to {as_shown(hi)}"
             )
         if not lo <= value <= hi:
             raise argparse.ArgumentTypeError(
-                f"{text} is outside the range {_shown(lo)} to {_shown(hi)}"
+                f"{text} is outside the range {as_shown(lo)} to {as_shown(hi)}"
             )
         return value
 
@@ -137,7 +137,7 @@ def finite(text: str) -> float:
 SEED = number(int, 0, 2**32 - 1)  # every --seed: numpy's and torch's generators take it
 
 
-def _phase_option(s: argparse.ArgumentParser) -> None:
+def add_phase_option(s: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--phase",
         default="auto",

@@ -9,7 +9,16 @@ import tempfile
 from pathlib import Path
 
 from vae.audio.features import PRESETS, FeatureConfig, get_preset
-from vae.cli import BAR_DELAY, SEED, _bar, _named_as_the_app_would, _shown, _skipped, _tqdm, number
+from vae.cli import (
+    BAR_DELAY,
+    SEED,
+    as_shown,
+    named_as_the_app_would,
+    number,
+    progress_bar,
+    report_skipped,
+    tqdm_class,
+)
 from vae.data import archive
 from vae.storage import limits
 
@@ -43,7 +52,7 @@ def _feature_config(args: argparse.Namespace) -> FeatureConfig:
 def cmd_preprocess(args: argparse.Namespace) -> int:
     from vae.storage.output_folder import DATASET, check_output_folder, existing_dataset
 
-    _named_as_the_app_would(args.out)
+    named_as_the_app_would(args.out)
     check_output_folder(args.out, DATASET)  # before any line is printed or file unpacked
     replaced = existing_dataset(Path(args.out))
     if replaced is not None and not args.overwrite:
@@ -75,7 +84,7 @@ def _unpacked(src: Path, target: Path) -> Path:
         return src
     done = archive.extract_archive(src, target)
     for name, reason in done.skipped:
-        _skipped(f"{src.name}:{name}", reason)
+        report_skipped(f"{src.name}:{name}", reason)
     print(f"unpacked {len(done.kept)} audio files from {src}", file=sys.stderr)
     return done.target
 
@@ -83,7 +92,7 @@ def _unpacked(src: Path, target: Path) -> Path:
 def _preprocess(args: argparse.Namespace, cfg, src: Path) -> int:
     from vae.data.dataset import preprocess
 
-    update, close = _bar("preprocess", "file")
+    update, close = progress_bar("preprocess", "file")
     try:
         summary = preprocess(
             src,
@@ -98,7 +107,7 @@ def _preprocess(args: argparse.Namespace, cfg, src: Path) -> int:
     finally:
         close()
     for file, reason in summary.refused:
-        _skipped(file, reason)
+        report_skipped(file, reason)
     labels = ", ".join(f"{k}: {v}" for k, v in summary.per_label.items()) or "none"
     print(
         f"kept {summary.kept} clips, refused {len(summary.refused)} files "
@@ -110,7 +119,7 @@ def _preprocess(args: argparse.Namespace, cfg, src: Path) -> int:
 def cmd_demo_data(args: argparse.Namespace) -> int:
     from vae.data.sources import make_demo_set
 
-    update, close = _bar("demo-data")
+    update, close = progress_bar("demo-data")
     try:
         out = make_demo_set(Path(args.out), args.per_class, seed=args.seed, progress=update)
     finally:
@@ -120,7 +129,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch_fsdd(args: argparse.Namespace) -> int:
-    tqdm = _tqdm()
+    tqdm = tqdm_class()
 
     from vae.data.fsdd import fetch_fsdd
 
@@ -204,7 +213,7 @@ def add_preprocess(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=SEED, default=0, help="seed of the train/validation split")
     g = s.add_argument_group("feature overrides (default: the preset's values)")
     for option, (kind, lo, hi), field, text in FEATURE_OVERRIDES:
-        shown = f"{_shown(lo)} to {_shown(hi)}"
+        shown = f"{as_shown(lo)} to {as_shown(hi)}"
         g.add_argument(
             option, type=number(kind, lo, hi), help=f"{text}, {shown} ({_preset_values(field)})"
         )

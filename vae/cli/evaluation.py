@@ -9,8 +9,8 @@ import json
 import sys
 from pathlib import Path
 
-from vae.cli import SEED, CliError, _bar, _phase_option, _tqdm, number
-from vae.cli.synthesis import _synth
+from vae.cli import SEED, CliError, add_phase_option, number, progress_bar, tqdm_class
+from vae.cli.synthesis import load_synth
 from vae.storage import limits
 
 MAX_VOCODER_SECONDS = 7 * 24 * 3600.0  # a week: past it, a budget is a typo
@@ -34,10 +34,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from vae.evaluation.judge import CONFIG_FILE as JUDGE_FILE
     from vae.evaluation.judge import Judge
 
-    synth, ds = _synth(args.checkpoint, args.phase), load_dataset(args.data)
+    synth, ds = load_synth(args.checkpoint, args.phase), load_dataset(args.data)
     judge_dir = args.judge or (Path(args.checkpoint) / "judge")
     judge = Judge.load(judge_dir) if args.judge or (judge_dir / JUDGE_FILE).is_file() else None
-    update, close = _bar("evaluate")
+    update, close = progress_bar("evaluate")
     try:
         report = evaluate_reconstruction(synth, ds, args.split, progress=update)
         if judge is not None:
@@ -129,7 +129,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
 
     check_judge_out(args.out)
     ds = load_dataset(args.data)
-    update, close = _bar("judge", "epoch")
+    update, close = progress_bar("judge", "epoch")
     try:
         report = train_judge(
             ds,
@@ -150,7 +150,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
 def cmd_vocoder(args: argparse.Namespace) -> int:
     import torch
 
-    tqdm = _tqdm()
+    tqdm = tqdm_class()
 
     from vae.data.dataset import load_dataset
     from vae.model.checkpoints import check_compatible, load_checkpoint
@@ -254,7 +254,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="morph this many random pairs of different labels and report how often "
         "the judge hears A's label fade into B's (needs a judge), 0 to 10,000",
     )
-    _phase_option(s)
+    add_phase_option(s)
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("judge", help="train the judge: a classifier of a dataset's labels")

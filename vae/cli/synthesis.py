@@ -8,13 +8,13 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vae.cli import SEED, CliError, _bar, _phase_option, _skipped, number
+from vae.cli import SEED, CliError, add_phase_option, number, progress_bar, report_skipped
 
 if TYPE_CHECKING:
     import numpy as np
 
 
-def _synth(path: str, phase: str = "auto"):
+def load_synth(path: str, phase: str = "auto"):
     from vae.synthesis.inference import Synthesiser
 
     return Synthesiser.load(path, phase=phase)
@@ -49,9 +49,9 @@ def _label_for_file(synth, path: Path, label: str | None, option: str = "--label
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     from vae.audio.io import AudioError
 
-    synth, out = _synth(args.checkpoint, args.phase), Path(args.out)
+    synth, out = load_synth(args.checkpoint, args.phase), Path(args.out)
     failures, done = 0, 0
-    update, close = _bar("reconstruct", "file")
+    update, close = progress_bar("reconstruct", "file")
     for i, name in enumerate(args.audio):
         path = Path(name)
         try:
@@ -61,7 +61,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             done += 1
         except (AudioError, CliError, ValueError) as err:
             failures += 1
-            _skipped(path, err)
+            report_skipped(path, err)
         update(i + 1, len(args.audio))
     close()
     plural = "s" if done != 1 else ""
@@ -102,7 +102,7 @@ MAX_CODE = 100.0  # |z| and --along amounts: the prior's codes lie within a few 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     from vae.audio.io import CrossfadeWriter, write_wav
 
-    synth, out = _synth(args.checkpoint, args.phase), Path(args.out)
+    synth, out = load_synth(args.checkpoint, args.phase), Path(args.out)
     clips = [
         _clip_arg(synth, args.a, args.data, args.label_a, "--label-a"),
         _clip_arg(synth, args.b, args.data, args.label_b, "--label-b"),
@@ -130,7 +130,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    synth, out = _synth(args.checkpoint, args.phase), Path(args.out)
+    synth, out = load_synth(args.checkpoint, args.phase), Path(args.out)
     if synth.conditional and args.label is None:
         raise CliError(f"this checkpoint is conditional on {synth.label_names}; pass --label")
     if not synth.conditional and args.label is not None:
@@ -142,7 +142,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     label = synth.label_index(args.label) if synth.conditional else None
     prefix = f"sample-{args.label}-" if args.label is not None else "sample-"
     width = len(str(args.n - 1))
-    update, close = _bar("sample")
+    update, close = progress_bar("sample")
     try:
         for start in range(0, args.n, BATCH):
             z = codes[start : start + BATCH]  # (b, D)
@@ -202,7 +202,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from vae.audio.io import write_wav
     from vae.synthesis.latent import along_directions, checkpoint_axes
 
-    synth, out = _synth(args.checkpoint, args.phase), Path(args.out)
+    synth, out = load_synth(args.checkpoint, args.phase), Path(args.out)
     if synth.conditional and args.label is None:
         raise CliError(f"this checkpoint is conditional on {synth.label_names}; pass --label")
     if args.z is not None:
@@ -222,7 +222,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     from vae.storage.files import write_csv
     from vae.synthesis.projection import project
 
-    synth = _synth(args.checkpoint)
+    synth = load_synth(args.checkpoint)
     latents = read_latents(args.checkpoint)
     proj = project(latents["means"], args.method, seed=args.seed)
     names = synth.label_names
@@ -244,7 +244,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("audio", nargs="+", help="audio files")
     s.add_argument("--out", required=True, help="folder for <name>-recon.wav files")
     s.add_argument("--label", help="label to condition on (conditional models)")
-    _phase_option(s)
+    add_phase_option(s)
     s.set_defaults(func=cmd_reconstruct)
 
     s = sub.add_parser(
@@ -267,7 +267,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--data", help="dataset to look clip ids up in (default: the training set)")
     s.add_argument("--label-a", help="label of A (conditional models)")
     s.add_argument("--label-b", help="label of B (conditional models)")
-    _phase_option(s)
+    add_phase_option(s)
     s.set_defaults(func=cmd_interpolate)
 
     s = sub.add_parser("sample", help="generate clips from the prior")
@@ -287,7 +287,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="scale of the prior noise, 0.01 to 10",
     )
     s.add_argument("--seed", type=SEED, help="seed for repeatable samples")
-    _phase_option(s)
+    add_phase_option(s)
     s.set_defaults(func=cmd_sample)
 
     s = sub.add_parser("decode", help="decode one point of the latent space to a WAV")
@@ -304,7 +304,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help=f"the raw code instead, D comma-separated values from {-MAX_CODE:g} to {MAX_CODE:g}",
     )
     s.add_argument("--label", help="label to generate (conditional models)")
-    _phase_option(s)
+    add_phase_option(s)
     s.set_defaults(func=cmd_decode)
 
     s = sub.add_parser("map", help="2-D coordinates of every clip's latent mean (the Explore map)")

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from vae import cli
-from vae.cli import _named_as_the_app_would, _tqdm, finite
+from vae.cli import finite, named_as_the_app_would, tqdm_class
 from vae.training.model_options import MODEL_OPTIONS, ModelOptions, parse_channels
 from vae.training.sharpen_config import OPTIONS as SHARPEN_OPTIONS
 from vae.training.sharpen_config import SharpenConfig
@@ -103,7 +103,7 @@ class EpochBars:
     summary line when it ends."""
 
     def __init__(self, epochs: int, label: str = "epoch"):
-        self.tqdm, self.epochs, self.label = _tqdm(), epochs, label
+        self.tqdm, self.epochs, self.label = tqdm_class(), epochs, label
         self.epoch: int | None = None
         self.bar = None
 
@@ -137,7 +137,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from vae.training.distributed import from_env
     from vae.training.train import train
 
-    _named_as_the_app_would(args.out)
+    named_as_the_app_would(args.out)
     cfg = _train_config(args)
     overrides = _model_options(args).overrides()
     bars = EpochBars(cfg.epochs)

@@ -276,7 +276,7 @@ def manifest(
         },
         "phase": phase,
         # Feature f -> magnitude reference * 10 ** ((f - 1) * top_db / 20), 0 where f == 0.
-        "magnitude_reference": F._reference(cfg),
+        "magnitude_reference": F.reference_magnitude(cfg),
         "files": dict(files),
         "inputs": {role: _specs(roles[role][0]) for role in files},
         "outputs": {role: _specs(roles[role][1]) for role in files},

@@ -234,7 +234,7 @@ def griffin_lim(
     """
     momentum = cfg.griffin_lim_momentum if momentum is None else momentum
     length = length or cfg.clip_samples
-    window = F._window(cfg.n_fft).to(mag.device)
+    window = F.stft_window(cfg.n_fft).to(mag.device)
     lead = mag.shape[:-2]
     mag = mag.reshape(-1, *mag.shape[-2:])  # (B, bins, frames)
 

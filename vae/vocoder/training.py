@@ -81,7 +81,7 @@ class VocoderTraining:
 
 def _magnitudes(waves: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
     """STFT magnitude (B, n_fft // 2 + 1, frames) of waves (B, samples)."""
-    window = F._window(n_fft).to(waves.device)
+    window = F.stft_window(n_fft).to(waves.device)
     spec = torch.stft(waves, n_fft, hop, window=window, return_complex=True)
     return torch.sqrt(spec.real.square() + spec.imag.square() + 1e-12)
 
