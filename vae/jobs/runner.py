@@ -63,7 +63,7 @@ from vae.training.sharpen_config import SharpenConfig
 from vae.training.train import refuse_sharpened
 from vae.training.train_config import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]  # on the child's PYTHONPATH: any cwd works
+ROOT = Path(__file__).resolve().parents[2]  # on the child's PYTHONPATH: any cwd works
 NICENESS = 10  # how much nicer than the app a run is (the scheduler favours the app's moves)
 
 # Runs this process started, by folder: polled so that a finished child is reaped (a zombie
