@@ -6,7 +6,7 @@ its default and Resume would have trained to it. The values live under a key of 
 then take no ``value=`` of their own (Streamlit warns when both are given). A run's own
 options (``vae.jobs.runner.settings``) or a recipe set the widgets the same way.
 
-Each widget is drawn from its option's description (``vae.training.train_config.Option`` of a
+Each widget is drawn from its option's description (``vae.options.Option`` of a
 TrainConfig or ModelOptions field): label, help, range, choices, and its key
 ``train-<field-with-dashes>``; so a new training option is a widget without code here. Stage
 2's widgets are drawn the same way from ``SharpenConfig``'s fields (keys
@@ -23,9 +23,10 @@ from typing import Any
 import streamlit as st
 
 from vae.jobs.options import JobOptions, SharpenOptions
+from vae.options import Option
 from vae.training.model_options import MODEL_OPTIONS
 from vae.training.sharpen_config import OPTIONS as SHARPEN_DESCRIBED
-from vae.training.train_config import OPTIONS, Option
+from vae.training.train_config import OPTIONS
 
 SETTINGS = "train-settings"  # widget key -> value, as this session last left them
 LOADED = "train-loaded"  # the checkpoint folder whose run's settings the widgets were set from

@@ -11,8 +11,9 @@ import pytest
 
 from vae.cli import build_parser
 from vae.jobs.options import JobOptions
+from vae.options import flag
 from vae.training.model_options import MODEL_OPTIONS, ModelOptions
-from vae.training.train_config import OPTIONS, TrainConfig, flag
+from vae.training.train_config import OPTIONS, TrainConfig
 
 TRAIN_FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
 MODEL_FIELDS = [f.name for f in dataclasses.fields(ModelOptions)]

@@ -11,10 +11,11 @@ from pathlib import Path
 
 from vae import cli
 from vae.cli import finite, named_as_the_app_would, tqdm_class
+from vae.options import Option, flag
 from vae.training.model_options import MODEL_OPTIONS, ModelOptions, parse_channels
 from vae.training.sharpen_config import OPTIONS as SHARPEN_OPTIONS
 from vae.training.sharpen_config import SharpenConfig
-from vae.training.train_config import JUDGE_GROUP, OPTIONS, Option, TrainConfig, flag
+from vae.training.train_config import JUDGE_GROUP, OPTIONS, TrainConfig
 
 # Floats must be finite (nan passes "at least" checks the wrong way; inf overflows); each
 # field's own range is checked by its config, in one line naming it.

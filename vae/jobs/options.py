@@ -17,10 +17,11 @@ from typing import Any
 
 from vae.model import checkpoints as ck
 from vae.model.conv_vae import MODEL_SIZES
+from vae.options import flag
 from vae.training.model_options import MODEL_DEFAULTS, MODEL_OPTIONS, ModelOptions
 from vae.training.sharpen_config import OPTIONS as SHARPEN_DESCRIBED
 from vae.training.sharpen_config import SharpenConfig
-from vae.training.train_config import OPTIONS, TrainConfig, flag
+from vae.training.train_config import OPTIONS, TrainConfig
 
 TRAIN_OPTIONS = tuple(OPTIONS)  # JobOptions fields that are TrainConfig's (the rest: the model)
 SHARPEN_OPTIONS = tuple(SHARPEN_DESCRIBED)  # SharpenOptions fields: SharpenConfig's

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vae.model.conv_vae import DECODER_KINDS, MODEL_SIZES, ModelConfig
-from vae.training.train_config import option, options_of
+from vae.options import option, options_of
 
 
 @dataclass(frozen=True)

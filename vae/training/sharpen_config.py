@@ -1,6 +1,6 @@
 """How the adversarial stage trains: :class:`SharpenConfig`, stored in ``sharpen.json``.
 
-Described as ``TrainConfig`` is (each field's :class:`~vae.training.train_config.Option`), so
+Described as ``TrainConfig`` is (each field's :class:`~vae.options.Option`), so
 ``python -m vae sharpen``'s flags and the Train page's widgets are built from it; it has no
 imports of the training code, so the CLI reads it without loading the stage.
 """
@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from vae.training.train_config import check_options, known_fields, option, options_of
+from vae.options import check_options, known_fields, option, options_of
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """How to train: :class:`TrainConfig` (stored in every checkpoint's config.json), and the
 device and precision checks made from it before any rank trains.
 
-Each field carries its :class:`Option` (help, range, choices, label): the one description
-that ``python -m vae train``'s flags, ``vae.jobs.options.JobOptions`` and the Train page's
-widgets are built from, and that ``__post_init__`` validates with. Adding a training option
-means adding one field here (and its test).
+Each field carries its :class:`vae.options.Option` (help, range, choices, label): the one
+description that ``python -m vae train``'s flags, ``vae.jobs.options.JobOptions`` and the
+Train page's widgets are built from, and that ``__post_init__`` validates with. Adding a
+training option means adding one field here (and its test).
 
 It has no imports of the training code, so the loop, the judge in the loop, the job launcher
 and the CLI can all read it without importing each other.
@@ -18,91 +18,13 @@ from typing import Any
 
 import torch
 
+from vae.options import check_options, known_fields, option, options_of
+
 PRECISIONS = ("fp32", "bf16")
 LIKELIHOODS = ("gaussian", "laplace")
 RECON_LOSSES = ("likelihood", "multiscale")
 DEVICES = ("auto", "cpu", "cuda")  # offered by the CLI and the page; cuda:N and mps pass too
-
-
-@dataclass(frozen=True)
-class Option:
-    """How one option is described, offered and checked.
-
-    Attributes:
-        help: the ``--help`` text of its CLI flag.
-        label: the Train page widget's label; tip: that widget's help (default ``help``).
-        min: the smallest value allowed (inclusive), checked by ``TrainConfig``.
-        positive: the value must be above 0 (instead of ``min``).
-        max: the widget's upper bound (the CLI and the config do not cap).
-        low: the widget's lower bound where it is not ``min`` (a positive learning rate).
-        step, format: the number widget's step and format.
-        choices: the values the CLI flag and the widget offer; checked unless ``open``.
-        open: other values pass too (a device like cuda:1), checked by ``TrainConfig``.
-        rule: what the error message says the value must be, e.g. "0 (off) or more".
-        advanced: shown in the Train page's "Advanced" expander.
-        group: the CLI argument group it belongs to (None: the command's own options).
-    """
-
-    help: str
-    label: str
-    tip: str = ""
-    min: float | None = None
-    positive: bool = False
-    max: float | None = None
-    low: float | None = None
-    step: float | None = None
-    format: str | None = None
-    choices: tuple[str, ...] = ()
-    open: bool = False
-    rule: str = ""
-    advanced: bool = True
-    group: str | None = None
-
-    def problem(self, name: str, value: Any) -> str | None:
-        """Why ``value`` is refused for field ``name``, or None when it is allowed."""
-        if value is None or isinstance(value, bool):
-            return None
-        if self.choices and not self.open and value not in self.choices:
-            return f"{name}={value!r}: one of {self.choices}"
-        if self.positive and not value > 0:
-            return f"{name}={value} must be {self.rule or 'positive'}"
-        if self.min is not None and not value >= self.min:
-            return f"{name}={value} must be {self.rule or f'at least {self.min:g}'}"
-        return None
-
-
 JUDGE_GROUP = "the judge in the loop (scores samples; keeps the best in CKPT/best)"
-
-
-def option(default: Any, **described: Any) -> Any:
-    """A dataclass field with its :class:`Option` (``described``) in the metadata."""
-    return dataclasses.field(default=default, metadata={"option": Option(**described)})
-
-
-def options_of(config: type) -> dict[str, Option]:
-    """Field name -> :class:`Option` of a dataclass whose fields were made by :func:`option`."""
-    return {f.name: f.metadata["option"] for f in dataclasses.fields(config)}
-
-
-def check_options(config: Any) -> None:
-    """ValueError naming the first field of a dataclass made with :func:`option` whose value
-    its :class:`Option` refuses."""
-    for field in dataclasses.fields(config):
-        problem = field.metadata["option"].problem(field.name, getattr(config, field.name))
-        if problem:
-            raise ValueError(problem)
-
-
-def known_fields(config: type, data: dict[str, Any]) -> dict[str, Any]:
-    """The entries of ``data`` that are fields of ``config`` (a stored config of a newer or
-    older version keeps what this one knows)."""
-    known = {f.name for f in dataclasses.fields(config)}
-    return {k: v for k, v in data.items() if k in known}
-
-
-def flag(name: str) -> str:
-    """The CLI flag of a field: ``batch_size`` -> ``--batch-size``."""
-    return "--" + name.replace("_", "-")
 
 
 @dataclass(frozen=True)
