@@ -10,6 +10,9 @@ One module per group of commands, each with an ``add_parsers(sub)`` (data also
 (reconstruct, interpolate, sample, decode, map) and :mod:`vae.cli.evaluation` (evaluate,
 judge, vocoder, export). This module holds what they share: the error class, the progress
 bars, the skipped-file line.
+
+Public: ``main`` (what ``vae/__main__.py`` calls). The command modules are internal: nothing
+outside this package imports them.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from typing import NoReturn
 
 from vae import __version__
 from vae.progress import Progress
+
+__all__ = ["main"]
 
 DESCRIPTION = """Sound VAE Studio: turn a folder of short clips into a VAE you can play with.
 
