@@ -298,7 +298,7 @@ def test_a_broken_vocoder_names_the_file_and_the_fix(trained, tmp_path):
     ckpt, _, _ = trained
     shutil.copytree(vocoder_dir(ckpt), tmp_path / "v")
     (tmp_path / "v" / "vocoder.pt").write_bytes(b"truncated")
-    with pytest.raises(ValueError, match="vocoder.pt: unreadable.*python -m vae vocoder"):
+    with pytest.raises(ValueError, match="vocoder.pt: truncated or corrupt.*python -m vae vocoder"):
         load_vocoder(tmp_path / "v")
     with pytest.raises(ValueError, match="not a vocoder"):
         load_vocoder(tmp_path / "nothing")

@@ -35,6 +35,7 @@ from vae.storage.files import (
     write_atomically,
 )
 from vae.storage.output_folder import JUDGE, check_output_folder, write_output
+from vae.storage.safe_load import load_weights
 
 # Version 1 judged the dataset's feature spectrograms; version 2 hears waveforms.
 JUDGE_FORMAT_VERSION = 2
@@ -265,19 +266,10 @@ class Judge:
                 f"{path / CONFIG_FILE}: {len(labels)} label names for {model.config.n_labels} "
                 f"outputs; retrain it with {RETRAIN}"
             )
-        weights = path / WEIGHTS_FILE
-        if weights.is_file() and weights.stat().st_size > limits.MAX_WEIGHTS_BYTES:
-            raise ValueError(f"{weights}: too big for a judge; retrain it with {RETRAIN}")
-        try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-            limits.check_finite(state, weights)
-            model.load_state_dict(state)
-        except limits.LimitError as err:
-            raise ValueError(f"{err} ({RETRAIN})") from None
-        except Exception as err:  # noqa: BLE001 - any unreadable weights file: one message
-            raise ValueError(
-                f"{path / WEIGHTS_FILE}: unreadable ({err}); retrain the judge with {RETRAIN}"
-            ) from None
+        load_weights(
+            model, path / WEIGHTS_FILE, limits.MAX_WEIGHTS_BYTES, f"the judge in {CONFIG_FILE}",
+            f"retrain the judge with {RETRAIN}",
+        )  # fmt: skip
         return cls(model, {**info, "label_names": labels})
 
     def check_rate(self, sample_rate: int, what: str) -> None:

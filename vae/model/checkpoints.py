@@ -38,7 +38,7 @@ from vae.storage.files import (  # noqa: F401  (re-exported: the checkpoint API 
     versions,
     write_atomically,
 )
-from vae.storage.safe_load import guarded_torch_load
+from vae.storage.safe_load import guarded_torch_load, load_state_into
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE, CONFIG_FILE = "model.pt", "config.json"
@@ -278,17 +278,12 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     state = _load_weights(path, device, max_bytes)
     if not isinstance(state["model"], dict):
         raise CheckpointError(f"{path / WEIGHTS_FILE}: not a sound-vae-studio weights file")
-    # NaN weights decode every code to silence: refuse them here, not as an all-zero WAV.
-    limits.check_finite(state["model"], path / WEIGHTS_FILE, CheckpointError)
+    # NaN weights decode every code to silence: refused here, not as an all-zero WAV.
     model = ConvVAE(model_config)
-    try:
-        model.load_state_dict(state["model"])
-    except (RuntimeError, TypeError, AttributeError) as err:
-        first = str(err).strip().splitlines()
-        raise CheckpointError(
-            f"{path / WEIGHTS_FILE}: weights do not fit the model in {CONFIG_FILE} "
-            f"({' '.join(first[:3])[:300]}); the folder mixes files of two runs: retrain"
-        ) from None
+    load_state_into(
+        model, state["model"], path / WEIGHTS_FILE, f"the model in {CONFIG_FILE}",
+        "the folder mixes files of two runs: retrain", CheckpointError,
+    )  # fmt: skip
     model.to(device).eval()
     return Checkpoint(
         path=path,

@@ -39,6 +39,7 @@ from vae.storage.files import (
     write_atomically,
 )
 from vae.storage.output_folder import VOCODER, check_output_folder, write_output
+from vae.storage.safe_load import load_weights
 
 VOCODER_FORMAT_VERSION = 1
 VOCODER_DIR = "vocoder"
@@ -410,21 +411,9 @@ def load_vocoder(path: str | Path, feature_config: F.FeatureConfig | None = None
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path / CONFIG_FILE}: bad vocoder config ({err}); {fix}") from None
     net = VocoderNet(config)
-    weights = path / WEIGHTS_FILE
-    if weights.is_file() and weights.stat().st_size > limits.MAX_WEIGHTS_BYTES:
-        raise ValueError(f"{weights}: too big for a vocoder; {fix}")
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        limits.check_finite(state, weights)
-        net.load_state_dict(state)
-    except limits.LimitError as err:
-        raise ValueError(f"{err}; {fix}") from None
-    except Exception as err:  # noqa: BLE001 - any unreadable weights file: one message
-        why = str(err).strip().splitlines()
-        raise ValueError(
-            f"{path / WEIGHTS_FILE}: unreadable ({why[0][:160] if why else type(err).__name__}); "
-            f"{fix}"
-        ) from None
+    load_weights(
+        net, path / WEIGHTS_FILE, limits.MAX_WEIGHTS_BYTES, f"the vocoder in {CONFIG_FILE}", fix
+    )
     vocoder = Vocoder(net, {**info, "path": str(path)})
     if feature_config is not None:
         vocoder.check_features(feature_config, "the checkpoint")
