@@ -21,7 +21,7 @@ from ui.safe_text import code, md
 from ui.widgets import USER_ERRORS, play, progress_bar, user_errors, user_message
 from vae.audio import features
 from vae.audio import io as audio
-from vae.audio.features import PRESETS
+from vae.audio.features import PRESETS, SETTING_TYPES, SETTINGS
 from vae.data import archive, fsdd, reader, sources
 from vae.data.dataset import ERRORS_FILE, preprocess
 from vae.storage.data_roots import ROOTS_ENV, check_source_folder, data_roots
@@ -38,56 +38,10 @@ UPLOAD_FOLDER, DEMO_FOLDER = "dataset-upload-folder", "dataset-demo-folder"
 UPLOAD_REFUSED = "dataset-upload-refused"  # why the last upload was refused, shown once
 PRESET, NAME, LABELS = "dataset-preset", "dataset-name", "dataset-labels"  # widgets' keys
 MAX_UPLOAD_MB = st.get_option("server.maxUploadSize")
-N_FFTS = [64, 128, 256, 512, 1024, 2048, 4096]
 PRESET_NOTES = {
     "seed": "22,050 Hz, 0.74 s, 512-point FFT: the original notebook's digits setting.",
     "fsdd": "8 kHz speech: every bin meaningful, 75 % overlap for better phase, silence trimmed.",
     "music": "22,050 Hz, 5.94 s segments cut from long files, 1024-point FFT.",
-}
-PARAMS = ("sample_rate", "clip_seconds", "n_fft", "hop", "top_db", "n_mels", "trim_db")
-NUMBERS = {  # parameter -> (label, min, max, step, the one-line explanation)
-    "sample_rate": (
-        "Sample rate (Hz)",
-        1000,
-        96000,
-        1000,
-        "Every clip is resampled to this; 8,000 suits speech, 22,050 music.",
-    ),
-    "clip_seconds": (
-        "Clip length (s)",
-        0.05,
-        60.0,
-        0.05,
-        "Longer files are cut (or cut into segments), shorter ones padded.",
-    ),
-    "hop": (
-        "Hop (samples)",
-        1,
-        8192,
-        16,
-        "Samples between frames: smaller gives more frames and better phase.",
-    ),
-    "top_db": (
-        "Dynamic range (dB)",
-        10.0,
-        160.0,
-        5.0,
-        "Levels this far below full scale, and quieter, all map to 0.",
-    ),
-    "n_mels": (
-        "Mel bands",
-        0,
-        512,
-        8,
-        "0 keeps linear frequency bins; a count (e.g. 128) uses the mel scale.",
-    ),
-    "trim_db": (
-        "Trim silence (dB)",
-        0.0,
-        100.0,
-        5.0,
-        "Cut leading and trailing audio this far below the peak; 0 keeps all.",
-    ),
 }
 
 
@@ -97,23 +51,28 @@ def _key(param: str) -> str:
 
 
 def _preset_values(name: str) -> dict[str, object]:
+    """Widget key -> the preset's value of each feature setting, as its widget holds it."""
     cfg = PRESETS[name]
-    values = dict(
-        zip(
-            PARAMS,
-            (
-                cfg.sample_rate,
-                round(cfg.clip_seconds, 4),
-                cfg.n_fft,
-                cfg.hop_length,
-                float(cfg.top_db),
-                cfg.n_mels,
-                float(cfg.trim_db or 0.0),
-            ),
-            strict=True,
-        )
-    )
-    return {_key(k): v for k, v in values.items()}
+    values = {param: cfg.setting(param) for param in SETTINGS}
+    values["clip_seconds"] = round(values["clip_seconds"], 4)
+    values["trim_db"] = values["trim_db"] or 0.0  # the field's 0 keeps all
+    return {_key(k): SETTING_TYPES[k](v) for k, v in values.items()}
+
+
+def _feature_widget(where, param: str, default: object) -> None:
+    """The field of feature setting ``param``, drawn from its description (its Option in
+    vae.audio.features): a selectbox where it offers choices, else a number input."""
+    described = SETTINGS[param]
+    tip = described.tip or described.help
+    if described.choices:
+        where.selectbox(described.label, list(described.choices), help=tip,
+                        **state.kept(_key(param), default, list(described.choices)))  # fmt: skip
+        return
+    kind = SETTING_TYPES[param]
+    low, high = (None if b is None else kind(b) for b in described.widget_bounds())
+    step = None if described.step is None else kind(described.step)
+    where.number_input(described.label, low, high, step=step, help=tip,
+                       format=described.format, **state.kept(_key(param), default))  # fmt: skip
 
 
 def _reset_to_preset() -> None:
@@ -321,23 +280,11 @@ preset = st.selectbox(
 st.caption(PRESET_NOTES.get(preset, ""))
 defaults = _preset_values(preset)
 cols = st.columns(4)
-for i, (param, (label, low, high, step, text)) in enumerate(NUMBERS.items()):
-    cols[i % 4].number_input(
-        label,
-        low,
-        high,
-        step=step,
-        help=text,
-        format="%.3f" if param == "clip_seconds" else None,
-        **state.kept(_key(param), defaults[_key(param)]),
-    )
-cols[2].selectbox(
-    "FFT size",
-    N_FFTS,
-    help="Samples per analysis window: larger gives finer frequency bins, blurrier timing.",
-    **state.kept(_key("n_fft"), defaults[_key("n_fft")], N_FFTS),
-)
-cols[3].selectbox(
+numbers = [p for p, d in SETTINGS.items() if not d.choices]  # numbers first, then choices
+offered = [p for p, d in SETTINGS.items() if d.choices]
+for i, param in enumerate(numbers + offered):
+    _feature_widget(cols[i % 4], param, defaults[_key(param)])
+cols[len(SETTINGS) % 4].selectbox(
     "Labels",
     sources.LABEL_RULES,
     help="fsdd: {digit}_{speaker}_{i}.wav names; folder: sub-folder names; "
@@ -346,7 +293,7 @@ cols[3].selectbox(
 )
 ss = st.session_state
 try:
-    values = {param: ss[_key(param)] for param in PARAMS}
+    values = {param: ss[_key(param)] for param in SETTINGS}
     values["trim_db"] = float(values["trim_db"]) or None  # the field's 0 keeps all
     cfg = PRESETS[ss[PRESET]].overridden(**values)
 except ValueError as err:

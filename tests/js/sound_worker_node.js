@@ -1,14 +1,15 @@
 // Runs the sound pad's worker (ui/sound_pad/frontend/sound_worker.js) under node for
 // tests/unit/test_sound_pad.py, with ONNX Runtime stubbed by a decoder that returns given
-// features: reads {job, features} as JSON from argv[2] (job as sound_pad.js posts it) and
-// writes the worker's reply ({wave, ...} or {error}) as JSON to argv[3].
+// features: reads {job, features, shape} as JSON from argv[2] (job as sound_pad.js posts it;
+// shape: the features' [rows, frames]) and writes the worker's reply ({wave, shape} or
+// {error}) as JSON to argv[3].
 "use strict";
 const fs = require("fs");
 const path = require("path");
 const vm = require("vm");
 
 const FRONTEND = path.join(__dirname, "../../ui/sound_pad/frontend");
-const { job, features } = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+const { job, features, shape } = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
 let reply = null;
 const ort = {
   env: { wasm: {} },
@@ -17,7 +18,8 @@ const ort = {
     create: async (url) => {
       // A model URL naming "missing" answers as a removed export does: a failed load.
       if (url.includes("missing")) throw new Error("failed to load external data file");
-      return { run: async () => ({ features: { data: Float32Array.from(features) } }) };
+      const data = Float32Array.from(features);
+      return { run: async () => ({ features: { data, dims: [1, ...shape] } }) };
     },
   },
 };
@@ -38,7 +40,7 @@ vm.runInContext(fs.readFileSync(path.join(FRONTEND, "sound_worker.js"), "utf8"),
 (async () => {
   await context.onmessage({ data: job });
   if (reply === null) throw new Error("the worker did not answer");
-  let out = { wave: Array.from(reply.wave || []) };
+  let out = { wave: Array.from(reply.wave || []), shape: reply.shape };
   if (reply.error) out = reply.load ? { error: reply.error, load: true } : { error: reply.error };
   fs.writeFileSync(process.argv[3], JSON.stringify(out));
 })();

@@ -123,6 +123,10 @@ def test_manifest_round_trips_and_holds_the_synthesise_axes(shipped) -> None:
     assert (manifest["latent_dim"], manifest["n_labels"], manifest["conditional"]) == (16, 10, True)
     assert manifest["label_names"] == [str(i) for i in range(10)]
     assert "mel_pinv" not in manifest  # linear bins
+    # What the rows are and how many: read here, not worked out again by a consumer.
+    assert manifest["feature_type"] == "linear"
+    assert manifest["feature_shape"] == list(ckpt.feature_config.shape)
+    assert manifest["feature_shape"] == manifest["outputs"]["decoder"][0]["shape"][1:]
 
     # The Synthesise page: k = min(8, D) axes of the latents' principal directions.
     axes = manifest["directions"]
@@ -169,6 +173,7 @@ def test_unconditional_mel_export_has_no_labels_and_carries_the_mel_inverse(
     assert [i["name"] for i in manifest["inputs"]["encoder"]] == ["features"]
     pinv = np.asarray(manifest["mel_pinv"], np.float32)
     assert pinv.shape == (129, 32)
+    assert manifest["feature_type"] == "mel" and manifest["feature_shape"] == [32, MEL.n_frames]
     np.testing.assert_array_equal(pinv, F.mel_inverse(MEL).numpy())
     c, d, s = checkpoint_axes(mel_checkpoint, 4)
     np.testing.assert_array_equal(np.asarray(manifest["directions"]["directions"], np.float32), d)

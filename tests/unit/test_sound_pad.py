@@ -290,7 +290,8 @@ def test_the_pad_plays_only_where_the_server_plays_griffin_lim(
 def _worker(job: dict, feats: np.ndarray, tmp_path: Path) -> dict:
     """The pad's worker (sound_worker.js under node, ONNX Runtime stubbed to decode to
     ``feats``) answering one job."""
-    (tmp_path / "job.json").write_text(json.dumps({"job": job, "features": feats.ravel().tolist()}))
+    job_file = {"job": job, "features": feats.ravel().tolist(), "shape": list(feats.shape)}
+    (tmp_path / "job.json").write_text(json.dumps(job_file))
     subprocess.run(
         [NODE, str(ROOT / "tests" / "js" / "sound_worker_node.js"), str(tmp_path / "job.json"),
          str(tmp_path / "out.json")],
@@ -321,7 +322,9 @@ def test_the_worker_takes_griffin_lims_settings_from_the_manifest(momentum, tmp_
         "liveIters": 4,
         "chunkIters": 4,
     }
-    heard = np.array(_worker(job, feats, tmp_path)["wave"], dtype=np.float32)
+    reply = _worker(job, feats, tmp_path)
+    assert reply["shape"] == [cfg.n_bins, cfg.n_frames]  # the picture's rows: the decoder's
+    heard = np.array(reply["wave"], dtype=np.float32)
     served = F.features_to_waveform(
         torch.from_numpy(feats), cfg.replace(griffin_lim_momentum=momentum), n_iter=16
     ).numpy()

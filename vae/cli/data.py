@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from vae.audio.features import PRESETS, FeatureConfig, get_preset
+from vae.audio.features import PRESETS, SETTING_TYPES, SETTINGS, FeatureConfig, get_preset
 from vae.cli import (
     BAR_DELAY,
     SEED,
@@ -20,32 +20,12 @@ from vae.cli import (
     tqdm_class,
 )
 from vae.data import archive
-from vae.storage import limits
-
-# preprocess's feature overrides: option, (type, lowest, highest), FeatureConfig.overridden
-# key, what it does. The ranges are vae.storage.limits' (FeatureConfig checks them again, with the
-# sizes they make together); a clip is at most MAX_CLIP_SECONDS.
-MAX_CLIP_SECONDS = 600.0
-FEATURE_OVERRIDES = [
-    ("--sample-rate", (int, 1000, limits.MAX_SAMPLE_RATE), "sample_rate",
-     "resample every clip to this rate (Hz)"),
-    ("--clip-seconds", (float, 0.01, MAX_CLIP_SECONDS), "clip_seconds",
-     "length of one clip or segment (s)"),
-    ("--n-fft", (int, 16, limits.MAX_N_FFT), "n_fft", "FFT size"),
-    ("--hop", (int, 1, limits.MAX_N_FFT), "hop", "samples between frames"),
-    ("--top-db", (float, 1.0, limits.MAX_TOP_DB), "top_db",
-     "dynamic range kept below full scale (dB)"),
-    ("--n-mels", (int, 0, limits.MAX_N_MELS), "n_mels", "mel bands (0: linear frequency bins)"),
-    ("--trim-db", (float, 1.0, limits.MAX_TOP_DB), "trim_db",
-     "trim edges this far below the peak (dB; preset none: keep all)"),
-]  # fmt: skip
-# The attribute of a preset each override shows in --help.
-SHOWN = {"hop": "hop_length"}
+from vae.options import flag
 
 
 def _feature_config(args: argparse.Namespace) -> FeatureConfig:
     """The preset with the overrides given on the command line."""
-    given = {key: getattr(args, key) for _, _, key, _ in FEATURE_OVERRIDES}
+    given = {name: getattr(args, name) for name in SETTINGS}
     return get_preset(args.preset).overridden(**{k: v for k, v in given.items() if v is not None})
 
 
@@ -158,8 +138,8 @@ def cmd_fetch_fsdd(args: argparse.Namespace) -> int:
     return 0
 
 
-def _preset_values(field: str) -> str:
-    """What each preset sets ``field`` to, for --help: "fsdd 8000, music 22050, seed 22050"."""
+def _preset_values(name: str) -> str:
+    """What each preset sets ``name`` to, for --help: "fsdd 8000, music 22050, seed 22050"."""
 
     def shown(value: object) -> str:
         if value is None:
@@ -167,8 +147,7 @@ def _preset_values(field: str) -> str:
         return f"{value:.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
 
     return ", ".join(
-        f"{name} {shown(getattr(PRESETS[name], SHOWN.get(field, field)))}"
-        for name in sorted(PRESETS)
+        f"{preset} {shown(PRESETS[preset].setting(name))}" for preset in sorted(PRESETS)
     )
 
 
@@ -212,11 +191,12 @@ def add_preprocess(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument("--seed", type=SEED, default=0, help="seed of the train/validation split")
     g = s.add_argument_group("feature overrides (default: the preset's values)")
-    for option, (kind, lo, hi), field, text in FEATURE_OVERRIDES:
-        shown = f"{as_shown(lo)} to {as_shown(hi)}"
-        g.add_argument(
-            option, type=number(kind, lo, hi), help=f"{text}, {shown} ({_preset_values(field)})"
-        )
+    for name, described in SETTINGS.items():
+        # The flags' ranges are the settings' own (vae.audio.features.FeatureConfig's fields);
+        # the config checks them again, with the sizes they make together.
+        lo, hi = described.bounds()
+        text = f"{described.help}, {as_shown(lo)} to {as_shown(hi)} ({_preset_values(name)})"
+        g.add_argument(flag(name), type=number(SETTING_TYPES[name], lo, hi), help=text)
     s.set_defaults(func=cmd_preprocess)
 
 

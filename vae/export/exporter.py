@@ -265,6 +265,10 @@ def manifest(
         "exported_at": utc_now(),
         "versions": {**versions(), **(onnx_versions() if fmt == "onnx" else {})},
         "feature_config": cfg.to_dict(),
+        # What the feature rows are and how many (FeatureConfig.n_bins): a consumer reads
+        # the shape here rather than working it out from the config.
+        "feature_type": cfg.feature_type.name,
+        "feature_shape": [cfg.n_bins, cfg.n_frames],
         "latent_dim": mc.latent_dim,
         "n_labels": mc.n_labels,
         "conditional": mc.conditional,
@@ -283,8 +287,9 @@ def manifest(
     }
     if fmt == "onnx":
         data["opset"] = OPSET
-    if cfg.n_mels:
-        data["mel_pinv"] = F.mel_inverse(cfg).tolist()  # (n_stft_bins, n_mels)
+    inverse = F.bank_inverse(cfg)
+    if inverse is not None:  # the rows are a filter bank (mel, the first, named the key)
+        data["mel_pinv"] = inverse.tolist()  # (n_stft_bins, rows): rows back to STFT bins
     return data
 
 

@@ -109,8 +109,7 @@ class Vocoder(nn.Module):
         self.net = net
         cfg = net.config.feature
         self.istft = InverseSTFT(cfg)
-        if cfg.n_mels:
-            F.mel_inverse(cfg)  # computed now: the export sees a constant, not a pinv
+        F.bank_inverse(cfg)  # computed now: the export sees a constant, not a pinv
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         config = self.net.config

@@ -35,6 +35,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from vae.options import excesses
+
 MEMORY_CEILING = 3 << 30  # bytes of resident memory one request may take, process included
 
 # Feature configs (vae.audio.features.FeatureConfig).
@@ -80,19 +82,15 @@ def check(ok: bool, message: str) -> None:
 
 
 def feature_limits(cfg: Any) -> list[tuple[bool, str]]:
-    """(ok, message) for each limit of a FeatureConfig (already checked for sign and type)."""
-    cells = (cfg.n_fft // 2 + 1) * (1 + cfg.clip_samples // max(cfg.hop_length, 1))
-    framed = (1 + cfg.clip_samples // max(cfg.hop_length, 1)) * cfg.n_fft
+    """(ok, message) for each limit of a FeatureConfig (already checked for sign and type):
+    each field's own cap (its Option's ``most``: these MAX_* constants) and the sizes they
+    make together."""
+    frames = cfg.n_frames
+    cells, framed = cfg.n_stft_bins * frames, frames * cfg.n_fft
     return [
-        (cfg.sample_rate <= MAX_SAMPLE_RATE, f"sample_rate={cfg.sample_rate}: at most "
-         f"{MAX_SAMPLE_RATE} Hz"),
-        (cfg.n_fft <= MAX_N_FFT, f"n_fft={cfg.n_fft}: at most {MAX_N_FFT}"),
+        *excesses(cfg),
         (cfg.clip_samples <= MAX_CLIP_SAMPLES, f"clip_samples={cfg.clip_samples}: at most "
          f"{MAX_CLIP_SAMPLES} ({MAX_CLIP_SAMPLES / cfg.sample_rate:.1f} s at this rate)"),
-        (cfg.n_mels <= MAX_N_MELS, f"n_mels={cfg.n_mels}: at most {MAX_N_MELS}"),
-        (cfg.top_db <= MAX_TOP_DB, f"top_db={cfg.top_db}: at most {MAX_TOP_DB}"),
-        (cfg.griffin_lim_iters <= MAX_GRIFFIN_LIM_ITERS,
-         f"griffin_lim_iters={cfg.griffin_lim_iters}: at most {MAX_GRIFFIN_LIM_ITERS}"),
         (max(cells, framed // 2) <= MAX_FEATURE_CELLS,
          f"n_fft={cfg.n_fft}, hop_length={cfg.hop_length}, clip_samples={cfg.clip_samples}: "
          f"{max(cells, framed // 2):,} spectrogram cells, at most {MAX_FEATURE_CELLS:,}"),

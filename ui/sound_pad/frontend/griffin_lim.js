@@ -2,8 +2,9 @@
 // (torchaudio's GriffinLim with momentum, zero-phase start, centred Hann STFT), in plain JS
 // so a sound follows the hand without a round trip to the server.
 //
-// Shapes follow the library: features are (bins, frames) row-major, bins = n_fft / 2
-// (Nyquist dropped) or n_mels; spectra are kept frame-major: (frames, n_fft / 2 + 1).
+// Shapes follow the library: features are (rows, frames) row-major, as many rows as the
+// decoder gives (STFT bins, or a filter bank's bands: the export's feature_shape); spectra
+// are kept frame-major: (frames, n_fft / 2 + 1).
 // Runs in a browser page and in node (tests/unit/test_sound_pad.py compares it with torch).
 
 "use strict";
@@ -96,7 +97,8 @@ class RealFFT {
 }
 
 class GriffinLim {
-  // cfg: {n_fft, hop_length, clip_samples, top_db, drop_last_bin, n_mels, mel_pinv?}
+  // cfg: {n_fft, hop_length, clip_samples, top_db, mel_pinv?}: mel_pinv (stft bins x rows)
+  // where the rows are a filter bank (the export's), else the rows are the first STFT bins.
   constructor(cfg) {
     this.cfg = cfg;
     const n = cfg.n_fft;
@@ -130,18 +132,24 @@ class GriffinLim {
     this.warm = false;
   }
 
-  // features (bins x frames, row-major, in [0, 1]) -> this.mag (frames x stft bins).
+  // features (rows x frames, row-major, in [0, 1]) -> this.mag (frames x stft bins). The
+  // rows are the features' own (their length over the frames), never worked out here.
   setFeatures(feats) {
     const cfg = this.cfg, frames = this.frames, bins = this.bins;
-    const rows = cfg.n_mels || bins - (cfg.drop_last_bin ? 1 : 0);
+    const rows = feats.length / frames;
+    const expected = cfg.mel_pinv ? cfg.mel_pinv[0].length : bins;
+    if (!Number.isInteger(rows) || rows > expected || (cfg.mel_pinv && rows !== expected)) {
+      throw new Error(`features of ${feats.length} values are not rows of ${frames} frames ` +
+                      `for this export (${cfg.mel_pinv ? "" : "at most "}${expected} rows)`);
+    }
     const lin = new Float64Array(rows * frames);
     for (let i = 0; i < rows * frames; i++) {
       const f = Math.min(Math.max(feats[i], 0), 1);
       lin[i] = f > 0 ? this.reference * Math.pow(10, ((f - 1) * cfg.top_db) / 20) : 0;
     }
     this.mag.fill(0);
-    if (cfg.n_mels) {
-      const pinv = cfg.mel_pinv; // (stft bins) x (mels)
+    if (cfg.mel_pinv) {
+      const pinv = cfg.mel_pinv; // (stft bins) x (rows)
       for (let k = 0; k < bins; k++) {
         const row = pinv[k];
         for (let t = 0; t < frames; t++) {

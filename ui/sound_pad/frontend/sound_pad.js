@@ -156,10 +156,10 @@ worker.onmessage = (event) => {
   if (stamp <= wasRendered) stamp = wasRendered + 1; // every new sound changes it
   wasRendered = stamp;
   root.dataset.renderedAt = String(stamp); // the sound is playing: now the picture
-  drawSpectrogram(r.features, f);
+  drawSpectrogram(r.features, r.shape);
   // What was heard, for tests and the curious (devtools): code, features, audio.
   window.soundPad = { code: Array.from(r.code), features: Array.from(r.features),
-                      wave: Array.from(r.wave), quick: r.quick };
+                      shape: r.shape, wave: Array.from(r.wave), quick: r.quick };
   root.dataset.decodeMs = r.decodeMs.toFixed(1);
   root.dataset.phaseMs = r.phaseMs.toFixed(1);
   root.dataset.state = "ready";
@@ -225,9 +225,8 @@ function stopLooping() {
   if (audio && audio.source) audio.source.loop = false; // finish the clip, then stop
 }
 
-function drawSpectrogram(feats, f) {
-  const rows = f.n_mels || f.n_fft / 2 + (f.drop_last_bin ? 0 : 1);
-  const frames = 1 + Math.floor(f.clip_samples / f.hop_length);
+function drawSpectrogram(feats, shape) {
+  const [rows, frames] = shape; // the decoder's output: the export's feature_shape
   const ctx = canvas.getContext("2d");
   const image = ctx.createImageData(frames, rows);
   for (let r = 0; r < rows; r++) {

@@ -5,7 +5,9 @@
 // In:  {id, modelUrl, wasmPaths, z, weights, config, melPinv, phase, quick, liveIters,
 //       chunkIters}; phase is the export manifest's (export.json "phase": method, n_iter,
 //       momentum...), the very settings the server's Griffin-Lim uses.
-// Out: {id, code, features, wave, decodeMs, phaseMs, quick}, or {id, error, load}; load is
+// Out: {id, code, features, shape, wave, decodeMs, phaseMs, quick} (shape: the features'
+//      [rows, frames], the decoder's output dims as the export's feature_shape says them),
+//      or {id, error, load}; load is
 //      true when the model file could not be loaded (a 404: its export was removed), so the
 //      page asks Python for the current export instead of failing.
 // A newer job supersedes a full-quality one between its chunks of iterations.
@@ -61,7 +63,8 @@ async function render(job) {
   const run = decoding.then(() => s.run(feeds));
   decoding = run.catch(() => {});
   const out = await run;
-  const features = Float32Array.from(out.features.data); // (bins x frames)
+  const features = Float32Array.from(out.features.data); // (rows x frames)
+  const shape = Array.from(out.features.dims.slice(-2), Number); // [rows, frames]
   const t1 = performance.now();
   if (job.id !== latest) return; // superseded while decoding
   const phase = job.phase;
@@ -91,7 +94,8 @@ async function render(job) {
   const wave = Float32Array.from(g.finish());
   phaseMs = (job.quick ? t2 - t1 : phaseMs) + (performance.now() - t2);
   postMessage(
-    { id: job.id, code: job.z, features, wave, decodeMs: t1 - t0, phaseMs, quick: job.quick },
+    { id: job.id, code: job.z, features, shape, wave, decodeMs: t1 - t0, phaseMs,
+      quick: job.quick },
     [features.buffer, wave.buffer],
   );
 }
