@@ -17,6 +17,7 @@ from plotly.subplots import make_subplots
 from ui.safe_text import chart
 from vae.audio.features import FeatureConfig
 from vae.evaluation.distribution import ratio
+from vae.model.losses import Losses
 
 # Magma, written as rgb(): Streamlit's frontend swaps colours "#000001".."#0000NN" for its
 # theme colours, and Magma's first stop is "#000004", so silence drew pink.
@@ -28,7 +29,8 @@ LEVELS = [
 # the text colour, drawn above the clips' points (the trace comes after theirs).
 INK = "#262730"  # Streamlit's text colour
 ROUTE_DISC = dict(size=20, color="white", opacity=1, line=dict(width=2, color=INK))
-LOSS_TERMS = (("loss", "total"), ("recon", "reconstruction"), ("kl", "KL"))
+# metrics.jsonl key -> its panel (title, log axis or unit): one panel per term of Losses.
+LOSS_TERMS = Losses.described()
 COLOURS = (
     "#1f77b4",
     "#ff7f0e",
@@ -44,11 +46,11 @@ COLOURS = (
 
 
 def _axes(cfg: FeatureConfig, bins: int, frames: int) -> tuple[np.ndarray, np.ndarray, str]:
-    """Frame times (s), bin centres (Hz, or mel band numbers) and the y-axis title."""
+    """Frame times (s), row centres (Hz, or mel band numbers: the feature type's) and the
+    y-axis title."""
     times = np.arange(frames) * cfg.hop_length / cfg.sample_rate
-    if cfg.n_mels:
-        return times, np.arange(bins), "mel band"
-    return times, np.arange(bins) * cfg.sample_rate / cfg.n_fft, "Hz"
+    centres, title = cfg.feature_type.axis(cfg)
+    return times, centres[:bins], title
 
 
 def _db(cfg: FeatureConfig) -> str:
@@ -138,16 +140,18 @@ def _epoch_line(
 
 
 def loss_curves(records: Sequence[dict]) -> go.Figure:
-    """Total, reconstruction and KL per epoch for train and validation, one panel each.
+    """Each loss term (total, reconstruction and KL: the fields of
+    :class:`vae.model.losses.Losses`) per epoch for train and validation, one panel each.
 
     ``records`` are metrics.jsonl lines; epoch lines draw the curves, step lines (if any)
     draw a faint train trace so the chart moves within the first epoch too.
     """
-    fig = make_subplots(rows=1, cols=3, subplot_titles=[title for _, title in LOSS_TERMS])
+    titles = [term["title"] for term in LOSS_TERMS.values()]
+    fig = make_subplots(rows=1, cols=len(LOSS_TERMS), subplot_titles=titles)
     epochs = [r for r in records if r.get("event") == "epoch"]
     steps = [r for r in records if r.get("event") == "step"]
     per_epoch = max((r.get("batch", 0) for r in steps), default=1) or 1
-    for col, (key, _) in enumerate(LOSS_TERMS, start=1):
+    for col, (key, term) in enumerate(LOSS_TERMS.items(), start=1):
         if steps:
             x = [(r["epoch"] - 1) + r["batch"] / per_epoch for r in steps]
             fig.add_trace(
@@ -168,13 +172,14 @@ def loss_curves(records: Sequence[dict]) -> go.Figure:
             trace = _epoch_line(epochs, f"{split}_{key}", split, colour, split, col == 1)
             fig.add_trace(trace, row=1, col=col)
         fig.update_xaxes(title_text="epoch", row=1, col=col)
-    # Log axes for the two terms that fall by orders of magnitude, labelled as such, with
-    # ticks at 1, 2, 5 per decade (plotly's default prints "9, 8 ... 2" between decades).
-    for col in (1, 2):
-        fig.update_yaxes(
-            type="log", dtick="D2", tickformat="~s", title_text="log scale", row=1, col=col
-        )
-    fig.update_yaxes(title_text="nats", row=1, col=3)
+        # Log axes for the terms that fall by orders of magnitude, labelled as such, with
+        # ticks at 1, 2, 5 per decade (plotly's default prints "9, 8 ... 2" between decades).
+        if term["log"]:
+            fig.update_yaxes(
+                type="log", dtick="D2", tickformat="~s", title_text="log scale", row=1, col=col
+            )
+        else:
+            fig.update_yaxes(title_text=term["unit"], row=1, col=col)
     # The legend sits under the panels, where the plot toolbar cannot cover it.
     fig.update_layout(
         height=320,

@@ -17,6 +17,7 @@ from vae.model.critic import (
     generator_loss,
     shift_time,
 )
+from vae.model.losses import LossSettings
 from vae.model.spectral_loss import multiscale_spectral
 
 
@@ -72,11 +73,11 @@ def test_multiscale_spectral_is_zero_for_the_same_clip_and_grows_with_blur() -> 
 
 def test_vae_loss_with_the_multiscale_term_uses_it_as_recon() -> None:
     x, zero = _harmonic(), torch.zeros(2, 4)
-    out = vae_loss(x, x, zero, zero, beta=1.0, recon_loss="multiscale")
-    assert float(out["recon"]) == pytest.approx(0.0, abs=1e-3)
+    out = vae_loss(x, x, zero, zero, LossSettings(recon_loss="multiscale"))
+    assert float(out.recon) == pytest.approx(0.0, abs=1e-3)
     blurred = x.roll(1, dims=1)
-    ms = vae_loss(blurred, x, zero, zero, 1.0, recon_loss="multiscale", top_db=80.0)
-    assert float(ms["recon"]) == pytest.approx(float(multiscale_spectral(blurred, x, 80.0).mean()))
+    ms = vae_loss(blurred, x, zero, zero, LossSettings(recon_loss="multiscale", top_db=80.0))
+    assert float(ms.recon) == pytest.approx(float(multiscale_spectral(blurred, x, 80.0).mean()))
     assert ModelConfig(64, 32)  # the feature shape these tests use is a valid model shape
 
 

@@ -14,6 +14,7 @@ from vae.model.conv_vae import (
     inert_parameters,
     vae_loss,
 )
+from vae.model.losses import LossSettings
 
 TINY = (4, 8)  # two stages: fast enough to try many shapes
 
@@ -186,13 +187,13 @@ def test_training_steps_lower_the_loss_on_a_fixed_batch() -> None:
         model.eval()
         with torch.no_grad():
             recon, mu, logvar = model(x)
-            return vae_loss(recon, x, mu, logvar, beta=1.0)["loss"].item()
+            return vae_loss(recon, x, mu, logvar, LossSettings(beta=1.0)).loss.item()
 
     before = eval_loss()
     for _ in range(15):
         model.train()
         recon, mu, logvar = model(x)
-        loss = vae_loss(recon, x, mu, logvar, beta=1.0)["loss"]
+        loss = vae_loss(recon, x, mu, logvar, LossSettings(beta=1.0)).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -202,18 +203,18 @@ def test_training_steps_lower_the_loss_on_a_fixed_batch() -> None:
 def test_vae_loss_values() -> None:
     x = torch.rand(3, 10, 4)
     zero, one = torch.zeros(3, 5), torch.ones(3, 5)
-    out = vae_loss(x, x, zero, zero, beta=1.0)
-    assert out["loss"].item() == out["recon"].item() == out["kl"].item() == 0.0
+    out = vae_loss(x, x, zero, zero, LossSettings(beta=1.0))
+    assert out.loss.item() == out.recon.item() == out.kl.item() == 0.0
     # recon: sum of squares per clip, mean over clips; KL: 0.5 * mu^2 summed over dims.
-    out = vae_loss(x + 0.5, x, one, zero, beta=2.0)
-    assert out["recon"].item() == pytest.approx(0.25 * 40)
-    assert out["kl"].item() == pytest.approx(0.5 * 5)
-    assert out["loss"].item() == pytest.approx(10 + 2.0 * 2.5)
+    out = vae_loss(x + 0.5, x, one, zero, LossSettings(beta=2.0))
+    assert out.recon.item() == pytest.approx(0.25 * 40)
+    assert out.kl.item() == pytest.approx(0.5 * 5)
+    assert out.loss.item() == pytest.approx(10 + 2.0 * 2.5)
     # Free bits floor each dim's KL in the loss; the reported KL stays the true one.
-    fb = vae_loss(x, x, zero, zero, beta=2.0, free_bits=0.25)
-    assert fb["kl"].item() == 0.0 and fb["loss"].item() == pytest.approx(2.0 * 0.25 * 5)
-    above = vae_loss(x, x, one, zero, beta=1.0, free_bits=0.25)  # 0.5 per dim > floor
-    assert above["loss"].item() == pytest.approx(2.5)
+    fb = vae_loss(x, x, zero, zero, LossSettings(beta=2.0, free_bits=0.25))
+    assert fb.kl.item() == 0.0 and fb.loss.item() == pytest.approx(2.0 * 0.25 * 5)
+    above = vae_loss(x, x, one, zero, LossSettings(beta=1.0, free_bits=0.25))  # 0.5 per dim > floor
+    assert above.loss.item() == pytest.approx(2.5)
 
 
 @pytest.mark.slow
@@ -232,7 +233,7 @@ def test_every_decoder_keeps_the_shape_and_learns(decoder: str, res_blocks: int)
     for _ in range(40):
         recon, mu, logvar = model(x, noise=torch.zeros(4, 3))
         assert recon.shape == x.shape and 0 <= float(recon.min()) <= float(recon.max()) <= 1
-        loss = vae_loss(recon, x, mu, logvar, beta=0.1)["loss"]
+        loss = vae_loss(recon, x, mu, logvar, LossSettings(beta=0.1)).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -255,8 +256,8 @@ def test_the_first_versions_weights_still_load() -> None:
 def test_laplace_likelihood_sums_absolute_errors() -> None:
     x, recon = torch.zeros(2, 3, 4), torch.full((2, 3, 4), 0.5)
     mu = logvar = torch.zeros(2, 2)
-    assert float(vae_loss(recon, x, mu, logvar, 1.0, likelihood="laplace")["recon"]) == 6.0
-    assert float(vae_loss(recon, x, mu, logvar, 1.0)["recon"]) == 3.0
+    assert float(vae_loss(recon, x, mu, logvar, LossSettings(likelihood="laplace")).recon) == 6.0
+    assert float(vae_loss(recon, x, mu, logvar, LossSettings()).recon) == 3.0
 
 
 def test_inert_parameters_change_no_output() -> None:

@@ -3,6 +3,7 @@ resume (also after SIGKILL), stop, divergence, locking."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,6 +22,7 @@ from vae.data.dataset import load_dataset, preprocess
 from vae.data.sources import make_demo_set
 from vae.model import checkpoints as ck
 from vae.model.checkpoints import CheckpointError
+from vae.model.losses import Losses, term
 from vae.storage.folder_lock import FolderLock, lock_owner
 from vae.training import loop
 from vae.training.train import TrainingDiverged, train
@@ -163,7 +166,7 @@ def test_divergence_stops_with_a_clear_error(data: Path, tmp_path: Path, monkeyp
 
     def nan_loss(*args, **kw):
         out = real(*args, **kw)
-        return {**out, "loss": out["loss"] * float("nan")}
+        return dataclasses.replace(out, loss=out.loss * float("nan"))
 
     monkeypatch.setattr(loop, "vae_loss", nan_loss)
     message = (
@@ -366,3 +369,47 @@ def test_the_stage_files_are_part_of_a_checkpoint_folder(data: Path, tmp_path: P
     with pytest.raises(ValueError, match=r"not a checkpoint folder \(holds notes.txt") as refused:
         train(data, out, train_config=_cfg(1), model_overrides=TINY)
     assert "sharpen" not in str(refused.value) and ".lock" not in str(refused.value)
+
+
+def test_a_new_loss_term_reaches_the_metrics_lines_and_the_chart(
+    data: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A field added to Losses (and its value in vae_loss) is summed, reduced, averaged and
+    written as ``<name>`` in step lines and ``train_<name>``/``val_<name>`` in epoch lines,
+    after the existing keys, and drawn as one more panel of the loss chart."""
+    from ui import figures
+
+    @dataclasses.dataclass(frozen=True)
+    class WithExtra(Losses):
+        extra: Any = term("extra", unit="nats")
+
+    real = loop.vae_loss
+
+    def with_extra(*args, **kw):
+        out = real(*args, **kw)
+        return WithExtra(**out.as_dict(), extra=out.kl * 2)
+
+    monkeypatch.setattr(loop, "Losses", WithExtra)
+    monkeypatch.setattr(loop, "vae_loss", with_extra)
+    out = tmp_path / "ck"
+    train(data, out, train_config=_cfg(1), model_overrides=TINY)
+    lines = ck.read_metrics(out)
+    epoch = next(r for r in lines if r["event"] == "epoch")
+    assert set(epoch) == EPOCH_KEYS | {"train_extra", "val_extra"}
+    assert list(epoch)[2:10] == [
+        "train_loss", "train_recon", "train_kl", "train_extra",
+        "val_loss", "val_recon", "val_kl", "val_extra",
+    ]  # fmt: skip
+    assert epoch["train_extra"] == pytest.approx(2 * epoch["train_kl"])
+    assert epoch["val_extra"] == pytest.approx(2 * epoch["val_kl"])
+    step = next(r for r in lines if r["event"] == "step")
+    assert list(step)[5:10] == ["loss", "recon", "kl", "extra", "beta"]
+    assert step["extra"] == pytest.approx(2 * step["kl"])
+
+    monkeypatch.setattr(figures, "LOSS_TERMS", WithExtra.described())
+    fig = figures.loss_curves(lines)
+    assert [a.text for a in fig.layout.annotations] == [
+        "total", "reconstruction", "KL", "extra"
+    ]  # fmt: skip
+    val = [t for t in fig.data if t.name == "val"]
+    assert len(val) == 4 and list(val[3].y) == [epoch["val_extra"]]

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vae.model.losses import Losses, LossSettings
 from vae.model.spectral_loss import multiscale_spectral
 from vae.storage import limits
 
@@ -342,12 +343,8 @@ def vae_loss(
     x: torch.Tensor,
     mu: torch.Tensor,
     logvar: torch.Tensor,
-    beta: float,
-    free_bits: float = 0.0,
-    likelihood: str = "gaussian",
-    recon_loss: str = "likelihood",
-    top_db: float = 80.0,
-) -> dict[str, torch.Tensor]:
+    settings: LossSettings,
+) -> Losses[torch.Tensor]:
     """The negative ELBO with a KL weight, per clip, averaged over the batch.
 
     ``recon`` is the sum of squared errors over a clip's (bins, frames), i.e. a Gaussian
@@ -363,18 +360,21 @@ def vae_loss(
 
     Args:
         recon, x: (B, bins, frames). mu, logvar: (B, D).
+        settings: beta, free_bits, likelihood, recon_loss and top_db.
     Returns:
-        {"loss", "recon", "kl"}: scalar tensors.
+        The terms (scalar tensors) by name.
     """
-    if recon_loss == "multiscale":
-        sse = multiscale_spectral(recon, x, top_db).mean()
+    if settings.recon_loss == "multiscale":
+        sse = multiscale_spectral(recon, x, settings.top_db).mean()
     else:
         err = recon - x
-        sse = (err.abs() if likelihood == "laplace" else err.pow(2)).flatten(1).sum(1).mean()
+        laplace = settings.likelihood == "laplace"
+        sse = (err.abs() if laplace else err.pow(2)).flatten(1).sum(1).mean()
     kl_dims = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)  # (B, D)
     kl = kl_dims.sum(1).mean()
+    free_bits = settings.free_bits
     kl_term = kl_dims.mean(0).clamp(min=free_bits).sum() if free_bits > 0 else kl
-    return {"loss": sse + beta * kl_term, "recon": sse, "kl": kl}
+    return Losses(loss=sse + settings.beta * kl_term, recon=sse, kl=kl)
 
 
 def count_parameters(model: nn.Module) -> int:

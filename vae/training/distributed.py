@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
@@ -119,6 +119,12 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     if dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+def sum_over_ranks(values: Iterable[float]) -> list[float]:
+    """The sums over every rank of these numbers, in float64, in one all-reduce (the numbers
+    themselves on one process): the loop's loss terms and flags, named by its caller."""
+    return all_reduce_sum(torch.tensor(list(values), dtype=torch.float64)).tolist()
 
 
 class RankFailed(RuntimeError):

@@ -11,7 +11,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from vae.data.batches import FeatureFile, FeatureRows
 from vae.data.dataset import FEATURES_FILE, SpectrogramSet
 from vae.model import checkpoints as ck
 from vae.model.conv_vae import ConvVAE, ModelConfig, count_parameters, vae_loss
+from vae.model.losses import Losses, LossSettings
 from vae.progress import OnEvent, ignore_event
 from vae.training import distributed as dist
 from vae.training import run_checkpoint
@@ -35,7 +36,6 @@ if TYPE_CHECKING:  # imported in Trainer._open_judging, only by runs that judge
 # cores): 256 took 2.8 s to encode 2,700 clips, 32 took 1.0 s; the activations of a large
 # batch fall out of the CPU caches.
 EVAL_BATCH = 32
-LOSS_KEYS = ("loss", "recon", "kl")
 # Clips to train or evaluate on: tensors in memory, or rows of features.npy read from disk
 # a chunk at a time.
 TrainingClips = torch.Tensor | FeatureRows
@@ -58,37 +58,45 @@ def noise_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, 1]).generate_state(1)[0])
 
 
+def loss_settings(cfg: TrainConfig, top_db: float, beta: float | None = None) -> LossSettings:
+    """The loss settings of a run: ``cfg``'s, at KL weight ``beta`` (default ``cfg.beta``),
+    with the features' ``top_db``."""
+    return LossSettings(
+        beta=cfg.beta if beta is None else beta, free_bits=cfg.free_bits,
+        likelihood=cfg.likelihood, recon_loss=cfg.recon_loss, top_db=top_db,
+    )  # fmt: skip
+
+
+def loss_sums(losses: Losses[torch.Tensor], k: int) -> Losses[float]:
+    """A batch's mean losses (scalar tensors) times its ``k`` clips, as float64 numbers (one
+    copy to the cpu for all the terms)."""
+    values = torch.stack([v.detach() for v in losses.values()]).double().cpu() * k
+    return type(losses).of(values.tolist())
+
+
 @torch.no_grad()
 def evaluate(
     model: ConvVAE,
     x: TrainingClips,
     y: torch.Tensor | None,
-    beta: float,
-    free_bits: float,
+    settings: LossSettings,
     device: torch.device,
     precision: str = "fp32",
-    likelihood: str = "gaussian",
-    recon_loss: str = "likelihood",
-    top_db: float = 80.0,
-) -> tuple[dict[str, float], torch.Tensor]:
+) -> tuple[Losses[float], torch.Tensor]:
     """Mean per-clip losses over clips ``x`` (n, bins, frames) with labels ``y`` (n,) or None,
     in eval mode (z = mu), and the posterior means (n, D) on the cpu."""
     model.eval()
-    sums, means = torch.zeros(3, dtype=torch.float64), []
+    sums, means = Losses.zero(), []
     for i in range(0, len(x), EVAL_BATCH):
         xb = x[i : i + EVAL_BATCH].to(device)
         yb = y[i : i + EVAL_BATCH].to(device) if y is not None else None
         with autocast(device, precision):
             recon, mu, logvar = model(xb, yb)
-        out = vae_loss(
-            recon.float(), xb, mu.float(), logvar.float(), beta, free_bits, likelihood,
-            recon_loss=recon_loss, top_db=top_db,
-        )  # fmt: skip
-        sums += torch.stack([out[k].double().cpu() for k in LOSS_KEYS]) * len(xb)
+        out = vae_loss(recon.float(), xb, mu.float(), logvar.float(), settings)
+        sums = sums.plus(loss_sums(out, len(xb)))
         means.append(mu.float().cpu())
     n = max(len(x), 1)
-    stats = {k: float(v) / n for k, v in zip(LOSS_KEYS, sums, strict=True)}
-    return stats, torch.cat(means) if means else torch.zeros(0, model.config.latent_dim)
+    return sums.per(n), torch.cat(means) if means else torch.zeros(0, model.config.latent_dim)
 
 
 @torch.no_grad()
@@ -108,6 +116,35 @@ def encode_means(
             mu = model.encode(x[i : i + EVAL_BATCH].to(device), yb)[0]
         means.append(mu.float().cpu())
     return torch.cat(means)
+
+
+@dataclass(frozen=True)
+class StepTally:
+    """What one all-reduce a step sums over the ranks, so that all of them stop or raise at
+    the same batch.
+
+    Attributes:
+        sums: the loss terms summed over the clips of the ranks' shares.
+        stopping: how many ranks were asked to stop.
+        non_finite: how many ranks saw a NaN or infinite loss.
+    """
+
+    sums: Losses[float]
+    stopping: float = 0.0
+    non_finite: float = 0.0
+
+    @classmethod
+    def of(cls, sums: Losses[float], stop: bool) -> StepTally:
+        """This rank's tally: its share's sums, whether it was asked to stop."""
+        finite = all(map(math.isfinite, sums.values()))
+        return cls(sums, stopping=float(stop), non_finite=float(not finite))
+
+    def over_ranks(self) -> StepTally:
+        """The tallies of every rank summed (this one on one process)."""
+        total = dist.sum_over_ranks([*self.sums.values(), self.stopping, self.non_finite])
+        terms = type(self.sums)
+        n = len(terms.names())
+        return StepTally(terms.of(total[:n]), stopping=total[n], non_finite=total[n + 1])
 
 
 def never() -> bool:
@@ -190,6 +227,7 @@ class Trainer:
         if self.n == 0:
             raise ValueError(f"{ds.root}: no clips in the train split; preprocess more clips")
         self.batches = math.ceil(self.n / cfg.batch_size)
+        self.loss_settings = loss_settings(cfg, ds.config.top_db)  # beta: the warm-up's
         self.rank_clips = 0  # clips this rank trained on in the current epoch
         self.dataset_info = {
             "path": str(Path(ds.root).absolute()),
@@ -253,8 +291,8 @@ class Trainer:
             self.world, lambda: self.judging is not None and self.judging.after_epoch(epoch)
         )
 
-    def train_epoch(self, epoch: int) -> tuple[list[float], float] | None:
-        """One pass over the train split; (mean loss, recon, kl) and the last beta, or None
+    def train_epoch(self, epoch: int) -> tuple[Losses[float], float] | None:
+        """One pass over the train split; the mean per-clip losses and the last beta, or None
         when stopped (on any rank: all stop at the same batch)."""
         cfg, bs, batches = self.cfg, self.cfg.batch_size, self.batches
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
@@ -262,7 +300,7 @@ class Trainer:
         noise_gen = torch.Generator().manual_seed(noise_seed(cfg.seed, epoch))
         self.net.train()
         self.rank_clips = 0
-        sums, beta = torch.zeros(3, dtype=torch.float64), cfg.beta
+        sums, beta = Losses.zero(), cfg.beta
         for b in range(batches):
             # Every rank takes the same global batch and noise, then its own slice of both;
             # sorted, the batch's rows are read from disk in file order.
@@ -270,15 +308,12 @@ class Trainer:
             noise = torch.randn(len(batch), self.model_config.latent_dim, generator=noise_gen)
             mine = dist.shard(len(batch), self.world.rank, self.world.size)
             beta = cfg.beta_at(epoch, b, batches)
-            loss, values = self._forward(batch[mine], noise[mine], beta, len(batch))
-            # One all-reduce a step: loss sums, then how many ranks were asked to stop or saw
-            # a non-finite loss, so that all of them stop or raise at the same batch.
-            flags = [float(self.stop()), float(not torch.isfinite(values).all())]
-            total = dist.all_reduce_sum(torch.cat([values, torch.tensor(flags).double()]))
-            mean = total[:3] / len(batch)  # (3,) loss, recon, kl of the global batch
-            if total[4] > 0 or not torch.isfinite(mean).all():
-                raise self._diverged(f"loss became {mean[0].item()} in batch {b + 1}", epoch)
-            if total[3] > 0:
+            loss, mine_sums = self._forward(batch[mine], noise[mine], beta, len(batch))
+            step = StepTally.of(mine_sums, self.stop()).over_ranks()
+            mean = step.sums.per(len(batch))  # of the global batch
+            if step.non_finite > 0 or not all(map(math.isfinite, mean.values())):
+                raise self._diverged(f"loss became {mean.loss} in batch {b + 1}", epoch)
+            if step.stopping > 0:
                 return None
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -286,16 +321,16 @@ class Trainer:
                 self.model.parameters(), cfg.grad_clip or math.inf
             )
             self.opt.step()
-            sums += total[:3]
+            sums = sums.plus(step.sums)
             self.rank_clips += len(batch[mine])
-            self._log_step(epoch, b, mean.tolist(), beta, float(norm))
-        return (sums / self.n).tolist(), beta
+            self._log_step(epoch, b, mean, beta, float(norm))
+        return sums.per(self.n), beta
 
     def _forward(
         self, rows: np.ndarray, noise: torch.Tensor, beta: float, global_n: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, Losses[float]]:
         """This rank's share ``rows`` (k,) of a global batch of ``global_n`` clips, with its
-        noise (k, D) -> (the loss to backpropagate, its (loss, recon, kl) sums (3,) float64).
+        noise (k, D) -> (the loss to backpropagate, the share's sums of the loss terms).
 
         DDP averages gradients over ranks, so each loss is weighted by k * W / global_n: the
         result is the gradient of the global batch's mean even when the shares differ.
@@ -310,36 +345,29 @@ class Trainer:
             noise = torch.zeros(1, noise.shape[1])
         with autocast(self.device, self.cfg.precision):
             recon, mu, logvar = self.net(x, y, noise.to(self.device))  # (k, bins, frames)...
-        losses = vae_loss(
-            recon.float(), x, mu.float(), logvar.float(), beta, self.cfg.free_bits,
-            self.cfg.likelihood, recon_loss=self.cfg.recon_loss, top_db=self.ds.config.top_db,
-        )  # fmt: skip
-        values = torch.stack([losses[k_].detach() for k_ in LOSS_KEYS]).double().cpu() * k
-        loss = losses["loss"] if world == 1 else losses["loss"] * (k * world / global_n)
-        return loss, values
+        settings = replace(self.loss_settings, beta=beta)
+        losses = vae_loss(recon.float(), x, mu.float(), logvar.float(), settings)
+        loss = losses.loss if world == 1 else losses.loss * (k * world / global_n)
+        return loss, loss_sums(losses, k)
 
-    def _log_step(self, epoch: int, b: int, mean: list[float], beta: float, norm: float) -> None:
+    def _log_step(self, epoch: int, b: int, mean: Losses[float], beta: float, norm: float) -> None:
         """A "step" line every ``log_every`` steps (rank 0), a "batch" event every batch."""
         step = (epoch - 1) * self.batches + b + 1
-        loss, recon, kl = mean
         if self.world.is_main and self.cfg.log_every and step % self.cfg.log_every == 0:
             line = {"event": "step", "epoch": epoch, "batch": b + 1, "batches": self.batches}
             line["step"] = step
-            line.update(loss=loss, recon=recon, kl=kl, beta=beta, grad_norm=norm)
+            line.update(mean.as_dict(), beta=beta, grad_norm=norm)
             ck.append_jsonl(self.out / ck.METRICS_FILE, line)
         event = {"event": "batch", "epoch": epoch, "batch": b + 1, "batches": self.batches}
-        self.emit({**event, "loss": loss})
+        self.emit({**event, "loss": mean.loss})
 
-    def finish_epoch(self, epoch: int, train_stats: list[float], beta: float, t0: float) -> dict:
+    def finish_epoch(self, epoch: int, train: Losses[float], beta: float, t0: float) -> dict:
         """Validate, log the epoch, save the checkpoint and the latents; returns the record."""
         val = self.validate(beta)
-        if self.n_val and not all(math.isfinite(v) for v in val.values()):
-            raise self._diverged(f"validation loss became {val['loss']}", epoch)
-        record = {"event": "epoch", "epoch": epoch}
-        for i, key in enumerate(LOSS_KEYS):
-            record[f"train_{key}"] = train_stats[i]
-        for key in LOSS_KEYS:
-            record[f"val_{key}"] = val[key] if self.n_val else None
+        if self.n_val and not all(map(math.isfinite, val.values())):
+            raise self._diverged(f"validation loss became {val.loss}", epoch)
+        record: dict[str, Any] = {"event": "epoch", "epoch": epoch, **train.as_dict("train_")}
+        record.update({k: v if self.n_val else None for k, v in val.as_dict("val_").items()})
         record.update(beta=beta, lr=self.opt.param_groups[0]["lr"])
         if self.world.active:  # how the epoch was shared: clips each rank trained on
             counts = torch.zeros(self.world.size, dtype=torch.float64)
@@ -351,18 +379,17 @@ class Trainer:
         self.write_latents()
         return record
 
-    def validate(self, beta: float) -> dict[str, float]:
+    def validate(self, beta: float) -> Losses[float]:
         """Mean per-clip losses over the val split; each rank evaluates its shard."""
         x_val, y_val = self.parts["val"]
         mine = dist.shard(self.n_val, self.world.rank, self.world.size)
+        x = x_val.subset(mine)
+        settings = replace(self.loss_settings, beta=beta)
         stats, _ = evaluate(
-            self.model, x_val.subset(mine), self._labels(y_val[mine]), beta,
-            self.cfg.free_bits, self.device, self.cfg.precision, self.cfg.likelihood,
-            recon_loss=self.cfg.recon_loss, top_db=self.ds.config.top_db,
-        )  # fmt: skip
-        n = len(x_val.subset(mine))
-        sums = dist.all_reduce_sum(torch.tensor([stats[k] * n for k in LOSS_KEYS]).double())
-        return {k: float(v) / max(self.n_val, 1) for k, v in zip(LOSS_KEYS, sums, strict=True)}
+            self.model, x, self._labels(y_val[mine]), settings, self.device, self.cfg.precision
+        )
+        sums = type(stats).of(dist.sum_over_ranks(v * len(x) for v in stats.values()))
+        return sums.per(max(self.n_val, 1))
 
     def _save(self, record: dict[str, Any]) -> None:
         """The epoch's metrics line, then model.pt and config.json (rank 0)."""
