@@ -48,6 +48,22 @@ def _decode(value):
     return value
 
 
+def clip_traces(traces: list[dict]) -> list[dict]:
+    """Explore's map traces of the clips (one per colour group), without the ring, the route
+    and the star of an upload."""
+    others = ("selected", "route")
+    return [t for t in traces if t["name"] not in others and not t["name"].startswith("yours")]
+
+
+def clip_coords(traces: list[dict]) -> dict[str, tuple[float, float]]:
+    """Clip id -> (x, y) over Explore's map traces of the clips."""
+    out = {}
+    for t in clip_traces(traces):
+        ids, xs, ys = np.asarray(t["customdata"]), np.asarray(t["x"]), np.asarray(t["y"])
+        out.update({str(c): (float(x), float(y)) for c, x, y in zip(ids, xs, ys, strict=True)})
+    return out
+
+
 def audio_urls(at: AppTest) -> list[str]:
     """Media URLs of the page's audio players: a new sound gets a new URL (a content hash)."""
     return [element.proto.url for element in at.get("audio")]

@@ -15,7 +15,13 @@ import soundfile as sf
 import torch
 from streamlit.testing.v1 import AppTest
 
-from tests.apptest import chart_traces, forget_training_data, open_page
+from tests.apptest import (
+    chart_traces,
+    clip_coords,
+    clip_traces,
+    forget_training_data,
+    open_page,
+)
 from vae.audio.features import FeatureConfig
 from vae.audio.io import crossfade_concat
 from vae.audio.metrics import clip_metrics
@@ -32,24 +38,9 @@ def _map(at) -> list[dict]:
     return chart_traces(at, "explore-map")
 
 
-def _clip_traces(traces: list[dict]) -> list[dict]:
-    """Traces of the clips (one per colour group), without the ring and the star."""
-    others = ("selected", "route")
-    return [t for t in traces if t["name"] not in others and not t["name"].startswith("yours")]
-
-
 def _values(value) -> np.ndarray:
     """A plotly array as numpy (chart_traces has decoded typed arrays already)."""
     return np.asarray(value)
-
-
-def _coords(traces: list[dict]) -> dict[str, tuple[float, float]]:
-    """Clip id -> (x, y) over the clip traces."""
-    out = {}
-    for t in _clip_traces(traces):
-        ids, xs, ys = _values(t["customdata"]), _values(t["x"]), _values(t["y"])
-        out.update({str(c): (float(x), float(y)) for c, x, y in zip(ids, xs, ys, strict=True)})
-    return out
 
 
 def _heatmap_counts(at) -> list[int]:
@@ -81,9 +72,9 @@ def test_map_draws_every_clip_and_picking_one_plays_original_and_reconstruction(
 ):
     at = explore_at()
     traces = _map(at)
-    assert sorted(_coords(traces)) == sorted(demo_ids) and len(demo_ids) == 30
-    assert len(_clip_traces(traces)) == 3  # a conditional model: coloured by its 3 speakers
-    assert all(math.isfinite(v) for xy in _coords(traces).values() for v in xy)
+    assert sorted(clip_coords(traces)) == sorted(demo_ids) and len(demo_ids) == 30
+    assert len(clip_traces(traces)) == 3  # a conditional model: coloured by its 3 speakers
+    assert all(math.isfinite(v) for xy in clip_coords(traces).values() for v in xy)
     assert len(at.get("audio")) == 0 and not at.metric  # nothing picked yet
 
     pick = demo_ids[7]
@@ -142,10 +133,10 @@ def test_a_click_on_the_map_selects_that_clip(explore_at, demo_ids):
 @pytest.mark.slow
 def test_tsne_moves_the_points(explore_at, demo_ids):
     at = explore_at()
-    pca = _coords(_map(at))
+    pca = clip_coords(_map(at))
     at.radio(key="explore-method").set_value("tsne").run()
     assert not at.exception
-    tsne = _coords(_map(at))
+    tsne = clip_coords(_map(at))
     assert sorted(tsne) == sorted(demo_ids)
     moved = [np.hypot(pca[c][0] - tsne[c][0], pca[c][1] - tsne[c][1]) for c in demo_ids]
     assert np.median(moved) > 1e-3
@@ -160,7 +151,7 @@ def test_colour_by_speaker_uses_the_speakers_in_the_file_names(studio_root, monk
     assert at.radio(key="explore-colour").options == ["label", "speaker"]
     at.radio(key="explore-colour").set_value("speaker").run()
     assert not at.exception
-    groups = _clip_traces(_map(at))
+    groups = clip_traces(_map(at))
     assert sorted(t["name"] for t in groups) == ["ann", "bo", "cy"]
     assert sum(len(_values(t["customdata"])) for t in groups) == 30
 
@@ -178,11 +169,11 @@ def test_a_conditional_model_is_coloured_by_speaker_and_says_why_not_by_label(
     monkeypatch.chdir(studio_root)
     at = open_page("explore")
     assert at.radio(key="explore-colour").value == "speaker"
-    assert sorted(t["name"] for t in _clip_traces(_map(at))) == ["ann", "bo", "cy"]
+    assert sorted(t["name"] for t in clip_traces(_map(at))) == ["ann", "bo", "cy"]
     assert not any("one even cloud" in c.value for c in at.caption)
     at.radio(key="explore-colour").set_value("label").run()
     assert not at.exception
-    assert len(_clip_traces(_map(at))) == 5
+    assert len(clip_traces(_map(at))) == 5
     note = [c.value for c in at.caption if "one even cloud" in c.value]
     assert note and note[0].startswith("A conditional model is given the label")
     assert "by speaker it shows what the code holds" in note[0]
@@ -200,7 +191,7 @@ def test_a_conditional_model_is_coloured_by_speaker_and_says_why_not_by_label(
     at = open_page("explore", **{"studio-checkpoint": str(plain)})
     assert not at.exception, at.exception
     assert at.radio(key="explore-colour").value == "label"
-    assert len(_clip_traces(_map(at))) == 5
+    assert len(clip_traces(_map(at))) == 5
     assert not any("one even cloud" in c.value for c in at.caption)
 
 
@@ -215,29 +206,12 @@ def test_an_uploaded_clip_is_encoded_and_placed_on_the_map(explore_at, write_ton
     star = [t for t in _map(at) if t["name"].startswith("yours")]
     assert len(star) == 1 and star[0]["marker"]["symbol"] == "star"
     x, y = _values(star[0]["x"])[0], _values(star[0]["y"])[0]
-    clips = np.array(list(_coords(_map(at)).values()))
+    clips = np.array(list(clip_coords(_map(at)).values()))
     assert clips[:, 0].min() - 10 < x < clips[:, 0].max() + 10  # on the map, not far off
     assert clips[:, 1].min() - 10 < y < clips[:, 1].max() + 10
     assert len(at.get("audio")) == 2  # the upload and its reconstruction
     assert _heatmap_counts(at) == [3]
     assert "my tone.wav" in at.subheader[-1].value
-
-
-@pytest.mark.slow
-def test_the_projection_and_colouring_survive_a_page_switch(explore_at, demo_ids):
-    """Issue 15 item 7: t-SNE went back to PCA after a visit to another page."""
-    at = explore_at()
-    at.radio(key="explore-method").set_value("tsne").run()
-    tsne = _coords(_map(at))
-    at.switch_page("app_pages/synthesise.py")
-    at.run()
-    at.switch_page("app_pages/explore.py")
-    at.run()
-    assert not at.exception
-    assert at.radio(key="explore-method").value == "tsne"
-    assert _coords(_map(at)) == tsne  # the same map, from the cache
-    layout = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
-    assert layout["xaxis"]["title"]["text"] == "t-SNE 1"
 
 
 @pytest.mark.slow
@@ -308,7 +282,7 @@ def test_an_unreadable_upload_says_what_to_upload(explore_at):
     assert len(at.error) == 1
     assert "notes.wav" in at.error[0].value and "upload a WAV" in at.error[0].value
     assert "/tmp" not in at.error[0].value
-    assert len(_clip_traces(_map(at))) == 3  # the map still draws
+    assert len(clip_traces(_map(at))) == 3  # the map still draws
 
 
 def test_without_the_dataset_the_map_draws_and_reconstructions_play(
@@ -320,7 +294,7 @@ def test_without_the_dataset_the_map_draws_and_reconstructions_play(
     monkeypatch.chdir(root)
     at = open_page("explore", **{SELECTED: [demo_ids[5]]})
     assert not at.exception
-    assert sorted(_coords(_map(at))) == sorted(demo_ids)
+    assert sorted(clip_coords(_map(at))) == sorted(demo_ids)
     assert len(at.get("audio")) == 1  # the reconstruction, decoded from the stored mean
     assert any("preprocess the dataset to hear originals" in c.value for c in at.caption)
     assert _heatmap_counts(at) == [1]
@@ -414,7 +388,7 @@ def test_clicks_build_a_route_whose_morph_downloads_as_one_wav(explore_at, demo_
     for pick in picks:
         _click(at, [pick])
     assert at.session_state[ROUTE] == picks
-    coords = _coords(_map(at))
+    coords = clip_coords(_map(at))
     route = [t for t in _map(at) if t["name"] == "route"]
     assert len(route) == 1 and "lines" in route[0]["mode"]
     np.testing.assert_allclose(

@@ -117,22 +117,6 @@ def test_a_morph_is_offered_only_for_the_ends_and_settings_it_was_made_for(at):
         assert at.session_state["interp-morph-wav"] == made  # the same morph, offered again
 
 
-@pytest.mark.slow
-def test_the_path_and_steps_survive_a_page_switch(at):
-    """Issue 15 item 7: the page's settings came back at their defaults after a switch."""
-    at.radio(key="interp-mode").set_value("slerp").run()
-    at.number_input(key="interp-steps").set_value(5).run()
-    at.switch_page("app_pages/home.py")
-    at.run()
-    at.switch_page("app_pages/interpolate.py")
-    at.run()
-    assert not at.exception
-    assert at.radio(key="interp-mode").value == "slerp"
-    assert at.number_input(key="interp-steps").value == 5
-    at.button(key="interp-morph").click().run()
-    assert at.session_state["interp-morph-wav"][0].endswith("-slerp-5.wav")  # what is shown is used
-
-
 def test_a_morph_can_pass_through_more_clips_on_its_way(at):
     via = at.multiselect(key="interp-via")
     at.number_input(key="interp-steps").set_value(3).run()

@@ -4,7 +4,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 from tests.apptest import audio_urls, chart_traces, open_page
 from vae.synthesis.inference import Synthesiser
@@ -89,7 +88,6 @@ def test_works_from_the_prior_when_the_checkpoint_has_no_latents(
 
 
 def test_random_sample_draws_from_the_learned_prior_and_says_so(at):
-    from vae.synthesis.inference import Synthesiser
 
     assert "learned prior" in " ".join(c.value for c in at.caption)
     at.button(key="synth-random").click().run()
@@ -99,38 +97,3 @@ def test_random_sample_draws_from_the_learned_prior_and_says_so(at):
     drawn = synth.sample_codes(1, label, temperature=1.0, seed=1)[0].numpy()
     raw = [at.session_state[f"synth-dim-{i}"] for i in range(synth.latent_dim)]
     np.testing.assert_allclose(raw, np.clip(drawn, -3, 3).round(2), atol=1e-6)
-
-
-def test_the_pages_choices_survive_a_page_switch(studio_root, at):
-    """Issue 15 item 7: "Say", the temperature and the mode came back at their defaults
-    after a visit to another page (a keyed widget's value is dropped when its page is left)."""
-    at.selectbox(key="synth-label").set_value("pulses").run()
-    at.slider(key="synth-temperature").set_value(0.5).run()
-    at.radio(key="synth-mode").set_value("raw dimensions").run()
-    chosen = spectrogram(at)
-    at.switch_page("app_pages/explore.py")
-    at.run()
-    at.switch_page("app_pages/synthesise.py")
-    at.run()
-    assert not at.exception
-    assert at.selectbox(key="synth-label").value == "pulses"
-    assert at.slider(key="synth-temperature").value == 0.5
-    assert at.radio(key="synth-mode").value == "raw dimensions"
-    np.testing.assert_allclose(spectrogram(at), chosen, atol=1e-6)  # the same sound
-    synth = Synthesiser.load(studio_root / "checkpoints" / "demo")
-    said = synth.decode(torch.zeros(1, synth.latent_dim), [synth.label_index("pulses")])[0]
-    np.testing.assert_allclose(chosen, said.numpy(), atol=1e-5)  # z = 0 said as "pulses"
-
-
-def test_the_code_dialled_in_survives_a_page_switch(at):
-    """Issue 15 item 7: the sliders came back at the centre after a visit to another page."""
-    at.slider(key="synth-dir-0").set_value(2.5).run()
-    at.slider(key="synth-dir-2").set_value(-1.0).run()
-    dialled = spectrogram(at)
-    at.switch_page("app_pages/home.py")
-    at.run()
-    at.switch_page("app_pages/synthesise.py")
-    at.run()
-    assert not at.exception
-    assert [at.slider(key=f"synth-dir-{i}").value for i in range(4)] == [2.5, 0.0, -1.0, 0.0]
-    np.testing.assert_allclose(spectrogram(at), dialled, atol=1e-6)

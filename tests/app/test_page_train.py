@@ -180,35 +180,6 @@ def _assert_run_settings(at) -> None:
     assert at.checkbox(key="train-conditional").value is True
 
 
-@pytest.mark.slow
-def test_the_settings_survive_leaving_the_page(workspace: Path) -> None:
-    """Streamlit drops a widget's value when its page is left: ours are kept, so Resume
-    does not fall back to the default epoch total."""
-    at = open_page("train")
-    at.number_input(key="train-epochs").set_value(45)
-    at.number_input(key="train-beta").set_value(0.5)
-    at.text_input(key="train-channels").set_value("8,16")
-    at.run()
-    at.switch_page("app_pages/explore.py")
-    at.run()
-    assert not at.exception
-    at.switch_page("app_pages/train.py")
-    at.run()
-    assert not at.exception
-    assert at.number_input(key="train-epochs").value == 45
-    assert at.number_input(key="train-beta").value == 0.5
-    assert at.text_input(key="train-channels").value == "8,16"
-
-    # A look at another run's folder shows its settings; back to a fresh folder, ours again.
-    fresh = at.text_input(key="train-folder").value
-    at.text_input(key="train-folder").set_value("demo").run()
-    assert at.number_input(key="train-epochs").value == 2  # the shipped demo checkpoint's
-    assert at.number_input(key="train-latent-dim").value == 4
-    at.text_input(key="train-folder").set_value(fresh).run()
-    assert at.number_input(key="train-epochs").value == 45
-    assert at.number_input(key="train-beta").value == 0.5
-
-
 def _widgets(at) -> dict[str, object]:
     """The settings the page would train with, as JobOptions field -> value."""
     numbers = {"epochs": "train-epochs", "latent_dim": "train-latent-dim", "beta": "train-beta",
