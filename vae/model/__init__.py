@@ -2,6 +2,7 @@
 
 Public modules (what code outside this package may import):
 - ``conv_vae``: ``ModelConfig``, ``ConvVAE``, ``vae_loss``.
+- ``losses``: ``Losses`` (the loss's terms by name), ``LossSettings`` (what weighs them).
 - ``checkpoints``: ``Checkpoint``, ``save_checkpoint``, ``load_checkpoint``,
   ``CheckpointError``, ``read_metrics``, ``read_latents``.
 - ``prior``: ``LatentPrior``, ``fit_prior``, ``read_prior``.
@@ -9,4 +10,4 @@ Public modules (what code outside this package may import):
 - ``spectral_loss``: ``multiscale_spectral``.
 """
 
-__all__ = ["checkpoints", "conv_vae", "critic", "prior", "spectral_loss"]
+__all__ = ["checkpoints", "conv_vae", "critic", "losses", "prior", "spectral_loss"]
