@@ -2,7 +2,7 @@
 
 Public modules (what code outside this package may import):
 - ``io``: ``read_audio``, ``write_wav``, ``wav_bytes``, ``fit_length``, ``AudioError``.
-- ``features``: ``FeatureConfig``, ``PRESETS``, ``waveform_to_features``,
+- ``features``: ``FeatureConfig``, ``FEATURE_TYPES``, ``PRESETS``, ``waveform_to_features``,
   ``features_to_waveform`` (Griffin-Lim), ``stft_window``, ``reference_magnitude``.
 - ``metrics``: ``clip_metrics``, ``spectral_convergence``, ``log_spectral_distance``.
 

@@ -7,7 +7,7 @@ Public modules (what code outside this package may import):
 - ``limits``: the ``MAX_*`` bounds, ``LimitError``, ``check``, ``read_npy_header``.
 - ``output_folder``: ``check_output_folder``, ``write_output``, the ``OutputKind``s.
 - ``folder_lock``: ``FolderLock``, one writer per checkpoint folder.
-- ``safe_load``: ``guarded_torch_load``.
+- ``safe_load``: ``guarded_torch_load``, ``load_weights`` (the one weights loader).
 - ``data_roots``: ``data_roots``, ``check_source_folder``.
 """
 
