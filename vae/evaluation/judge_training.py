@@ -22,7 +22,8 @@ from torch import nn
 from vae.audio.features import features_to_waveform
 from vae.data.dataset import SpectrogramSet
 from vae.evaluation.judge import JudgeConfig, JudgeNet, check_judge_out, log_mel, save_judge
-from vae.progress import OnEvent
+from vae.harness import run_epochs
+from vae.progress import OnEvent, ignore_event
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,8 @@ def train_judge(
     opt = torch.optim.AdamW(model.parameters(), lr=training.lr, weight_decay=1e-4)
     steps = training.epochs * -(-len(x_train) // training.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, training.lr, total_steps=max(steps, 1))
-    for epoch in range(1, training.epochs + 1):
+
+    def train_epoch(epoch: int) -> bool:
         model.train()
         order = torch.randperm(len(x_train), generator=gen)
         for i in range(0, len(order), training.batch_size):
@@ -187,9 +189,15 @@ def train_judge(
             loss.backward()
             opt.step()
             sched.step()
+        return True
+
+    def finish(epoch: int, _: bool, t0: float) -> dict[str, Any]:
         val = _accuracy(model, spec_val, y_val)
-        if progress:
-            progress({"event": "epoch", "epoch": epoch, "epochs": training.epochs, "val": val})
+        return {"event": "epoch", "epoch": epoch, "epochs": training.epochs, "val": val}
+
+    # No stop and no resume: a judge trains in minutes and is saved once, at the end.
+    run = run_epochs(1, training.epochs, train_epoch, finish, emit=progress or ignore_event)
+    val = run.history[-1]["val"]
     report = {
         "val_accuracy": val,
         "val_accuracy_phase_copies": _accuracy(

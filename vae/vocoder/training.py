@@ -28,6 +28,7 @@ from torch import nn
 from vae.audio import features as F
 from vae.audio.metrics import log_spectral_distance, spectral_convergence, summarise
 from vae.data.dataset import SpectrogramSet
+from vae.harness import Budget, Every
 from vae.progress import OnEvent
 from vae.vocoder.network import (
     Vocoder,
@@ -181,16 +182,11 @@ def train_vocoder(
     gen = torch.Generator().manual_seed(training.seed)
     net = VocoderNet(config)
     opt = torch.optim.AdamW(net.parameters(), lr=training.lr, weight_decay=1e-4)
-    started = last_report = time.perf_counter()
+    budget = Budget(training.seconds, training.max_steps)
+    report_due = Every(0.5, budget.started)
     step, loss_avg = 0, None
     net.train()
-    while True:
-        elapsed = time.perf_counter() - started
-        done = elapsed / training.seconds
-        if training.max_steps:
-            done = max(done, step / training.max_steps)
-        if done >= 1.0:
-            break
+    while (done := budget.spent(step)) < 1.0:
         warm = min(1.0, (step + 1) / 50)
         for group in opt.param_groups:
             group["lr"] = training.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * done)))
@@ -210,18 +206,17 @@ def train_vocoder(
         value = loss.item()
         loss_avg = value if loss_avg is None else 0.95 * loss_avg + 0.05 * value
         now = time.perf_counter()
-        if progress and now - last_report >= 0.5:
-            last_report = now
+        if progress and report_due.due(now):
             progress(
                 {
                     "event": "step",
                     "step": step,
-                    "seconds": now - started,
+                    "seconds": budget.elapsed(now),
                     "budget": training.seconds,
                     "loss": loss_avg,
                 }
             )
-    seconds = time.perf_counter() - started
+    seconds = budget.elapsed()
     net.eval()
     if progress:
         progress({"event": "measure"})
