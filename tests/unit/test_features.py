@@ -107,3 +107,51 @@ def test_config_validation_and_serialisation():
     with pytest.raises(ValueError, match="unknown preset 'jazz'"):
         F.get_preset("jazz")
     assert dataclasses.is_dataclass(cfg)
+
+
+@pytest.mark.parametrize(
+    "cfg,kind,rows",
+    [
+        (F.get_preset("seed"), "linear", 256),  # Nyquist dropped: 512 / 2
+        (F.get_preset("fsdd").replace(drop_last_bin=False), "linear", 129),
+        (F.get_preset("fsdd").replace(n_mels=40), "mel", 40),
+    ],
+)
+def test_one_row_count_the_feature_types(cfg, kind, rows):
+    """The rows of a feature array are counted once, by the config's feature type: the
+    analysis makes that many, the inverse takes them back to every STFT bin, the figure's
+    axis names as many, and a filter-bank type's pseudo-inverse maps them."""
+    assert cfg.feature_type is F.FEATURE_TYPES[kind] and cfg.n_bins == rows
+    feats = F.waveform_to_features(speechlike(cfg), cfg)
+    assert feats.shape == (rows, cfg.n_frames) == cfg.shape
+    assert F.features_to_magnitude(feats, cfg).shape == (cfg.n_stft_bins, cfg.n_frames)
+    centres, _ = cfg.feature_type.axis(cfg)
+    assert len(centres) == rows
+    inverse = F.bank_inverse(cfg)
+    assert (inverse is None) == (kind == "linear")
+    if inverse is not None:
+        assert inverse.shape == (cfg.n_stft_bins, rows)
+    # The power route (preprocessing) and the magnitude route give the same features.
+    power = F.stft_power(torch.from_numpy(speechlike(cfg)), cfg)
+    torch.testing.assert_close(
+        F.power_to_features(power, cfg),
+        F.magnitude_to_features(power.sqrt(), cfg),
+        atol=1e-5,
+        rtol=0,
+    )
+
+
+def test_feature_types_are_asked_in_order_linear_last():
+    """A config selects the first type that claims it; linear bins take every other."""
+    assert list(F.FEATURE_TYPES)[-1] == "linear"
+    cfg = F.get_preset("fsdd")
+    assert [k.selected(cfg) for k in F.FEATURE_TYPES.values()] == [False, True]
+    assert F.FeatureConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_the_framed_stft_is_torch_stft():
+    """One framed STFT (the features' and the judge's): torch.stft(center=True), Hann."""
+    wave = torch.from_numpy(speechlike(F.get_preset("fsdd")))
+    want = torch.stft(wave, 256, 64, window=torch.hann_window(256), center=True,
+                      pad_mode="reflect", return_complex=True)  # fmt: skip
+    torch.testing.assert_close(F.framed_stft(wave, 256, 64), want.T, atol=1e-4, rtol=1e-4)

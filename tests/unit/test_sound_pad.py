@@ -43,7 +43,7 @@ def _js_griffin_lim(cfg: FeatureConfig, feats: np.ndarray, tmp_path: Path) -> np
             "top_db": cfg.top_db,
             "drop_last_bin": cfg.drop_last_bin,
             "n_mels": cfg.n_mels,
-            "mel_pinv": F.mel_inverse(cfg).tolist() if cfg.n_mels else None,
+            "mel_pinv": None if F.bank_inverse(cfg) is None else F.bank_inverse(cfg).tolist(),
         },
         "feats": feats.ravel().tolist(),
         "n_iter": cfg.griffin_lim_iters,
