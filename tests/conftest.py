@@ -133,6 +133,15 @@ def studio_page(studio_root: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[
 
 
 @pytest.fixture
+def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty workspace as the working folder (``tmp_path / "work"``)."""
+    root = tmp_path / "work"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    return root
+
+
+@pytest.fixture
 def studio_copy(studio_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A private copy of the studio workspace as the working directory, for tests that write
     or train in it; every training run started through ``vae.jobs.runner`` is killed afterwards,

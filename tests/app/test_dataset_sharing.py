@@ -46,15 +46,6 @@ def _private(root: Path) -> list[str]:
 
 
 @pytest.fixture
-def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty workspace as the working folder."""
-    root = tmp_path / "work"
-    root.mkdir()
-    monkeypatch.chdir(root)
-    return root
-
-
-@pytest.fixture
 def tone(tmp_path: Path, write_tone) -> bytes:
     """A 1 s 8 kHz 16-bit WAV: about 16 KB."""
     return write_tone(tmp_path / "tone.wav", seconds=1.0).read_bytes()

@@ -270,11 +270,8 @@ def _import(at, name: str, data: bytes) -> None:
 
 @pytest.mark.slow
 def test_two_sessions_importing_at_once_each_preprocess_their_own(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_tone
+    tmp_path: Path, work: Path, write_tone
 ) -> None:
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
     alice, bob = open_page("dataset"), open_page("dataset")
     tones = {who: write_tone(tmp_path / f"{who}.wav").read_bytes() for who in ("alice", "bob")}
     _import(alice, "alice.wav", tones["alice"])
@@ -312,11 +309,8 @@ def file_size_limit(limit: int) -> Iterator[None]:
 
 @pytest.mark.slow
 def test_a_full_disk_during_an_upload_names_the_folder_and_the_fix(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_tone
+    tmp_path: Path, work: Path, write_tone
 ) -> None:
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
     at = open_page("dataset")
     big = write_tone(tmp_path / "long.wav", seconds=10.0, sample_rate=44100).read_bytes()
     at.file_uploader(key="dataset-upload").set_value([("long.wav", big, "audio/wav")])
