@@ -28,6 +28,7 @@ import torch
 import torchaudio
 from torch import nn
 
+from vae.audio import features
 from vae.storage import limits
 from vae.storage.files import (
     atomic_write_json,
@@ -145,20 +146,12 @@ def fit_length(waves: torch.Tensor, samples: int) -> torch.Tensor:
     return nn.functional.pad(waves, (0, samples - n))
 
 
-@functools.lru_cache(maxsize=4)
-def _window(n_fft: int) -> torch.Tensor:
-    return torch.hann_window(n_fft)
-
-
 def log_mel(waves: torch.Tensor, cfg: JudgeConfig) -> torch.Tensor:
     """The judge's analysis: waveforms (B, samples) -> (B, n_mels, n_frames), per clip
     zero mean and unit variance (a silent clip gives zeros)."""
     waves = fit_length(waves.to(torch.float32), cfg.clip_samples)
-    half = cfg.n_fft // 2
-    # Centred frames (as torch.stft(center=True)) by unfold + rfft: faster for short clips.
-    padded = nn.functional.pad(waves.unsqueeze(1), (half, half), mode="reflect")[:, 0]
-    frames = padded.unfold(-1, cfg.n_fft, cfg.hop_length) * _window(cfg.n_fft).to(waves.device)
-    spec = torch.view_as_real(torch.fft.rfft(frames, dim=-1))  # (B, frames, bins, 2)
+    # The features' framed STFT (centred, Hann) at the judge's own sizes.
+    spec = torch.view_as_real(features.framed_stft(waves, cfg.n_fft, cfg.hop_length))
     power = spec.square().sum(-1)  # (B, frames, bins)
     mel = power @ _mel_filters(cfg).T.to(waves.device)  # (B, frames, n_mels)
     db = 10 * torch.log10(mel.clamp(min=1e-10)).transpose(-1, -2)  # (B, n_mels, frames)
