@@ -3,17 +3,17 @@ defaults training fills in for those left out, and the options read back from a 
 ``SharpenOptions`` the same for stage 2 (``python -m vae sharpen``). ``vae.jobs.runner`` starts jobs
 with them (each says its command in ``COMMAND``); ``vae.jobs.recipes`` names sets of JobOptions.
 
-JobOptions is made from ``TrainConfig``'s and ``ModelOptions``' fields and SharpenOptions from
-``SharpenConfig``'s, so a new option is a job option (and a command-line argument) without
-being written here.
+Both are written out, a field for each field of ``TrainConfig`` and ``ModelOptions`` (and of
+``SharpenConfig``), so that an editor and a type checker see them; a test
+(tests/unit/test_options.py) holds them to those configs' fields, names, order and types, so a
+new training option that is not added here fails it.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from vae.model import checkpoints as ck
 from vae.model.conv_vae import MODEL_SIZES
@@ -27,10 +27,41 @@ TRAIN_OPTIONS = tuple(OPTIONS)  # JobOptions fields that are TrainConfig's (the 
 SHARPEN_OPTIONS = tuple(SHARPEN_DESCRIBED)  # SharpenOptions fields: SharpenConfig's
 
 
-class _JobOptionsMethods:
-    """The methods of :data:`JobOptions` (its fields come from the configs)."""
+@dataclass(frozen=True, kw_only=True)
+class JobOptions:
+    """The ``python -m vae train`` options a job passes: a field for each ``TrainConfig`` and
+    ``ModelOptions`` field (their docstrings say what each means); None leaves the CLI's
+    default (or, on resume, the checkpoint's stored value), a switch is False when not given."""
 
-    COMMAND = "train"  # the ``python -m vae`` command a job with these options runs
+    COMMAND: ClassVar[str] = "train"  # the ``python -m vae`` command a job with these runs
+
+    # TrainConfig's fields
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    beta: float | None = None
+    beta_warmup_epochs: float | None = None
+    free_bits: float | None = None
+    weight_decay: float | None = None
+    grad_clip: float | None = None
+    seed: int | None = None
+    device: str | None = None
+    log_every: int | None = None
+    threads: int | None = None
+    precision: str | None = None
+    likelihood: str | None = None
+    recon_loss: str | None = None
+    judge_every: int | None = None
+    judge: str | None = None
+    judge_patience: int | None = None
+    stop_when_stale: bool = False
+    # ModelOptions' fields
+    latent_dim: int | None = None
+    size: str | None = None
+    channels: tuple[int, ...] | None = None
+    decoder: str | None = None
+    res_blocks: int | None = None
+    conditional: bool = False
 
     def check(self) -> None:
         """Raise ValueError for a bad value now, not as a failed run a few seconds later."""
@@ -77,30 +108,26 @@ class _JobOptionsMethods:
         return args
 
 
-def _optional(field: dataclasses.Field) -> tuple[str, Any, dataclasses.Field]:
-    """A JobOptions field for a config field: None (not given) unless it is a switch."""
-    default = False if field.default is False else None
-    kind = field.type if default is False else f"{field.type} | None"
-    return field.name, kind, dataclasses.field(default=default, metadata=field.metadata)
+@dataclass(frozen=True, kw_only=True)
+class SharpenOptions:
+    """The ``python -m vae sharpen`` options a job passes: a field for each ``SharpenConfig``
+    field (its docstring says what each means); None leaves the CLI's default (or, on resume,
+    the stage's stored value in sharpen.json)."""
 
+    COMMAND: ClassVar[str] = "sharpen"
 
-JobOptions = dataclasses.make_dataclass(
-    "JobOptions",
-    [_optional(f) for f in (*dataclasses.fields(TrainConfig), *dataclasses.fields(ModelOptions))],
-    bases=(_JobOptionsMethods,),
-    frozen=True,
-    kw_only=True,
-)
-JobOptions.__module__ = __name__  # pickled and shown as vae.jobs.options.JobOptions
-JobOptions.__doc__ = """The ``python -m vae train`` options a job passes: a field for each
-``TrainConfig`` and ``ModelOptions`` field; None leaves the CLI's default (or, on resume, the
-checkpoint's stored value)."""
-
-
-class _SharpenOptionsMethods:
-    """The methods of :data:`SharpenOptions` (its fields come from ``SharpenConfig``)."""
-
-    COMMAND = "sharpen"
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    critic_lr: float | None = None
+    spectral_weight: float | None = None
+    feature_weight: float | None = None
+    adversarial_weight: float | None = None
+    shift_frames: int | None = None
+    seed: int | None = None
+    judge: str | None = None
+    device: str | None = None
+    threads: int | None = None
 
     def given(self) -> dict[str, Any]:
         """The options given (not None), by field name."""
@@ -123,19 +150,6 @@ class _SharpenOptionsMethods:
             shown = str(Path(value).absolute()) if name == "judge" else str(value)
             args += [flag(name), shown]
         return args
-
-
-SharpenOptions = dataclasses.make_dataclass(
-    "SharpenOptions",
-    [_optional(f) for f in dataclasses.fields(SharpenConfig)],
-    bases=(_SharpenOptionsMethods,),
-    frozen=True,
-    kw_only=True,
-)
-SharpenOptions.__module__ = __name__
-SharpenOptions.__doc__ = """The ``python -m vae sharpen`` options a job passes: a field for
-each ``SharpenConfig`` field; None leaves the CLI's default (or, on resume, the stage's
-stored value in sharpen.json)."""
 
 
 def _size_of(channels: tuple[int, ...]) -> str | None:
