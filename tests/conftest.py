@@ -62,6 +62,19 @@ def demo_dataset_dir(
     return out
 
 
+@pytest.fixture(scope="session")
+def quick_judge_dir(tmp_path_factory: pytest.TempPathFactory, demo_dataset_dir: Path) -> Path:
+    """A real judge folder of ``demo_dataset_dir``'s 5 labels, trained one epoch (about a
+    second): for the tests of loading, refusing and hearing that ask nothing of its
+    accuracy; read only."""
+    from vae.data.dataset import load_dataset
+    from vae.evaluation.judge_training import JudgeTraining, train_judge
+
+    out = tmp_path_factory.mktemp("judges") / "quick"
+    train_judge(load_dataset(demo_dataset_dir), out, JudgeTraining(epochs=1, batch_size=8))
+    return out
+
+
 @pytest.fixture
 def write_tone() -> Callable[..., Path]:
     """Write a decaying harmonic tone to ``path`` with soundfile; returns the path.

@@ -82,6 +82,7 @@ def test_two_ranks_write_one_checkpoint(runs: dict[str, Path]) -> None:
     assert log.count("checkpoint at epoch 2") == 1  # rank 0 speaks for both
 
 
+@pytest.mark.slow  # its fixture runs torchrun: two ranks, each a python with torch
 def test_two_ranks_equal_one_process(runs: dict[str, Path]) -> None:
     assert max_diff(runs["ddp"], runs["one"]) < ATOL
     ddp, one = epoch_records(runs["ddp"]), epoch_records(runs["one"])

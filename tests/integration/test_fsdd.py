@@ -79,6 +79,7 @@ def test_training_on_fsdd_lowers_the_loss(fsdd_checkpoint):
     assert latents["means"].shape == (120, 8) and np.isfinite(latents["means"]).all()
 
 
+@pytest.mark.slow  # its fixture trains 8 epochs on 120 FSDD clips
 def test_conditional_morph_and_samples_on_fsdd(fsdd_checkpoint):
     data, ckpt, _ = fsdd_checkpoint
     synth, ds = Synthesiser.load(ckpt), load_dataset(data)
@@ -103,6 +104,7 @@ def test_conditional_morph_and_samples_on_fsdd(fsdd_checkpoint):
     assert torch.equal(seven, again) and not torch.equal(seven[0], seven[1])
 
 
+@pytest.mark.slow  # its fixture trains 8 epochs on 120 FSDD clips
 def test_evaluate_on_fsdd(fsdd_checkpoint):
     data, ckpt, _ = fsdd_checkpoint
     report = evaluate_reconstruction(Synthesiser.load(ckpt), load_dataset(data))

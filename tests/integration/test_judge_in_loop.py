@@ -274,21 +274,21 @@ def _cli_error(capsys: pytest.CaptureFixture, *argv: object) -> str:
 
 
 def test_cli_refuses_judges_that_do_not_fit_in_one_line(
-    demo_dataset_dir: Path, judge_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    demo_dataset_dir: Path, quick_judge_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     base = ["train", demo_dataset_dir, "--out", tmp_path / "ck", "--epochs", "1", "--device",
             "cpu", "--threads", "1"]  # fmt: skip
     line = _cli_error(capsys, *base, "--judge-every", "2")
     assert "judge_every=2 needs a judge folder: pass --judge DIR" in line
-    line = _cli_error(capsys, *base, "--judge", judge_dir)
+    line = _cli_error(capsys, *base, "--judge", quick_judge_dir)
     assert line == "error: --judge DIR scores the model only with --judge-every N (epochs)"
     line = _cli_error(capsys, *base, "--judge-every", "1", "--judge", tmp_path / "nope")
     assert f"--judge {tmp_path / 'nope'}: no such folder" in line
-    fast = _judge_copy(judge_dir, tmp_path, sample_rate=16000)
+    fast = _judge_copy(quick_judge_dir, tmp_path, sample_rate=16000)
     line = _cli_error(capsys, *base, "--judge-every", "1", "--judge", fast)
     assert "audio at 8000 Hz, but the judge hears 16000 Hz" in line
     shutil.rmtree(fast)
-    other = _judge_copy(judge_dir, tmp_path, label_names=list("abcde"))
+    other = _judge_copy(quick_judge_dir, tmp_path, label_names=list("abcde"))
     line = _cli_error(capsys, *base, "--judge-every", "1", "--judge", other)
     assert "are not the judge's ['a', 'b', 'c', 'd', 'e']" in line
     assert not ck.has_checkpoint(tmp_path / "ck")  # refused before any epoch
@@ -314,11 +314,11 @@ def test_cli_prints_the_judge_line_and_keeps_best(
     assert Synthesiser.load(out / BEST_DIR).checkpoint.epoch == 2
 
 
-def test_job_options_pass_the_judge(judge_dir: Path) -> None:
-    options = jobs.JobOptions(epochs=2, judge_every=3, judge=str(judge_dir))
+def test_job_options_pass_the_judge(quick_judge_dir: Path) -> None:
+    options = jobs.JobOptions(epochs=2, judge_every=3, judge=str(quick_judge_dir))
     argv = jobs.command("data", "out", options, resume=False)
     assert argv[argv.index("--judge-every") + 1] == "3"
-    assert argv[argv.index("--judge") + 1] == str(judge_dir.absolute())
+    assert argv[argv.index("--judge") + 1] == str(quick_judge_dir.absolute())
     off = jobs.command("d", "o", jobs.JobOptions(judge_every=0, judge="x"), resume=True)
     assert "--judge" not in off and off[off.index("--judge-every") + 1] == "0"
     with pytest.raises(ValueError, match="needs a judge folder"):

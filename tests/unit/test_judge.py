@@ -34,6 +34,13 @@ def demo_judge(tmp_path_factory) -> tuple[Judge, dict, object]:
     return Judge.load(root / "judge"), report, ds
 
 
+@pytest.fixture(scope="module")
+def quick_judge(quick_judge_dir, demo_dataset_dir) -> tuple[Judge, None, object]:
+    """As ``demo_judge``, of a judge trained one epoch: for the tests that ask nothing of
+    its accuracy (no training report)."""
+    return Judge.load(quick_judge_dir), None, load_dataset(demo_dataset_dir)
+
+
 @pytest.mark.slow
 def test_the_judge_learns_the_demo_classes_from_audio_and_reloads(demo_judge):
     judge, report, ds = demo_judge
@@ -52,8 +59,8 @@ def test_the_judge_learns_the_demo_classes_from_audio_and_reloads(demo_judge):
     assert saved["judge_config"]["sample_rate"] == 8000 and "feature_config" not in saved
 
 
-def test_it_hears_its_own_analysis_not_the_dataset_features(demo_judge):
-    judge, _, ds = demo_judge
+def test_it_hears_its_own_analysis_not_the_dataset_features(quick_judge):
+    judge, _, ds = quick_judge
     cfg = JudgeConfig.for_audio(8000, 8128, 10)
     assert (cfg.n_fft, cfg.hop_length, cfg.n_mels, cfg.n_frames) == (512, 128, 64, 64)
     assert JudgeConfig.for_audio(16000, 16000, 3).n_fft == 1024
@@ -67,8 +74,8 @@ def test_it_hears_its_own_analysis_not_the_dataset_features(demo_judge):
         judge.probabilities(ds.waveforms[:2], sample_rate=16000)
 
 
-def test_embeddings_are_pooled_penultimate_features_batched_and_deterministic(demo_judge):
-    judge, _, ds = demo_judge
+def test_embeddings_are_pooled_penultimate_features_batched_and_deterministic(quick_judge):
+    judge, _, ds = quick_judge
     waves = np.asarray(ds.waveforms[:20])
     emb = judge.embed(waves)
     assert emb.shape == (20, judge.config.channels[-1])
@@ -112,10 +119,10 @@ def test_a_version_1_judge_is_refused_with_the_file_and_the_command(tmp_path):
     assert "python -m vae judge DATA --out DIR" in message
 
 
-def test_a_broken_judge_folder_names_the_file_and_the_fix(tmp_path, demo_judge):
+def test_a_broken_judge_folder_names_the_file_and_the_fix(tmp_path, quick_judge):
     with pytest.raises(ValueError, match="not a judge.*python -m vae judge"):
         Judge.load(tmp_path)
-    judge, _, _ = demo_judge
+    judge, _, _ = quick_judge
     info = {**judge.info, "judge_config": {**judge.info["judge_config"]}}
     (tmp_path / "judge.json").write_text(json.dumps(info))
     (tmp_path / "judge.pt").write_bytes(b"truncated")
@@ -227,12 +234,12 @@ def test_the_distribution_section_has_a_floor_below_noise(studio_root, demo_judg
     json.dumps(studio_report, allow_nan=False)  # plain JSON: the CLI prints it
 
 
-def test_a_judge_of_another_rate_or_labels_is_refused(studio_root, demo_judge):
+def test_a_judge_of_another_rate_or_labels_is_refused(studio_root, quick_judge):
     import dataclasses
 
     from vae.evaluation.judge import JudgeNet
 
-    judge, _, _ = demo_judge
+    judge, _, _ = quick_judge
     synth = Synthesiser.load(studio_root / "checkpoints" / "demo")
     ds = load_dataset(studio_root / "data" / "demo")
     other = Judge(JudgeNet(dataclasses.replace(judge.config, sample_rate=16000)), judge.info)
