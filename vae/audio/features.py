@@ -99,6 +99,7 @@ class FeatureConfig:
 
     def __post_init__(self) -> None:
         check_options(self)  # each field's own lower bound and choices
+        chosen = self.feature_types()
         checks = [
             (
                 self.hop_length <= self.n_fft,
@@ -112,6 +113,11 @@ class FeatureConfig:
                 self.griffin_lim_momentum < 1,
                 f"griffin_lim_momentum={self.griffin_lim_momentum} must be in [0, 1)",
             ),
+            (
+                len(chosen) <= 1,
+                f"these settings ask for {len(chosen)} feature types ({', '.join(chosen)}): "
+                "choose one",
+            ),
             *self.feature_type.checks(self),
         ]
         for ok, message in checks:
@@ -121,6 +127,10 @@ class FeatureConfig:
         # elsewhere (n_fft 2**30) must not allocate gigabytes (vae.storage.limits).
         for ok, message in limits.feature_limits(self):
             limits.check(ok, message)
+
+    def feature_types(self) -> list[str]:
+        """The types other than linear bins whose fields this config sets (one at most)."""
+        return [n for n, k in FEATURE_TYPES.items() if k is not LINEAR and k.selected(self)]
 
     @property
     def feature_type(self) -> FeatureType:
