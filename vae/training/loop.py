@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from vae.data.batches import FeatureFile, FeatureRows
 from vae.data.dataset import FEATURES_FILE, SpectrogramSet
+from vae.harness import never, run_epochs
 from vae.model import checkpoints as ck
 from vae.model.conv_vae import ConvVAE, ModelConfig, count_parameters, vae_loss
 from vae.model.losses import Losses, LossSettings
@@ -147,11 +148,6 @@ class StepTally:
         return StepTally(terms.of(total[:n]), stopping=total[n], non_finite=total[n + 1])
 
 
-def never() -> bool:
-    """A ``stop`` that never asks to stop."""
-    return False
-
-
 @dataclass(frozen=True)
 class TrainerSetup:
     """Everything a :class:`Trainer` starts from, decided by :func:`vae.training.train.train`.
@@ -256,31 +252,28 @@ class Trainer:
         if self.start > cfg.epochs:
             note = f"already trained {self.start - 1} of {cfg.epochs} epochs"
             emit({"event": "note", "message": note})
-        history: list[dict[str, Any]] = []
-        last, stopped = self.start - 1, False
-        for epoch in range(self.start, cfg.epochs + 1):
-            t0 = time.perf_counter()
-            done = self.train_epoch(epoch)
-            if done is None:
-                stopped = True
-                note = f"stopped; the checkpoint of epoch {last} is kept in {self.out}"
-                emit({"event": "stopped", "epoch": last, "message": note})
-                break
-            history.append(self.finish_epoch(epoch, *done, t0))
-            last = epoch
-            emit(history[-1])
-            if self.judge(epoch):
-                stopped = True
-                best = self.out / ck.BEST_DIR
-                note = f"stopped after epoch {last} (--stop-when-stale); {best} holds the best"
-                emit({"event": "stopped", "epoch": last, "message": note})
-                break
-        if last > 0 and not dist.on_main(
+        run = run_epochs(
+            self.start,
+            cfg.epochs,
+            self.train_epoch,
+            lambda epoch, done, t0: self.finish_epoch(epoch, *done, t0),
+            emit=emit,
+            stopped=lambda last: f"stopped; the checkpoint of epoch {last} is kept in {self.out}",
+            after=self.stale,
+        )
+        if run.last > 0 and not dist.on_main(
             self.world, lambda: run_checkpoint.latents_current(self.out)
         ):
             self.write_latents()
         self.features.close()
-        return last, history, stopped
+        return run.last, run.history, run.stopped
+
+    def stale(self, epoch: int) -> str | None:
+        """Why the run stops after ``epoch`` (--stop-when-stale), on every rank; or None."""
+        if not self.judge(epoch):
+            return None
+        best = self.out / ck.BEST_DIR
+        return f"stopped after epoch {epoch} (--stop-when-stale); {best} holds the best"
 
     def judge(self, epoch: int) -> bool:
         """Rank 0 scores the checkpoint just saved when ``epoch`` is due (the others wait);

@@ -3,13 +3,12 @@
 The order is what makes a kill at any moment safe: the epoch's metrics line, then model.pt
 and config.json (``vae.model.checkpoints.save_checkpoint``), then latents.npz and the learned
 prior fitted to it. A save that fails (out of space) takes its metrics line back at once
-(the file cut back to its length before the line); latents older than model.pt (a run
-killed between the two) are found by :func:`latents_current`.
+(``vae.harness.line_then_save``); latents older than model.pt (a run killed between the
+two) are found by :func:`latents_current`.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import torch
 
 from vae.audio.features import FeatureConfig
 from vae.data.dataset import SpectrogramSet
+from vae.harness import line_then_save
 from vae.model import checkpoints as ck
 from vae.model.conv_vae import ModelConfig
 from vae.model.prior import PRIOR_FILE, fit_prior, write_prior
@@ -42,10 +42,8 @@ def save_epoch(
     Raises:
         OSError: the save failed (out of space); the metrics line was taken back first.
     """
-    metrics = out / ck.METRICS_FILE
-    before = metrics.stat().st_size if metrics.is_file() else 0
-    try:
-        ck.append_jsonl(metrics, record)
+
+    def save() -> None:
         ck.save_checkpoint(
             out,
             model=model,
@@ -58,22 +56,9 @@ def save_epoch(
             dataset_info=dataset_info,
             extra={"step": step},
         )
-    except OSError:  # out of space: the epoch's line must not claim a checkpoint
-        take_back(metrics, before)
-        raise
 
-
-def take_back(metrics: Path, size: int) -> None:
-    """Cut ``metrics`` back to ``size`` bytes, dropping the line (or torn part of one) just
-    appended: a truncation needs no free space, where rewriting the file (``trim_metrics``)
-    fails on the very disk that stopped the save (4 KB free left the line in place)."""
-    try:
-        if metrics.is_file() and metrics.stat().st_size > size:
-            os.truncate(metrics, size)
-            return
-    except OSError:
-        pass
-    forget_unsaved(metrics.parent)
+    # out of space: the epoch's line must not claim a checkpoint
+    line_then_save(out / ck.METRICS_FILE, record, save, forget=lambda: forget_unsaved(out))
 
 
 def forget_unsaved(out: Path) -> None:

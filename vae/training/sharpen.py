@@ -25,7 +25,6 @@ stage repeats an uninterrupted one. ``sharpen.json`` records the stage's setting
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ import torch
 
 from vae.data.batches import FeatureFile, FeatureRows
 from vae.data.dataset import FEATURES_FILE, SpectrogramSet, load_dataset
+from vae.harness import Stop, append_line, cpu_count, run_epochs, save_state, torch_threads
 from vae.model import checkpoints as ck
 from vae.model.conv_vae import ConvVAE
 from vae.model.critic import (
@@ -55,7 +55,7 @@ from vae.storage.folder_lock import FolderLock
 from vae.storage.safe_load import guarded_torch_load
 from vae.training.judge_in_loop import Judging, load_judge_for
 from vae.training.sharpen_config import SharpenConfig
-from vae.training.train import STAGE_FILES, cpu_count, sigterm_sets, torch_threads
+from vae.training.train import STAGE_FILES
 from vae.training.train_config import resolve_device
 
 STATE_FILE, RECORD_FILE = STAGE_FILES  # sharpen.pt, sharpen.json: train knows them as ours
@@ -301,7 +301,7 @@ class Sharpening:
 
     def save(self, record: dict[str, Any]) -> None:
         """The stage epoch's metrics line, sharpen.pt, sharpen.json, then model.pt."""
-        ck.append_jsonl(self.out / ck.METRICS_FILE, record)
+        append_line(self.out / ck.METRICS_FILE, record)
         state = {
             "format_version": STAGE_FORMAT_VERSION,
             "stage_epoch": self.stage_epoch,
@@ -310,7 +310,7 @@ class Sharpening:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
         }
-        ck.atomic_torch_save(state, self.out / STATE_FILE)
+        save_state(self.out / STATE_FILE, state)
         atomic_write_json(
             self.out / RECORD_FILE,
             {
@@ -325,27 +325,33 @@ class Sharpening:
 
     def run(self, stop: Callable[[], bool]) -> tuple[list[dict[str, Any]], bool]:
         """Train up to ``cfg.epochs`` stage epochs; (this call's records, stopped)."""
-        cfg, history = self.cfg, []
         self.emit({"event": "start", "stage": STAGE, "epoch": self.stage_epoch + 1,
-                   "epochs": cfg.epochs, "base_epoch": self.base_epoch,
+                   "epochs": self.cfg.epochs, "base_epoch": self.base_epoch,
                    "device": str(self.device)})  # fmt: skip
-        for epoch in range(self.stage_epoch + 1, cfg.epochs + 1):
-            t0 = time.perf_counter()
-            losses = self.train_epoch(epoch, stop)
-            if losses is None:
-                note = f"stopped; stage epoch {self.stage_epoch} is kept in {self.out}"
-                self.emit({"event": "stopped", "epoch": self.stage_epoch, "message": note})
-                return history, True
-            self.stage_epoch = epoch
-            record = {"event": STAGE, "epoch": self.base_epoch + epoch, "stage_epoch": epoch,
-                      "stage_epochs": cfg.epochs, **losses, "val_spectral": self.validate(),
-                      "seconds": time.perf_counter() - t0, "time": ck.utc_now()}  # fmt: skip
-            self.save(record)
-            history.append(record)
-            self.emit(record)
-            if self.judging is not None:
-                self.judging.after_epoch(self.base_epoch + epoch)
-        return history, False
+        run = run_epochs(
+            self.stage_epoch + 1,
+            self.cfg.epochs,
+            lambda epoch: self.train_epoch(epoch, stop),
+            self.finish_epoch,
+            emit=self.emit,
+            stopped=lambda done: f"stopped; stage epoch {done} is kept in {self.out}",
+            after=self.judge,
+        )
+        return run.history, run.stopped
+
+    def finish_epoch(self, epoch: int, losses: dict[str, float], t0: float) -> dict[str, Any]:
+        """Validate and save stage epoch ``epoch``; returns its metrics record."""
+        self.stage_epoch = epoch
+        record = {"event": STAGE, "epoch": self.base_epoch + epoch, "stage_epoch": epoch,
+                  "stage_epochs": self.cfg.epochs, **losses, "val_spectral": self.validate(),
+                  "seconds": time.perf_counter() - t0, "time": ck.utc_now()}  # fmt: skip
+        self.save(record)
+        return record
+
+    def judge(self, epoch: int) -> None:
+        """The judge (when given) scores stage epoch ``epoch``; it never stops stage 2."""
+        if self.judging is not None:
+            self.judging.after_epoch(self.base_epoch + epoch)
 
     def close(self) -> None:
         self.features.close()
@@ -390,11 +396,7 @@ def sharpen(
     """
     started = time.perf_counter()
     out, emit = Path(ckpt_dir), progress or ignore_event
-    terminated = threading.Event()
-
-    def stop() -> bool:
-        return terminated.is_set() or (should_stop is not None and should_stop())
-
+    stop = Stop(should_stop)
     if not ck.has_checkpoint(out):
         raise ValueError(
             f"{out}: no checkpoint to sharpen; train one first with "
@@ -413,7 +415,7 @@ def sharpen(
             config = SharpenConfig.from_dict(record["config"]) if record else SharpenConfig()
         ds = _dataset_for(out, data_dir)
         threads = config.threads or cpu_count()
-        with torch_threads(threads), sigterm_sets(terminated):
+        with torch_threads(threads), stop.on_sigterm():
             stage = Sharpening(out, ds, config, emit)
             if stage.stage_epoch >= config.epochs:
                 emit({"event": "note", "message": f"already sharpened {stage.stage_epoch} "

@@ -16,10 +16,7 @@ then trains on its share of every global batch.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +26,7 @@ from typing import Any
 import torch
 
 from vae.data.dataset import SpectrogramSet, load_dataset
+from vae.harness import Stop, cpu_count, torch_threads
 from vae.model import checkpoints as ck
 from vae.model.conv_vae import MODEL_SIZES, ModelConfig
 from vae.progress import OnEvent, ignore_event
@@ -114,11 +112,7 @@ def train(
     out, data = Path(out_dir), Path(data_dir)
     world = dist.from_env()
     emit = (progress or ignore_event) if world.is_main else ignore_event
-    terminated = threading.Event()
-
-    def stop() -> bool:
-        return terminated.is_set() or (should_stop is not None and should_stop())
-
+    stop = Stop(should_stop)
     dist.start(world)
     try:
         with dist.peer_watch(world, out), _locked_on_main(world, out):
@@ -142,7 +136,7 @@ def train(
             )
             threads = plan.cfg.threads or max(1, cpu_count() // world.local_size)
             with torch_threads(threads if device.type == "cpu" else None):
-                with sigterm_sets(terminated):
+                with stop.on_sigterm():
                     last, history, stopped = Trainer(setup).run()
     finally:
         dist.stop()
@@ -210,40 +204,6 @@ def _join(world: dist.World, plan: Plan, data_dir: Path) -> tuple[SpectrogramSet
     dist.check_all(world, error)
     assert ds is not None and device is not None
     return ds, device
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """torch's CPU threads set to ``n`` (None: left alone) while the block runs."""
-    old = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-@contextlib.contextmanager
-def sigterm_sets(terminated: threading.Event) -> Iterator[None]:
-    """While the block runs, SIGTERM (the app's Stop, `kill`; torchrun passes it on to every
-    rank) sets ``terminated``, and training stops at the next batch as ``should_stop`` does.
-    Only the main thread may set handlers; elsewhere SIGTERM is left alone."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGTERM, lambda *_: terminated.set())
-    try:
-        yield
-    finally:  # None: a handler not set from Python; give back the default
-        signal.signal(signal.SIGTERM, old or signal.SIG_DFL)
-
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 # ------------------------------------------------------------------------------ the folder
