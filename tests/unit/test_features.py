@@ -145,7 +145,8 @@ def test_feature_types_are_asked_in_order_linear_last():
     """A config selects the first type that claims it; linear bins take every other."""
     assert list(F.FEATURE_TYPES)[-1] == "linear"
     cfg = F.get_preset("fsdd")
-    assert [k.selected(cfg) for k in F.FEATURE_TYPES.values()] == [False, True]
+    assert [name for name, k in F.FEATURE_TYPES.items() if k.selected(cfg)] == ["linear"]
+    assert cfg.replace(n_mels=32).feature_types() == ["mel"]
     assert F.FeatureConfig.from_dict(cfg.to_dict()) == cfg
 
 
@@ -155,3 +156,12 @@ def test_the_framed_stft_is_torch_stft():
     want = torch.stft(wave, 256, 64, window=torch.hann_window(256), center=True,
                       pad_mode="reflect", return_complex=True)  # fmt: skip
     torch.testing.assert_close(F.framed_stft(wave, 256, 64), want.T, atol=1e-4, rtol=1e-4)
+
+
+def test_settings_that_ask_for_two_feature_types_are_refused(monkeypatch):
+    """A second registered type that claims the same config: refused in one line naming
+    both, rather than one silently winning."""
+    monkeypatch.setitem(F.FEATURE_TYPES, "other", dataclasses.replace(F.MEL, name="other"))
+    with pytest.raises(ValueError, match=r"ask for 2 feature types \(mel, other\): choose one"):
+        F.get_preset("fsdd").replace(n_mels=32)
+    assert F.get_preset("fsdd").replace(drop_last_bin=False).feature_types() == []

@@ -148,8 +148,8 @@ def test_every_feature_setting_is_a_preprocess_flag_with_its_range_and_help(caps
     with pytest.raises(SystemExit):
         build_parser().parse_args(["preprocess", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert list(SETTINGS) == ["sample_rate", "clip_seconds", "n_fft", "hop", "top_db",
-                              "n_mels", "trim_db"]  # fmt: skip
+    kept = ["sample_rate", "clip_seconds", "n_fft", "hop", "top_db", "n_mels", "trim_db"]
+    assert [name for name in SETTINGS if name in kept] == kept  # a new setting adds a flag
     for name, described in SETTINGS.items():
         lo, hi = described.bounds()
         said = f"{flag(name)} {name.upper()} {described.help}, {as_shown(lo)} to {as_shown(hi)}"
