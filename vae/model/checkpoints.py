@@ -25,6 +25,8 @@ import numpy as np
 import torch
 
 from vae.audio.features import FeatureConfig
+from vae.harness import append_line as append_jsonl  # noqa: F401  (the checkpoint API's)
+from vae.harness import save_state
 from vae.model.conv_vae import ConvVAE, ModelConfig, check_model_size
 from vae.model.prior import PRIOR_FILE
 from vae.storage import limits
@@ -58,25 +60,8 @@ class CheckpointError(ValueError):
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to ``path`` atomically."""
-    return write_atomically(path, lambda f: torch.save(obj, f))
-
-
-def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
-    """Append one JSON line and fsync it, so a reader never sees a line that may vanish.
-
-    Raises:
-        DiskFullError: out of space (a torn last line is skipped by :func:`read_metrics`
-            and dropped by :func:`trim_metrics` on resume).
-    """
-    try:
-        with Path(path).open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as err:
-        raise_if_disk_full(err, path)
-        raise
+    """``torch.save`` to ``path`` atomically (``vae.harness.save_state``)."""
+    return save_state(path, obj)
 
 
 METRICS_MAX_BYTES = 64 << 20  # 300,000 lines: far past any run; a bigger file is read from its end
