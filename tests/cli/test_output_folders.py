@@ -67,6 +67,7 @@ def test_a_folder_of_other_things_is_refused_in_one_line_and_kept(
             assert words in capsys.readouterr().err
 
 
+@pytest.mark.slow  # five commands twice: a 1 s vocoder budget each time, a judge, an export
 def test_re_runs_into_their_own_folders_replace_their_files_and_keep_the_users(
     tmp_path, demo_set_dir, demo_dataset_dir, capsys
 ) -> None:

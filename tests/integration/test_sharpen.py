@@ -71,6 +71,7 @@ def test_sharpen_trains_the_decoder_only_and_keeps_a_checkpoint(
     assert (out / STATE_FILE).is_file() and (out / RECORD_FILE).is_file()
 
 
+@pytest.mark.slow  # a stage epoch, then two CLI runs in fresh Pythons
 def test_sharpen_refuses_a_begun_stage_without_resume_and_a_missing_checkpoint(
     base: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -133,6 +133,7 @@ def _map_in_new_process(means_file: Path, folder: Path) -> tuple[np.ndarray, boo
     return np.load(means_file.with_suffix(".coords.npy")), run.stdout.strip() == "fitted"
 
 
+@pytest.mark.slow  # three fresh Pythons, two of them fit t-SNE
 def test_a_tsne_map_is_kept_by_its_latents_and_read_back_after_a_restart(tmp_path):
     """Issue 24 item 11: t-SNE of the shipped checkpoint took 17.6 s on every visit."""
     means, _ = _blobs()
@@ -161,6 +162,7 @@ def test_a_tsne_map_is_kept_by_its_latents_and_read_back_after_a_restart(tmp_pat
     )  # written atomically: no temp file left
 
 
+@pytest.mark.slow  # three t-SNE fits
 def test_a_damaged_or_unwritable_map_cache_only_costs_a_refit(tmp_path):
     means = np.random.default_rng(0).normal(size=(12, 3)).astype(np.float32)
     folder = tmp_path / "maps"
