@@ -3,6 +3,10 @@
 Normalisation is global: each clip is peak-normalised, its STFT magnitude is expressed in
 dB relative to a full-scale sine, clamped to [-top_db, 0] and mapped to [0, 1]. No per-file
 statistic is stored, so any decoder output is a spectrogram that can be turned into audio.
+
+What the rows are (STFT bins, mel bands) is a :class:`FeatureType` in
+:data:`FEATURE_TYPES`; the settings are :class:`FeatureConfig`'s fields, each described once
+(README: "Adding a feature type").
 """
 
 from __future__ import annotations
@@ -198,8 +202,9 @@ class FeatureConfig:
 
     def overridden(self, **values: Any) -> FeatureConfig:
         """This preset with a person's values: the keys of :data:`OVERRIDES` (sample_rate,
-        clip_seconds, n_fft, hop, top_db, n_mels, trim_db); one left out keeps this config's
-        value. The one way the CLI and the Dataset page turn their fields into a config.
+        clip_seconds, n_fft, hop, top_db, n_mels, trim_db, and any setting a new field
+        adds); one left out keeps this config's value. The one way the CLI and the Dataset
+        page turn their fields into a config.
 
         Raises:
             ValueError: for an unknown key, or a value the config refuses.
