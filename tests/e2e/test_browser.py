@@ -23,7 +23,6 @@ from collections.abc import Iterator
 import pytest
 
 from tests.browser import (
-    CHROMIUM,
     chromium_tab,
     go,
     key,
@@ -35,10 +34,6 @@ from tests.browser import (
 
 CLIPS = int(os.environ.get("VAE_BROWSER_CLIPS", "12"))
 EPOCHS = int(os.environ.get("VAE_BROWSER_EPOCHS", "1"))
-
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-if not CHROMIUM.is_file():
-    pytest.skip(f"no browser at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +156,8 @@ def _picked(tab) -> str:
 def test_two_browser_sessions_keep_their_own_map_pick(page, server):
     """A second person (another browser context: its own cookies, its own session) picks
     a different clip on the same server; neither sees the other's pick."""
+    from playwright.sync_api import Error as PlaywrightError
+
     go(page, "Explore")
     mine = _picked(page)
     context = page.context.browser.new_context(viewport={"width": 1500, "height": 1300})
@@ -185,7 +182,7 @@ def test_two_browser_sessions_keep_their_own_map_pick(page, server):
                     timeout=15_000,
                 )
                 break
-            except playwright_api.Error:
+            except PlaywrightError:
                 continue
         settle(other)
         theirs = _picked(other)

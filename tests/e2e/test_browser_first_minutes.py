@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 
 from tests.browser import (
-    CHROMIUM,
     chromium_tab,
     go,
     key,
@@ -31,10 +30,6 @@ from tests.browser import (
     shot,
     with_shipped_checkpoint,
 )
-
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-if not CHROMIUM.is_file():
-    pytest.skip(f"no browser at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
 FSDD_8K = {  # the fsdd preset's values as the Dataset page's fields show them
     "dataset-sample-rate": "8000",

@@ -7,14 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.browser import BROWSER_ARGS, CHROMIUM, serve_app, settle, with_shipped_checkpoint
 from ui.host_check import REFUSED
-
-pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-if not CHROMIUM.is_file():
-    pytest.skip(f"no browser at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
 RULES = "--host-resolver-rules=MAP evil.example 127.0.0.1, MAP studio.test 127.0.0.1"
 

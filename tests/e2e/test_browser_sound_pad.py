@@ -19,7 +19,6 @@ import pytest
 import torch
 
 from tests.browser import (
-    CHROMIUM,
     PAD_FRAME,
     WATCH_JS,
     chromium_tab,
@@ -37,9 +36,6 @@ from vae.export.exporter import MANIFEST
 from vae.synthesis.inference import Synthesiser
 from vae.synthesis.latent import along_directions, checkpoint_axes
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-if not CHROMIUM.is_file():
-    pytest.skip(f"no browser at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 if not RUNTIME.is_file():
     pytest.skip(f"the sound pad is not installed: {INSTALL}", allow_module_level=True)
 

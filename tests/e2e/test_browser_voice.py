@@ -22,7 +22,6 @@ import pytest
 import soundfile as sf
 
 from tests.browser import (
-    CHROMIUM,
     SHIPPED,
     chromium_tab,
     go,
@@ -34,9 +33,6 @@ from tests.browser import (
 )
 from vae.audio.io import crossfade_concat
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-if not CHROMIUM.is_file():
-    pytest.skip(f"no browser at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 if not (SHIPPED / "model.pt").is_file():
     pytest.skip(f"no shipped checkpoint at {SHIPPED}", allow_module_level=True)
 MAP = f"{key('explore-map')} .js-plotly-plot"
