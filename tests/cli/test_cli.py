@@ -1,6 +1,7 @@
 """The CLI end to end on the synthetic demo set: every command, as a user runs it."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -323,4 +324,7 @@ def test_each_epoch_has_its_own_bar_and_the_checkpoint_line_its_own_line(
     assert "epoch 1/2" not in bars[second:]  # epoch 1's bar is gone once epoch 2's begins
     lines = captured.out.splitlines()  # the results, on stdout, each on a line of its own
     assert [x.split(":")[0] for x in lines if x.startswith("epoch ")] == ["epoch 1/2", "epoch 2/2"]
+    number = r"-?\d+\.\d{3}"  # the line names every loss term, as it always has
+    shape = rf"epoch 1/2: loss {number} \(recon {number}, kl {number}\) val (-|{number}) in "
+    assert re.match(shape, next(x for x in lines if x.startswith("epoch 1/2"))), lines
     assert lines[-1] == f"checkpoint at epoch 2 -> {out}"

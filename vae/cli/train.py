@@ -11,6 +11,7 @@ from pathlib import Path
 
 from vae import cli
 from vae.cli import finite, named_as_the_app_would, tqdm_class
+from vae.model.losses import Losses
 from vae.options import Option, flag
 from vae.training.model_options import MODEL_OPTIONS, ModelOptions, parse_channels
 from vae.training.sharpen_config import OPTIONS as SHARPEN_OPTIONS
@@ -151,10 +152,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         elif kind == "epoch":
             bars.close()  # the epoch is over: its summary replaces its bar
             val = event.get("val_loss")
+            first, *rest = Losses.names()  # every term, so a new one is printed too
+            terms = ", ".join(f"{name} {event['train_' + name]:.3f}" for name in rest)
             say(
-                f"epoch {event['epoch']}/{cfg.epochs}: loss {event['train_loss']:.3f} "
-                f"(recon {event['train_recon']:.3f}, kl {event['train_kl']:.3f}) "
-                f"val {'-' if val is None else f'{val:.3f}'} in {event['seconds']:.1f} s"
+                f"epoch {event['epoch']}/{cfg.epochs}: {first} {event['train_' + first]:.3f} "
+                f"({terms}) val {'-' if val is None else f'{val:.3f}'} in {event['seconds']:.1f} s"
             )
         elif kind == "judge":
             say(judge_line(event))
