@@ -3,7 +3,7 @@ many.
 
 Public modules (what code outside this package may import):
 - ``train``: ``train()``, the one call both faces make; ``TrainResult``.
-- ``train_config``: ``TrainConfig``, ``Option``, ``option``, ``OPTIONS``.
+- ``train_config``: ``TrainConfig``, ``OPTIONS`` (each option described with :mod:`vae.options`).
 - ``model_options``: ``ModelOptions``, ``MODEL_OPTIONS``.
 - ``sharpen``: ``sharpen()``, stage 2; ``sharpen_config``: ``SharpenConfig``.
 - ``distributed``: ``World``, torchrun's environment and collectives.
