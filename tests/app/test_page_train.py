@@ -287,6 +287,7 @@ def _note_downloads(monkeypatch) -> dict[str, Callable[[], bytes]]:
     return noted
 
 
+@pytest.mark.slow  # 80 MB written, a page run under tracemalloc, then zipped
 def test_viewing_a_large_checkpoint_zips_nothing_until_the_download_is_clicked(
     workspace: Path, monkeypatch
 ) -> None:

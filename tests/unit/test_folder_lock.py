@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from vae.storage.folder_lock import LOCK_FILE, FolderLock, lock_owner
 
 TRIALS, RACERS = 300, 3
@@ -35,6 +37,7 @@ def _race(folders: list[str], barrier, doubles, wins) -> None:
             pass  # refused: another racer holds it
 
 
+@pytest.mark.slow  # 3 forked racers over 300 trials: seconds
 def test_racing_processes_never_share_a_stale_lock(tmp_path: Path) -> None:
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
