@@ -100,7 +100,6 @@ def test_sample_makes_its_clips_a_batch_at_a_time(tmp_path, monkeypatch, capsys)
     capsys.readouterr()
 
 
-@pytest.mark.slow  # the shipped model morphs 11 steps twice, each through Griffin-Lim
 def test_interpolate_streams_its_steps_and_morph(tmp_path, monkeypatch, write_tone, capsys) -> None:
     clips = [
         write_tone(tmp_path / f"{digit}_tone_{i}.wav", freq=freq)

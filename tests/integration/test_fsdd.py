@@ -33,7 +33,6 @@ def test_griffin_lim_round_trip_on_fsdd(preset, fsdd_recordings):
     assert torch.isfinite(gl).all()
 
 
-@pytest.mark.slow  # 30 real recordings, each through Griffin-Lim
 def test_blurred_real_speech_has_less_fine_structure(fsdd_recordings):
     """The figure the stage-2 study leads with, on real recordings: a 3 x 3 blur of each
     clip's magnitude (what a smeared decoder does) scores below the clip itself, every time,

@@ -162,7 +162,6 @@ def test_a_tsne_map_is_kept_by_its_latents_and_read_back_after_a_restart(tmp_pat
     )  # written atomically: no temp file left
 
 
-@pytest.mark.slow  # three t-SNE fits
 def test_a_damaged_or_unwritable_map_cache_only_costs_a_refit(tmp_path):
     means = np.random.default_rng(0).normal(size=(12, 3)).astype(np.float32)
     folder = tmp_path / "maps"
