@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import pathlib
 import shutil
 import struct
 import subprocess
@@ -25,24 +24,15 @@ import torch
 
 from tests.apptest import open_page
 from tests.clirun import ROOT, vae
+from tests.pickle_trap import Trap
 from vae.audio.features import FeatureConfig
 from vae.data.dataset import preprocess
 from vae.storage import limits
 
 
-class _Trap:
-    """Unpickling this touches ``marker``: proof that a pickle ran code."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (pathlib.Path.touch, (self.marker,))
-
-
 def _pickle_payload(ckpt: Path) -> None:
     state = torch.load(ckpt / "model.pt", weights_only=True)
-    torch.save({**state, "payload": _Trap(ckpt.parent / "code-ran")}, ckpt / "model.pt")
+    torch.save({**state, "payload": Trap(ckpt.parent / "code-ran")}, ckpt / "model.pt")
 
 
 def _truncate(ckpt: Path) -> None:

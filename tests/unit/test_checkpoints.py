@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import pathlib
 import pickle
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.pickle_trap import Trap
 from vae.audio.features import FeatureConfig
 from vae.model import checkpoints as ck
 from vae.model.checkpoints import CheckpointError
@@ -94,25 +94,15 @@ def test_created_survives_later_saves(tmp_path: Path) -> None:
     assert again["created"] == "2000-01-01T00:00:00+00:00" and again["epoch"] == 2
 
 
-class _Trap:
-    """Unpickling this would create a file: proof that code ran during load."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (pathlib.Path.touch, (self.marker,))
-
-
 def test_pickled_objects_are_refused_and_never_run(tmp_path: Path) -> None:
     _save(tmp_path / "ck")
     marker = tmp_path / "code-ran"
     state = torch.load(tmp_path / "ck" / "model.pt", weights_only=True)
-    torch.save({**state, "payload": _Trap(marker)}, tmp_path / "ck" / "model.pt")
+    torch.save({**state, "payload": Trap(marker)}, tmp_path / "ck" / "model.pt")
     with pytest.raises(CheckpointError, match="refused"):
         ck.load_checkpoint(tmp_path / "ck")
     assert not marker.exists()
-    pickle.loads(pickle.dumps(_Trap(marker)))  # the trap is real: plain unpickling runs it
+    pickle.loads(pickle.dumps(Trap(marker)))  # the trap is real: plain unpickling runs it
     assert marker.exists()
 
 

@@ -4,7 +4,6 @@ runs. The callers' own wording is tested in test_checkpoints, test_judge and tes
 
 from __future__ import annotations
 
-import pathlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,19 +11,10 @@ import pytest
 import torch
 from torch import nn
 
+from tests.pickle_trap import Trap
 from vae.storage.safe_load import load_weights
 
 FIX = "retrain it"
-
-
-class _Trap:
-    """Unpickling this touches ``marker``: proof that a pickle ran code."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (pathlib.Path.touch, (self.marker,))
 
 
 def _net() -> nn.Module:
@@ -41,7 +31,7 @@ def _truncated(file: Path) -> None:
 
 
 def _pickle(file: Path) -> None:
-    torch.save({**_net().state_dict(), "x": _Trap(file.parent / "code-ran")}, file)
+    torch.save({**_net().state_dict(), "x": Trap(file.parent / "code-ran")}, file)
 
 
 def _nan(file: Path) -> None:
