@@ -14,13 +14,11 @@ import pytest
 import torch
 import torchaudio
 
+from tests.noderun import NODE, run_node
 from vae.audio import features as F
 from vae.audio.features import FeatureConfig
 from vae.export.exporter import MANIFEST as MANIFEST_NAME
 
-ROOT = Path(__file__).resolve().parents[2]
-RUNNER = ROOT / "tests" / "js" / "griffin_lim_node.js"
-NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(NODE is None, reason="no node here (apt-get install nodejs)")
 
 
@@ -49,13 +47,7 @@ def _js_griffin_lim(cfg: FeatureConfig, feats: np.ndarray, tmp_path: Path) -> np
         "n_iter": cfg.griffin_lim_iters,
         "momentum": cfg.griffin_lim_momentum,
     }
-    (tmp_path / "job.json").write_text(json.dumps(job))
-    subprocess.run(
-        [NODE, str(RUNNER), str(tmp_path / "job.json"), str(tmp_path / "wave.json")],
-        check=True,
-        timeout=120,
-    )
-    return np.array(json.loads((tmp_path / "wave.json").read_text()), dtype=np.float32)
+    return np.array(run_node("griffin_lim_node.js", job, tmp_path), dtype=np.float32)
 
 
 @pytest.mark.parametrize(
@@ -225,14 +217,7 @@ def test_the_page_points_where_the_library_points(tmp_path: Path):
         "wa": wa.tolist(),
         "wb": wb.tolist(),
     }
-    (tmp_path / "job.json").write_text(json.dumps(job))
-    runner = ROOT / "tests" / "js" / "latent_node.js"
-    subprocess.run(
-        [NODE, str(runner), str(tmp_path / "job.json"), str(tmp_path / "out.json")],
-        check=True,
-        timeout=60,
-    )
-    got = json.loads((tmp_path / "out.json").read_text())
+    got = run_node("latent_node.js", job, tmp_path)
     for (p, q), result in zip(pairs, got["pairs"], strict=True):
         pt, qt = torch.from_numpy(p)[None], torch.from_numpy(q)[None]
         for t, lerped, slerped in zip(ts, result["lerp"], result["slerp"], strict=True):
@@ -291,14 +276,7 @@ def _worker(job: dict, feats: np.ndarray, tmp_path: Path) -> dict:
     """The pad's worker (sound_worker.js under node, ONNX Runtime stubbed to decode to
     ``feats``) answering one job."""
     job_file = {"job": job, "features": feats.ravel().tolist(), "shape": list(feats.shape)}
-    (tmp_path / "job.json").write_text(json.dumps(job_file))
-    subprocess.run(
-        [NODE, str(ROOT / "tests" / "js" / "sound_worker_node.js"), str(tmp_path / "job.json"),
-         str(tmp_path / "out.json")],
-        check=True,
-        timeout=120,
-    )  # fmt: skip
-    return json.loads((tmp_path / "out.json").read_text())
+    return run_node("sound_worker_node.js", job_file, tmp_path)
 
 
 @pytest.mark.parametrize("momentum", [0.9, 0.5])

@@ -5,32 +5,21 @@ tests/e2e/test_browser_sound_pad.py."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from plotly.colors import sample_colorscale, unlabel_rgb
 
+from tests.noderun import NODE, run_node
 from ui import figures
 from vae.audio.features import FeatureConfig
 
-ROOT = Path(__file__).resolve().parents[2]
-NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(NODE is None, reason="no node here (apt-get install nodejs)")
 
 
 def _run(job: dict, tmp_path: Path) -> dict:
-    (tmp_path / "job.json").write_text(json.dumps(job))
-    runner = ROOT / "tests" / "js" / "colours_node.js"
-    subprocess.run(
-        [NODE, str(runner), str(tmp_path / "job.json"), str(tmp_path / "out.json")],
-        check=True,
-        timeout=60,
-    )
-    return json.loads((tmp_path / "out.json").read_text())
+    return run_node("colours_node.js", job, tmp_path)
 
 
 def test_the_pads_colour_table_is_the_servers_spectrogram_scale(tmp_path):
