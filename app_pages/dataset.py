@@ -223,7 +223,9 @@ with user_errors():
         if not folder.strip():
             raise ValueError("Folder of clips is empty: type the path of a folder of clips")
         path = check_source_folder(folder.strip(), data_roots(), SOURCES_ROOT, _own_folders())
-        if not sources.find_audio_files(path):
+        with st.spinner(f"Looking for audio files in {code(path)}..."):  # a large tree: seconds
+            found = sources.find_audio_files(path)
+        if not found:
             raise ValueError(f"{path}: no audio files in this folder; choose a folder of clips")
         _choose(path)
     if do_import and uploads:
@@ -255,7 +257,8 @@ if not source or not Path(source).is_dir():
     st.info("Choose a source of clips above: a folder, an upload, FSDD or the demo set.")
     st.stop()
 source = Path(source)
-files, others = _audio_files(str(source), source.stat().st_mtime_ns)
+with st.spinner("Reading the first bytes of each audio file..."):  # cached a minute
+    files, others = _audio_files(str(source), source.stat().st_mtime_ns)
 st.markdown(f"**Source:** {code(source)} ({len(files)} audio files{_left_out(others)})")
 imported = st.session_state.get(IMPORTED)
 if imported and imported["target"] == str(source) and imported["skipped"]:

@@ -301,7 +301,8 @@ for key, file, heading in (
     ("recording", recording, "Your recording"),
 ):
     if file is not None:
-        with user_errors(stop=False):
+        # a compressed upload can take seconds to decode; the spinner shows after 0.5 s
+        with user_errors(stop=False), st.spinner(f"Reading and encoding {md(heading.lower())}..."):
             clip = clip_from_upload(synth, file, upload_label, None if key == "upload" else key)
             z = synth.encode(clip.features.unsqueeze(0), [clip.label])  # (1, D)
             mine[YOURS + clip.name] = (key, heading, clip, z, proj.transform(z.numpy())[0])

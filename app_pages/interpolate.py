@@ -147,7 +147,7 @@ def _own_end(side: str, source: str):
         st.caption(f"{source.capitalize()} a clip, or pick one from the dataset.")
         return None
     name = f"recording-{side}" if source == "record" else None
-    with widgets.user_errors():
+    with widgets.user_errors(), st.spinner(f"Reading {md(file.name)}..."):  # an mp3: seconds
         clip = widgets.clip_from_upload(synth, file, label, name)
     if synth.conditional:
         what = "recording" if source == "record" else "clip"
