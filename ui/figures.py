@@ -7,6 +7,9 @@ floor ``-top_db`` dB, 1 = full scale), so the same colour means the same level e
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -57,6 +60,20 @@ def _db(cfg: FeatureConfig) -> str:
     return f"0 = -{cfg.top_db:g} dB, 1 = full scale"
 
 
+# A panel's title above its middle, as make_subplots writes subplot_titles.
+PANEL_TITLE = dict(
+    y=1.0, xref="paper", yref="paper", xanchor="center", yanchor="bottom", showarrow=False,
+    font=dict(size=16),
+)  # fmt: skip
+
+
+def _panels(count: int, spacing: float = 0.03) -> list[tuple[float, float]]:
+    """The x domains of ``count`` panels side by side, ``spacing`` apart (as make_subplots
+    lays out one row)."""
+    width = (1 - spacing * (count - 1)) / count
+    return [(c * (width + spacing), c * (width + spacing) + width) for c in range(count)]
+
+
 def spectrograms(
     panels: Sequence[tuple[str, np.ndarray]],
     cfg: FeatureConfig,
@@ -67,44 +84,44 @@ def spectrograms(
 
     With ``difference`` the last panel is the first minus the second on a diverging scale:
     blue where the second (a reconstruction) is too quiet, red where it is too loud.
+
+    Built as one layout of panel axes and title annotations, not with ``make_subplots``:
+    the same figure at a small part of the cost (benchmarks/figures_cost.py), which a page
+    pays on every rerun.
     """
-    titles = [chart(t) for t, _ in panels] + (["difference (1st - 2nd)"] if difference else [])
-    fig = make_subplots(
-        rows=1, cols=len(titles), subplot_titles=titles, shared_yaxes=True, horizontal_spacing=0.03
-    )
-    for col, (_, feats) in enumerate(panels, start=1):
-        feats = np.asarray(feats, dtype=np.float32)  # (bins, frames)
-        x, y, unit = _axes(cfg, *feats.shape)
-        fig.add_trace(
-            go.Heatmap(
-                z=feats,
-                x=x,
-                y=y,
-                coloraxis="coloraxis",
-                hovertemplate="%{x:.2f} s, %{y:.0f}: %{z:.2f}<extra></extra>",
-            ),
-            row=1,
-            col=col,
-        )
-        fig.update_xaxes(title_text="s", row=1, col=col)
+    maps = [(chart(t), np.asarray(f, dtype=np.float32)) for t, f in panels]  # (bins, frames)
+    traces = [
+        dict(coloraxis="coloraxis", hovertemplate="%{x:.2f} s, %{y:.0f}: %{z:.2f}<extra></extra>")
+        for _ in maps
+    ]
     if difference:
-        diff = np.asarray(panels[0][1], np.float32) - np.asarray(panels[1][1], np.float32)
-        x, y, unit = _axes(cfg, *diff.shape)
-        fig.add_trace(go.Heatmap(z=diff, x=x, y=y, coloraxis="coloraxis2"), row=1, col=len(titles))
-        fig.update_xaxes(title_text="s", row=1, col=len(titles))
-        fig.update_layout(
-            coloraxis2=dict(
-                colorscale="RdBu", cmid=0, cmin=-1, cmax=1, colorbar=dict(x=1.08, title="diff")
-            )
-        )
-    fig.update_yaxes(title_text=unit, row=1, col=1)
-    fig.update_layout(
+        maps.append(("difference (1st - 2nd)", maps[0][1] - maps[1][1]))
+        traces.append(dict(coloraxis="coloraxis2"))
+    layout: dict = dict(
         coloraxis=dict(colorscale=LEVELS, cmin=0, cmax=1, colorbar=dict(title="level")),
         height=height,
         margin=dict(l=10, r=10, t=30, b=10),
+        meta={"scale": _db(cfg)},
+        annotations=[],
     )
-    fig.update_layout(meta={"scale": _db(cfg)})
-    return fig
+    if difference:
+        layout["coloraxis2"] = dict(
+            colorscale="RdBu", cmid=0, cmin=-1, cmax=1, colorbar=dict(x=1.08, title="diff")
+        )
+    for col, ((title, feats), trace, (left, right)) in enumerate(
+        zip(maps, traces, _panels(len(maps)), strict=True), start=1
+    ):
+        x, y, unit = _axes(cfg, *feats.shape)
+        n = "" if col == 1 else str(col)
+        trace.update(z=feats, x=x, y=y, xaxis=f"x{n}", yaxis=f"y{n}")
+        layout[f"xaxis{n}"] = dict(anchor=f"y{n}", domain=[left, right], title="s")
+        layout[f"yaxis{n}"] = dict(anchor=f"x{n}", domain=[0.0, 1.0])
+        if col > 1:  # one frequency axis: the panels pan and zoom together
+            layout[f"yaxis{n}"].update(matches="y", showticklabels=False)
+        else:
+            layout["yaxis"]["title"] = unit
+        layout["annotations"].append(dict(PANEL_TITLE, text=title, x=(left + right) / 2))
+    return go.Figure(data=[go.Heatmap(**trace) for trace in traces], layout=layout)
 
 
 def waveform(wave: np.ndarray, sample_rate: int, height: int = 160) -> go.Figure:
@@ -261,6 +278,52 @@ def sharpen_curves(records: Sequence[dict]) -> go.Figure:
     return fig
 
 
+_CLIP_TRACES: OrderedDict[bytes, tuple[dict, ...]] = OrderedDict()
+_CLIP_TRACES_LOCK = threading.Lock()
+CLIP_TRACES_KEPT = 8  # maps (checkpoint x projection x colouring) kept built
+
+
+def _clip_traces(coords: np.ndarray, ids: np.ndarray, groups: np.ndarray) -> tuple[dict, ...]:
+    """The map's clip points, one trace (as plotly's own properties) per group, built once
+    per distinct (coords, ids, groups): they stay the same while a page reruns for a moved
+    marker, and building them (escaping thousands of ids for the hover) was most of the
+    map's cost. The arrays are read-only: every later figure copies from them."""
+    digest = hashlib.blake2b(coords.tobytes(), digest_size=16)
+    for column in (ids, groups):
+        digest.update(b"\x1f" + "\x1e".join(column.tolist()).encode())
+    key = digest.digest()
+    with _CLIP_TRACES_LOCK:
+        if key in _CLIP_TRACES:
+            _CLIP_TRACES.move_to_end(key)
+            return _CLIP_TRACES[key]
+    traces = []
+    for i, group in enumerate(sorted(set(groups.tolist()), key=natural_key)):
+        mask = groups == group
+        columns = dict(
+            x=coords[mask, 0],
+            y=coords[mask, 1],
+            customdata=ids[mask],
+            text=np.array([chart(clip_id) for clip_id in ids[mask].tolist()]),
+        )
+        for array in columns.values():
+            array.flags.writeable = False
+        traces.append(
+            dict(
+                type="scatter",
+                mode="markers",
+                name=chart(group),
+                marker=dict(size=7, color=COLOURS[i % len(COLOURS)], opacity=0.75),
+                hovertemplate="%{text}<extra>" + chart(group) + "</extra>",
+                **columns,
+            )
+        )
+    with _CLIP_TRACES_LOCK:
+        _CLIP_TRACES[key] = tuple(traces)
+        while len(_CLIP_TRACES) > CLIP_TRACES_KEPT:
+            _CLIP_TRACES.popitem(last=False)
+    return tuple(traces)
+
+
 def latent_map(
     coords: np.ndarray,
     ids: Sequence[str],
@@ -279,28 +342,18 @@ def latent_map(
     points (name, (2,)) such as an uploaded clip are drawn as stars; ``path`` (K, 2) draws an
     interpolation path, or with ``route`` (K names, ids or extra names) a route through those
     points, numbered in order.
+
+    The clips' traces are built once per map (:func:`_clip_traces`) and join the figure
+    unvalidated (they are written in plotly's own form, and validating 3,000 points cost
+    more than drawing them); only the moving markers are built and validated per call.
     """
     coords = np.asarray(coords, dtype=np.float32)
     ids, groups = np.asarray(ids), np.asarray([str(g) for g in groups])
-    fig = go.Figure()
-    for i, group in enumerate(sorted(set(groups.tolist()), key=natural_key)):
-        mask = groups == group
-        fig.add_trace(
-            go.Scatter(
-                x=coords[mask, 0],
-                y=coords[mask, 1],
-                mode="markers",
-                name=chart(group),
-                customdata=ids[mask],
-                text=[chart(clip_id) for clip_id in ids[mask]],
-                marker=dict(size=7, color=COLOURS[i % len(COLOURS)], opacity=0.75),
-                hovertemplate="%{text}<extra>" + chart(group) + "</extra>",
-            )
-        )
+    data: list = [dict(trace) for trace in _clip_traces(coords, ids, groups)]
     if len(selected):
         where = {clip_id: i for i, clip_id in enumerate(ids.tolist())}
         rows = [where[s] for s in selected if s in where]
-        fig.add_trace(
+        data.append(
             go.Scatter(
                 x=coords[rows, 0],
                 y=coords[rows, 1],
@@ -313,7 +366,7 @@ def latent_map(
             )
         )
     if path is not None and len(path):
-        fig.add_trace(
+        data.append(
             go.Scatter(
                 x=path[:, 0],
                 y=path[:, 1],
@@ -329,7 +382,7 @@ def latent_map(
             )
         )
     for name, point in extra:
-        fig.add_trace(
+        data.append(
             go.Scatter(
                 x=[point[0]],
                 y=[point[1]],
@@ -343,6 +396,10 @@ def latent_map(
                 ),
             )
         )
+    fig = go.Figure(data=data, _validate=False)  # the moving markers were validated above
+    # Validation back on for what comes next (this layout, the page's axis titles): plotly's
+    # own way to add trusted properties (see its _initialize_layout_template).
+    fig._validate = fig.layout._validate = True
     fig.update_layout(
         height=height,
         legend_title_text=colour_title,
