@@ -36,6 +36,7 @@ def test_a_second_tsne_map_reads_the_file_explore_reads(studio_root, tmp_path, m
     root = tmp_path / "studio"
     shutil.copytree(studio_root, root)
     means = read_latents(root / "checkpoints" / "demo")["means"]
+    shutil.rmtree(root / MAP_CACHE, ignore_errors=True)  # a page test may have filled it
     file = root / map_file(means, "tsne", 0, MAP_CACHE)  # the page's key: its latents, seed 0
     assert not file.exists()
 
