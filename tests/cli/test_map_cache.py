@@ -17,11 +17,11 @@ from vae.model.checkpoints import read_latents
 from vae.synthesis.projection import MAP_CACHE, cached_project, map_file
 
 
-def _map(root, out) -> np.ndarray:
-    """``python -m vae map`` run in the workspace ``root`` (where the app would run): the
-    CSV's (x, y) per clip, in its order."""
+def _map(root, out, ckpt="checkpoints/demo") -> np.ndarray:
+    """``python -m vae map`` run in the folder ``root`` (the workspace, where the app would
+    run): the CSV's (x, y) per clip, in its order."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "vae", "map", "checkpoints/demo", "--out", str(out)]
+    cmd = [sys.executable, "-m", "vae", "map", str(ckpt), "--out", str(out)]
     proc = subprocess.run(
         [*cmd, "--method", "tsne"], cwd=root, env=env, capture_output=True, text=True, timeout=600
     )
@@ -52,3 +52,11 @@ def test_a_second_tsne_map_reads_the_file_explore_reads(studio_root, tmp_path, m
     page = cached_project(means, "tsne", seed=0)
     np.testing.assert_allclose(page.coords, first, atol=1e-5)  # the CSV keeps 5 decimals
     assert file.stat().st_mtime_ns == kept.st_mtime_ns
+
+    # Run in a folder that is no studio (no data/): the same map, and no folder made there.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    np.testing.assert_array_equal(
+        _map(elsewhere, tmp_path / "e.csv", root / "checkpoints/demo"), first
+    )
+    assert list(elsewhere.iterdir()) == []

@@ -220,12 +220,16 @@ def cmd_decode(args: argparse.Namespace) -> int:
 def cmd_map(args: argparse.Namespace) -> int:
     from vae.model.checkpoints import read_latents
     from vae.storage.files import write_csv
-    from vae.synthesis.projection import cached_project
+    from vae.synthesis.projection import MAP_CACHE, cached_project, project
 
     synth = load_synth(args.checkpoint)
     latents = read_latents(args.checkpoint)
-    # a t-SNE map is kept in data/.maps by its latents, as Explore keeps it: fitted once
-    proj = cached_project(latents["means"], args.method, seed=args.seed)
+    # run in a studio folder (one with data/), a t-SNE map is kept in data/.maps by its
+    # latents, where Explore reads it: fitted once; elsewhere no folder is made
+    if MAP_CACHE.parent.is_dir():
+        proj = cached_project(latents["means"], args.method, seed=args.seed)
+    else:
+        proj = project(latents["means"], args.method, seed=args.seed)
     names = synth.label_names
     rows = [
         (clip_id, names[label] if 0 <= label < len(names) else "", f"{x:.5f}", f"{y:.5f}")
