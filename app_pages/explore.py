@@ -47,8 +47,9 @@ ROUTE_FILE = "route-morph.wav"
 PAD_XY = "explore-pad-xy"  # where the sound pad's point was let go, on the PCA plane
 
 
-# t-SNE of the 3,000 FSDD codes took about 45 s on a 2-core machine: the bar's estimate.
-TSNE_SECONDS_PER_CLIP = 45 / 3000
+# t-SNE of the 3,000 FSDD codes: 9.0 s quiet, 15.8 to 17.6 s beside other work on a 2-core
+# machine (issue 26); the bar's estimate is the busy figure, so it seldom waits at 99 %.
+TSNE_SECONDS_PER_CLIP = 16 / 3000
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
