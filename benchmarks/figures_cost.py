@@ -8,13 +8,15 @@ temporary module), the new one is the working tree's. Figures: Interpolate's thr
 spectrograms, Synthesise's one, Explore's map of 3,000 clips in 10 groups with a route and
 Interpolate's map with a path and a star, at the fsdd shape (128 x 128) and the seed shape
 (256 x 87; the maps once: a rerun's, its clip points already built, and the first draw
-of a map, which builds them). Prints the median ms of each and the ratio old / new.
+of a map, which builds them). Prints the median ms of each, the ratio old / new, and whether both
+sent the same JSON (floats to 1e-9).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import statistics
 import subprocess
 import sys
@@ -54,6 +56,19 @@ def baseline(ref: str):
 def shipped(fig) -> str:
     """What ``st.plotly_chart`` does with a figure before it leaves the server."""
     return pio.to_json(return_figure_from_figure_or_data(fig, validate_figure=True), validate=False)
+
+
+def same(a: str, b: str) -> bool:
+    """Two figures' JSON alike, floats to 1e-9 (panel domains are summed in another order)."""
+
+    def norm(value):
+        if isinstance(value, dict):
+            return {k: norm(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [norm(v) for v in value]
+        return round(value, 9) if isinstance(value, float) else value
+
+    return norm(json.loads(a)) == norm(json.loads(b))
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -115,16 +130,19 @@ def main() -> None:
     args = parser.parse_args()
     old = baseline(args.baseline)
     print(f"median ms over {args.repeats} builds, build + JSON as st.plotly_chart sends it")
-    print(f"{'figure':<36} {'shape':<16} {'old':>8} {'new':>8} {'old/new':>8}")
+    head = f"{'figure':<36} {'shape':<16} {'old':>8} {'new':>8} {'old/new':>8} {'same JSON':>9}"
+    print(head)
     for shape, cfg in SHAPES.items():
         before = cases(old, cfg, np.random.default_rng(0))
         after = cases(new, cfg, np.random.default_rng(0))
         for name in before:
             if "map" in name and shape != next(iter(SHAPES)):
                 continue  # the map does not depend on the features' shape
+            alike = same(shipped(before[name]()), shipped(after[name]()))
             t_old = median_ms(lambda f=before[name]: shipped(f()), args.repeats)
             t_new = median_ms(lambda f=after[name]: shipped(f()), args.repeats)
-            print(f"{name:<36} {shape:<16} {t_old:8.1f} {t_new:8.1f} {t_old / t_new:7.1f}x")
+            ratio = f"{t_old / t_new:7.1f}x"
+            print(f"{name:<36} {shape:<16} {t_old:8.1f} {t_new:8.1f} {ratio} {alike!s:>9}")
 
 
 if __name__ == "__main__":
