@@ -7,8 +7,7 @@ The baseline is ``ui/figures.py`` as it was at ``--baseline`` (read with ``git s
 temporary module), the new one is the working tree's. Figures: Interpolate's three
 spectrograms, Synthesise's one, Explore's map of 3,000 clips in 10 groups with a route and
 Interpolate's map with a path and a star, at the fsdd shape (128 x 128) and the seed shape
-(256 x 87; the maps once: a rerun's, its clip points already built, and the first draw
-of a map, which builds them). Prints the median ms of each, the ratio old / new, and whether both
+(256 x 87; the maps once). Prints the median ms of each, the ratio old / new, and whether both
 sent the same JSON (floats to 1e-9).
 """
 
@@ -107,10 +106,6 @@ def cases(module, cfg, rng) -> dict:
         fig.update_layout(xaxis_title="PC1", yaxis_title="PC2")
         return fig
 
-    def cold_map():
-        getattr(module, "_CLIP_TRACES", {}).clear()  # a new checkpoint or projection
-        return explore()
-
     return {
         "Interpolate spectrograms (3)": lambda: module.spectrograms(three, cfg),
         "Synthesise spectrogram (1)": lambda: module.spectrograms(three[1:2], cfg, height=360),
@@ -119,7 +114,6 @@ def cases(module, cfg, rng) -> dict:
         ),
         "Explore map (3,000 points)": explore,
         "Interpolate map (3,000 points)": interpolate_map,
-        "Explore map, first draw of a map": cold_map,
     }
 
 

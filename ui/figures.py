@@ -7,9 +7,6 @@ floor ``-top_db`` dB, 1 = full scale), so the same colour means the same level e
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -278,50 +275,27 @@ def sharpen_curves(records: Sequence[dict]) -> go.Figure:
     return fig
 
 
-_CLIP_TRACES: OrderedDict[bytes, tuple[dict, ...]] = OrderedDict()
-_CLIP_TRACES_LOCK = threading.Lock()
-CLIP_TRACES_KEPT = 8  # maps (checkpoint x projection x colouring) kept built
-
-
-def _clip_traces(coords: np.ndarray, ids: np.ndarray, groups: np.ndarray) -> tuple[dict, ...]:
-    """The map's clip points, one trace (as plotly's own properties) per group, built once
-    per distinct (coords, ids, groups): they stay the same while a page reruns for a moved
-    marker, and building them (escaping thousands of ids for the hover) was most of the
-    map's cost. The arrays are read-only: every later figure copies from them."""
-    digest = hashlib.blake2b(coords.tobytes(), digest_size=16)
-    for column in (ids, groups):
-        digest.update(b"\x1f" + "\x1e".join(column.tolist()).encode())
-    key = digest.digest()
-    with _CLIP_TRACES_LOCK:
-        if key in _CLIP_TRACES:
-            _CLIP_TRACES.move_to_end(key)
-            return _CLIP_TRACES[key]
+def _clip_traces(coords: np.ndarray, ids: np.ndarray, groups: np.ndarray) -> list[dict]:
+    """The map's clip points, one trace per group, written in plotly's own form so that they
+    join the figure unvalidated: validating thousands of points was most of the map's cost
+    (benchmarks/figures_cost.py)."""
     traces = []
     for i, group in enumerate(sorted(set(groups.tolist()), key=natural_key)):
         mask = groups == group
-        columns = dict(
-            x=coords[mask, 0],
-            y=coords[mask, 1],
-            customdata=ids[mask],
-            text=np.array([chart(clip_id) for clip_id in ids[mask].tolist()]),
-        )
-        for array in columns.values():
-            array.flags.writeable = False
         traces.append(
             dict(
                 type="scatter",
                 mode="markers",
                 name=chart(group),
+                x=coords[mask, 0],
+                y=coords[mask, 1],
+                customdata=ids[mask],
+                text=np.array([chart(clip_id) for clip_id in ids[mask].tolist()]),
                 marker=dict(size=7, color=COLOURS[i % len(COLOURS)], opacity=0.75),
                 hovertemplate="%{text}<extra>" + chart(group) + "</extra>",
-                **columns,
             )
         )
-    with _CLIP_TRACES_LOCK:
-        _CLIP_TRACES[key] = tuple(traces)
-        while len(_CLIP_TRACES) > CLIP_TRACES_KEPT:
-            _CLIP_TRACES.popitem(last=False)
-    return tuple(traces)
+    return traces
 
 
 def latent_map(
@@ -343,13 +317,13 @@ def latent_map(
     interpolation path, or with ``route`` (K names, ids or extra names) a route through those
     points, numbered in order.
 
-    The clips' traces are built once per map (:func:`_clip_traces`) and join the figure
-    unvalidated (they are written in plotly's own form, and validating 3,000 points cost
-    more than drawing them); only the moving markers are built and validated per call.
+    The clips' traces (:func:`_clip_traces`) join the figure unvalidated (they are written in
+    plotly's own form, and validating 3,000 points cost more than drawing them); only the
+    moving markers are validated.
     """
     coords = np.asarray(coords, dtype=np.float32)
     ids, groups = np.asarray(ids), np.asarray([str(g) for g in groups])
-    data: list = [dict(trace) for trace in _clip_traces(coords, ids, groups)]
+    data: list = _clip_traces(coords, ids, groups)
     if len(selected):
         where = {clip_id: i for i, clip_id in enumerate(ids.tolist())}
         rows = [where[s] for s in selected if s in where]

@@ -121,17 +121,13 @@ def _map(coords, ids, **kwargs):
     return figures.latent_map(coords, ids, [i[0] for i in ids], "label", **kwargs)
 
 
-def test_latent_map_builds_the_clip_points_once_per_map():
+def test_latent_map_draws_each_groups_clip_points():
     rng = np.random.default_rng(0)
     coords, ids = rng.normal(size=(30, 2)), [f"{i % 3}_<i>{i}</i>" for i in range(30)]
     first = _map(coords, ids, path=rng.normal(size=(4, 2)))
     again = _map(coords, ids, extra=[("mix", np.zeros(2))])
     assert [t.name for t in first.data] == ["0", "1", "2", "path"]
     assert [t.name for t in again.data] == ["0", "1", "2", "mix"]
-    args = (np.asarray(coords, np.float32), np.asarray(ids), np.asarray([i[0] for i in ids]))
-    built = figures._clip_traces(*args)
-    assert figures._clip_traces(*args) is built and len(built) == 3  # built once per map
-    assert all(not t[k].flags.writeable for t in built for k in ("x", "y", "text", "customdata"))
     first.data[0].x = [9.0] * 10  # a figure's own copy: the next figure is untouched
     assert _map(coords, ids).data[0].x[0] != 9
     zero = again.data[0]
@@ -141,9 +137,6 @@ def test_latent_map_builds_the_clip_points_once_per_map():
     assert zero.hovertemplate == "%{text}<extra>0</extra>"
     moved = _map(coords + 1, ids)  # another projection: its own points
     np.testing.assert_allclose(moved.data[0].x, (coords[::3, 0] + 1).astype(np.float32))
-    for n in range(figures.CLIP_TRACES_KEPT + 2):
-        _map(coords + n, ids)
-    assert len(figures._CLIP_TRACES) == figures.CLIP_TRACES_KEPT  # bounded
 
 
 def test_latent_map_layout_stays_validated_for_the_pages():
