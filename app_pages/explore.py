@@ -34,6 +34,7 @@ from ui.widgets import (
 )
 from vae.audio.io import wav_bytes
 from vae.audio.metrics import clip_metrics
+from vae.data.dataset import CONFIG_FILE as DATASET_CONFIG
 from vae.model.checkpoints import LATENTS_FILE
 from vae.synthesis.inference import Clip, Synthesiser
 from vae.synthesis.projection import METHOD_NAMES, Projection, cached_project
@@ -69,11 +70,25 @@ def _map_of(method: str, stamp: float) -> Projection:
     return timed(lambda: _projection(str(ckpt), stamp, method), text, expected)
 
 
-def _show_pair(name: str, synth: Synthesiser, original: tuple | None, recon: torch.Tensor) -> None:
-    """Audio for an original (wave, feats) and its reconstruction (bins, frames), their
-    spectrograms on one colour scale with the difference, and the clip's metrics."""
-    cfg = synth.config
+def _pair_sound(
+    synth: Synthesiser, original: tuple | None, recon: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray, dict | None]:
+    """The reconstruction (bins, frames) as numpy, its waveform and, with an original
+    (wave, feats), the clip's metrics: the work of showing a pair, done once per clip."""
     recon_wave = synth.to_audio(recon)  # (clip_samples,)
+    scores = None
+    if original is not None:
+        scores = clip_metrics(original[1], recon, synth.config, est_wave=recon_wave)
+    return (*cache.frozen(recon, recon_wave), scores)
+
+
+def _show_pair(
+    name: str, synth: Synthesiser, original: tuple | None, made: tuple[np.ndarray, ...]
+) -> None:
+    """Audio for an original (wave, feats) and its reconstruction, their spectrograms on one
+    colour scale with the difference, and the clip's metrics; ``made`` is ``_pair_sound``'s."""
+    cfg = synth.config
+    recon, recon_wave, scores = made
     left, right = st.columns(2)
     with left:
         if original is None:
@@ -87,7 +102,6 @@ def _show_pair(name: str, synth: Synthesiser, original: tuple | None, recon: tor
         return
     panels = [("original", original[1]), ("reconstruction", recon)]
     st.plotly_chart(spectrograms(panels, cfg, difference=True), key=f"explore-spec-{name}")
-    scores = clip_metrics(original[1], recon, cfg, est_wave=recon_wave)
     sc, lsd = st.columns(2)
     sc.metric(
         "Spectral convergence",
@@ -186,7 +200,7 @@ def _route_panel(route: list[str], own: dict[str, Clip]) -> None:
         )
 
 
-def _route_xy(name: str) -> np.ndarray:
+def _route_xy(name: str, proj: Projection, mine: dict) -> np.ndarray:
     return mine[name][4] if name in mine else proj.coords[ids.index(name)]
 
 
@@ -241,9 +255,6 @@ def _play_the_map(pca: Projection, point_labels: np.ndarray) -> None:
 
 
 # ---- inputs
-current = next((c for c in reversed(selected_clips()) if c in id_set), None)
-if current is not None and st.session_state.get(CLIP_KEY) != current:
-    st.session_state[CLIP_KEY] = current  # a click on the map moves the picker too
 controls, upload_col = st.columns([3, 2])
 with controls:
     method_col, colour_col = st.columns(2)
@@ -269,14 +280,6 @@ with controls:
             "coloured by label the map is one even cloud"
             + (", by speaker it shows what the code holds." if has_speakers else ".")
         )
-    st.selectbox(
-        "Clip",
-        ids,
-        index=None,
-        key=CLIP_KEY,
-        on_change=_on_pick,
-        placeholder="click a point on the map or pick a clip id",
-    )
 with upload_col:
     upload = st.file_uploader("Place a clip of your own", key=UPLOAD_KEY)
     # the browser's own rate: the audio reader resamples recordings as it does uploads
@@ -307,41 +310,73 @@ for key, file, heading in (
             clip = clip_from_upload(synth, file, upload_label, None if key == "upload" else key)
             z = synth.encode(clip.features.unsqueeze(0), [clip.label])  # (1, D)
             mine[YOURS + clip.name] = (key, heading, clip, z, proj.transform(z.numpy())[0])
-# a route point whose clip is gone (an upload removed) leaves the route
-route = [p for p in st.session_state.get(ROUTE, []) if p in id_set or p in mine]
-st.session_state[ROUTE] = route
+
+
+def _pair(row: int) -> tuple[np.ndarray, np.ndarray, dict | None]:
+    """``_pair_sound`` of the clip in ``row``: its features encoded and decoded when the
+    dataset is here, else its stored mean decoded."""
+    label = int(lat["labels"][row])
+    if ds is None:  # no features on hand: decode the stored mean
+        recon = synth.decode(torch.from_numpy(lat["means"][row : row + 1]), [label])[0]
+        return _pair_sound(synth, None, recon)
+    feats = np.asarray(ds.features[row], dtype=np.float32)  # (bins, frames)
+    recon = synth.reconstruct(torch.from_numpy(feats).unsqueeze(0), [label])[0]
+    return _pair_sound(synth, (ds.waveforms[row], feats), recon)
+
+
+@st.fragment(key="explore-picks")
+def picks(proj: Projection, groups: list, mine: dict) -> None:
+    """The clip picker, the map, the route and the picked clip against its reconstruction:
+    a click on the map or a pick reruns only this part (the projection and your own clips
+    above and below are kept), and a clip's reconstruction is made once (``cache.sound``)."""
+    current = next((c for c in reversed(selected_clips()) if c in id_set), None)
+    if current is not None and st.session_state.get(CLIP_KEY) != current:
+        st.session_state[CLIP_KEY] = current  # a click on the map moves the picker too
+    st.columns([3, 2])[0].selectbox(
+        "Clip",
+        ids,
+        index=None,
+        key=CLIP_KEY,
+        on_change=_on_pick,
+        placeholder="click a point on the map or pick a clip id",
+    )
+    # a route point whose clip is gone (an upload removed) leaves the route
+    route = [p for p in st.session_state.get(ROUTE, []) if p in id_set or p in mine]
+    st.session_state[ROUTE] = route
+
+    chosen = [current] if current else []
+    extra = [(name, own[4]) for name, own in mine.items()]
+    path = np.array([_route_xy(p, proj, mine) for p in route]) if route else None  # (K, 2)
+    fig = latent_map(
+        proj.coords, ids, groups, colour, selected=chosen, extra=extra, path=path, route=route
+    )
+    x_title, y_title = proj.axis_titles()
+    fig.update_layout(xaxis_title=x_title, yaxis_title=y_title)
+    st.plotly_chart(fig, key=MAP_KEY, on_select=_on_map_select, selection_mode="points")
+    if len(selected_clips()) == 2:
+        st.caption(
+            "Interpolate will morph between your last two picks: "
+            + " and ".join(md(c) for c in selected_clips())
+        )
+    if route:
+        _route_panel(route, {name: own[2] for name, own in mine.items()})
+
+    if current is not None:
+        row = ids.index(current)
+        speaker = f", speaker {ds.speakers[row]}" if has_speakers else ""
+        st.subheader(md(f"{current} — {labels[row]}{speaker}"))
+        with user_errors(stop=False):
+            original, dataset = None, None
+            if ds is not None:
+                feats = np.asarray(ds.features[row], dtype=np.float32)  # (bins, frames)
+                original = (ds.waveforms[row], feats)
+                dataset = (str(ds.root), (ds.root / DATASET_CONFIG).stat().st_mtime)
+            made = cache.sound(ckpt, "explore-pair", (dataset, current), lambda: _pair(row))
+            _show_pair(current, synth, original, made)
+
 
 # ---- render
-chosen = [current] if current else []
-extra = [(name, own[4]) for name, own in mine.items()]
-path = np.array([_route_xy(p) for p in route]) if route else None  # (K, 2)
-fig = latent_map(
-    proj.coords, ids, groups, colour, selected=chosen, extra=extra, path=path, route=route
-)
-x_title, y_title = proj.axis_titles()
-fig.update_layout(xaxis_title=x_title, yaxis_title=y_title)
-st.plotly_chart(fig, key=MAP_KEY, on_select=_on_map_select, selection_mode="points")
-if len(selected_clips()) == 2:
-    st.caption(
-        "Interpolate will morph between your last two picks: "
-        + " and ".join(md(c) for c in selected_clips())
-    )
-if route:
-    _route_panel(route, {name: own[2] for name, own in mine.items()})
-
-if current is not None:
-    row = ids.index(current)
-    speaker = f", speaker {ds.speakers[row]}" if has_speakers else ""
-    st.subheader(md(f"{current} — {labels[row]}{speaker}"))
-    label = int(lat["labels"][row])
-    with user_errors(stop=False):
-        if ds is not None:
-            feats = np.asarray(ds.features[row], dtype=np.float32)  # (bins, frames)
-            recon = synth.reconstruct(torch.from_numpy(feats).unsqueeze(0), [label])[0]
-            _show_pair(current, synth, (ds.waveforms[row], feats), recon)
-        else:  # no features on hand: decode the stored mean
-            recon = synth.decode(torch.from_numpy(lat["means"][row : row + 1]), [label])[0]
-            _show_pair(current, synth, None, recon)
+picks(proj, groups, mine)
 
 for key, heading, clip, z, _ in mine.values():
     st.subheader(md(heading))
@@ -350,7 +385,8 @@ for key, heading, clip, z, _ in mine.values():
         what = "clip" if key == "upload" else "recording"
         st.caption(label_note(names[clip.label], from_name, upload.name if upload else "", what))
     recon = synth.decode(z, [clip.label])[0]
-    _show_pair(key, synth, (clip.wave, clip.features.numpy()), recon)
+    original = (clip.wave, clip.features.numpy())
+    _show_pair(key, synth, original, _pair_sound(synth, original, recon))
     from_col, to_col, _ = st.columns([1, 1, 3])
     for column, side, text in ((from_col, "a", "Morph from this"), (to_col, "b", "Morph to this")):
         if column.button(text, key=f"explore-{key}-to-{side}", icon=":material/linear_scale:"):

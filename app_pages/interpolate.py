@@ -4,8 +4,10 @@ Each end is a dataset clip (or a stored code), an upload, a recording made here,
 of your own sent from Explore ("Morph from this" / "Morph to this").
 """
 
+import dataclasses
 import hashlib
 
+import numpy as np
 import streamlit as st
 
 from ui import cache, figures, pairing, sound_pad, state, widgets
@@ -72,6 +74,11 @@ def _listed_clip(clip_id: str, label: str | None = None):
     if label is not None and ds is not None:
         return synth.clip_from_dataset(ds, clip_id, label)
     return cache.clip(checkpoint, synth, ds, clip_id)
+
+
+def _with_code(clip: Clip) -> Clip:
+    """``clip`` with its code (its stored mean, else its posterior mean) at hand."""
+    return clip if clip.code is not None else dataclasses.replace(clip, code=synth.code_of(clip))
 
 
 def _use_map_selection() -> None:
@@ -185,72 +192,94 @@ b = choose_end("b", col_b, max(len(listed_ids) - 1, 0))
 if a is None or b is None:
     st.stop()
 
-alpha_col, mode_col = st.columns([3, 1])
-mode = mode_col.radio(
-    "Path", ["lerp", "slerp"], horizontal=True, **state.kept("interp-mode", "lerp")
-)
-with alpha_col:
-    st.session_state.setdefault(ALPHA, 0.5)
-    if sound_pad.toggle(synth):
-        with widgets.user_errors():
-            moved = sound_pad.alpha(
-                synth,
-                checkpoint,
-                code_a=synth.code_of(a).numpy(),
-                code_b=synth.code_of(b).numpy(),
-                label_a=a.label,
-                label_b=b.label,
-                value=st.session_state[ALPHA],
-                interpolation=mode,
-                revision=0,  # only the hand moves α
-                key="interp-pad",
-            )
-        if moved is not None:
-            st.session_state[ALPHA] = round(moved, 2)
-        alpha = st.session_state[ALPHA]
-    else:
-        st.session_state.setdefault(ALPHA_SLIDER, st.session_state[ALPHA])
-        alpha = st.slider("α: 0 is A, 1 is B", 0.0, 1.0, step=0.05, key=ALPHA_SLIDER)
-        st.session_state[ALPHA] = alpha
-with widgets.user_errors():
-    code, mix = synth.blend(a, b, alpha, mode)  # (D,), (bins, frames)
-    mix_wave = synth.to_audio(mix)
-panels = [
-    (f"A: {a.name}", a.features.numpy()),
-    (f"mix, α = {alpha:.2f}", mix.numpy()),
-    (f"B: {b.name}", b.features.numpy()),
-]
-st.plotly_chart(figures.spectrograms(panels, synth.config), key="interp-spectrograms")
-sr = synth.config.sample_rate
-for column, (caption, wave) in zip(
-    st.columns(3),
-    [("A", a.wave), (f"mix at α = {alpha:.2f}", mix_wave), ("B", b.wave)],
-    strict=True,
-):
-    with column:
-        widgets.play(wave, sr, caption)
+# Each end's code once per page run (a dataset clip is encoded here, not on every α move).
+a, b = _with_code(a), _with_code(b)
 
-st.subheader("The path on the latent map")
-if no_map is not None:
-    st.caption(f"No map: {md(no_map)}")
-if latents is not None and synth.latent_dim > 1:
-    # The same map as Explore's PCA (axes, signs, titles), with the path drawn on it.
-    pca = cache.projection(checkpoint, "pca")  # fitted once per checkpoint, not per move
-    path_codes = interpolation_path(synth.code_of(a), synth.code_of(b), 9, mode)  # no decode
-    names = synth.label_names
-    groups = [names[i] if 0 <= i < len(names) else "unlabelled" for i in latents["labels"]]
-    fig = figures.latent_map(
-        pca.coords,
-        latents["ids"],
-        groups,
-        "label",
-        extra=[("mix", pca.transform(code.numpy()[None])[0])],
-        path=pca.transform(path_codes.numpy()),
-        height=420,
+
+def _blend(a: Clip, b: Clip, alpha: float, mode: str) -> tuple[np.ndarray, ...]:
+    """The code (D,), features (bins, frames) and waveform at ``alpha`` of the path."""
+    code, feats = synth.blend(a, b, alpha, mode)
+    return cache.frozen(code, feats, synth.to_audio(feats))
+
+
+@st.fragment(key="interp-path")
+def along_the_path(a: Clip, b: Clip, page_mode: str) -> None:
+    """α, the path, the three spectrograms and sounds and the path on the map: a move of α
+    reruns only this part; ``page_mode`` is the path the rest of the page was drawn for."""
+    alpha_col, mode_col = st.columns([3, 1])
+    mode = mode_col.radio(
+        "Path", ["lerp", "slerp"], horizontal=True, **state.kept("interp-mode", "lerp")
     )
-    x_title, y_title = pca.axis_titles()
-    fig.update_layout(xaxis_title=x_title, yaxis_title=y_title)
-    st.plotly_chart(fig, key="interp-map")
+    if mode != page_mode:  # the morph below was made for a path: the whole page follows
+        st.rerun()
+    with alpha_col:
+        st.session_state.setdefault(ALPHA, 0.5)
+        if sound_pad.toggle(synth):
+            with widgets.user_errors():
+                moved = sound_pad.alpha(
+                    synth,
+                    checkpoint,
+                    code_a=synth.code_of(a).numpy(),
+                    code_b=synth.code_of(b).numpy(),
+                    label_a=a.label,
+                    label_b=b.label,
+                    value=st.session_state[ALPHA],
+                    interpolation=mode,
+                    revision=0,  # only the hand moves α
+                    key="interp-pad",
+                )
+            if moved is not None:
+                st.session_state[ALPHA] = round(moved, 2)
+            alpha = st.session_state[ALPHA]
+        else:
+            st.session_state.setdefault(ALPHA_SLIDER, st.session_state[ALPHA])
+            alpha = st.slider("α: 0 is A, 1 is B", 0.0, 1.0, step=0.05, key=ALPHA_SLIDER)
+            st.session_state[ALPHA] = alpha
+    with widgets.user_errors():
+        ends = (*(np.asarray(c.code, np.float32).tobytes() for c in (a, b)), a.label, b.label)
+        code, mix, mix_wave = cache.sound(
+            checkpoint, "blend", (*ends, alpha, mode), lambda: _blend(a, b, alpha, mode)
+        )  # (D,), (bins, frames), (samples,)
+    panels = [
+        (f"A: {a.name}", a.features.numpy()),
+        (f"mix, α = {alpha:.2f}", mix),
+        (f"B: {b.name}", b.features.numpy()),
+    ]
+    st.plotly_chart(figures.spectrograms(panels, synth.config), key="interp-spectrograms")
+    sr = synth.config.sample_rate
+    for column, (caption, wave) in zip(
+        st.columns(3),
+        [("A", a.wave), (f"mix at α = {alpha:.2f}", mix_wave), ("B", b.wave)],
+        strict=True,
+    ):
+        with column:
+            widgets.play(wave, sr, caption)
+
+    st.subheader("The path on the latent map")
+    if no_map is not None:
+        st.caption(f"No map: {md(no_map)}")
+    if latents is not None and synth.latent_dim > 1:
+        # The same map as Explore's PCA (axes, signs, titles), with the path drawn on it.
+        pca = cache.projection(checkpoint, "pca")  # fitted once per checkpoint, not per move
+        path_codes = interpolation_path(synth.code_of(a), synth.code_of(b), 9, mode)  # no decode
+        names = synth.label_names
+        groups = [names[i] if 0 <= i < len(names) else "unlabelled" for i in latents["labels"]]
+        fig = figures.latent_map(
+            pca.coords,
+            latents["ids"],
+            groups,
+            "label",
+            extra=[("mix", pca.transform(code[None])[0])],
+            path=pca.transform(path_codes.numpy()),
+            height=420,
+        )
+        x_title, y_title = pca.axis_titles()
+        fig.update_layout(xaxis_title=x_title, yaxis_title=y_title)
+        st.plotly_chart(fig, key="interp-map")
+
+
+along_the_path(a, b, state.kept_value("interp-mode", "lerp"))
+mode, sr = state.kept_value("interp-mode", "lerp"), synth.config.sample_rate
 
 st.subheader("Download a morph")
 steps = st.number_input(

@@ -7,7 +7,9 @@ that training rewrites is reloaded on the next rerun.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import streamlit as st
@@ -20,6 +22,8 @@ from vae.synthesis import inference
 from vae.synthesis.inference import Clip, Synthesiser
 from vae.synthesis.latent import checkpoint_axes
 from vae.synthesis.projection import Projection, project
+
+T = TypeVar("T")
 
 # One clip's decode + Griffin-Lim is small work: extra threads only spin under contention.
 torch.set_num_threads(1)
@@ -39,6 +43,39 @@ def synthesiser(path: str | Path) -> Synthesiser:
     path = Path(path).resolve()  # absolute: two workspaces in one process never share
     # Both files: a model.pt replaced on its own (by hand, or a hostile copy) is read again.
     return _synthesiser(str(path), (_stamp(path / CONFIG_FILE), _stamp(path / WEIGHTS_FILE)))
+
+
+# Sounds kept for every session: a few hundred kB each (features, a waveform, a figure's
+# data), so 128 of them hold a page's recent moves without growing a long-lived server.
+SOUNDS_KEPT = 128
+
+
+@st.cache_resource(max_entries=SOUNDS_KEPT, show_spinner=False)
+def _sound(path: str, stamp: tuple[float, float], what: str, key: tuple, _make: Callable) -> object:
+    return _make()
+
+
+def sound(checkpoint: str | Path, what: str, key: tuple, make: Callable[[], T]) -> T:
+    """``make()`` once per checkpoint version, ``what`` and ``key`` (e.g. a code's bytes and
+    its label), for every session: a slider or α that comes back to a place heard before,
+    or a move of another control, decodes and runs Griffin-Lim again for nothing.
+
+    ``make`` must depend only on the checkpoint and ``key``; what it returns is shared, so it
+    should be read-only (``frozen``).
+    """
+    path = Path(checkpoint).resolve()
+    stamp = (_stamp(path / CONFIG_FILE), _stamp(path / WEIGHTS_FILE))
+    return _sound(str(path), stamp, what, key, make)  # type: ignore[return-value]
+
+
+def frozen(*arrays: np.ndarray | torch.Tensor) -> tuple[np.ndarray, ...]:
+    """Numpy copies that cannot be written (a cached sound is shared between sessions)."""
+    out = []
+    for array in arrays:
+        array = np.array(array.numpy() if isinstance(array, torch.Tensor) else array)
+        array.setflags(write=False)
+        out.append(array)
+    return tuple(out)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Opening the dataset...")
