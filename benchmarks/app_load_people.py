@@ -1,6 +1,8 @@
-"""The people of ``app_load.py``: each a chromium context (its own session) acting at a
-person's pace on the app, timing each action from the input to its answer, and noting
-exceptions and any pick of another session's that shows up in its own."""
+"""The people of ``app_load.py``, acting at a person's pace on the app, each its own session:
+most speak Streamlit's protocol (``app_load_socket_people``: the server's path, no renderer
+to feed), and one is a chromium context (below: what a person sees, drawing included). Each
+times every action from the input to its answer and notes exceptions and any pick or value
+of another session's that shows up in its own."""
 
 from __future__ import annotations
 
@@ -9,14 +11,13 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-from tests.browser import BROWSER_ARGS, CHROMIUM, PAD_FRAME, WATCH_JS, key
+from tests.browser import BROWSER_ARGS, CHROMIUM, IDLE, PAD_FRAME, WATCH_JS, key
 
 ACTIONS = ("synthesise", "interpolate", "explore", "morph")
 PAGE_OF = {"synthesise": "Synthesise", "interpolate": "Interpolate", "explore": "Explore",
            "morph": "Interpolate"}  # fmt: skip
 ACTION_TIMEOUT_MS = 60_000  # an answer slower than this is a failure, not a figure
 AUDIO_SRCS = "() => [...document.querySelectorAll('audio')].map(a => a.getAttribute('src'))"
-RUNNING = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 # The map's points with the clip id each stands for (plotly binds its calcdata point, with
 # the index ``i`` into its trace, to the element) and their centres, keeping only points no
 # other point is within 8 px of, so a click picks the point it aims at.
@@ -42,6 +43,7 @@ class Person:
     index: int
     pad: bool
     times: dict[str, list[float]] = field(default_factory=lambda: {a: [] for a in ACTIONS})
+    runs: dict[str, list[float]] = field(default_factory=lambda: {a: [] for a in ACTIONS})
     errors: list[str] = field(default_factory=list)
     leaks: list[str] = field(default_factory=list)
     where: str = ""
@@ -50,11 +52,14 @@ class Person:
     done_at: list[float] = field(default_factory=list)  # time.monotonic() after each action
     stride: int = 7  # session i aims at map points i, i + stride...: never another's
     mode: str = "lerp"
+    kind: str = "socket"  # or "chromium"
 
 
 async def _settle(page) -> None:
+    """Until the script run is over (its state, not only the running indicator, which
+    shows late on a busy server: a key press then lands on a page still being drawn)."""
     await page.wait_for_timeout(200)
-    await page.wait_for_function(RUNNING, timeout=ACTION_TIMEOUT_MS)
+    await page.wait_for_function(IDLE, timeout=ACTION_TIMEOUT_MS)
 
 
 async def _go(page, person: Person, title: str) -> None:
@@ -173,7 +178,33 @@ def plan(moves: int, block: int) -> list[str]:
     return [ACTIONS[(m // block) % len(ACTIONS)] for m in range(moves)]
 
 
-async def person_session(browser, url: str, person: Person, actions: list[str], pace: float):
+async def socket_session(url: str, person: Person, actions: list[str], pace: float, heard,
+                         on_move=None):  # fmt: skip
+    """One protocol person: opens the app, does ``actions`` at ``pace``, closes;
+    ``on_move(person)`` after each."""
+    from benchmarks.app_load_protocol import ProtocolSession
+    from benchmarks.app_load_socket_people import SocketPerson
+
+    async with ProtocolSession(url, timeout=ACTION_TIMEOUT_MS / 1000) as session:
+        await session.open()
+        actor = SocketPerson(session, person, heard)
+        for action in actions:
+            began = time.perf_counter()
+            try:
+                person.times[action].append(await actor.act(action))
+                person.runs[action].append(actor.last_run_ms)
+            except Exception as err:  # a timeout or a missing answer: noted, go on
+                person.errors.append(f"{action}: {type(err).__name__}: {str(err)[:160]}")
+                actor.where = ""
+            person.done_at.append(time.monotonic())
+            if on_move is not None:
+                on_move(person)
+            await asyncio.sleep(max(0.0, pace - (time.perf_counter() - began)))
+
+
+async def _chromium_until(browser, url, person, actions, pace, stop: asyncio.Event):
+    """The chromium person: ``actions`` in turn, repeated, until ``stop`` (the protocol
+    people are done), or once through when nobody else is in the phase."""
     context = await browser.new_context(viewport={"width": 1500, "height": 1300})
     try:
         page = await context.new_page()
@@ -182,7 +213,10 @@ async def person_session(browser, url: str, person: Person, actions: list[str], 
         await page.goto(url)
         await page.wait_for_selector("h1:has-text('Sound VAE Studio')")
         await _settle(page)
-        for action in actions:
+        turn = 0
+        while turn < len(actions) or not stop.is_set():
+            action = actions[turn % len(actions)]
+            turn += 1
             began = time.perf_counter()
             try:
                 person.times[action].append(await act(page, person, action))
@@ -194,26 +228,53 @@ async def person_session(browser, url: str, person: Person, actions: list[str], 
             person.errors += [f"{action}: exception box: {b.splitlines()[0]}" for b in boxes]
             if boxes:
                 person.where = ""
+            if stop.is_set() and turn >= len(actions):
+                break
             await asyncio.sleep(max(0.0, pace - (time.perf_counter() - began)))
     finally:
         with suppress(Exception):  # already gone when the run is interrupted
             await context.close()
 
 
-async def run_phase(url: str, sessions: int, actions: list[str], pad: bool, pace: float):
-    """``sessions`` people at once, each doing ``actions``; returns them."""
+async def run_phase(url: str, sockets: int, browsers: int, actions: list[str],
+                    browser_actions: list[str], pad: bool, pace: float,
+                    on_move=None) -> list[Person]:  # fmt: skip
+    """``sockets`` protocol people doing ``actions`` and ``browsers`` chromium people doing
+    ``browser_actions`` (repeated until the protocol people are done), all at once;
+    returns them, the protocol people first. ``on_move(person)`` after a protocol move."""
+    n = sockets + browsers
+    stride = max(7, n)
+    people = [Person(i, False, stride=stride) for i in range(sockets)]
+    people += [Person(sockets + i, pad, stride=stride, kind="chromium") for i in range(browsers)]
+    heard: dict = {}  # (slider, value) -> (session, audio URL): one sound per value
+    stop = asyncio.Event()
+
+    async def staggered(person: Person, work):
+        await asyncio.sleep(person.index * pace / max(1, n))  # people start a little apart
+        await work
+
+    async def sockets_then_stop():
+        try:
+            await asyncio.gather(
+                *(staggered(p, socket_session(url, p, actions, pace, heard, on_move))
+                  for p in people if p.kind == "socket")
+            )  # fmt: skip
+        finally:
+            stop.set()
+
+    if not browsers:
+        await sockets_then_stop()
+        return people
     from playwright.async_api import async_playwright
 
-    people = [Person(i, pad, stride=max(7, sessions)) for i in range(sessions)]
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
         try:
-            # Start a little apart, as people do (and so the first loads do not all collide).
-            async def staggered(person: Person):
-                await asyncio.sleep(person.index * pace / max(1, sessions))
-                await person_session(browser, url, person, actions, pace)
-
-            await asyncio.gather(*(staggered(p) for p in people))
+            await asyncio.gather(
+                sockets_then_stop(),
+                *(staggered(p, _chromium_until(browser, url, p, browser_actions, pace, stop))
+                  for p in people if p.kind == "chromium"),
+            )  # fmt: skip
         finally:
             with suppress(Exception):
                 await browser.close()
