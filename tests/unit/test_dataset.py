@@ -51,11 +51,14 @@ def test_demo_dataset_arrays_match_config(demo_dataset_dir: Path, tiny_feature_c
     assert np.isfinite(feats).all() and feats.min() >= 0.0 and feats.max() <= 1.0
     assert feats.max() > 0.9  # the loudest bins sit near 0 dB
     assert ds.waveforms.shape == (30, cfg.clip_samples) and ds.waveforms.dtype == np.float32
-    np.testing.assert_allclose(np.abs(ds.waveforms).max(axis=1), audio.PEAK, rtol=1e-5)
-    # the batched STFT gives what one clip at a time gives, from the stored waveform
+    assert ds.waveforms.stored.dtype == np.int16  # on disk: half of float32's bytes
+    np.testing.assert_allclose(np.abs(ds.waveforms).max(axis=1), audio.PEAK, atol=1 / 32768)
+    # the batched STFT gives what one clip at a time gives, from the stored waveform; stored
+    # as 16-bit audio, whose rounding moves bins near the -80 dB floor by up to 0.2 dB
     for i in (0, 17, 29):
         one = features.waveform_to_features(np.array(ds.waveforms[i]), cfg).numpy()
-        np.testing.assert_allclose(feats[i], one, atol=1e-3)
+        np.testing.assert_allclose(feats[i], one, atol=4e-3)
+        np.testing.assert_allclose(feats[i][one > 0.25], one[one > 0.25], atol=1e-3)
 
 
 def test_demo_dataset_manifest_and_config(demo_dataset_dir: Path, demo_set_dir: Path) -> None:
@@ -180,7 +183,7 @@ def test_bad_files_are_listed_and_good_ones_kept(
     ds = load_dataset(tmp_path / "ds")
     assert ds.sources == ["good.wav", "hifi.flac"]
     assert ds.label_names == [] and ds.label_indices.tolist() == [-1, -1]
-    np.testing.assert_allclose(np.abs(ds.waveforms).max(axis=1), audio.PEAK, rtol=1e-5)
+    np.testing.assert_allclose(np.abs(ds.waveforms).max(axis=1), audio.PEAK, atol=1 / 32768)
     errors = {r["file"]: r["reason"] for r in _rows(tmp_path / "ds" / "errors.csv")}
     assert errors == dict(summary.refused)
     assert set(errors) == {"cut.wav", "empty.wav", "silent.wav", "x.wav"}

@@ -46,7 +46,9 @@ def test_processes_and_threads_build_the_same_dataset(
     assert len(processes) == len(threads) == 70
     assert processes.ids == threads.ids and processes.labels == threads.labels
     assert processes.starts.tolist() == threads.starts.tolist()
-    np.testing.assert_allclose(processes.waveforms, threads.waveforms, atol=1e-5)
+    np.testing.assert_allclose(
+        processes.waveforms, threads.waveforms, atol=2 / 32768
+    )  # int16 steps
     np.testing.assert_allclose(
         processes.features.astype(np.float32), threads.features.astype(np.float32), atol=2e-3
     )

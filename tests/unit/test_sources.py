@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from vae.audio import features
 from vae.audio import io as audio
@@ -157,7 +158,7 @@ def _centroid_track(path: Path) -> np.ndarray:
     """Spectral centroid (Hz) of each loud frame of a clip."""
     cfg = features.FeatureConfig(sample_rate=8000, clip_samples=8000, n_fft=256, hop_length=64)
     [(_, wave)] = reader.load_clips(path, cfg.replace(trim_db=30.0))
-    mag = features.stft_magnitude(features.torch.from_numpy(wave), cfg).numpy()  # (bins, frames)
+    mag = features.stft_magnitude(torch.from_numpy(wave), cfg).numpy()  # (bins, frames)
     energy = mag.sum(axis=0)
     freqs = np.linspace(0, 4000, mag.shape[0])[:, None]
     loud = energy > 0.3 * energy.max()

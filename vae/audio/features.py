@@ -16,14 +16,16 @@ import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torchaudio
 
 from vae.options import check_options, option, options_of, setting_name, stored
 from vae.storage import limits
+
+if TYPE_CHECKING:  # imported where used: a preprocessing process never loads torch (2.5 s)
+    import torch
+    import torchaudio
 
 FEATURE_FORMAT_VERSION = 1
 SEGMENT_MODES = ("single", "chunks")
@@ -238,6 +240,8 @@ SETTING_TYPES = {
 @functools.lru_cache(maxsize=8)
 def stft_window(n_fft: int) -> torch.Tensor:
     """The Hann window of every STFT here (cached: one tensor per size)."""
+    import torch
+
     return torch.hann_window(n_fft)
 
 
@@ -258,6 +262,8 @@ def framed_stft(waves: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tenso
     ``rfft``: 1.7x faster on the CPU for batches of short clips. The judge's analysis uses it
     too, with its own sizes.
     """
+    import torch
+
     lead = waves.shape[:-1]
     flat = waves.reshape(-1, 1, waves.shape[-1])  # (batch, 1, samples)
     half = n_fft // 2
@@ -279,6 +285,8 @@ def stft_power(waves: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
     Features need only the power: skipping abs()'s square root made preprocessing's
     analysis 2.5x faster (abs of a complex tensor cost more than the STFT itself).
     """
+    import torch
+
     spec = framed_stft(waves, cfg.n_fft, cfg.hop_length)
     parts = torch.view_as_real(spec)  # (..., frames, bins, 2)
     power = parts[..., 0].square() + parts[..., 1].square()  # contiguous: before transposing
@@ -287,7 +295,7 @@ def stft_power(waves: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------ feature types
 
-Rows = Callable[[torch.Tensor, FeatureConfig], torch.Tensor]
+Rows = Callable[["torch.Tensor", "FeatureConfig"], "torch.Tensor"]
 
 
 @dataclass(frozen=True)
@@ -340,6 +348,8 @@ def filter_bank_type(
         return bank(cfg).to(mag.device) @ mag
 
     def from_rows(mag: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
+        import torch
+
         # Least squares through the filter bank; negative energies have no meaning.
         return torch.clamp(bank_inverse(cfg).to(mag.device) @ mag, min=0.0)
 
@@ -351,6 +361,8 @@ def bank_inverse(cfg: FeatureConfig) -> torch.Tensor | None:
     """(n_stft_bins, rows) pseudo-inverse of a filter-bank type's bank: the least-squares way
     back from its rows to STFT bins (:func:`features_to_magnitude`; exports carry it); None
     for a type whose rows are bins."""
+    import torch
+
     bank = cfg.feature_type.bank
     return None if bank is None else torch.linalg.pinv(bank(cfg))
 
@@ -360,6 +372,8 @@ def _linear_to_rows(mag: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
 
 
 def _linear_from_rows(mag: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
+    import torch
+
     if not cfg.drop_last_bin:
         return mag
     pad = torch.zeros(*mag.shape[:-2], 1, mag.shape[-1], dtype=mag.dtype, device=mag.device)
@@ -368,6 +382,8 @@ def _linear_from_rows(mag: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=8)
 def _mel(cfg: FeatureConfig) -> torchaudio.transforms.MelScale:
+    import torchaudio
+
     return torchaudio.transforms.MelScale(
         n_mels=cfg.n_mels, sample_rate=cfg.sample_rate, n_stft=cfg.n_stft_bins
     )
@@ -402,6 +418,8 @@ goes before ``linear``, which takes every config no other does."""
 
 def magnitude_to_features(mag: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
     """(..., n_stft_bins, frames) linear magnitude -> (..., n_bins, frames) in [0, 1]."""
+    import torch
+
     mag = cfg.feature_type.to_rows(mag, cfg)
     db = 20 * torch.log10(torch.clamp(mag / reference_magnitude(cfg), min=1e-12))
     return (torch.clamp(db, -cfg.top_db, 0.0) / cfg.top_db + 1.0).to(torch.float32)
@@ -410,6 +428,8 @@ def magnitude_to_features(mag: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor
 def power_to_features(power: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
     """(..., n_stft_bins, frames) STFT power -> features, as :func:`magnitude_to_features`
     of its square root (filter banks sum magnitudes, so they take that route)."""
+    import torch
+
     kind = cfg.feature_type
     if not kind.selects_bins:
         return magnitude_to_features(power.sqrt(), cfg)
@@ -423,6 +443,8 @@ def waveform_to_features(waves: np.ndarray | torch.Tensor, cfg: FeatureConfig) -
 
     Clips must already be at ``cfg.sample_rate``; they are not trimmed or padded here.
     """
+    import torch
+
     if not torch.is_tensor(waves):
         waves = np.asarray(waves, dtype=np.float32)
         # torch refuses to wrap read-only (memory-mapped) arrays without a warning: copy those.
@@ -437,6 +459,8 @@ def features_to_magnitude(feats: torch.Tensor, cfg: FeatureConfig) -> torch.Tens
 
     Bins at the floor (0) become exact zeros so silence stays silent.
     """
+    import torch
+
     feats = torch.as_tensor(feats, dtype=torch.float32).clamp(0.0, 1.0)
     mag = reference_magnitude(cfg) * torch.pow(10.0, (feats - 1.0) * cfg.top_db / 20)
     mag = torch.where(feats > 0, mag, torch.zeros_like(mag))
@@ -445,6 +469,8 @@ def features_to_magnitude(feats: torch.Tensor, cfg: FeatureConfig) -> torch.Tens
 
 @functools.lru_cache(maxsize=8)
 def _griffin_lim(cfg: FeatureConfig, n_iter: int) -> torchaudio.transforms.GriffinLim:
+    import torchaudio
+
     return torchaudio.transforms.GriffinLim(
         n_fft=cfg.n_fft,
         n_iter=n_iter,
@@ -463,6 +489,8 @@ def magnitude_to_waveform(
 
     Deterministic (zero-phase start), so the same spectrogram always gives the same sound.
     """
+    import torch
+
     gl = _griffin_lim(cfg, n_iter or cfg.griffin_lim_iters).to(mag.device)
     with torch.no_grad():
         return gl(mag)
@@ -472,6 +500,8 @@ def features_to_waveform(
     feats: torch.Tensor | np.ndarray, cfg: FeatureConfig, n_iter: int | None = None
 ) -> torch.Tensor:
     """Decoder output or stored features (..., n_bins, frames) -> audio (..., clip_samples)."""
+    import torch
+
     return magnitude_to_waveform(features_to_magnitude(torch.as_tensor(feats), cfg), cfg, n_iter)
 
 
@@ -480,6 +510,8 @@ def zero_phase_waveform(feats: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor
 
     Kept only as the baseline that Griffin-Lim is measured against.
     """
+    import torch
+
     mag = features_to_magnitude(torch.as_tensor(feats), cfg)
     return torch.istft(
         mag.to(torch.complex64),

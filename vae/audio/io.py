@@ -14,16 +14,20 @@ import io
 import math
 import os
 import secrets
+import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
-import torch
-import torchaudio
 
 from vae.audio.wav_header import plain_pcm16, wav_layout
 from vae.storage.files import atomic_write_bytes
+
+if TYPE_CHECKING:  # imported where used: preprocessing's workers resample without torch
+    import torchaudio
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3")
 PEAK = 0.99  # target peak of every written or normalised clip: just under full scale
@@ -91,8 +95,11 @@ class _Decoded:
             self.inf += int(bad.sum()) - int(np.isnan(data).sum())
             if self.first_bad < 0:
                 self.first_bad = at + int(np.flatnonzero(bad.any(axis=1))[0])
-        if data.shape[1] == 1:
-            return data[:, 0]
+        return data[:, 0] if data.shape[1] == 1 else self.mix(data)
+
+    @staticmethod
+    def mix(data: np.ndarray) -> np.ndarray:
+        """(frames, channels) -> (frames,): the channels' mean, summed in float64."""
         return data.mean(axis=1, dtype=np.float64).astype(np.float32)
 
 
@@ -135,13 +142,39 @@ def _read_blocks(
     return out
 
 
+def _read_raw(path: Path) -> tuple[bytes, int]:
+    """(bytes, size) of ``path``: all of it up to WHOLE_FILE_BYTES, else its first
+    HEADER_BYTES. One open and one fstat: a stat, a second stat and a buffered open per file
+    cost more than reading a short clip."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        raise AudioError(f"{path}: no such file") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise AudioError(f"{path}: no such file")
+        if st.st_size == 0:
+            raise AudioError(f"{path}: empty file (0 bytes)")
+        want = st.st_size if st.st_size <= WHOLE_FILE_BYTES else HEADER_BYTES
+        parts, got = [], 0
+        while got < want:  # os.read may return less than asked
+            part = os.read(fd, want - got)
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+    finally:
+        os.close(fd)
+    return (parts[0] if len(parts) == 1 else b"".join(parts)), st.st_size
+
+
 def _decode(
-    path: Path, size: int, head_seconds: float | None, max_seconds: float | None
+    path: Path, raw: bytes, size: int, head_seconds: float | None, max_seconds: float | None
 ) -> _Decoded:
-    """The samples of ``path`` to use: all, or its first ``head_seconds``."""
+    """The samples of ``path`` to use, from its bytes ``raw`` (:func:`_read_raw`): all, or
+    its first ``head_seconds``."""
     whole = size <= WHOLE_FILE_BYTES
-    with path.open("rb") as f:
-        raw = f.read() if whole else f.read(HEADER_BYTES)
     layout = wav_layout(raw, size)
     if isinstance(layout, str):
         raise AudioError(f"{path}: {layout}")
@@ -152,10 +185,9 @@ def _decode(
             frames if head_seconds is None else min(frames, int(head_seconds * layout.sample_rate))
         )
         data = plain_pcm16(raw, layout, keep)
-        if data is not None:
-            out = _Decoded(np.zeros(0, np.float32), layout.sample_rate, layout.channels)
-            out.wave, out.head = out.add(data, 0), keep < frames
-            return out
+        if data is not None:  # integers: always finite, so no check for NaN
+            mono = data[:, 0] if layout.channels == 1 else _Decoded.mix(data)
+            return _Decoded(mono, layout.sample_rate, layout.channels, head=keep < frames)
     try:
         f = sf.SoundFile(io.BytesIO(raw) if whole else str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
@@ -171,6 +203,7 @@ def read_audio(
     sample_rate: int | None = None,
     head_seconds: float | None = None,
     max_seconds: float | None = None,
+    times: dict[str, float] | None = None,
 ) -> tuple[np.ndarray, int]:
     """Read a file as mono float32, resampled to ``sample_rate`` when given.
 
@@ -178,6 +211,8 @@ def read_audio(
         head_seconds: read only the file's start (a one-clip-per-file caller needs no more,
             and an hours-long file then costs no more than a short one).
         max_seconds: refuse longer files, from the header, before decoding them.
+        times: seconds spent are added to its "read" (the bytes), "decode" (samples and
+            checks) and "resample" entries: what bounds a preprocessing run.
     Returns:
         (wave, sr): wave of shape (samples,), peak at most 1 (louder float files are scaled
         down); sr the rate of ``wave``.
@@ -186,12 +221,10 @@ def read_audio(
         audio, or a sample rate outside MIN_RATE..MAX_RATE.
     """
     path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such file")
-    size = path.stat().st_size
-    if size == 0:
-        raise AudioError(f"{path}: empty file (0 bytes)")
-    got = _decode(path, size, head_seconds, max_seconds)
+    started = time.perf_counter()
+    raw, size = _read_raw(path)
+    bytes_read = time.perf_counter()
+    got = _decode(path, raw, size, head_seconds, max_seconds)
     wave, sr = got.wave, got.sr
     if len(wave) == 0:
         raise AudioError(f"{path}: no audio samples (an empty or truncated stream)")
@@ -213,9 +246,14 @@ def read_audio(
         raise AudioError(f"{path}: silent{mixed}{read} (peak below -80 dBFS)")
     if peak > 1:  # float files may exceed full scale; keep the promise of [-1, 1]
         wave = wave / np.float32(peak)
+    decoded = time.perf_counter()
     if sample_rate is not None and sr != sample_rate:
         wave = resample(wave, sr, sample_rate)
         sr = sample_rate
+    if times is not None:
+        times["read"] = times.get("read", 0.0) + bytes_read - started
+        times["decode"] = times.get("decode", 0.0) + decoded - bytes_read
+        times["resample"] = times.get("resample", 0.0) + time.perf_counter() - decoded
     return np.ascontiguousarray(wave, dtype=np.float32), sr
 
 
@@ -229,6 +267,8 @@ def _short(err: Exception) -> str:
 @functools.lru_cache(maxsize=16)
 def _resampler(orig_sr: int, new_sr: int) -> torchaudio.transforms.Resample:
     # Building the sinc kernel costs more than applying it to a short clip: keep one per pair.
+    import torchaudio
+
     return torchaudio.transforms.Resample(orig_sr, new_sr)
 
 
@@ -265,6 +305,8 @@ def resample(wave: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
         return _resample_fft(wave, int(orig_sr), int(new_sr))
     if wave.ndim == 1 and len(wave) > LONG_SAMPLES:
         return _resample_windows(wave, int(orig_sr), int(new_sr))
+    import torch
+
     with torch.no_grad():
         out = _resampler(int(orig_sr), int(new_sr))(torch.from_numpy(np.asarray(wave, np.float32)))
     return out.numpy()
@@ -280,6 +322,8 @@ def _resample_windows(
     Windows start on the resampler's period (a multiple of ``orig_sr / gcd`` input samples,
     ``new_sr / gcd`` output samples) and read past both ends by more than the filter.
     """
+    import torch
+
     g = math.gcd(orig_sr, new_sr)
     step, out_step = orig_sr // g, new_sr // g
     margin = -(-(_resampler(orig_sr, new_sr).width + step) // step) * step
@@ -354,7 +398,9 @@ def fit_length(wave: np.ndarray, n: int) -> np.ndarray:
     """Trim or zero-pad the end so the clip has exactly ``n`` samples."""
     if len(wave) >= n:
         return wave[:n]
-    return np.pad(wave, (0, n - len(wave)))
+    out = np.zeros(n, wave.dtype)  # np.pad's set-up cost more than the copy
+    out[: len(wave)] = wave
+    return out
 
 
 def chunk(wave: np.ndarray, n: int, min_fraction: float = 0.5) -> list[tuple[int, np.ndarray]]:

@@ -10,7 +10,8 @@ Public modules (what code outside this package may import):
 - ``batches``: ``FeatureRows``, rows of ``features.npy`` read on demand.
 
 Internal: ``ingest`` and ``parallel`` (files to features, in threads or worker processes,
-behind ``dataset.preprocess``).
+behind ``dataset.preprocess``), ``waves`` (``waveforms.npy`` stored as int16, read as
+float32: ``SpectrogramSet.waveforms``).
 """
 
 __all__ = ["archive", "batches", "dataset", "fsdd", "reader", "sources"]

@@ -1,7 +1,8 @@
 """Preprocess a folder of audio into a SpectrogramSet on disk, and load it back memory-mapped.
 
 A dataset is a folder: ``features.npy`` (N, bins, frames) float16, ``waveforms.npy``
-(N, clip_samples) float32 peak-normalised clips, ``manifest.csv`` (id, source, label,
+(N, clip_samples) int16 peak-normalised clips (``vae.data.waves``; float32 in datasets made
+before, still read; both come back as float32 in [-1, 1]), ``manifest.csv`` (id, source, label,
 speaker, start, split), ``config.json`` (format version, FeatureConfig, counts, versions,
 fingerprint) and ``errors.csv`` (file, reason). It is built in a hidden temp folder beside
 its destination and renamed into place, so a kill leaves the old dataset or the new one.
@@ -10,6 +11,7 @@ its destination and renamed into place, so a kill leaves the old dataset or the 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import difflib
 import functools
 import hashlib
@@ -22,17 +24,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from vae.audio import io as audio
 from vae.audio.features import FeatureConfig
 from vae.data import ingest, sources
+from vae.data.waves import DTYPES, Waveforms
 from vae.progress import Progress
 from vae.storage import files as storage
 from vae.storage import limits
+
+if TYPE_CHECKING:  # imported where used: preprocessing does without torch
+    import torch
+
 from vae.storage.output_folder import (
     CHECKPOINT,
     DATASET,
@@ -63,6 +69,9 @@ class PreprocessSummary:
     per_label: dict[str, int]
     seconds: float
     files: int
+    stages: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Seconds per stage summed over the worker processes (read, decode, resample, stft,
+    write): what bounds the run. Empty when reader threads did the work."""
 
 
 # ------------------------------------------------------------------------------ preprocess
@@ -154,10 +163,6 @@ def preprocess(
         progress(0, len(files))
     tmp = storage.temp_beside(out, "tmp")
     tmp.mkdir(parents=True)
-    threads = torch.get_num_threads()
-    # Parallelism comes from the reader threads. Per-clip resampling is too small for
-    # intra-op threads, and on a busy machine their spin-waits cost 10-30x the work itself.
-    torch.set_num_threads(1)
     kept = "; the previous dataset is kept" if (out / CONFIG_FILE).is_file() else ""
     try:
         summary = _build(src, tmp, files, cfg, rule, val_fraction, seed, progress)
@@ -166,11 +171,10 @@ def preprocess(
         storage.raise_if_disk_full(err, out, kept)  # one line naming the dataset, not a pwrite
         raise
     finally:
-        torch.set_num_threads(threads)
         shutil.rmtree(tmp, ignore_errors=True)
-    kept, refused, per_label = summary
+    kept, refused, per_label, stages = summary
     return PreprocessSummary(
-        out, kept, refused, per_label, time.perf_counter() - started, len(files)
+        out, kept, refused, per_label, time.perf_counter() - started, len(files), stages
     )
 
 
@@ -183,14 +187,14 @@ def _build(
     val_fraction: float,
     seed: int,
     progress: Progress | None,
-) -> tuple[int, list[tuple[str, str]], dict[str, int]]:
-    """Fill ``tmp`` with a complete dataset; returns (kept, refused, per_label)."""
+) -> tuple[int, list[tuple[str, str]], dict[str, int], dict[str, float]]:
+    """Fill ``tmp`` with a complete dataset; returns (kept, refused, per_label, stages)."""
     rels = _relative(files, src)
     file_ids = _file_ids(rels)
     job = ingest.Job(
         src, tmp / FEATURES_FILE, tmp / WAVEFORMS_FILE, files, rels, file_ids, cfg, rule, progress
     )
-    rows, refused = ingest.analyse(job)
+    rows, refused, stages = ingest.analyse(job)
     if not rows:
         first = f"; first: {refused[0][0]}: {refused[0][1]}" if refused else ""
         raise NoUsableAudio(
@@ -231,7 +235,7 @@ def _build(
     }
     # config.json is written last: a temp folder holding it is complete.
     storage.atomic_write_json(tmp / CONFIG_FILE, info)  # refuses NaN: config.json stays JSON
-    return len(rows), refused, per_label
+    return len(rows), refused, per_label, stages
 
 
 # ------------------------------------------------------------------------------ loading
@@ -241,7 +245,8 @@ def _build(
 class SpectrogramSet:
     """A preprocessed dataset, its arrays memory-mapped read-only.
 
-    features: (N, bins, frames) float16 in [0, 1]; waveforms: (N, clip_samples) float32.
+    features: (N, bins, frames) float16 in [0, 1]; waveforms: (N, clip_samples) clips read
+    as float32 in [-1, 1] (stored int16, or float32 in older datasets; :class:`Waveforms`).
     Per-clip lists (ids, sources, labels, speakers, splits) and ``starts`` have length N.
     """
 
@@ -249,7 +254,7 @@ class SpectrogramSet:
     config: FeatureConfig
     info: dict[str, Any]
     features: np.ndarray
-    waveforms: np.ndarray
+    waveforms: Waveforms
     ids: list[str]
     sources: list[str]
     labels: list[str]
@@ -307,13 +312,17 @@ class SpectrogramSet:
         return self.info["fingerprint"]
 
 
-def _load_array(path: Path, shape: tuple[int, ...], dtype: str, fix: str) -> np.ndarray:
-    """The array at ``path`` memory-mapped, once its header says ``shape`` and ``dtype`` and
-    that the file holds them (a header read alone: nothing is mapped before)."""
+def _load_array(
+    path: Path, shape: tuple[int, ...], dtypes: tuple[str, ...], fix: str
+) -> np.ndarray:
+    """The array at ``path`` memory-mapped, once its header says ``shape`` and one of
+    ``dtypes`` and that the file holds them (a header read alone: nothing is mapped before)."""
     try:
         found, found_dtype = limits.npy_file_header(path)
         limits.check(found == shape, f"{path} shape {found} != {shape}")
-        limits.check(found_dtype == dtype, f"{path} dtype {found_dtype} is not {dtype}")
+        limits.check(
+            found_dtype in dtypes, f"{path} dtype {found_dtype} is not {' or '.join(dtypes)}"
+        )
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except limits.LimitError as err:
         raise ValueError(f"{err}; {fix}") from None
@@ -389,8 +398,8 @@ def load_dataset(path: Path) -> SpectrogramSet:
     n = len(ids)
     if n > limits.MAX_CLIPS:
         raise ValueError(f"{root / MANIFEST_FILE}: {n:,} clips, at most {limits.MAX_CLIPS:,}")
-    feats = _load_array(root / FEATURES_FILE, (n, *cfg.shape), "float16", fix)
-    waves = _load_array(root / WAVEFORMS_FILE, (n, cfg.clip_samples), "float32", fix)
+    feats = _load_array(root / FEATURES_FILE, (n, *cfg.shape), ("float16",), fix)
+    waves = _load_array(root / WAVEFORMS_FILE, (n, cfg.clip_samples), DTYPES, fix)
     problems = [
         (set(splits) <= set(SPLITS), f"{MANIFEST_FILE} has splits other than {SPLITS}"),
         (set(labels) - {""} <= set(label_names), f"{MANIFEST_FILE} has unknown labels"),
@@ -408,7 +417,7 @@ def load_dataset(path: Path) -> SpectrogramSet:
         config=cfg,
         info=info,
         features=feats,
-        waveforms=waves,
+        waveforms=Waveforms(waves),
         ids=ids,
         sources=srcs,
         labels=labels,
@@ -421,6 +430,8 @@ def load_dataset(path: Path) -> SpectrogramSet:
 
 def load_split_tensor(ds: SpectrogramSet, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(features (n, bins, frames) float32, label indices (n,) int64) of one split."""
+    import torch
+
     index = ds.split_indices(split)
     feats = torch.from_numpy(np.asarray(ds.features[index], dtype=np.float32))
     return feats, torch.from_numpy(ds.label_indices[index]).long()

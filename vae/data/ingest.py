@@ -22,6 +22,7 @@ from vae.audio import io as audio
 from vae.audio.features import FeatureConfig
 from vae.data import parallel
 from vae.data.reader import Segments, read_file
+from vae.data.waves import to_int16
 from vae.progress import Progress
 from vae.storage import files as storage
 
@@ -38,6 +39,7 @@ READ_WORKERS = 2  # soundfile and torch release the GIL: reading overlaps the ba
 
 # One row of the dataset manifest per clip: id, source, label, speaker, start sample.
 ManifestRows = list[list[Any]]
+StageTimes = dict[str, float]  # stage -> seconds, summed over the workers
 
 
 @dataclass(frozen=True)
@@ -56,10 +58,10 @@ class Job:
     progress: Progress | None
 
 
-def analyse_in_processes(job: Job) -> tuple[ManifestRows, list[tuple[str, str]]]:
+def analyse_in_processes(job: Job) -> tuple[ManifestRows, list[tuple[str, str]], StageTimes]:
     """One clip per file, worker processes writing rows in place (``vae.data.parallel``)."""
     rels, file_ids = job.rels, job.file_ids
-    outcomes = parallel.analyse_files(
+    outcomes, times = parallel.analyse_files(
         job.files, job.src, job.cfg, job.rule, job.feats_path, job.waves_path, job.progress
     )
     rows: ManifestRows = []
@@ -73,7 +75,7 @@ def analyse_in_processes(job: Job) -> tuple[ManifestRows, list[tuple[str, str]]]
         kept = np.array([o.index for o in outcomes if o.reason is None], dtype=np.int64)
         for path in (job.feats_path, job.waves_path):
             storage.keep_npy_rows(path, kept)
-    return rows, refused
+    return rows, refused, times
 
 
 def _size(path: Path) -> int:
@@ -94,7 +96,7 @@ def read_ahead(
     return storage.read_ahead(pool, fn, files, READ_AHEAD, _size, READ_AHEAD_BYTES)
 
 
-def analyse_in_threads(job: Job) -> tuple[ManifestRows, list[tuple[str, str]]]:
+def analyse_in_threads(job: Job) -> tuple[ManifestRows, list[tuple[str, str]], StageTimes]:
     """Any segment mode: reader threads feed batched STFTs appended in file order."""
     src, files, rels, file_ids = job.src, job.files, job.rels, job.file_ids
     cfg, rule, progress = job.cfg, job.rule, job.progress
@@ -103,38 +105,48 @@ def analyse_in_threads(job: Job) -> tuple[ManifestRows, list[tuple[str, str]]]:
     pending: list[np.ndarray] = []
     batch = max(1, BATCH_BUDGET // max(cfg.clip_samples, cfg.n_stft_bins * cfg.n_frames))
     feats_out = storage.NpyAppender(job.feats_path, np.float16, cfg.shape)
-    waves_out = storage.NpyAppender(job.waves_path, np.float32, (cfg.clip_samples,))
+    waves_out = storage.NpyAppender(job.waves_path, np.int16, (cfg.clip_samples,))
 
     def flush() -> None:
         waves = audio.peak_normalise(np.stack(pending))  # (batch, clip_samples)
         feats = features.waveform_to_features(waves, cfg)  # (batch, bins, frames)
-        waves_out.append(waves)
+        waves_out.append(to_int16(waves))
         feats_out.append(feats.half().numpy())
         pending.clear()
 
     def read(path: Path) -> tuple[str, str, Segments] | str:
         return read_file(path, src, cfg, rule)
 
-    with feats_out, waves_out, ThreadPoolExecutor(READ_WORKERS) as pool:
-        for k, (_, result) in enumerate(read_ahead(pool, read, files)):
-            if isinstance(result, str):
-                refused.append((rels[k], result))
-            else:
-                label, speaker, clips = result
-                for seg, start, clip in clips:  # start: sample in the file
-                    clip_id = file_ids[k] + (f"#{seg}" if seg else "")
-                    rows.append([clip_id, rels[k], label, speaker, start])
-                    pending.append(clip)
-                    if len(pending) >= batch:
-                        flush()
-            if progress is not None:
-                progress(k + 1, len(files))
-        if pending:
-            flush()
-    return rows, refused
+    import torch
+
+    threads = torch.get_num_threads()
+    # Parallelism comes from the reader threads. Per-clip resampling is too small for
+    # intra-op threads, and on a busy machine their spin-waits cost 10-30x the work itself.
+    torch.set_num_threads(1)
+    try:
+        with feats_out, waves_out, ThreadPoolExecutor(READ_WORKERS) as pool:
+            for k, (_, result) in enumerate(read_ahead(pool, read, files)):
+                if isinstance(result, str):
+                    refused.append((rels[k], result))
+                else:
+                    label, speaker, clips = result
+                    for seg, start, clip in clips:  # start: sample in the file
+                        clip_id = file_ids[k] + (f"#{seg}" if seg else "")
+                        rows.append([clip_id, rels[k], label, speaker, start])
+                        pending.append(clip)
+                        if len(pending) >= batch:
+                            flush()
+                if progress is not None:
+                    progress(k + 1, len(files))
+            if pending:
+                flush()
+    finally:
+        torch.set_num_threads(threads)
+    return rows, refused, {}  # stages overlap in threads: not timed apart
 
 
-def analyse(job: Job) -> tuple[ManifestRows, list[tuple[str, str]]]:
-    """Fill ``job``'s two arrays; returns the kept rows and the refused (file, reason)."""
+def analyse(job: Job) -> tuple[ManifestRows, list[tuple[str, str]], StageTimes]:
+    """Fill ``job``'s two arrays; returns the kept rows, the refused (file, reason) and, from
+    worker processes, the seconds each stage took (read, decode, resample, stft, write)."""
     fast = parallel.can_fork(job.cfg, len(job.files))
     return analyse_in_processes(job) if fast else analyse_in_threads(job)

@@ -65,10 +65,16 @@ def _reason(path: Path, err: Exception, expected: bool = False) -> str:
 
 
 def read_source(
-    path: Path, src: Path, cfg: FeatureConfig, rule: str, native: bool = False
+    path: Path,
+    src: Path,
+    cfg: FeatureConfig,
+    rule: str,
+    native: bool = False,
+    times: dict[str, float] | None = None,
 ) -> tuple[str, str, np.ndarray, int] | str:
     """(label, speaker, wave (samples,), rate) of one file, or why not. The wave is at
-    ``cfg.sample_rate`` unless ``native`` (the caller then resamples, in a batch).
+    ``cfg.sample_rate`` unless ``native`` (the caller then resamples, in a batch); ``times``
+    collects the seconds spent reading and decoding (``audio.read_audio``).
 
     Never raises: a bad file must not stop the batch.
     """
@@ -78,7 +84,7 @@ def read_source(
         return _reason(path, err, expected=True)
     try:
         rate = None if native else cfg.sample_rate
-        wave, sr = audio.read_audio(path, rate, **read_limits(cfg))
+        wave, sr = audio.read_audio(path, rate, times=times, **read_limits(cfg))
     except Exception as err:  # noqa: BLE001 - any failure is this file's, reported not raised
         return _reason(path, err)
     return label, speaker, wave, sr
