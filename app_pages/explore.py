@@ -344,15 +344,9 @@ def picks(proj: Projection, groups: list, mine: dict) -> None:
     route = [p for p in st.session_state.get(ROUTE, []) if p in id_set or p in mine]
     st.session_state[ROUTE] = route
 
-    chosen = [current] if current else []
-    extra = [(name, own[4]) for name, own in mine.items()]
-    path = np.array([_route_xy(p, proj, mine) for p in route]) if route else None  # (K, 2)
-    fig = latent_map(
-        proj.coords, ids, groups, colour, selected=chosen, extra=extra, path=path, route=route
-    )
-    x_title, y_title = proj.axis_titles()
-    fig.update_layout(xaxis_title=x_title, yaxis_title=y_title)
-    st.plotly_chart(fig, key=MAP_KEY, on_select=_on_map_select, selection_mode="points")
+    # The map is drawn last into its place: the picked clip's sound and picture reach the
+    # browser before the 3,000 points, whose redraw is most of what a click costs there.
+    map_place = st.empty()
     if len(selected_clips()) == 2:
         st.caption(
             "Interpolate will morph between your last two picks: "
@@ -373,6 +367,16 @@ def picks(proj: Projection, groups: list, mine: dict) -> None:
                 dataset = (str(ds.root), (ds.root / DATASET_CONFIG).stat().st_mtime)
             made = cache.sound(ckpt, "explore-pair", (dataset, current), lambda: _pair(row))
             _show_pair(current, synth, original, made)
+
+    chosen = [current] if current else []
+    extra = [(name, own[4]) for name, own in mine.items()]
+    path = np.array([_route_xy(p, proj, mine) for p in route]) if route else None  # (K, 2)
+    fig = latent_map(
+        proj.coords, ids, groups, colour, selected=chosen, extra=extra, path=path, route=route
+    )
+    x_title, y_title = proj.axis_titles()
+    fig.update_layout(xaxis_title=x_title, yaxis_title=y_title)
+    map_place.plotly_chart(fig, key=MAP_KEY, on_select=_on_map_select, selection_mode="points")
 
 
 # ---- render

@@ -245,7 +245,7 @@ def along_the_path(a: Clip, b: Clip, page_mode: str) -> None:
         (f"mix, α = {alpha:.2f}", mix),
         (f"B: {b.name}", b.features.numpy()),
     ]
-    st.plotly_chart(figures.spectrograms(panels, synth.config), key="interp-spectrograms")
+    picture = st.empty()  # above the players, drawn after them: the sound comes first
     sr = synth.config.sample_rate
     for column, (caption, wave) in zip(
         st.columns(3),
@@ -254,6 +254,7 @@ def along_the_path(a: Clip, b: Clip, page_mode: str) -> None:
     ):
         with column:
             widgets.play(wave, sr, caption)
+    picture.plotly_chart(figures.spectrograms(panels, synth.config), key="interp-spectrograms")
 
     st.subheader("The path on the latent map")
     if no_map is not None:

@@ -68,53 +68,57 @@ def _sound(code: np.ndarray, labels: list[int] | None) -> tuple[np.ndarray, np.n
     return cache.frozen(feats, synth.to_audio(feats))
 
 
+controls, output = st.columns([1, 2])
+with controls:
+    modes = list(MODES)  # each with a sound pad of its own
+    mode = st.radio("Move along", modes, horizontal=True, **state.kept("synth-mode", modes[0]))
+    label = None
+    if synth.conditional:
+        label = st.selectbox(
+            "Say",
+            synth.label_names,
+            help="the label this conditional model generates",
+            **state.kept(LABEL, synth.label_names[0], synth.label_names),
+        )
+    st.slider(
+        "Temperature",
+        0.1,
+        2.0,
+        step=0.1,
+        help="scale of the random draw: low is typical, high is adventurous",
+        **state.kept(TEMPERATURE, 1.0),
+    )
+    # Side by side the narrow column cut "Random sample" off: one button a row, full width.
+    st.button(
+        "Random sample",
+        key="synth-random",
+        on_click=_random,
+        icon=":material/casino:",
+        width="stretch",
+    )
+    st.button(
+        "Back to the centre",
+        key="synth-reset",
+        on_click=_reset,
+        icon=":material/center_focus_strong:",
+        width="stretch",
+    )
+    # set here, not as a default (callbacks move them), from the code last dialled in: a
+    # slider's own value is dropped when the page is left
+    slider_keys = [DIRECTION.format(i) for i in range(k)] + [DIMENSION.format(i) for i in range(16)]
+    for key in slider_keys:
+        st.session_state.setdefault(key, st.session_state.get(SLIDERS, {}).get(key, 0.0))
+    live = sound_pad.toggle(synth)
+    dials = st.container()  # the sliders (or the pad), drawn by ``dial``
+
+
 @st.fragment(key="synth-dial")
-def dial() -> None:
-    """The controls, the spectrogram and the sound: a move here reruns only this part (not
-    the navigation, the sidebar or the checkpoint's look-ups above)."""
-    controls, output = st.columns([1, 2])
-    with controls:
-        modes = list(MODES)  # each with a sound pad of its own
-        mode = st.radio("Move along", modes, horizontal=True, **state.kept("synth-mode", modes[0]))
-        label = None
-        if synth.conditional:
-            label = st.selectbox(
-                "Say",
-                synth.label_names,
-                help="the label this conditional model generates",
-                **state.kept(LABEL, synth.label_names[0], synth.label_names),
-            )
-        st.slider(
-            "Temperature",
-            0.1,
-            2.0,
-            step=0.1,
-            help="scale of the random draw: low is typical, high is adventurous",
-            **state.kept(TEMPERATURE, 1.0),
-        )
-        # Side by side the narrow column cut "Random sample" off: one button a row, full width.
-        st.button(
-            "Random sample",
-            key="synth-random",
-            on_click=_random,
-            icon=":material/casino:",
-            width="stretch",
-        )
-        st.button(
-            "Back to the centre",
-            key="synth-reset",
-            on_click=_reset,
-            icon=":material/center_focus_strong:",
-            width="stretch",
-        )
-        # set here, not as a default (callbacks move them), from the code last dialled in: a
-        # slider's own value is dropped when the page is left
-        slider_keys = [DIRECTION.format(i) for i in range(k)] + [
-            DIMENSION.format(i) for i in range(16)
-        ]
-        for key in slider_keys:
-            st.session_state.setdefault(key, st.session_state.get(SLIDERS, {}).get(key, 0.0))
-        live = sound_pad.toggle(synth)
+def dial(dials, output, mode: str, label: str | None, live: bool) -> None:
+    """The sliders (or the pad) in ``dials``, the spectrogram and the sound in ``output``: a
+    move reruns only this (not the navigation, the sidebar, the controls above the sliders
+    or the checkpoint's look-ups). The fewer elements a move redraws, the less the browser
+    does: its redraw, not the server's, is most of the time a move takes."""
+    with dials:
         residual = st.session_state.get(RESIDUAL, np.zeros(synth.latent_dim, np.float32))
         shown = min(synth.latent_dim, 16)
         if mode == "main directions":
@@ -168,15 +172,16 @@ def dial() -> None:
         )
     with output:
         name = f"sample-{label}" if label is not None else "sample"
-        st.plotly_chart(
+        picture = st.empty()  # above the player, drawn after it: the sound comes first
+        widgets.play(wave, synth.config.sample_rate)
+        picture.plotly_chart(
             figures.spectrograms([(name, feats)], synth.config, height=360),
             key="synth-spectrogram",
         )
-        widgets.play(wave, synth.config.sample_rate)
         widgets.download_wav(
             wave, synth.config.sample_rate, f"{name}.wav", "Download WAV", key="synth-download"
         )
         st.caption("code: " + ", ".join(f"{v:+.2f}" for v in code[:16]))
 
 
-dial()
+dial(dials, output, mode, label, live)

@@ -98,6 +98,8 @@ class Move:
     run_ms: float  # the run's start -> the server's "script finished"
     received_kb: float  # what the server sent for it
     server_cpu_ms: float  # CPU the server's process spent on it (all its threads)
+    browser_cpu_ms: float  # CPU of the page's main thread (chromium's ThreadTime)
+    browser_script_ms: float  # of it, running the page's JavaScript (ScriptDuration)
 
 
 NAN = float("nan")
@@ -117,15 +119,11 @@ def server_pid() -> int:
 
 
 def cpu_ms(pid: int) -> float:
-    """CPU time so far of every thread of ``pid``, in ms (/proc's schedstat: ns, so a
-    move's share is measured whatever else the machine runs)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, IndexError, ValueError):
-            continue  # a thread that ended meanwhile
-    return total / 1e6
+    """CPU time so far of ``pid`` in ms, user and system, threads that ended included (each
+    script run is a thread of its own): a move's share is measured whatever else the
+    machine runs (/proc's ticks: 10 ms steps, so read medians over many moves)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
 def _p90(xs: list[float]) -> float:
@@ -138,16 +136,23 @@ def _kind(message: dict) -> str:
     return ForwardMsg.FromString(bytes(message["bytes"])).WhichOneof("type") or "?"
 
 
+def _browser_metrics(page) -> dict[str, float]:
+    """Chromium's own running totals for the page (seconds), through the DevTools protocol."""
+    got = page.cdp.send("Performance.getMetrics")["metrics"]
+    return {m["name"]: m["value"] for m in got if m["name"] in ("ThreadTime", "ScriptDuration")}
+
+
 def _move(page, cond_js: str, arg, act, timeout_ms: int = 30_000) -> Move:
     """Arm the watch for ``cond_js`` (a JS function of ``arg`` returning the condition),
     run ``act()`` (the press), wait until it holds and the run is over."""
     mark = page.evaluate("() => [window.__ws.length, window.__presses.length]")
     page.evaluate(f"(arg) => window.__watch(({cond_js})(arg))", arg)
-    cpu = cpu_ms(page.server_pid)
+    cpu, browser = cpu_ms(page.server_pid), _browser_metrics(page)
     act()
     page.wait_for_function("() => window.__painted !== null", timeout=timeout_ms)
     settle(page)
     cpu = cpu_ms(page.server_pid) - cpu
+    browser = {k: v - browser[k] for k, v in _browser_metrics(page).items()}
     seen = page.evaluate(
         "([w, p]) => ({ws: window.__ws.slice(w), presses: window.__presses.slice(p),"
         " painted: window.__painted})",
@@ -166,6 +171,8 @@ def _move(page, cond_js: str, arg, act, timeout_ms: int = 30_000) -> Move:
         run_ms=done - started,
         received_kb=received / 1024,
         server_cpu_ms=cpu,
+        browser_cpu_ms=browser["ThreadTime"] * 1000,
+        browser_script_ms=browser["ScriptDuration"] * 1000,
     )
 
 
@@ -250,6 +257,8 @@ def breakdown(name: str, moves: list[Move]) -> None:
         if xs:
             line(what, xs)
     line("server CPU per move (all threads)", [m.server_cpu_ms for m in moves])
+    line("browser CPU per move (page's main thread)", [m.browser_cpu_ms for m in moves])
+    line("  of it running JavaScript", [m.browser_script_ms for m in moves])
     line("press -> shown (all)", [m.shown_ms for m in moves])
     line("bytes from the server", [m.received_kb for m in moves], "kB")
 
@@ -258,6 +267,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presses", type=int, default=20)
     parser.add_argument("--clicks", type=int, default=20)
+    parser.add_argument(
+        "--pages", default="synthesise,interpolate,explore", help="which of the three to measure"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workspace = Path(tmp)
@@ -270,25 +282,35 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1500, "height": 1300})
             page.add_init_script(INIT_JS)
             page.server_pid = server_pid()
+            page.cdp = page.context.new_cdp_session(page)
+            page.cdp.send("Performance.enable")
             page.set_default_timeout(90_000)
             page.goto(url)
             settle(page)
-            go(page, "Synthesise")
-            synth = slider_moves(page, "synth-dir-0", args.presses)
-            go(page, "Interpolate")
-            page.wait_for_selector("text=mix, α = 0.50")
-            alpha = slider_moves(page, "interp-alpha", args.presses, start="Home")
-            go(page, "Explore")
-            explore = map_clicks(page, args.clicks)
+            runs = {}
+            if "synthesise" in args.pages:
+                go(page, "Synthesise")
+                runs["Synthesise"] = slider_moves(page, "synth-dir-0", args.presses)
+            if "interpolate" in args.pages:
+                go(page, "Interpolate")
+                page.wait_for_selector("text=mix, α = 0.50")
+                alpha = slider_moves(page, "interp-alpha", args.presses, start="Home")
+                runs["Interpolate"] = alpha
+            if "explore" in args.pages:
+                go(page, "Explore")
+                runs["Explore"] = map_clicks(page, args.clicks)
             browser.close()
 
     print("server path (sound pad off), shipped checkpoint, headless chromium, one session")
-    report("Synthesise: key press -> new audio", synth, 200)
-    report("Interpolate α: key press -> new audio", alpha, 200)
-    report("Explore: map click -> reconstruction shown", explore, 500)
-    breakdown("Synthesise", synth)
-    breakdown("Interpolate", alpha)
-    breakdown("Explore", explore)
+    goals = {
+        "Synthesise": ("Synthesise: key press -> new audio", 200),
+        "Interpolate": ("Interpolate α: key press -> new audio", 200),
+        "Explore": ("Explore: map click -> reconstruction shown", 500),
+    }
+    for name, moves in runs.items():
+        report(goals[name][0], moves, goals[name][1])
+    for name, moves in runs.items():
+        breakdown(name, moves)
 
 
 if __name__ == "__main__":
