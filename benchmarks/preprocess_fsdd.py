@@ -8,9 +8,10 @@ notebook's pipeline (``notebook_pipeline.py``, librosa, one process: ``pip insta
 benchmarks/requirements.txt``) and ours (``dataset.preprocess`` at the ``seed`` preset, its
 worker processes forked), each as a whole process timed from launch to exit, start-up
 included, while /proc is sampled every 50 ms for the process tree's memory (main + workers).
-Prints each run, the medians and their ratio, and where our workers spent their time (read,
-decode, resample, stft, write). ``--cli`` times ``python -m vae preprocess`` as well, which
-imports every command's modules (torch among them) before it starts.
+Prints each run (wall and CPU seconds of the process tree), the medians and their ratio, and
+where our workers spent their time (read, decode, resample, stft, write). ``--cli`` times
+``python -m vae preprocess`` as well, which imports every command's modules (torch among
+them) before it starts.
 ``--no-notebook`` times ours alone (no librosa needed).
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import statistics
 import sys
@@ -27,8 +29,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from big_corpus import Peaks, run_measured  # noqa: E402
 
 FSDD = ROOT.parent / "shared/datasets/fsdd/recordings"
 STAGES = ("read", "decode", "resample", "stft", "write")
@@ -72,10 +72,16 @@ def _size_mib(folder: Path) -> float:
 
 def measure(name: str, cmd: list[str], out: Path, log: Path) -> dict:
     """Run ``cmd`` as one measured process; its figures, its output folder removed."""
+    from big_corpus import run_measured  # the /proc sampler (not imported by the measured runs)
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall, peaks, code = run_measured(cmd, log)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the process and its workers
     if code != 0:
         raise SystemExit(f"{name} failed (exit {code}); see {log}:\n{log.read_text()[-2000:]}")
-    figures = {"name": name, "wall": wall, "peaks": peaks, "mib": _size_mib(out), "log": log}
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    figures = {"name": name, "wall": wall, "cpu": cpu, "peaks": peaks, "mib": _size_mib(out)}
+    figures["log"] = log
     shutil.rmtree(out, ignore_errors=True)  # untimed
     return figures
 
@@ -85,10 +91,11 @@ def _mib(kib: int) -> str:
 
 
 def show(run: int, f: dict, clips: int) -> None:
-    peaks: Peaks = f["peaks"]
+    peaks = f["peaks"]  # big_corpus.Peaks
     print(
         f"run {run} {f['name']:>9}: {clips} clips in {f['wall']:6.2f} s = "
-        f"{clips / f['wall']:7,.0f} clips/s; peak tree RSS {_mib(peaks.tree_rss)} (main "
+        f"{clips / f['wall']:7,.0f} clips/s, CPU {f['cpu']:.1f} s; peak tree RSS "
+        f"{_mib(peaks.tree_rss)} (main "
         f"{_mib(peaks.main_rss)}, largest worker {_mib(peaks.worker_rss)}, tree PSS "
         f"{_mib(peaks.tree_pss)}, {peaks.most_processes} processes); wrote {f['mib']:,.0f} MiB",
         flush=True,
@@ -100,7 +107,7 @@ def main() -> int:
     parser.add_argument("--src", type=Path, default=FSDD)
     parser.add_argument("--preset", default="seed")
     parser.add_argument("--runs", type=int, default=2, help="runs of each pipeline")
-    parser.add_argument("--copies", type=int, default=10, help="copies of the source in one run")
+    parser.add_argument("--copies", type=int, default=1, help="copies of the source in one run")
     parser.add_argument("--no-notebook", action="store_true", help="time ours alone")
     parser.add_argument("--cli", action="store_true", help="time `python -m vae preprocess` too")
     parser.add_argument(
@@ -151,14 +158,21 @@ def main() -> int:
     medians = {name: statistics.median(f["wall"] for f in runs) for name, runs in results.items()}
     for name, runs in results.items():
         rss = max(f["peaks"].tree_rss for f in runs)
+        cpu = statistics.median(f["cpu"] for f in runs)
         print(
             f"median {name:>9}: {medians[name]:6.2f} s = {clips / medians[name]:7,.0f} clips/s "
-            f"over {len(runs)} runs; highest peak tree RSS {_mib(rss)}"
+            f"over {len(runs)} runs (CPU {cpu:.1f} s); highest peak tree RSS {_mib(rss)}"
         )
     if notebook:
         for name in medians.keys() - {"notebook"}:
             ratio = medians["notebook"] / medians[name]
-            print(f"{name} / notebook: {ratio:.1f}x (whole processes, start-up included)")
+            cpu = statistics.median(f["cpu"] for f in results["notebook"]) / statistics.median(
+                f["cpu"] for f in results[name]
+            )
+            print(
+                f"{name} / notebook: {ratio:.1f}x (whole processes, start-up included); "
+                f"CPU time {cpu:.1f}x less (what other jobs on the machine do not change much)"
+            )
     last = results["ours"][-1]["report"]
     stages = last["stages"]
     total = sum(stages.values()) or 1.0
