@@ -106,27 +106,40 @@ def linear_features(waves: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     if not cfg.feature_type.selects_bins:
         raise ValueError(f"{cfg.feature_type.name} features need torch: use features.py")
     waves = np.asarray(waves, np.float32)
-    out = np.empty((len(waves), cfg.n_bins, cfg.n_frames), np.float16)
+    out = np.zeros((len(waves), cfg.n_bins, cfg.n_frames), np.float16)
     for start in range(0, len(waves), CHUNK):
-        out[start : start + CHUNK] = _features_of(waves[start : start + CHUNK], cfg)
+        chunk = waves[start : start + CHUNK]
+        used = _sounding_frames(chunk, cfg)
+        if used:  # frames past it stay 0, the feature of silence
+            out[start : start + CHUNK, :, :used] = _features_of(chunk, used, cfg)
     return out
 
 
-def _features_of(waves: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
-    """(chunk, samples) -> (chunk, bins, frames) float32 features (:func:`linear_features`)."""
+def _sounding_frames(waves: np.ndarray, cfg: FeatureConfig) -> int:
+    """How many leading frames of the clips (chunk, samples) hold any sound. Frames past
+    every clip's last sample see only the zeros a short clip was padded with (and, reflected
+    at the end, more of them): their power is 0 and their features 0, so they are not
+    analysed (FSDD's digits fill 45-65 % of a 0.74 s clip)."""
+    half = cfg.n_fft // 2
+    sounding = np.flatnonzero((waves != 0).any(axis=0))
+    if not len(sounding):
+        return 0
+    last = int(sounding[-1])
+    return (
+        cfg.n_frames if last >= waves.shape[1] - 1 - half else (last + half) // cfg.hop_length + 1
+    )
+
+
+def _features_of(waves: np.ndarray, used: int, cfg: FeatureConfig) -> np.ndarray:
+    """(chunk, samples) -> (chunk, bins, used) float32 features of the first ``used``
+    frames (:func:`linear_features`)."""
     half, hop, bins = cfg.n_fft // 2, cfg.hop_length, cfg.n_bins
     window = hann_window(cfg.n_fft)
     padded = np.pad(waves, ((0, 0), (half, half)), mode="reflect")
     frames = sliding_window_view(padded, cfg.n_fft, axis=-1)[:, ::hop]  # (chunk, frames, n_fft)
-    # Frames past every clip's last sample hold only the zeros a short clip was padded with
-    # (and, reflected at the end, more of them): their power is 0, so they are not analysed.
-    sounding = np.flatnonzero((waves != 0).any(axis=0))
-    last = int(sounding[-1]) if len(sounding) else -1
-    used = frames.shape[1] if last >= waves.shape[1] - 1 - half else (last + half) // hop + 1
     spec = fft.rfft(frames[:, :used] * window, axis=-1)[..., :bins]  # (chunk, used, bins)
-    power = np.zeros((len(waves), bins, frames.shape[1]), np.float32)  # (chunk, bins, frames)
-    power[:, :, :used] = np.square(spec.real).transpose(0, 2, 1)
-    power[:, :, :used] += np.square(spec.imag).transpose(0, 2, 1)
+    power = np.square(spec.real).transpose(0, 2, 1).copy()  # (chunk, bins, used)
+    power += np.square(spec.imag).transpose(0, 2, 1)
     peak = np.maximum(waves.max(axis=-1), -waves.min(axis=-1)).clip(min=1e-12)
     reference = float(window.astype(np.float64).sum()) / 2  # reference_magnitude
     level = (reference * peak.astype(np.float64))[:, None, None]  # full scale of each clip
