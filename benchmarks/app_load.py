@@ -45,7 +45,8 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.app_load_people import ACTIONS, Person, plan, run_phase  # noqa: E402
@@ -55,6 +56,7 @@ from tests.browser import free_port, with_shipped_checkpoint  # noqa: E402
 CORES = sorted(os.sched_getaffinity(0))
 SERVER_CORE, BROWSER_CORE = CORES[0], CORES[min(1, len(CORES) - 1)]
 PIN = len(CORES) >= 2 and shutil.which("taskset") is not None
+PROFILE = ROOT / "test-artifacts" / "app-load-profile.pstats"
 LIMITS = {"sessions": 2.0, "soak_mb": 50.0}  # issue 26 (as issue 17 asked)
 
 
@@ -76,14 +78,18 @@ def _pinned(core: int) -> list[str]:
 
 
 @contextmanager
-def serve(workspace: Path, pad: bool, log: Path):
-    """The app served from ``workspace`` on its own core; RSS read every second."""
+def serve(workspace: Path, pad: bool, log: Path, profile: Path | None = None):
+    """The app served from ``workspace`` on its own core; RSS read every second. With
+    ``profile``, every script run is profiled into that pstats file (app_load_profiled.py)."""
     port = free_port()
-    cmd = [*_pinned(SERVER_CORE), sys.executable, "-m", "streamlit", "run",
+    launcher = ["-m", "streamlit"] if profile is None else [str(HERE / "app_load_profiled.py")]
+    cmd = [*_pinned(SERVER_CORE), sys.executable, *launcher, "run",
            str(ROOT / "app.py"), "--server.port", str(port), "--server.address", "127.0.0.1",
            "--server.headless", "true", "--server.fileWatcherType", "none",
            "--browser.gatherUsageStats", "false"]  # fmt: skip
     env = dict(os.environ, PYTHONPATH=str(ROOT), VAE_SOUND_PAD="1" if pad else "0")
+    if profile is not None:
+        env["APP_LOAD_PROFILE"] = str(profile)
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=workspace, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(proc, f"http://127.0.0.1:{port}", log)
@@ -236,7 +242,12 @@ def ratio_line(what: str, num: list[float], den: list[float], limit: float | Non
     return ok
 
 
-def rss_report(server: Server, soak_from: float | None = None) -> bool:
+def _rss_near(trace: list[tuple[float, float]], t0: float) -> float:
+    """The median RSS of the 10 s of samples from ``t0`` on (the first sample if none)."""
+    return statistics.median([mb for t, mb in trace if t0 <= t <= t0 + 10] or [trace[0][1]])
+
+
+def rss_report(server: Server, soak_from: float | None = None, half: float | None = None) -> bool:
     trace = server.rss
     if not trace:
         print("server RSS: no samples")
@@ -247,14 +258,39 @@ def rss_report(server: Server, soak_from: float | None = None) -> bool:
           f"peak {max(mb for _, mb in trace):.0f}")  # fmt: skip
     if soak_from is None:
         return True
-    warm = [mb for t, mb in trace if t <= soak_from][-1:] or [trace[0][1]]  # then, or first
-    growth = trace[-1][1] - warm[0]
+    # Medians of 10 s of samples, after warm-up and at the end: one sample can land on a
+    # moment's peak of the allocator (a morph's buffers) and say tens of MB either way.
+    warm, end = _rss_near(trace, soak_from), statistics.median(mb for _, mb in trace[-10:])
+    growth = end - warm
     ok = growth <= LIMITS["soak_mb"]
     print(
-        f"soak RSS growth after warm-up: {warm[0]:.0f} -> {trace[-1][1]:.0f} MB = "
-        f"{growth:+.0f} MB (<= {LIMITS['soak_mb']:.0f} MB: {'ok' if ok else 'FAIL'})"
+        f"soak RSS growth after warm-up (medians of 10 s): {warm:.0f} -> {end:.0f} MB = "
+        f"{growth:+.0f} MB (<= {LIMITS['soak_mb']:.0f} MB: {'ok' if ok else 'FAIL'}); "
+        f"last sample {trace[-1][1]:.0f} MB"
     )
+    if half is not None:  # still growing in the second half: a leak; flat: caches filled
+        mid = _rss_near(trace, half)
+        print(f"  of which the second half of the moves: {mid:.0f} -> {end:.0f} MB = "
+              f"{end - mid:+.0f} MB (shown only)")  # fmt: skip
     return ok
+
+
+def where_time_goes(path: Path, moves: int, top: int = 25) -> None:
+    """The profiled script runs' CPU: the functions that cost most, self and inclusive."""
+    import io
+    import pstats
+
+    if not path.is_file():
+        print(f"no profile at {path}")
+        return
+    out = io.StringIO()
+    stats = pstats.Stats(str(path), stream=out)
+    total = stats.total_tt
+    print(f"\nscript runs' CPU, all phases: {total:.1f} s for {moves} moves "
+          f"({1000 * total / max(1, moves):.0f} ms a move); profile in {path}")  # fmt: skip
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+    print("\n".join(line for line in out.getvalue().splitlines() if line.strip()))
 
 
 # ------------------------------------------------------------------------------ main
@@ -296,6 +332,11 @@ def _args() -> argparse.Namespace:
         help="on: the chromium person plays the in-browser sound pad; off: the server path",
     )
     parser.add_argument("--pace", type=float, help="seconds per action (1.0; soak 0)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help=f"profile every script run (CPU per thread) into {PROFILE.relative_to(ROOT)}",
+    )
     args = parser.parse_args()
     args.moves = args.moves or (1000 if args.soak else 40)
     args.pace = args.pace if args.pace is not None else (0.0 if args.soak else 1.0)
@@ -305,13 +346,13 @@ def _args() -> argparse.Namespace:
     return args
 
 
-def _verdicts(args, phases: dict[str, list[Person]], server: Server, soak_from) -> bool:
+def _verdicts(args, phases: dict[str, list[Person]], server: Server, soak_from, half) -> bool:
     """The summary: every phase's table, RSS, exceptions, leaks and the acceptance lines."""
     print()
     print(HEADER)
     for name, people in phases.items():
         print("\n".join(rows(name, people)))
-    ok = rss_report(server, soak_from)
+    ok = rss_report(server, soak_from, half)
     problems = [e for people in phases.values() for p in people for e in p.errors]
     problems += [f"server: {line}" for line in tracebacks(server.log)]
     leaks = [x for people in phases.values() for p in people for x in p.leaks]
@@ -351,7 +392,8 @@ def main() -> int:
         with_shipped_checkpoint(workspace)
         log = ROOT / "test-artifacts" / "app-load-server.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        server = stack.enter_context(serve(workspace, pad, log))
+        profile = PROFILE if args.profile else None
+        server = stack.enter_context(serve(workspace, pad, log, profile))
         phases: dict[str, list[Person]] = {}
         started = time.monotonic()
         print(f"app load: {os.cpu_count()} cores, server on core {SERVER_CORE}, people on "
@@ -387,13 +429,14 @@ def main() -> int:
             )
             return people
 
-        soak_from = None
+        soak_from = half = None
         if args.soak:
             phase("soak, 1 session", 1, 0, plan(args.moves, 25))
             # Warm: every action done once (the caches filled), or a tenth of the moves.
             done = phases["soak, 1 session"][0].done_at
             warm = min(len(done) - 1, max(len(ACTIONS) * 25, args.moves // 10))
             soak_from = done[warm] - server.t0 if done else None
+            half = done[len(done) // 2] - server.t0 if done else None
         else:
             block = max(1, args.moves // len(ACTIONS))
             b, n = args.browsers, args.sessions
@@ -405,7 +448,9 @@ def main() -> int:
                     phase(f"1 session, chromium{extra}", 0, 1, [])
                 phase(f"{n} sessions{extra}", n - b, b, plan(args.moves, block))
         print(f"\n{time.monotonic() - started:.0f} s in all")
-        ok = _verdicts(args, phases, server, soak_from)
+        ok = _verdicts(args, phases, server, soak_from, half)
+    if args.profile:  # the server has stopped: its last runs are written
+        where_time_goes(PROFILE, sum(len(p.done_at) for ps in phases.values() for p in ps))
     return 0 if ok else 1
 
 

@@ -178,7 +178,7 @@ def plan(moves: int, block: int) -> list[str]:
     return [ACTIONS[(m // block) % len(ACTIONS)] for m in range(moves)]
 
 
-async def socket_session(url: str, person: Person, actions: list[str], pace: float, heard,
+async def socket_session(url: str, person: Person, actions: list[str], pace: float,
                          on_move=None):  # fmt: skip
     """One protocol person: opens the app, does ``actions`` at ``pace``, closes;
     ``on_move(person)`` after each."""
@@ -187,7 +187,7 @@ async def socket_session(url: str, person: Person, actions: list[str], pace: flo
 
     async with ProtocolSession(url, timeout=ACTION_TIMEOUT_MS / 1000) as session:
         await session.open()
-        actor = SocketPerson(session, person, heard)
+        actor = SocketPerson(session, person)
         for action in actions:
             began = time.perf_counter()
             try:
@@ -246,7 +246,6 @@ async def run_phase(url: str, sockets: int, browsers: int, actions: list[str],
     stride = max(7, n)
     people = [Person(i, False, stride=stride) for i in range(sockets)]
     people += [Person(sockets + i, pad, stride=stride, kind="chromium") for i in range(browsers)]
-    heard: dict = {}  # (slider, value) -> (session, audio URL): one sound per value
     stop = asyncio.Event()
 
     async def staggered(person: Person, work):
@@ -256,7 +255,7 @@ async def run_phase(url: str, sockets: int, browsers: int, actions: list[str],
     async def sockets_then_stop():
         try:
             await asyncio.gather(
-                *(staggered(p, socket_session(url, p, actions, pace, heard, on_move))
+                *(staggered(p, socket_session(url, p, actions, pace, on_move))
                   for p in people if p.kind == "socket")
             )  # fmt: skip
         finally:

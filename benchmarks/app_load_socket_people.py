@@ -7,15 +7,21 @@ answers it (the server's path: what a browser would draw from, less the drawing)
 - Interpolate: α one step, likewise; the run's caption must say this session's α.
 - Explore: a map pick (the selection the frontend sends for a click on a point: its
   ``customdata`` and index), to the clip's heading; it must name the clip picked.
-- Morph: lerp/slerp switched (untimed), then "Make the morph", to its download button.
+- Morph: "Make the morph", to its download button.
 
-A Synthesise sound is the same bytes for the same slider value (decode and Griffin-Lim are
-deterministic), so a URL that two sessions at one value disagree on is reported too.
+The app keeps sounds per checkpoint and code (``ui.cache.sound``), for every session: people
+who all moved through the same codes would hear each other's cached sounds and measure the
+cache. So each person, numbered once per process (``SEEDS``), starts somewhere of its own,
+untimed: Synthesise's direction 8 at a value of its own, Interpolate's clip A a clip of its
+own, its map picks from its own place in its share of the points. A Synthesise sound is the
+same bytes for the same code (decode and Griffin-Lim are deterministic), so a session that
+hears another URL at a value it heard before is reported as a leak.
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import re
 
@@ -26,6 +32,8 @@ from benchmarks.app_load_protocol import ProtocolSession, Run
 PAGE_OF = {"synthesise": "Synthesise", "interpolate": "Interpolate", "explore": "Explore",
            "morph": "Interpolate"}  # fmt: skip
 STEP = 0.05  # both sliders' step
+SEEDS = itertools.count()  # each person's own starting place (see the module's docstring)
+OWN_SLIDER = "synth-dir-7"  # set once per person to a value of its own
 PAD_TOGGLE = "pad-toggle"  # "Sound while dragging": a person without a browser turns it off
 
 
@@ -84,13 +92,14 @@ def _clip_of(point: dict) -> str:
 class SocketPerson:
     """One protocol session acting as a person; results go to ``person`` (a ``Person``)."""
 
-    def __init__(self, session: ProtocolSession, person, heard: dict):
+    def __init__(self, session: ProtocolSession, person):
         self.s, self.p = session, person
-        self.heard = heard  # (slider key, value) -> audio URL, shared by a phase's sessions
+        self.seed = next(SEEDS)
+        self.heard: dict = {}  # (slider key, value) -> the audio URL this session heard
+        self.started: set[str] = set()  # pages where this person took its own place
         self.where = ""
         self.values = {"synth-dir-0": 0.0, "interp-alpha": 0.5}
         self.nudges = {"synth-dir-0": 0, "interp-alpha": 0}
-        self.mode = "lerp"
         self.picks = 0
         self.last_run_ms = 0.0  # the timed move's whole rerun, to its script_finished
 
@@ -103,7 +112,21 @@ class SocketPerson:
             wid, _ = self.s.widget(PAD_TOGGLE)
             if self.s.states.get(wid) is not None and self.s.states[wid].bool_value:
                 self._check(await self.s.set(PAD_TOGGLE, False), "pad off")
+        if title not in self.started:
+            self.started.add(title)
+            await self._own_place(title)
         self.where = title
+
+    async def _own_place(self, title: str) -> None:
+        """A starting point no other person of this process has (untimed)."""
+        if title == "Synthesise" and self.s.has(OWN_SLIDER):
+            value = round(-3.0 + STEP * (self.seed % 121), 2)
+            self._check(await self.s.set(OWN_SLIDER, value), "own place")
+        elif title == "Interpolate" and self.s.has("interp-a-clip"):
+            options = list(self.s.widget("interp-a-clip")[1].proto.options)
+            if options:
+                clip = options[(self.seed * 37) % len(options)]
+                self._check(await self.s.set("interp-a-clip", clip), "own place")
 
     def _check(self, run: Run, what: str) -> Run:
         self.last_run_ms = run.finished_ms
@@ -137,10 +160,10 @@ class SocketPerson:
                 self.p.leaks.append(f"session {self.p.index} set α {value:.2f}, shown {said[0]!r}")
         else:
             url = run.first("audio", lambda a: a.url not in before).element.proto.url
-            other = self.heard.setdefault((key, value), (self.p.index, url))
-            if other[1] != url:
+            earlier = self.heard.setdefault((key, value), url)
+            if earlier != url:
                 self.p.leaks.append(f"session {self.p.index} at {key}={value:.2f} heard {url}, "
-                                    f"session {other[0]} heard {other[1]}")  # fmt: skip
+                                    f"there before {earlier}")  # fmt: skip
         return took
 
     async def _pick(self) -> float:
@@ -149,7 +172,7 @@ class SocketPerson:
         if not points:
             raise Answerless("the map has no clip to pick")
         mine = points[self.p.index :: self.p.stride] or points
-        point = mine[self.picks % len(mine)]
+        point = mine[(self.seed * 10 + self.picks) % len(mine)]
         self.picks += 1
         clip = _clip_of(point)
         selection = {"selection": {"points": [point], "point_indices": [point["point_index"]],
@@ -164,8 +187,9 @@ class SocketPerson:
         return heading.ms
 
     async def _morph(self) -> float:
-        self.mode = "slerp" if self.mode == "lerp" else "lerp"
-        self._check(await self.s.set("interp-mode", self.mode), "morph: path")
+        # The button makes a morph each press, and its run sends the download button anew:
+        # unlike a chromium person, no path switch first (a whole rerun) to tell one from
+        # the last.
         run = self._check(await self.s.click("interp-morph"), "morph")
         button = run.first("download_button", lambda e: e.id.endswith("-interp-download"))
         if button is None:
