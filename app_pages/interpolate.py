@@ -204,8 +204,8 @@ def _blend(a: Clip, b: Clip, alpha: float, mode: str) -> tuple[np.ndarray, ...]:
 
 @st.fragment(key="interp-path")
 def along_the_path(a: Clip, b: Clip, page_mode: str) -> None:
-    """α, the path, the three spectrograms and sounds and the path on the map: a move of α
-    reruns only this part; ``page_mode`` is the path the rest of the page was drawn for."""
+    """α, the path, the three spectrograms and sounds: a move of α reruns only this part;
+    ``page_mode`` is the path the rest of the page was drawn for."""
     alpha_col, mode_col = st.columns([3, 1])
     mode = mode_col.radio(
         "Path", ["lerp", "slerp"], horizontal=True, **state.kept("interp-mode", "lerp")
@@ -256,6 +256,12 @@ def along_the_path(a: Clip, b: Clip, page_mode: str) -> None:
             widgets.play(wave, sr, caption)
     picture.plotly_chart(figures.spectrograms(panels, synth.config), key="interp-spectrograms")
 
+
+def path_on_the_map(a: Clip, b: Clip, mode: str) -> None:
+    """The path from A to B on Explore's PCA map, outside ``along_the_path``: an α move
+    does not redraw 3,000 points (the browser's redraw of the map was most of a move's
+    time, the server's building of it the largest part of the rest). The path's nine
+    steps are α = 0, 1/8, ..., 1; the mix's α is shown above, on its spectrogram."""
     st.subheader("The path on the latent map")
     if no_map is not None:
         st.caption(f"No map: {md(no_map)}")
@@ -270,7 +276,6 @@ def along_the_path(a: Clip, b: Clip, page_mode: str) -> None:
             latents["ids"],
             groups,
             "label",
-            extra=[("mix", pca.transform(code[None])[0])],
             path=pca.transform(path_codes.numpy()),
             height=420,
         )
@@ -281,6 +286,7 @@ def along_the_path(a: Clip, b: Clip, page_mode: str) -> None:
 
 along_the_path(a, b, state.kept_value("interp-mode", "lerp"))
 mode, sr = state.kept_value("interp-mode", "lerp"), synth.config.sample_rate
+path_on_the_map(a, b, mode)
 
 st.subheader("Download a morph")
 steps = st.number_input(

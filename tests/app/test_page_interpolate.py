@@ -54,12 +54,13 @@ def test_dragging_alpha_moves_the_mix_from_a_to_b(studio_root, at):
 
 def test_the_path_is_drawn_on_the_map_from_a_to_b(at):
     traces = {t.get("name"): t for t in chart_traces(at, "interp-map")}
-    ids = np.concatenate([t["customdata"] for n, t in traces.items() if n not in ("path", "mix")])
+    ids = np.concatenate([t["customdata"] for n, t in traces.items() if n != "path"])
     assert len(ids) == 30
     path = np.stack([traces["path"]["x"], traces["path"]["y"]], axis=1)
-    assert path.shape == (9, 2)
-    mix = np.array([traces["mix"]["x"][0], traces["mix"]["y"][0]])
-    np.testing.assert_allclose(mix, path[4], atol=1e-4)  # α = 0.5 sits mid-path
+    assert path.shape == (9, 2) and np.abs(path[-1] - path[0]).max() > 1e-3
+    # lerp through a linear projection: step 4 of 0..8 (α = 0.5) sits mid-way from A to B
+    np.testing.assert_allclose(path[4], (path[0] + path[-1]) / 2, atol=1e-4)
+    assert "mix" not in traces  # α moves redraw the sound, not the map (issue 26)
 
 
 def test_label_filter_and_map_selection_choose_the_ends(at):
