@@ -10,9 +10,9 @@ a page without this navigation and sidebar.
 from pathlib import Path
 
 import streamlit as st
-from streamlit import config as streamlit_config
 
 from ui.host_check import refuse_other_hosts
+from ui.long_lived import freeze_imports
 from ui.session_files import start_sweeper
 from ui.state import sidebar
 from vae.workspace import DATA_ROOT
@@ -23,10 +23,10 @@ refuse_other_hosts()
 # Once per server process: sessions' upload and demo folders left by a server that ended go
 # now, and ended sessions' folders every 30 s after (ui.session_files).
 start_sweeper(DATA_ROOT / "sources")
-# Streamlit's full garbage collection after every script run (fragment runs included) cost
-# 250 ms of CPU per slider move with torch and plotly loaded, 5x the move's own work
-# (issue 26); Python's own collector still runs as it would in any program.
-streamlit_config.set_option("runner.postScriptGC", False)
+# Once per server process: the imports every page uses (torch, plotly), then everything alive
+# set aside from the cycle collector, so Streamlit's full collection after each run walks
+# only what runs made (136-250 ms a slider move before; ui.long_lived).
+freeze_imports()
 HERE = Path(__file__).resolve().parent  # so the app runs from any working directory
 # The icon is a file of ours: a material icon as favicon is fetched from a font CDN.
 st.set_page_config(
