@@ -178,6 +178,14 @@ def plan(moves: int, block: int) -> list[str]:
     return [ACTIONS[(m // block) % len(ACTIONS)] for m in range(moves)]
 
 
+def own_order(actions: list[str], index: int, people: int) -> list[str]:
+    """``actions`` started at person ``index``'s share of the way round: people act on their
+    own, so at any moment they are spread over the pages rather than all making a morph in
+    the same second (each person still does every action of the plan once)."""
+    start = index * len(actions) // max(1, people)
+    return actions[start:] + actions[:start]
+
+
 async def socket_session(url: str, person: Person, actions: list[str], pace: float,
                          on_move=None):  # fmt: skip
     """One protocol person: opens the app, does ``actions`` at ``pace``, closes;
@@ -255,7 +263,8 @@ async def run_phase(url: str, sockets: int, browsers: int, actions: list[str],
     async def sockets_then_stop():
         try:
             await asyncio.gather(
-                *(staggered(p, socket_session(url, p, actions, pace, on_move))
+                *(staggered(p, socket_session(url, p, own_order(actions, p.index, n), pace,
+                                              on_move))
                   for p in people if p.kind == "socket")
             )  # fmt: skip
         finally:
