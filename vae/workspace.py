@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,27 +13,10 @@ from vae.evaluation import judge as jg
 from vae.model import checkpoints as ck
 from vae.model.conv_vae import ModelConfig
 from vae.storage.files import read_json
+from vae.storage.folder_names import folder_name as folder_name  # the app pages take it here
 
 DATA_ROOT = Path("data")
 CHECKPOINT_ROOT = Path("checkpoints")
-# A dataset or checkpoint folder's name, the same rule for the app and the CLI: one path
-# component that every file system, shell and URL takes as it is.
-FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}")
-
-
-def folder_name(text: str) -> str:
-    """A user-typed dataset or checkpoint folder name, checked (surrounding spaces dropped).
-
-    Raises:
-        ValueError: empty, too long, or holding anything but letters, digits, ``_ - .``.
-    """
-    name = text.strip()
-    if not FOLDER_NAME.fullmatch(name):
-        raise ValueError(
-            f"{text!r} is not a usable folder name; use letters, digits, '-', '_' or '.', "
-            "up to 80 characters, starting with a letter or digit (e.g. my-clips)"
-        )
-    return name
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ def report_skipped(name: object, reason: object) -> None:
 
 def named_as_the_app_would(out: str) -> None:
     """Refuse an --out folder whose name the app refuses, so both faces make the same ones."""
-    from vae.workspace import folder_name
+    from vae.storage.folder_names import folder_name
 
     try:
         folder_name(Path(out).name)
@@ -152,15 +152,28 @@ def add_phase_option(s: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``python -m vae`` parser: each command group adds its own sub-commands."""
-    from vae.cli import data, evaluation, synthesis, train
+DATA_COMMANDS = ("preprocess", "demo-data", "fetch-fsdd")  # vae.cli.data's, torch-free
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``python -m vae`` parser: each command group adds its own sub-commands.
+
+    ``command``, the first argument: a data command gets a parser of the data commands alone,
+    so ``preprocess`` never imports torch (train's options do: 1 GB and 8 s of a run). Every
+    argument after the command goes to its sub-parser, so its help, errors and values are the
+    same as the full parser's."""
+    from vae.cli import data
 
     fmt = argparse.RawDescriptionHelpFormatter
     p = Parser(prog="python -m vae", description=DESCRIPTION, formatter_class=fmt)
     p.add_argument("--version", action="version", version=f"sound-vae-studio {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data.add_preprocess(sub)
+    if command in DATA_COMMANDS:
+        data.add_parsers(sub)
+        return p
+    from vae.cli import evaluation, synthesis, train
+
     train.add_parsers(sub)
     synthesis.add_parsers(sub)
     evaluation.add_parsers(sub)
@@ -204,7 +217,8 @@ def _check_checkpoint_args(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         _check_checkpoint_args(args)
         return args.func(args)

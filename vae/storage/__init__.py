@@ -9,6 +9,16 @@ Public modules (what code outside this package may import):
 - ``folder_lock``: ``FolderLock``, one writer per checkpoint folder.
 - ``safe_load``: ``guarded_torch_load``, ``load_weights`` (the one weights loader).
 - ``data_roots``: ``data_roots``, ``check_source_folder``.
+- ``folder_names``: ``folder_name``, ``FOLDER_NAME`` (the rule for dataset and checkpoint
+  folder names).
 """
 
-__all__ = ["data_roots", "files", "folder_lock", "limits", "output_folder", "safe_load"]
+__all__ = [
+    "data_roots",
+    "files",
+    "folder_lock",
+    "folder_names",
+    "limits",
+    "output_folder",
+    "safe_load",
+]
