@@ -133,3 +133,22 @@ def test_preprocessing_in_worker_processes_never_imports_torch(tmp_path, write_t
     assert np.abs(ds.waveforms[0] - audio.peak_normalise(clip)).max() <= 2 / 32768
     want = features.waveform_to_features(ds.waveforms[0], ds.config).numpy()
     np.testing.assert_allclose(ds.features[0].astype(np.float32), want, atol=2e-3)
+
+
+def test_float16_store_is_numpys_cast_bit_for_bit():
+    # Every 97th float32 in [0, 1] (subnormal halves, ties, 2**-14, 1) and exact zeros.
+    x = np.arange(0, 0x3F800001, 97, dtype=np.uint32).view(np.float32)
+    x = np.concatenate([x, np.float32([0, 1, 2**-14, 2**-25, 3 * 2**-25, 2**-24, 1e-45, 0])])
+    out = np.full(len(x), np.nan, np.float16)
+    analysis.store_float16(x, out)
+    assert np.array_equal(out.view(np.uint16), x.astype(np.float16).view(np.uint16))
+    # Into a strided slice, reusing buffers, as the analysis stores its frames.
+    rng = np.random.default_rng(0)
+    chunk = rng.random((3, 5, 7), dtype=np.float32) * (rng.random((3, 5, 7)) > 0.4)
+    chunk[0, 0, :3] = [1e-6, 2**-15, 1e-40]
+    full = np.zeros((3, 5, 9), np.float16)
+    scratch = analysis.Float16Scratch()
+    analysis.store_float16(chunk[:1], full[:1, :, :7], scratch)
+    analysis.store_float16(chunk, full[:, :, :7], scratch)
+    assert np.array_equal(full[:, :, :7].view(np.uint16), chunk.astype(np.float16).view(np.uint16))
+    assert not full[:, :, 7:].any()

@@ -107,12 +107,61 @@ def linear_features(waves: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
         raise ValueError(f"{cfg.feature_type.name} features need torch: use features.py")
     waves = np.asarray(waves, np.float32)
     out = np.zeros((len(waves), cfg.n_bins, cfg.n_frames), np.float16)
+    scratch = Float16Scratch()
     for start in range(0, len(waves), CHUNK):
         chunk = waves[start : start + CHUNK]
         used = _sounding_frames(chunk, cfg)
         if used:  # frames past it stay 0, the feature of silence
-            out[start : start + CHUNK, :, :used] = _features_of(chunk, used, cfg)
+            store_float16(
+                _features_of(chunk, used, cfg), out[start : start + CHUNK, :, :used], scratch
+            )
     return out
+
+
+F16_REBIAS = np.int32(112 << 10)  # exponent bias 127 -> 15, in bits shifted right by 13
+HALF_BITS = np.int32(0x3F000000)  # float32 bits of 0.5: its ulp is 2**-24, a float16 subnormal's
+
+
+class Float16Scratch:
+    """Buffers :func:`store_float16` reuses from chunk to chunk: fresh arrays of this size
+    come from mmap and cost their page faults each time (a third of the conversion)."""
+
+    def __init__(self) -> None:
+        self.bits = np.empty(0, np.int32)
+        self.mask = np.empty(0, bool)
+
+    def take(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.bits) < n:
+            self.bits, self.mask = np.empty(n, np.int32), np.empty(n, bool)
+        return self.bits[:n], self.mask[:n]
+
+
+def store_float16(x: np.ndarray, out: np.ndarray, scratch: Float16Scratch | None = None) -> None:
+    """``out[...] = x`` for float32 ``x`` in [0, 1] into float16 ``out``, bit for bit numpy's
+    cast (round half to even) in integer arithmetic: numpy's cast took a third of the STFT
+    stage; this takes a quarter of its time.
+
+    Normal halves are the float32 bits rounded at bit 13 and re-biased; values under 2**-14
+    (subnormal halves) are rounded to a multiple of 2**-24 by adding 0.5, whose ulp that is.
+    Exact zeros, most of a clip's silence, take the fast path; the rare nonzero values under
+    2**-14 are fixed one by one.
+    """
+    x = np.ascontiguousarray(x, np.float32)
+    b = x.reshape(-1).view(np.int32)
+    r, small = (scratch or Float16Scratch()).take(b.size)
+    np.right_shift(b, 13, out=r)
+    r &= 1  # the bit kept: ties round to it even
+    r += 0xFFF
+    r += b
+    r >>= 13
+    r -= F16_REBIAS  # the half's bits where x >= 2**-14; below 1024 otherwise
+    np.less(r, 1024, out=small)
+    if np.count_nonzero(small) > b.size - np.count_nonzero(b):  # nonzero values < 2**-14
+        k = np.flatnonzero(small & (b != 0))
+        r[k] = (x.reshape(-1)[k] + np.float32(0.5)).view(np.int32) - HALF_BITS
+        small[k] = False
+    np.maximum(r, 0, out=r)  # the zeros
+    np.copyto(out.view(np.uint16), r.reshape(x.shape), casting="unsafe")
 
 
 def _sounding_frames(waves: np.ndarray, cfg: FeatureConfig) -> int:
