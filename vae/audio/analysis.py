@@ -113,7 +113,9 @@ def linear_features(waves: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
         used = _sounding_frames(chunk, cfg)
         if used:  # frames past it stay 0, the feature of silence
             store_float16(
-                _features_of(chunk, used, cfg), out[start : start + CHUNK, :, :used], scratch
+                _features_of(chunk, used, cfg),
+                out[start : start + CHUNK, :, :used].transpose(0, 2, 1),
+                scratch,
             )
     return out
 
@@ -146,9 +148,10 @@ def store_float16(x: np.ndarray, out: np.ndarray, scratch: Float16Scratch | None
     Exact zeros, most of a clip's silence, take the fast path; the rare nonzero values under
     2**-14 are fixed one by one.
     """
-    x = np.ascontiguousarray(x, np.float32)
-    b = x.reshape(-1).view(np.int32)
-    r, small = (scratch or Float16Scratch()).take(b.size)
+    x = np.asarray(x, np.float32)  # contiguous is fastest; out may be strided (transposed)
+    b = x.view(np.int32)
+    flat_r, flat_small = (scratch or Float16Scratch()).take(b.size)
+    r, small = flat_r.reshape(x.shape), flat_small.reshape(x.shape)
     np.right_shift(b, 13, out=r)
     r &= 1  # the bit kept: ties round to it even
     r += 0xFFF
@@ -158,10 +161,9 @@ def store_float16(x: np.ndarray, out: np.ndarray, scratch: Float16Scratch | None
     np.less(r, 1024, out=small)
     if np.count_nonzero(small) > b.size - np.count_nonzero(b):  # nonzero values < 2**-14
         k = np.flatnonzero(small & (b != 0))
-        r[k] = (x.reshape(-1)[k] + np.float32(0.5)).view(np.int32) - HALF_BITS
-        small[k] = False
+        flat_r[k] = (x.reshape(-1)[k] + np.float32(0.5)).view(np.int32) - HALF_BITS
     np.maximum(r, 0, out=r)  # the zeros
-    np.copyto(out.view(np.uint16), r.reshape(x.shape), casting="unsafe")
+    np.copyto(out.view(np.uint16), r, casting="unsafe")
 
 
 def _sounding_frames(waves: np.ndarray, cfg: FeatureConfig) -> int:
@@ -180,15 +182,16 @@ def _sounding_frames(waves: np.ndarray, cfg: FeatureConfig) -> int:
 
 
 def _features_of(waves: np.ndarray, used: int, cfg: FeatureConfig) -> np.ndarray:
-    """(chunk, samples) -> (chunk, bins, used) float32 features of the first ``used``
-    frames (:func:`linear_features`)."""
+    """(chunk, samples) -> (chunk, used, bins) float32 features of the first ``used``
+    frames (:func:`linear_features`), frames first as the rfft leaves them: the store
+    transposes them while writing float16 (two transposed float32 copies took 6-10 % more)."""
     half, hop, bins = cfg.n_fft // 2, cfg.hop_length, cfg.n_bins
     window = hann_window(cfg.n_fft)
     padded = np.pad(waves, ((0, 0), (half, half)), mode="reflect")
     frames = sliding_window_view(padded, cfg.n_fft, axis=-1)[:, ::hop]  # (chunk, frames, n_fft)
-    spec = fft.rfft(frames[:, :used] * window, axis=-1)[..., :bins]  # (chunk, used, bins)
-    power = np.square(spec.real).transpose(0, 2, 1).copy()  # (chunk, bins, used)
-    power += np.square(spec.imag).transpose(0, 2, 1)
+    spec = fft.rfft(frames[:, :used] * window, axis=-1, overwrite_x=True)[..., :bins]
+    power = np.square(spec.real)  # (chunk, used, bins): transposed once, by the store
+    power += np.square(spec.imag)
     peak = np.maximum(waves.max(axis=-1), -waves.min(axis=-1)).clip(min=1e-12)
     reference = float(window.astype(np.float64).sum()) / 2  # reference_magnitude
     level = (reference * peak.astype(np.float64))[:, None, None]  # full scale of each clip
