@@ -152,3 +152,12 @@ def test_float16_store_is_numpys_cast_bit_for_bit():
     analysis.store_float16(chunk, full[:, :, :7], scratch)
     assert np.array_equal(full[:, :, :7].view(np.uint16), chunk.astype(np.float16).view(np.uint16))
     assert not full[:, :, 7:].any()
+
+
+def test_reflect_pad_is_numpys():
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 10, 33, 300):
+        for half in (1, 4, 16, 31, 256):
+            waves = rng.standard_normal((3, n)).astype(np.float32)
+            expected = np.pad(waves, ((0, 0), (half, half)), mode="reflect")
+            assert np.array_equal(analysis.reflect_pad(waves, half), expected), (n, half)

@@ -181,13 +181,26 @@ def _sounding_frames(waves: np.ndarray, cfg: FeatureConfig) -> int:
     )
 
 
+def reflect_pad(waves: np.ndarray, half: int) -> np.ndarray:
+    """``np.pad(waves, ((0, 0), (half, half)), mode="reflect")`` of clips (chunk, samples) in
+    three slice copies: np.pad's general code took a fifth of the analysis's own time."""
+    n = waves.shape[-1]
+    if n < half + 2:  # reflected more than once: np.pad's rule
+        return np.pad(waves, ((0, 0), (half, half)), mode="reflect")
+    padded = np.empty((len(waves), n + 2 * half), waves.dtype)
+    padded[:, half : half + n] = waves
+    padded[:, :half] = waves[:, half:0:-1]
+    padded[:, half + n :] = waves[:, n - 2 : n - 2 - half : -1]
+    return padded
+
+
 def _features_of(waves: np.ndarray, used: int, cfg: FeatureConfig) -> np.ndarray:
     """(chunk, samples) -> (chunk, used, bins) float32 features of the first ``used``
     frames (:func:`linear_features`), frames first as the rfft leaves them: the store
     transposes them while writing float16 (two transposed float32 copies took 6-10 % more)."""
     half, hop, bins = cfg.n_fft // 2, cfg.hop_length, cfg.n_bins
     window = hann_window(cfg.n_fft)
-    padded = np.pad(waves, ((0, 0), (half, half)), mode="reflect")
+    padded = reflect_pad(waves, half)
     frames = sliding_window_view(padded, cfg.n_fft, axis=-1)[:, ::hop]  # (chunk, frames, n_fft)
     spec = fft.rfft(frames[:, :used] * window, axis=-1, overwrite_x=True)[..., :bins]
     power = np.square(spec.real)  # (chunk, used, bins): transposed once, by the store
