@@ -12,7 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from ui.host_check import refuse_other_hosts
-from ui.long_lived import freeze_imports
+from ui.long_lived import freeze_imports, freeze_new_imports
 from ui.session_files import start_sweeper
 from ui.state import sidebar
 from vae.workspace import DATA_ROOT
@@ -23,9 +23,9 @@ refuse_other_hosts()
 # Once per server process: sessions' upload and demo folders left by a server that ended go
 # now, and ended sessions' folders every 30 s after (ui.session_files).
 start_sweeper(DATA_ROOT / "sources")
-# Once per server process: the imports every page uses (torch, plotly), then everything alive
-# set aside from the cycle collector, so Streamlit's full collection after each run walks
-# only what runs made (136-250 ms a slider move before; ui.long_lived).
+# The imports every page uses (torch, plotly) set aside from the cycle collector, so
+# Streamlit's full collection after each run walks only what runs made (136-250 ms a slider
+# move before; ui.long_lived); again after a run that imported more (a page's first visit).
 freeze_imports()
 HERE = Path(__file__).resolve().parent  # so the app runs from any working directory
 # The icon is a file of ours: a material icon as favicon is fetched from a font CDN.
@@ -44,3 +44,4 @@ PAGES = [
 page = st.navigation(PAGES)
 sidebar()
 page.run()
+freeze_new_imports()
