@@ -76,3 +76,17 @@ def forget_training_data(checkpoint: Path) -> None:
     info = json.loads(config.read_text())
     info["dataset"]["path"] = str(checkpoint.parent / "deleted-dataset")
     config.write_text(json.dumps(info))
+
+
+def map_click_states(at: AppTest, customdata) -> object:
+    """The page's widget values with a click on Explore's map point ``customdata``: the
+    chart's selection JSON, as the browser sends it. AppTest has no API for plotly
+    selections, so one widget state is added by hand (private ``_tree``)."""
+    chart = [c for c in at.get("plotly_chart") if c.key == "explore-map"][0]
+    states = at._tree.get_widget_states()
+    state = states.widgets.add()
+    state.id = chart.proto.id
+    point = {"curve_number": 0, "point_number": 0, "point_index": 0, "x": 0.0, "y": 0.0}
+    selection = {"points": [{**point, "customdata": customdata}], "point_indices": [0]}
+    state.string_value = json.dumps({"selection": {**selection, "box": [], "lasso": []}})
+    return states

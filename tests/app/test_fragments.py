@@ -10,7 +10,6 @@ as the browser does (AppTest has no API for it: its ``RerunData`` is given the i
 from __future__ import annotations
 
 import functools
-import json
 from unittest import mock
 
 import numpy as np
@@ -19,7 +18,7 @@ import streamlit.testing.v1.local_script_runner as local_script_runner
 from streamlit.runtime.scriptrunner import RerunData
 
 import ui.state
-from tests.apptest import audio_urls, chart_traces
+from tests.apptest import audio_urls, chart_traces, map_click_states
 from vae.synthesis.inference import Synthesiser
 
 
@@ -112,19 +111,6 @@ def test_a_path_change_on_interpolate_redraws_the_whole_page(studio_page, calls)
     assert calls["sidebar"] == 1 and at.radio(key="interp-mode").value == "slerp"
 
 
-def _click_states(at, clip_id: str):
-    """The page's widget values with a click on the map's point ``clip_id`` (the chart's
-    selection JSON, as the browser sends it)."""
-    chart = [c for c in at.get("plotly_chart") if c.key == "explore-map"][0]
-    states = at._tree.get_widget_states()
-    state = states.widgets.add()
-    state.id = chart.proto.id
-    point = {"curve_number": 0, "point_number": 0, "point_index": 0, "x": 0.0, "y": 0.0}
-    selection = {"points": [{**point, "customdata": clip_id}], "point_indices": [0]}
-    state.string_value = json.dumps({"selection": {**selection, "box": [], "lasso": []}})
-    return states
-
-
 def _heading(at) -> str:
     """The picked clip's heading ("<id> — <label>")."""
     return next(h.value for h in at.subheader if "—" in h.value)
@@ -134,13 +120,13 @@ def test_a_click_on_the_explore_map_reruns_only_the_picks(studio_page, calls):
     at = studio_page("explore")
     ids = at.selectbox(key="explore-clip").options
     _zero(calls)
-    fragment_run(at, "explore-picks", _click_states(at, ids[4]))
+    fragment_run(at, "explore-picks", map_click_states(at, ids[4]))
     assert _heading(at).startswith(ids[4]) and len(at.get("audio")) == 2
     assert at.selectbox(key="explore-clip").value == ids[4]  # the picker follows
     # the clip's reconstruction (one Griffin-Lim) and nothing above the map again
     assert calls == {"sidebar": 0, "encode": 1, "to_audio": 1}
-    fragment_run(at, "explore-picks", _click_states(at, ids[7]))
-    fragment_run(at, "explore-picks", _click_states(at, ids[4]))  # back: kept, not made again
+    fragment_run(at, "explore-picks", map_click_states(at, ids[7]))
+    fragment_run(at, "explore-picks", map_click_states(at, ids[4]))  # back: kept, not made again
     assert _heading(at).startswith(ids[4])
     assert calls["to_audio"] == 2 and calls["sidebar"] == 0
     route = [t for t in chart_traces(at, "explore-map") if t["name"] == "route"][0]

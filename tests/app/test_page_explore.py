@@ -20,6 +20,7 @@ from tests.apptest import (
     clip_coords,
     clip_traces,
     forget_training_data,
+    map_click_states,
     open_page,
 )
 from vae.audio.features import FeatureConfig
@@ -106,13 +107,7 @@ def _click(at, customdata) -> None:
     AppTest has no API for plotly selections, so this adds one widget state by hand
     (private ``_tree`` / ``_run``): it is the only way to run the page's on_select callback.
     """
-    chart = [c for c in at.get("plotly_chart") if c.key == "explore-map"][0]
-    states = at._tree.get_widget_states()
-    state = states.widgets.add()
-    state.id = chart.proto.id
-    point = {"curve_number": 0, "point_number": 0, "point_index": 0, "x": 0.0, "y": 0.0}
-    selection = {"points": [{**point, "customdata": customdata}], "point_indices": [0]}
-    state.string_value = json.dumps({"selection": {**selection, "box": [], "lasso": []}})
+    states = map_click_states(at, customdata)
     at._run(states)
     assert not at.exception
 
